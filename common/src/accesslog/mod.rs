@@ -1,0 +1,1 @@
+//! nginx access-log reading and parsing (being built in the hit-ratio issue).

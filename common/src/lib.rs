@@ -1,0 +1,20 @@
+//! Shared pieces of the OKOME cache-node tools.
+//!
+//! Only what at least two tools really use lives here, each part behind a
+//! Cargo feature so a lean tool links nothing it does not need:
+//! `root` and `exit` (always), `fs` (atomic writes, run locks),
+//! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
+//! `accesslog` (the nginx access-log reader and parser).
+
+pub mod defaults;
+pub mod exit;
+pub mod root;
+
+#[cfg(feature = "accesslog")]
+pub mod accesslog;
+#[cfg(feature = "fs")]
+pub mod fsutil;
+#[cfg(feature = "log")]
+pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod prom;

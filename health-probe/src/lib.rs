@@ -1,0 +1,1 @@
+//! okome-health-probe (being built).

@@ -1,0 +1,1 @@
+//! okome-hit-ratio (being built).

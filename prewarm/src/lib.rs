@@ -1,0 +1,1 @@
+//! okome-prewarm (being built).

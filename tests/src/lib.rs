@@ -1,0 +1,1 @@
+//! The loopback lab (being built).

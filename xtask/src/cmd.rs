@@ -1,0 +1,73 @@
+//! Running external programs from xtask: echo the command, fail with its
+//! name and status, so a red CI log says what broke without scrolling.
+
+// TEMPORARY until xtask dist lands and uses every helper.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::Result;
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
+}
+
+/// Run `command`, echoing it first; an unsuccessful exit is an error.
+pub fn run(command: &mut Command) -> Result {
+    eprintln!("+ {}", describe(command));
+    let status = command
+        .status()
+        .map_err(|error| format!("{}: {error}", describe(command)))?;
+    if !status.success() {
+        return Err(format!("{} failed: {status}", describe(command)).into());
+    }
+    Ok(())
+}
+
+/// Run `command` and return its stdout; an unsuccessful exit is an error
+/// that includes stderr.
+pub fn output(command: &mut Command) -> Result<String> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("{}: {error}", describe(command)))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}\n{}",
+            describe(command),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// A `cargo` command that uses the same cargo that runs xtask.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+/// The command line as a shell-like string, for logs.
+pub fn describe(command: &Command) -> String {
+    let mut text = command.get_program().to_string_lossy().into_owned();
+    for arg in command.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}

@@ -1,0 +1,50 @@
+//! `cargo xtask …`: the project's automation, in Rust so it runs wherever
+//! cargo does. Each verb lives in its own module; this file only dispatches.
+
+mod bench;
+mod cmd;
+mod deps;
+mod dist;
+mod lab;
+mod test;
+
+use std::process::ExitCode;
+
+/// Result type of every verb: errors are printed once, here.
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "\
+usage: cargo xtask <verb> [args]
+
+verbs:
+  test              install what the tests need, then run every test (README's test command)
+  lab [--keep]      bring up the loopback lab and show the cache layer at work (README's main job)
+  bench <tool>      benchmark a tool against what an operator would otherwise use
+                    (tools: hit-ratio, health-probe, prewarm)
+  dist              build static armv7/aarch64 binaries and the .deb packages";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((verb, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match verb.as_str() {
+        "test" => test::main(rest),
+        "lab" => lab::main(rest),
+        "bench" => bench::main(rest),
+        "dist" => dist::main(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown verb {other:?}\n{USAGE}").into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {verb}: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
