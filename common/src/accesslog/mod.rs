@@ -1,1 +1,47 @@
-//! nginx access-log reading and parsing (being built in the hit-ratio issue).
+//! The nginx access-log reader and parser that okome-hit-ratio and
+//! okome-prewarm share.
+//!
+//! A format is compiled once from an nginx `log_format` string
+//! ([`LogFormat::from_nginx`], or the built-in [`LogFormat::okome`] and
+//! [`LogFormat::combined`]) into literals and `$variables`. A line is then
+//! split without allocating: each variable's field runs up to the first
+//! occurrence of the literal that follows it in the format. That rule is
+//! sound because nginx escapes `"` as `\x22` inside every logged value, so
+//! the `" cache=` that closes the user agent can never occur inside it, and a
+//! `cache=HIT` typed into a URL or user agent is never taken for the cache
+//! field. Anything that does not fit the format — an older format, a line
+//! cut short by a crash, garbage — is *malformed*: reported, counted by the
+//! caller, never fatal.
+//!
+//! Reading is a [`LineReader`] over one reused buffer (no mapping of the
+//! whole file, no per-line allocation), fed by [`open_input`], which
+//! recognises gzip by its magic bytes the way logrotate leaves `.2.gz`.
+
+mod fields;
+mod format;
+mod reader;
+
+pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
+pub use format::{Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed};
+pub use reader::{
+    DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, Line, LineReader, is_gzip, open_input,
+};
+
+/// The `okome` log format, exactly as the quoted string in
+/// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).
+///
+/// The combined format plus the cache status, request and upstream times,
+/// the request id, the canary variant and the prewarm marker (see
+/// docs/design.md). `urt` is quoted because nginx writes a list there when
+/// it retried an upstream.
+pub const OKOME_LOG_FORMAT: &str = concat!(
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "#,
+    r#""$http_referer" "$http_user_agent" cache=$upstream_cache_status rt=$request_time "#,
+    r#"urt="$upstream_response_time" rid=$request_id canary=$okome_canary warm=$okome_warm"#
+);
+
+/// nginx's built-in `combined` format.
+pub const COMBINED_LOG_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,650 @@
+//! Compiling an nginx `log_format` string and splitting lines with it.
+//!
+//! A compiled [`LogFormat`] is a prefix literal and a list of variables,
+//! each with the literal that follows it. [`LogFormat::parse`] walks a line
+//! once, finding each literal with a SIMD byte search from where the last
+//! field ended, and records field boundaries in a fixed array: no
+//! allocation, no UTF-8 decoding. Cheap shape checks on the fields whose
+//! shape nginx fixes (`$status`, `$body_bytes_sent`, `$time_local`, …)
+//! catch lines of another format that happen to contain the same literals.
+
+use std::fmt;
+
+use super::fields;
+
+/// Most variables a format may have; [`Entry`] keeps field boundaries in a
+/// fixed array of this size so parsing never allocates.
+pub const MAX_VARIABLES: usize = 40;
+
+const ABSENT: u8 = u8::MAX;
+
+/// How nginx escapes logged values (`log_format … escape=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// nginx's default: `"`, `\`, control and non-ASCII bytes as `\xHH`.
+    Default,
+    /// `escape=json`: `"` as `\"`, `\` as `\\`.
+    Json,
+    /// `escape=none`: nothing escaped (a `"` in a user agent can then
+    /// misalign a line; such lines come out malformed).
+    None,
+}
+
+/// Variables the typed accessors of [`Entry`] read.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    RequestMethod,
+    RequestUri,
+    Status,
+    BodyBytesSent,
+    BytesSent,
+    UserAgent,
+    CacheStatus,
+    RequestTime,
+    UpstreamResponseTime,
+    Canary,
+    Warm,
+}
+
+const KNOWN_COUNT: usize = 15;
+
+impl Known {
+    fn of(name: &str) -> Option<Known> {
+        Some(match name {
+            "time_local" => Known::TimeLocal,
+            "time_iso8601" => Known::TimeIso8601,
+            "msec" => Known::Msec,
+            "request" => Known::Request,
+            "request_method" => Known::RequestMethod,
+            "request_uri" => Known::RequestUri,
+            "status" => Known::Status,
+            "body_bytes_sent" => Known::BodyBytesSent,
+            "bytes_sent" => Known::BytesSent,
+            "http_user_agent" => Known::UserAgent,
+            "upstream_cache_status" => Known::CacheStatus,
+            "request_time" => Known::RequestTime,
+            "upstream_response_time" => Known::UpstreamResponseTime,
+            "okome_canary" => Known::Canary,
+            "okome_warm" => Known::Warm,
+            _ => return None,
+        })
+    }
+}
+
+/// A shape check applied while splitting, so that a line of another format
+/// is malformed rather than silently misread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Any,
+    Status,
+    Digits,
+    TimeLocal,
+    Seconds,
+}
+
+impl Shape {
+    fn of(name: &str) -> Shape {
+        match name {
+            "status" => Shape::Status,
+            "body_bytes_sent" | "bytes_sent" | "request_length" | "connection" => Shape::Digits,
+            "time_local" => Shape::TimeLocal,
+            "request_time" => Shape::Seconds,
+            _ => Shape::Any,
+        }
+    }
+
+    fn fits(self, field: &[u8]) -> bool {
+        match self {
+            Shape::Any => true,
+            Shape::Status => field.len() == 3 && field.iter().all(u8::is_ascii_digit),
+            Shape::Digits => !field.is_empty() && field.iter().all(u8::is_ascii_digit),
+            Shape::TimeLocal => {
+                field.len() == 26 && field[2] == b'/' && field[6] == b'/' && field[11] == b':'
+            }
+            Shape::Seconds => {
+                field == b"-"
+                    || (!field.is_empty() && field.iter().all(|&b| b.is_ascii_digit() || b == b'.'))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Variable {
+    name: Box<str>,
+    /// The literal that closes this field; empty only for a last variable
+    /// that runs to the end of the line.
+    after: Box<[u8]>,
+    shape: Shape,
+}
+
+/// A compiled nginx `log_format`: literals and `$variables`.
+#[derive(Debug, Clone)]
+pub struct LogFormat {
+    source: String,
+    prefix: Box<[u8]>,
+    variables: Vec<Variable>,
+    known: [u8; KNOWN_COUNT],
+    escape: Escape,
+}
+
+/// Why a `log_format` string was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// Nothing to compile.
+    Empty,
+    /// A quoted piece is not closed.
+    UnclosedQuote,
+    /// `$` not followed by a variable name, or an unclosed `${`.
+    BadVariable(usize),
+    /// Two variables with no literal between them (`$a$b`): their boundary
+    /// cannot be found in a line.
+    AdjacentVariables(String, String),
+    /// More variables than [`MAX_VARIABLES`].
+    TooManyVariables(usize),
+    /// No variable at all.
+    NoVariables,
+    /// An `escape=` parameter other than `default`, `json` or `none`.
+    BadEscape(String),
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Empty => write!(f, "empty log format"),
+            FormatError::UnclosedQuote => write!(f, "unclosed quote in log format"),
+            FormatError::BadVariable(at) => {
+                write!(f, "invalid variable name at byte {at} of the log format")
+            }
+            FormatError::AdjacentVariables(a, b) => write!(
+                f,
+                "${a} and ${b} have nothing between them: their fields cannot be told apart"
+            ),
+            FormatError::TooManyVariables(n) => {
+                write!(
+                    f,
+                    "{n} variables in the log format (at most {MAX_VARIABLES})"
+                )
+            }
+            FormatError::NoVariables => write!(f, "the log format has no $variable"),
+            FormatError::BadEscape(value) => {
+                write!(f, "escape={value}: expected default, json or none")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+/// Why a line did not fit the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed<'a> {
+    /// Nothing but NUL bytes (or nothing at all).
+    Empty,
+    /// The line does not start with the format's leading literal.
+    Prefix,
+    /// The literal that should close `$variable` is missing: an older or
+    /// other format, or a line cut short.
+    Missing(&'a str),
+    /// The field of `$variable` has the wrong shape (`$status` not three
+    /// digits, …).
+    Shape(&'a str),
+    /// Text after the format's last literal.
+    Trailing,
+    /// The line ends where the last field should start (cut short).
+    Truncated(&'a str),
+    /// Longer than 4 GiB.
+    TooLong,
+}
+
+impl fmt::Display for Malformed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Malformed::Empty => write!(f, "empty line"),
+            Malformed::Prefix => write!(f, "does not start like the log format"),
+            Malformed::Missing(var) => {
+                write!(f, "nothing closes ${var} (other format or cut short)")
+            }
+            Malformed::Shape(var) => write!(f, "${var} has the wrong shape"),
+            Malformed::Trailing => write!(f, "text after the end of the log format"),
+            Malformed::Truncated(var) => write!(f, "cut short before ${var}"),
+            Malformed::TooLong => write!(f, "line too long"),
+        }
+    }
+}
+
+/// Split nginx.conf text into arguments the way nginx's config parser does:
+/// whitespace-separated, quoted with `'` or `"`, `\` escaping the quote,
+/// `\\`, `\t`, `\r` and `\n` inside quotes.
+fn nginx_arguments(text: &str) -> Result<Vec<String>, FormatError> {
+    let mut arguments = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(&first) = chars.peek() else { break };
+        let mut argument = String::new();
+        if first == '\'' || first == '"' {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err(FormatError::UnclosedQuote),
+                    Some(c) if c == first => break,
+                    Some('\\') => match chars.next() {
+                        Some('t') => argument.push('\t'),
+                        Some('r') => argument.push('\r'),
+                        Some('n') => argument.push('\n'),
+                        Some(c) if c == first || c == '\\' => argument.push(c),
+                        Some(c) => {
+                            argument.push('\\');
+                            argument.push(c);
+                        }
+                        None => return Err(FormatError::UnclosedQuote),
+                    },
+                    Some(c) => argument.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                argument.push(c);
+            }
+        }
+        arguments.push(argument);
+    }
+    Ok(arguments)
+}
+
+impl LogFormat {
+    /// The `okome` format ([`super::OKOME_LOG_FORMAT`]).
+    pub fn okome() -> Self {
+        Self::compile(super::OKOME_LOG_FORMAT, Escape::Default).expect("the okome format compiles")
+    }
+
+    /// nginx's built-in `combined` format.
+    pub fn combined() -> Self {
+        Self::compile(super::COMBINED_LOG_FORMAT, Escape::Default)
+            .expect("the combined format compiles")
+    }
+
+    /// Compile a format as an operator pastes it from nginx.conf: the quoted
+    /// string (`'$remote_addr - …'`), several quoted pieces (nginx
+    /// concatenates them), the whole `log_format name [escape=…] '…' …;`
+    /// directive, or the bare unquoted format.
+    pub fn from_nginx(spec: &str) -> Result<Self, FormatError> {
+        let text = spec.trim();
+        let text = text.strip_suffix(';').unwrap_or(text).trim_end();
+        let directive = text
+            .strip_prefix("log_format")
+            .filter(|rest| rest.starts_with(char::is_whitespace));
+        let mut escape = Escape::Default;
+        let format = if let Some(rest) = directive {
+            let arguments = nginx_arguments(rest)?;
+            let mut pieces = arguments.iter().skip(1).peekable(); // the format's name
+            if let Some(value) = pieces.peek().and_then(|a| a.strip_prefix("escape=")) {
+                escape = match value {
+                    "default" => Escape::Default,
+                    "json" => Escape::Json,
+                    "none" => Escape::None,
+                    other => return Err(FormatError::BadEscape(other.to_string())),
+                };
+                pieces.next();
+            }
+            pieces.map(String::as_str).collect::<String>()
+        } else if text.starts_with('\'') || text.starts_with('"') {
+            nginx_arguments(text)?.concat()
+        } else {
+            text.to_string()
+        };
+        Self::compile(&format, escape)
+    }
+
+    fn compile(format: &str, escape: Escape) -> Result<Self, FormatError> {
+        if format.is_empty() {
+            return Err(FormatError::Empty);
+        }
+        let bytes = format.as_bytes();
+        let mut prefix = Vec::new();
+        let mut variables: Vec<Variable> = Vec::new();
+        let mut literal = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] != b'$' {
+                literal.push(bytes[at]);
+                at += 1;
+                continue;
+            }
+            let (name, next) = variable_name(bytes, at)?;
+            match variables.last_mut() {
+                None => prefix = std::mem::take(&mut literal),
+                Some(previous) if literal.is_empty() => {
+                    return Err(FormatError::AdjacentVariables(
+                        previous.name.to_string(),
+                        name.to_string(),
+                    ));
+                }
+                Some(previous) => previous.after = std::mem::take(&mut literal).into(),
+            }
+            variables.push(Variable {
+                name: name.into(),
+                after: Box::new([]),
+                shape: Shape::of(name),
+            });
+            at = next;
+        }
+        match variables.last_mut() {
+            None => return Err(FormatError::NoVariables),
+            Some(last) => last.after = literal.into(),
+        }
+        if variables.len() > MAX_VARIABLES {
+            return Err(FormatError::TooManyVariables(variables.len()));
+        }
+        let mut known = [ABSENT; KNOWN_COUNT];
+        for (index, variable) in variables.iter().enumerate() {
+            if let Some(which) = Known::of(&variable.name) {
+                // The first occurrence wins, as a reader of the line expects.
+                if known[which as usize] == ABSENT {
+                    known[which as usize] = index as u8;
+                }
+            }
+        }
+        Ok(LogFormat {
+            source: format.to_string(),
+            prefix: prefix.into(),
+            variables,
+            known,
+            escape,
+        })
+    }
+
+    /// The format string as compiled (pieces joined, unquoted).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the format logs `$name` (`name` with or without the `$`).
+    pub fn has(&self, name: &str) -> bool {
+        self.index_of(name).is_some()
+    }
+
+    /// Whether lines carry a time ($time_local, $time_iso8601 or $msec).
+    pub fn has_time(&self) -> bool {
+        [Known::TimeLocal, Known::TimeIso8601, Known::Msec]
+            .iter()
+            .any(|&k| self.known[k as usize] != ABSENT)
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        let name = name.strip_prefix('$').unwrap_or(name);
+        self.variables.iter().position(|v| &*v.name == name)
+    }
+
+    /// Split `line`; `None` when it does not fit the format. Never
+    /// allocates. See [`LogFormat::check`] for the reason.
+    #[inline]
+    pub fn parse<'a>(&'a self, line: &'a [u8]) -> Option<Entry<'a>> {
+        self.check(line).ok()
+    }
+
+    /// Split `line`, or say why it does not fit.
+    ///
+    /// Leading NUL bytes (what a power cut leaves where unwritten log
+    /// blocks were) are skipped: the text after them is a line nginx wrote
+    /// after the reboot.
+    pub fn check<'a>(&'a self, line: &'a [u8]) -> Result<Entry<'a>, Malformed<'a>> {
+        let line = match line.first() {
+            Some(0) => &line[line.iter().position(|&b| b != 0).unwrap_or(line.len())..],
+            _ => line,
+        };
+        if line.is_empty() {
+            return Err(Malformed::Empty);
+        }
+        if line.len() > u32::MAX as usize {
+            return Err(Malformed::TooLong);
+        }
+        if !line.starts_with(&self.prefix) {
+            return Err(Malformed::Prefix);
+        }
+        let mut spans = [(0u32, 0u32); MAX_VARIABLES];
+        let mut at = self.prefix.len();
+        for (span, variable) in spans.iter_mut().zip(&self.variables) {
+            let end = if variable.after.is_empty() {
+                if at == line.len() {
+                    return Err(Malformed::Truncated(&variable.name));
+                }
+                line.len()
+            } else {
+                match find(&line[at..], &variable.after, self.escape) {
+                    Some(offset) => at + offset,
+                    None => return Err(Malformed::Missing(&variable.name)),
+                }
+            };
+            if !variable.shape.fits(&line[at..end]) {
+                return Err(Malformed::Shape(&variable.name));
+            }
+            *span = (at as u32, end as u32);
+            at = end + variable.after.len();
+        }
+        if at != line.len() {
+            return Err(Malformed::Trailing);
+        }
+        Ok(Entry {
+            format: self,
+            line,
+            spans,
+        })
+    }
+}
+
+/// The variable name starting at `bytes[at] == b'$'`, and where it ends.
+fn variable_name(bytes: &[u8], at: usize) -> Result<(&str, usize), FormatError> {
+    let is_name = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let (start, end, next) = if bytes.get(at + 1) == Some(&b'{') {
+        let start = at + 2;
+        let close = bytes[start..]
+            .iter()
+            .position(|&b| b == b'}')
+            .ok_or(FormatError::BadVariable(at))?;
+        (start, start + close, start + close + 1)
+    } else {
+        let start = at + 1;
+        let len = bytes[start..].iter().take_while(|b| is_name(b)).count();
+        (start, start + len, start + len)
+    };
+    if start == end || !bytes[start..end].iter().all(is_name) {
+        return Err(FormatError::BadVariable(at));
+    }
+    // The name is ASCII by the check above.
+    Ok((
+        std::str::from_utf8(&bytes[start..end]).expect("ASCII"),
+        next,
+    ))
+}
+
+/// Offset of the first `literal` in `haystack` that nginx wrote as format
+/// text rather than inside a value.
+#[inline]
+fn find(haystack: &[u8], literal: &[u8], escape: Escape) -> Option<usize> {
+    let first = literal[0];
+    let mut from = 0;
+    loop {
+        let at = from + memchr::memchr(first, &haystack[from..])?;
+        if haystack[at..].starts_with(literal) && !(escape == Escape::Json && escaped(haystack, at))
+        {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+}
+
+/// With `escape=json`, whether the byte at `at` follows an odd run of `\`.
+fn escaped(haystack: &[u8], at: usize) -> bool {
+    haystack[..at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count()
+        % 2
+        == 1
+}
+
+/// One parsed line: borrowed field slices, typed on demand.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    format: &'a LogFormat,
+    line: &'a [u8],
+    spans: [(u32, u32); MAX_VARIABLES],
+}
+
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (variable, &(start, end)) in self.format.variables.iter().zip(&self.spans) {
+            map.entry(
+                &variable.name,
+                &String::from_utf8_lossy(&self.line[start as usize..end as usize]),
+            );
+        }
+        map.finish()
+    }
+}
+
+impl<'a> Entry<'a> {
+    fn span(&self, index: usize) -> &'a [u8] {
+        let (start, end) = self.spans[index];
+        &self.line[start as usize..end as usize]
+    }
+
+    fn raw(&self, which: Known) -> Option<&'a [u8]> {
+        match self.format.known[which as usize] {
+            ABSENT => None,
+            index => Some(self.span(index as usize)),
+        }
+    }
+
+    fn known(&self, which: Known) -> Option<&'a [u8]> {
+        self.raw(which).filter(|field| *field != b"-")
+    }
+
+    /// The line the entry was split from (without leading NULs).
+    pub fn line(&self) -> &'a [u8] {
+        self.line
+    }
+
+    /// The raw field of `$var` (name with or without `$`); `None` when the
+    /// format does not log it or nginx wrote `-`.
+    pub fn field(&self, var: &str) -> Option<&'a [u8]> {
+        let field = self.span(self.format.index_of(var)?);
+        (field != b"-").then_some(field)
+    }
+
+    /// The request method (`$request_method`, else from `$request`).
+    pub fn method(&self) -> Option<&'a [u8]> {
+        if let Some(method) = self.known(Known::RequestMethod) {
+            return Some(method);
+        }
+        let request = self.known(Known::Request)?;
+        let space = memchr::memchr(b' ', request)?;
+        Some(&request[..space])
+    }
+
+    /// The request target, path and query as the client sent them
+    /// (`$request_uri`, else from `$request` = `GET /x?y HTTP/1.1`).
+    pub fn target(&self) -> Option<&'a [u8]> {
+        if let Some(uri) = self.known(Known::RequestUri) {
+            return Some(uri);
+        }
+        let request = self.known(Known::Request)?;
+        let rest = &request[memchr::memchr(b' ', request)? + 1..];
+        let rest = match memchr::memrchr(b' ', rest) {
+            Some(space) if rest[space + 1..].starts_with(b"HTTP/") => &rest[..space],
+            _ => rest,
+        };
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    /// The request path: [`Entry::target`] without its query string.
+    pub fn path(&self) -> Option<&'a [u8]> {
+        let target = self.target()?;
+        Some(match memchr::memchr(b'?', target) {
+            Some(query) => &target[..query],
+            None => target,
+        })
+    }
+
+    /// `$status`.
+    pub fn status(&self) -> Option<u16> {
+        let raw = self.known(Known::Status)?;
+        if raw.len() != 3 || !raw.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(raw.iter().fold(0u16, |v, &b| v * 10 + u16::from(b - b'0')))
+    }
+
+    /// `$body_bytes_sent`, else `$bytes_sent`.
+    pub fn body_bytes(&self) -> Option<u64> {
+        let raw = self
+            .known(Known::BodyBytesSent)
+            .or_else(|| self.known(Known::BytesSent))?;
+        if raw.is_empty() || raw.len() > 19 || !raw.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(raw.iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0')))
+    }
+
+    /// `$http_user_agent`.
+    pub fn user_agent(&self) -> Option<&'a [u8]> {
+        self.known(Known::UserAgent)
+    }
+
+    /// `$upstream_cache_status` (`HIT`, `MISS`, …); `None` for `-` (the
+    /// request never reached the cache, e.g. answered by the health gate).
+    pub fn cache_status(&self) -> Option<&'a [u8]> {
+        self.known(Known::CacheStatus)
+    }
+
+    /// `$request_time` in seconds.
+    pub fn request_time(&self) -> Option<f64> {
+        self.request_time_ms().map(|ms| ms as f64 / 1000.0)
+    }
+
+    /// `$request_time` in milliseconds (nginx's resolution).
+    pub fn request_time_ms(&self) -> Option<u64> {
+        fields::parse_seconds_ms(self.known(Known::RequestTime)?)
+    }
+
+    /// `$upstream_response_time` in seconds, summed over retries.
+    pub fn upstream_time(&self) -> Option<f64> {
+        self.upstream_time_ms().map(|ms| ms as f64 / 1000.0)
+    }
+
+    /// `$upstream_response_time` in milliseconds, summed over retries;
+    /// `None` when no upstream answered (a cache hit).
+    pub fn upstream_time_ms(&self) -> Option<u64> {
+        fields::sum_seconds_ms(self.known(Known::UpstreamResponseTime)?)
+    }
+
+    /// Unix seconds of the request, from `$time_local`, `$time_iso8601` or
+    /// `$msec`, whichever the format logs.
+    pub fn time_local(&self) -> Option<i64> {
+        if let Some(raw) = self.known(Known::TimeLocal) {
+            return fields::parse_time_local(raw);
+        }
+        if let Some(raw) = self.known(Known::TimeIso8601) {
+            return fields::parse_iso8601(raw);
+        }
+        fields::parse_msec(self.known(Known::Msec)?)
+    }
+
+    /// `$okome_canary`: `control`, `canary` or `debug`.
+    pub fn canary(&self) -> Option<&'a [u8]> {
+        self.known(Known::Canary)
+    }
+
+    /// Whether okome-prewarm sent the request (`$okome_warm` is `1`).
+    pub fn warm(&self) -> bool {
+        self.raw(Known::Warm) == Some(b"1")
+    }
+}

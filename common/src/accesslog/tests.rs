@@ -1,0 +1,384 @@
+//! The parser against the dirty lines real nginx logs contain (issue 2,
+//! item 5), one test per case, and a property test that no input panics and
+//! every line is either parsed or malformed.
+
+use super::*;
+use proptest::prelude::*;
+
+const GOOD: &[u8] = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET /assets/app.js?v=3 HTTP/1.1" 200 5120 "https://okome.lan/" "Mozilla/5.0 (X11; Linux)" cache=HIT rt=0.001 urt="-" rid=4f2a9c canary=control warm=-"#;
+
+fn okome_line(ip: &str, request: &str, ua: &str, cache: &str, urt: &str) -> Vec<u8> {
+    format!(
+        r#"{ip} - - [20/Nov/2026:10:00:00 +0100] "{request}" 200 512 "-" "{ua}" cache={cache} rt=0.120 urt="{urt}" rid=abc canary=canary warm=-"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn okome_constant_is_the_format_in_docs_design_md() {
+    let design = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/design.md"))
+        .expect("docs/design.md");
+    let directive = design
+        .lines()
+        .find(|line| line.starts_with("log_format okome "))
+        .expect("a log_format okome line in docs/design.md");
+    assert_eq!(
+        LogFormat::from_nginx(directive).unwrap().source(),
+        OKOME_LOG_FORMAT
+    );
+}
+
+#[test]
+fn a_clean_okome_line_yields_every_field() {
+    let format = LogFormat::okome();
+    let entry = format.parse(GOOD).expect("parses");
+    assert_eq!(entry.field("remote_addr"), Some(&b"192.0.2.7"[..]));
+    assert_eq!(entry.field("$remote_user"), None);
+    assert_eq!(entry.method(), Some(&b"GET"[..]));
+    assert_eq!(entry.target(), Some(&b"/assets/app.js?v=3"[..]));
+    assert_eq!(entry.path(), Some(&b"/assets/app.js"[..]));
+    assert_eq!(entry.status(), Some(200));
+    assert_eq!(entry.body_bytes(), Some(5120));
+    assert_eq!(entry.user_agent(), Some(&b"Mozilla/5.0 (X11; Linux)"[..]));
+    assert_eq!(entry.cache_status(), Some(&b"HIT"[..]));
+    assert_eq!(entry.request_time(), Some(0.001));
+    assert_eq!(entry.request_time_ms(), Some(1));
+    assert_eq!(entry.upstream_time(), None);
+    assert_eq!(entry.time_local(), Some(1_795_165_200));
+    assert_eq!(entry.field("request_id"), Some(&b"4f2a9c"[..]));
+    assert_eq!(entry.canary(), Some(&b"control"[..]));
+    assert!(!entry.warm());
+    assert_eq!(entry.field("no_such_variable"), None);
+}
+
+#[test]
+fn escaped_quotes_and_spaces_inside_the_user_agent() {
+    let line = okome_line(
+        "192.0.2.1",
+        "GET / HTTP/1.1",
+        r#"Evil \x22agent\x22 cache=HIT rt=9 with spaces"#,
+        "MISS",
+        "0.100",
+    );
+    let format = LogFormat::okome();
+    let entry = format.parse(&line).expect("parses");
+    assert_eq!(
+        entry.user_agent(),
+        Some(&br#"Evil \x22agent\x22 cache=HIT rt=9 with spaces"#[..])
+    );
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+    assert_eq!(entry.request_time_ms(), Some(120));
+}
+
+#[test]
+fn cache_hit_inside_the_url_does_not_count() {
+    let line = okome_line(
+        "192.0.2.1",
+        "GET /search?q=cache=HIT%20rt=1 HTTP/1.1",
+        "curl/8",
+        "BYPASS",
+        "0.050",
+    );
+    let format = LogFormat::okome();
+    let entry = format.parse(&line).unwrap();
+    assert_eq!(entry.target(), Some(&b"/search?q=cache=HIT%20rt=1"[..]));
+    assert_eq!(entry.cache_status(), Some(&b"BYPASS"[..]));
+}
+
+#[test]
+fn a_dash_in_any_field_means_absent() {
+    let line = br#"- - - [20/Nov/2026:10:00:00 +0100] "-" 400 0 "-" "-" cache=- rt=0.000 urt="-" rid=- canary=- warm=-"#;
+    let format = LogFormat::okome();
+    let entry = format.parse(line).expect("parses");
+    assert_eq!(entry.field("remote_addr"), None);
+    assert_eq!(entry.method(), None);
+    assert_eq!(entry.target(), None);
+    assert_eq!(entry.user_agent(), None);
+    assert_eq!(entry.cache_status(), None);
+    assert_eq!(entry.upstream_time_ms(), None);
+    assert_eq!(entry.canary(), None);
+    assert_eq!(entry.status(), Some(400));
+    assert!(!entry.warm());
+}
+
+#[test]
+fn an_empty_request_of_a_garbage_connection() {
+    let line = br#"192.0.2.9 - - [20/Nov/2026:10:00:00 +0100] "" 400 157 "-" "-" cache=- rt=0.000 urt="-" rid=1 canary=- warm=-"#;
+    let format = LogFormat::okome();
+    let entry = format.parse(line).expect("parses");
+    assert_eq!(entry.target(), None);
+    assert_eq!(entry.status(), Some(400));
+}
+
+#[test]
+fn ipv6_clients() {
+    let line = okome_line("2001:db8::1:ff", "GET / HTTP/2.0", "ua", "HIT", "-");
+    let format = LogFormat::okome();
+    let entry = format.parse(&line).unwrap();
+    assert_eq!(entry.field("remote_addr"), Some(&b"2001:db8::1:ff"[..]));
+    assert_eq!(entry.cache_status(), Some(&b"HIT"[..]));
+}
+
+#[test]
+fn upstream_retries_are_summed() {
+    let line = okome_line(
+        "192.0.2.1",
+        "GET /api/x HTTP/1.1",
+        "ua",
+        "MISS",
+        "0.002, 0.010 : 0.004",
+    );
+    let format = LogFormat::okome();
+    let entry = format.parse(&line).unwrap();
+    assert_eq!(entry.upstream_time_ms(), Some(16));
+    assert_eq!(entry.upstream_time(), Some(0.016));
+}
+
+#[test]
+fn nul_runs_from_a_power_cut_are_skipped_before_a_line() {
+    let mut line = vec![0u8; 4096];
+    line.extend_from_slice(GOOD);
+    let format = LogFormat::okome();
+    assert_eq!(
+        format.parse(&line).unwrap().cache_status(),
+        Some(&b"HIT"[..])
+    );
+    assert_eq!(format.check(&[0u8; 100]).unwrap_err(), Malformed::Empty);
+    // NULs in the middle of a line are not something nginx writes.
+    let mut broken = GOOD[..40].to_vec();
+    broken.extend(vec![0u8; 64]);
+    assert!(format.parse(&broken).is_none());
+}
+
+#[test]
+fn lines_cut_short_are_malformed_at_every_length() {
+    let format = LogFormat::okome();
+    for len in 0..GOOD.len() {
+        let cut = &GOOD[..len];
+        assert!(
+            format.parse(cut).is_none(),
+            "cut at {len}: {}",
+            String::from_utf8_lossy(cut)
+        );
+    }
+    assert!(format.parse(GOOD).is_some());
+}
+
+#[test]
+fn lines_from_an_older_format_are_malformed() {
+    let format = LogFormat::okome();
+    let combined = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 5120 "-" "Mozilla/5.0""#;
+    assert_eq!(
+        format.check(combined).unwrap_err(),
+        Malformed::Missing("http_user_agent")
+    );
+    // An earlier okome format without rid/canary/warm.
+    let older = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 5120 "-" "ua" cache=HIT rt=0.001 urt=-"#;
+    assert!(format.parse(older).is_none());
+    // The combined format reads combined lines, and refuses okome ones.
+    assert!(LogFormat::combined().parse(combined).is_some());
+    assert_eq!(
+        LogFormat::combined().check(GOOD).unwrap_err(),
+        Malformed::Trailing
+    );
+    // A common-log-format line: the status position holds text.
+    let clf = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" OK 5120"#;
+    assert!(LogFormat::combined().parse(clf).is_none());
+}
+
+#[test]
+fn invalid_utf8_is_just_bytes() {
+    let mut line = okome_line("192.0.2.1", "GET /caf\u{e9} HTTP/1.1", "ua", "HIT", "-");
+    let at = line.windows(3).position(|w| w == b"caf").unwrap() + 3;
+    line[at] = 0xff; // was the first byte of é
+    line[at + 1] = 0xfe;
+    let format = LogFormat::okome();
+    let entry = format.parse(&line).unwrap();
+    assert_eq!(entry.path(), Some(&b"/caf\xff\xfe"[..]));
+    assert_eq!(entry.cache_status(), Some(&b"HIT"[..]));
+}
+
+#[test]
+fn crlf_line_endings_are_stripped_by_the_reader() {
+    let mut input = GOOD.to_vec();
+    input.extend_from_slice(b"\r\n");
+    input.extend_from_slice(GOOD);
+    input.extend_from_slice(b"\r\n");
+    let mut reader = LineReader::new(&input[..]);
+    let format = LogFormat::okome();
+    let mut parsed = 0;
+    while let Some(line) = reader.next_line().unwrap() {
+        assert_eq!(format.parse(line.bytes).unwrap().field("okome_warm"), None);
+        parsed += 1;
+    }
+    assert_eq!(parsed, 2);
+}
+
+#[test]
+fn a_100_kb_user_agent_parses() {
+    let ua = "A".repeat(100 * 1024);
+    let line = okome_line("192.0.2.1", "GET / HTTP/1.1", &ua, "STALE", "-");
+    let mut input = line.clone();
+    input.push(b'\n');
+    let mut reader = LineReader::new(&input[..]);
+    let read = reader.next_line().unwrap().unwrap();
+    assert!(!read.truncated);
+    let format = LogFormat::okome();
+    let entry = format.parse(read.bytes).unwrap();
+    assert_eq!(entry.user_agent().unwrap().len(), 100 * 1024);
+    assert_eq!(entry.cache_status(), Some(&b"STALE"[..]));
+}
+
+#[test]
+fn prewarm_requests_are_marked() {
+    let line = br#"127.0.0.1 - - [20/Nov/2026:10:00:00 +0100] "GET /ui-schema/x HTTP/1.1" 200 10 "-" "okome-prewarm/0.1.0" cache=MISS rt=0.300 urt="0.299" rid=9 canary=- warm=1"#;
+    let format = LogFormat::okome();
+    assert!(format.parse(line).unwrap().warm());
+}
+
+#[test]
+fn from_nginx_takes_what_an_operator_pastes() {
+    let directive = r#"log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                    '$status $body_bytes_sent "$http_referer" '
+                    '"$http_user_agent" "$http_x_forwarded_for" $upstream_cache_status';"#;
+    let format = LogFormat::from_nginx(directive).unwrap();
+    assert!(
+        format
+            .source()
+            .ends_with(r#""$http_x_forwarded_for" $upstream_cache_status"#)
+    );
+    let line = br#"192.0.2.7 - bob [20/Nov/2026:10:00:00 +0100] "GET /x HTTP/1.1" 304 0 "-" "ua" "198.51.100.2, 10.0.0.1" REVALIDATED"#;
+    let entry = format.parse(line).unwrap();
+    assert_eq!(entry.field("remote_user"), Some(&b"bob"[..]));
+    assert_eq!(
+        entry.field("http_x_forwarded_for"),
+        Some(&b"198.51.100.2, 10.0.0.1"[..])
+    );
+    assert_eq!(entry.cache_status(), Some(&b"REVALIDATED"[..]));
+    assert_eq!(entry.status(), Some(304));
+
+    // The same format as one quoted string, and bare.
+    let quoted = LogFormat::from_nginx(&format!("'{}'", format.source())).unwrap();
+    assert_eq!(quoted.source(), format.source());
+    let bare = LogFormat::from_nginx(format.source()).unwrap();
+    assert!(bare.parse(line).is_some());
+    // ${var} spelling and $msec times.
+    let braces = LogFormat::from_nginx("'${msec} ${status}x $request_time'").unwrap();
+    let entry = braces.parse(b"1795165200.500 200x 0.25").unwrap();
+    assert_eq!(entry.time_local(), Some(1_795_165_200));
+    assert_eq!(entry.request_time_ms(), Some(250));
+}
+
+#[test]
+fn escape_json_formats_skip_backslash_quotes() {
+    let format = LogFormat::from_nginx(
+        r#"log_format j escape=json '{"ua":"$http_user_agent","cache":"$upstream_cache_status","s":$status}';"#,
+    )
+    .unwrap();
+    let line = br#"{"ua":"say \"cache\":\"HIT\" \\","cache":"MISS","s":200}"#;
+    let entry = format.parse(line).unwrap();
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+    assert_eq!(entry.status(), Some(200));
+}
+
+#[test]
+fn bad_formats_are_refused_with_a_reason() {
+    assert_eq!(LogFormat::from_nginx("").unwrap_err(), FormatError::Empty);
+    assert_eq!(
+        LogFormat::from_nginx("'no variables'").unwrap_err(),
+        FormatError::NoVariables
+    );
+    assert_eq!(
+        LogFormat::from_nginx("'$remote_addr$status'").unwrap_err(),
+        FormatError::AdjacentVariables("remote_addr".into(), "status".into())
+    );
+    assert_eq!(
+        LogFormat::from_nginx("'$ x'").unwrap_err(),
+        FormatError::BadVariable(0)
+    );
+    assert_eq!(
+        LogFormat::from_nginx("'$status").unwrap_err(),
+        FormatError::UnclosedQuote
+    );
+    assert!(matches!(
+        LogFormat::from_nginx("log_format x escape=xml '$status';"),
+        Err(FormatError::BadEscape(_))
+    ));
+    let many = (0..=MAX_VARIABLES)
+        .map(|i| format!("$v{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        LogFormat::from_nginx(&many).unwrap_err(),
+        FormatError::TooManyVariables(MAX_VARIABLES + 1)
+    );
+}
+
+#[test]
+fn a_last_variable_with_nothing_after_it_must_not_be_empty() {
+    let format = LogFormat::okome();
+    let cut = &GOOD[..GOOD.len() - 1]; // "… warm="
+    assert_eq!(
+        format.check(cut).unwrap_err(),
+        Malformed::Truncated("okome_warm")
+    );
+}
+
+/// Lines that are mostly realistic with random damage, and plain noise.
+fn dirty_input() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop_oneof![
+        Just(GOOD.to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(vec![0u8; 17]),
+        Just(br#"" cache=HIT rt="#.to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    ];
+    proptest::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
+}
+
+fn expected_lines(input: &[u8]) -> u64 {
+    let newlines = input.iter().filter(|&&b| b == b'\n').count() as u64;
+    newlines + u64::from(!input.is_empty() && !input.ends_with(b"\n"))
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic_and_every_line_is_counted(
+        input in prop_oneof![dirty_input(), proptest::collection::vec(any::<u8>(), 0..2048)],
+        buffer in 1usize..300,
+        max_line in 1usize..600,
+    ) {
+        let formats = [LogFormat::okome(), LogFormat::combined()];
+        let mut reader = LineReader::with_capacity(&input[..], buffer, max_line);
+        let (mut parsed, mut malformed, mut lines) = (0u64, 0u64, 0u64);
+        while let Some(line) = reader.next_line().unwrap() {
+            lines += 1;
+            prop_assert!(line.bytes.len() <= max_line);
+            for format in &formats {
+                match format.parse(line.bytes) {
+                    Some(entry) => {
+                        // Every accessor must cope with whatever was split out.
+                        let _ = (entry.method(), entry.target(), entry.path(), entry.status());
+                        let _ = (entry.body_bytes(), entry.request_time(), entry.upstream_time());
+                        let _ = (entry.time_local(), entry.canary(), entry.warm(), entry.cache_status());
+                        parsed += 1;
+                    }
+                    None => malformed += 1,
+                }
+            }
+        }
+        prop_assert_eq!(lines, expected_lines(&input));
+        prop_assert_eq!(reader.lines(), lines);
+        prop_assert_eq!(parsed + malformed, lines * formats.len() as u64);
+    }
+
+    #[test]
+    fn arbitrary_format_strings_never_panic(spec in ".{0,80}", line in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Ok(format) = LogFormat::from_nginx(&spec)
+            && let Some(entry) = format.parse(&line)
+        {
+            let _ = (entry.target(), entry.time_local(), entry.upstream_time_ms());
+        }
+    }
+}
