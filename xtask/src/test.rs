@@ -28,6 +28,11 @@ pub const TEST_PACKAGES: &[&str] = &[
     "file",
     "llvm",
     "procps",
+    // fail2ban's journal backend (configs/fail2ban/jail.local), which
+    // Debian's fail2ban package does not pull in.
+    "python3-systemd",
+    // configs/systemd/prometheus-node-exporter.service.d is started for real.
+    "prometheus-node-exporter",
 ];
 
 pub fn main(args: &[String]) -> Result {
