@@ -1,0 +1,229 @@
+//! [`Lab`]: one whole loopback lab — lab root, stub orchestrator, real
+//! nginx on the rendered shipped frontend config, optionally real redis —
+//! with the helpers the end-to-end tests share. Dropping it stops every
+//! process (by PID) and removes the root.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::http::{Request, Response};
+use crate::net::{free_port, free_port_dual, have_ipv6_loopback};
+use crate::nginx::Nginx;
+use crate::redis::Redis;
+use crate::render::{LabPorts, render_frontend, render_redis};
+use crate::root::LabRoot;
+use crate::stub::StubOrchestrator;
+
+/// Options for [`Lab`]; start with [`Lab::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct LabBuilder {
+    redis: bool,
+}
+
+impl LabBuilder {
+    /// Also start redis-server on the shipped redis.conf.
+    pub fn redis(mut self, yes: bool) -> Self {
+        self.redis = yes;
+        self
+    }
+
+    /// Bring the lab up; panics with the failing component's output.
+    pub fn start(self) -> Lab {
+        let root = LabRoot::new();
+        let stub = StubOrchestrator::start();
+        let ipv6 = have_ipv6_loopback();
+        let ports = LabPorts {
+            http: if ipv6 { free_port_dual() } else { free_port() },
+            ipv6,
+            orchestrator: stub.addr(),
+            redis: free_port(),
+        };
+        let main_conf = render_frontend(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
+        let redis = self.redis.then(|| {
+            let conf = render_redis(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
+            Redis::start(&root, &conf, ports.redis)
+        });
+        let nginx = Nginx::start(&root, &main_conf, ports.http, ipv6);
+        Lab {
+            nginx,
+            redis,
+            stub,
+            ports,
+            main_conf,
+            root,
+        }
+    }
+}
+
+/// A running lab. Fields drop in order: nginx, redis, the stub, then the
+/// root directory.
+#[derive(Debug)]
+pub struct Lab {
+    pub nginx: Nginx,
+    pub redis: Option<Redis>,
+    pub stub: StubOrchestrator,
+    pub ports: LabPorts,
+    /// The lab's main nginx.conf (includes the rendered shipped site).
+    pub main_conf: PathBuf,
+    pub root: LabRoot,
+}
+
+impl Lab {
+    /// Options: `Lab::builder().redis(true).start()`.
+    pub fn builder() -> LabBuilder {
+        LabBuilder::default()
+    }
+
+    /// Stub orchestrator + nginx (no redis).
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    /// nginx's address (127.0.0.1:port).
+    pub fn addr(&self) -> SocketAddr {
+        self.nginx.addr()
+    }
+
+    /// `http://127.0.0.1:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// Send `request` to nginx; panics on a transport error.
+    pub fn send(&self, request: Request) -> Response {
+        request.send(self.addr()).unwrap_or_else(|e| {
+            panic!(
+                "{} {} via nginx {}: {e}",
+                request.method,
+                request.target,
+                self.addr()
+            )
+        })
+    }
+
+    /// `GET path` through nginx.
+    pub fn get(&self, path: &str) -> Response {
+        self.send(Request::get(path))
+    }
+
+    /// Close the health gate the way okome-health-probe does: create the
+    /// flag file (atomically, as the probe does).
+    pub fn close_gate(&self) {
+        let flag = self.root.flag_file();
+        let tmp = flag.with_extension("down.tmp");
+        fs::write(&tmp, b"closed by okome-lab\n")
+            .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+        fs::rename(&tmp, &flag).unwrap_or_else(|e| panic!("creating {}: {e}", flag.display()));
+    }
+
+    /// Open the health gate: remove the flag file.
+    pub fn open_gate(&self) {
+        let flag = self.root.flag_file();
+        match fs::remove_file(&flag) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {}: {e}", flag.display()),
+        }
+    }
+
+    /// Whether the flag file exists.
+    pub fn gate_closed(&self) -> bool {
+        self.root.flag_file().exists()
+    }
+
+    /// `/var/log/nginx/okome_access.log` in the lab root.
+    pub fn access_log_path(&self) -> PathBuf {
+        self.root.path("/var/log/nginx/okome_access.log")
+    }
+
+    /// The access log's lines so far.
+    pub fn access_log_lines(&self) -> Vec<String> {
+        fs::read_to_string(self.access_log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Wait (up to `timeout`) until the access log has at least `n` lines;
+    /// nginx writes a line when a request is finalised, just after the
+    /// client got its response.
+    pub fn wait_for_log_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.access_log_lines();
+            if lines.len() >= n || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A `Command` for tool binary `name` (from `$OKOME_BIN_DIR`, else
+    /// target/debug) with `OKOME_ROOT` pointing at this lab's root.
+    pub fn tool(&self, name: &str) -> Command {
+        let mut command = Command::new(crate::bins::tool_bin(name));
+        command.env("OKOME_ROOT", self.root.dir());
+        command
+    }
+
+    /// The running redis (panics if the lab was started without it).
+    pub fn redis(&self) -> &Redis {
+        self.redis
+            .as_ref()
+            .expect("this lab was started without redis: Lab::builder().redis(true)")
+    }
+
+    /// Every entry in the proxy cache, read from the cache files.
+    pub fn cache_entries(&self) -> Vec<CacheEntry> {
+        let mut out = Vec::new();
+        collect_cache(&self.root.path("/var/cache/nginx/okome"), &mut out);
+        out
+    }
+}
+
+/// One nginx proxy-cache file, as far as the tests need it.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub path: PathBuf,
+    /// The cache key (the `KEY:` line).
+    pub key: String,
+    /// Unix time until which the entry is fresh.
+    pub valid_until: i64,
+}
+
+fn collect_cache(dir: &std::path::Path, out: &mut Vec<CacheEntry>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_cache(&path, out);
+        } else if let Some(parsed) = parse_cache_file(&path) {
+            out.push(parsed);
+        }
+    }
+}
+
+/// Parse the head of an nginx (1.x, 64-bit) cache file: `ngx_http_file_
+/// cache_header_t` starts with `version` then `valid_sec` (both 8 bytes,
+/// little-endian here); after the header comes `\nKEY: <key>\n`.
+pub fn parse_cache_file(path: &std::path::Path) -> Option<CacheEntry> {
+    let bytes = fs::read(path).ok()?;
+    if bytes.len() < 16 {
+        return None;
+    }
+    let valid_until = i64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    let marker = b"\nKEY: ";
+    let start = bytes.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let end = start + bytes[start..].iter().position(|&b| b == b'\n')?;
+    Some(CacheEntry {
+        path: path.to_path_buf(),
+        key: String::from_utf8_lossy(&bytes[start..end]).into_owned(),
+        valid_until,
+    })
+}
