@@ -1,1 +1,23 @@
-//! okome-health-probe (being built).
+//! okome-health-probe: the OKOME edge's health gate, as a library.
+//!
+//! A systemd timer runs the binary every 5 s. Each run probes the
+//! orchestrator's health URL ([`check`], over the tiny client in [`http`]),
+//! feeds the result to the pure hysteresis machine ([`hysteresis`]) and, on a
+//! transition only, creates or removes the flag file nginx tests per request
+//! ([`run`]). Everything is a library so tests drive each piece directly;
+//! `main.rs` only parses flags and maps the outcome to an exit status.
+
+pub mod check;
+pub mod cli;
+pub mod heartbeat;
+pub mod http;
+pub mod hysteresis;
+pub mod json;
+pub mod metrics;
+pub mod run;
+
+pub use cli::{Config, ConfigError, Mode, command};
+pub use run::{Decision, Error, Outcome, run};
+
+/// The tool's name, for logs and errors.
+pub const TOOL: &str = "okome-health-probe";

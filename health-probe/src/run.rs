@@ -1,0 +1,532 @@
+//! One run: lock, load state, check (and re-check), move the gate on a
+//! transition only, heartbeat, save what changed.
+//!
+//! The order matters. Configuration problems (state directory missing or not
+//! writable) are found before anything is touched, so a bad config exits 2
+//! with the gate as it was. The gate file is written before the state that
+//! counts the transition, so a crash in between repeats the transition rather
+//! than forgetting it. The heartbeat runs after the gate decision with its own
+//! deadline, so Redis can never delay or change the gate.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use okome_common::exit;
+use okome_common::fsutil::{self, RunLock};
+
+use crate::check::{self, Check};
+use crate::cli::{Config, Mode};
+use crate::heartbeat;
+use crate::http::Deadlines;
+use crate::hysteresis::{self, Gate, State, Step};
+use crate::json;
+use crate::metrics;
+
+/// State file name inside the state directory.
+pub const STATE_FILE: &str = "health-probe.state";
+/// Lock file name inside the state directory.
+pub const LOCK_FILE: &str = "health-probe.lock";
+/// Textfile name inside the metrics directory.
+pub const TEXTFILE: &str = "okome-health-probe.prom";
+
+/// Why a run could not do its job.
+#[derive(Debug)]
+pub enum Error {
+    /// The state directory (or the gate file's) is missing and cannot be
+    /// created, or is not writable: a deployment problem, exit 2.
+    StateDir {
+        /// The directory or file that failed.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Writing the gate or the state failed mid-run: exit 3.
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::StateDir { path, source } => write!(
+                f,
+                "state directory {} is not usable: {source} (the probe needs to write there; nothing was changed)",
+                path.display()
+            ),
+            Error::Io { what, path, source } => {
+                write!(f, "{what} {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl exit::ExitStatus for Error {
+    fn exit_status(&self) -> u8 {
+        match self {
+            Error::StateDir { .. } => exit::USAGE,
+            Error::Io { .. } => exit::INTERNAL,
+        }
+    }
+}
+
+/// What one probe run decided.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The URL probed.
+    pub url: String,
+    /// The checks made (one, or two with the re-check).
+    pub checks: Vec<Check>,
+    /// Gate before the run.
+    pub gate_before: Gate,
+    /// Gate after the run.
+    pub gate: Gate,
+    /// What the last check did to the hysteresis.
+    pub step: Step,
+    /// Heartbeat outcome (`None` when not configured).
+    pub heartbeat: Option<Result<(), String>>,
+    /// Whether the state file was rewritten.
+    pub state_written: bool,
+    /// Whether the textfile was rewritten.
+    pub metrics_written: bool,
+    /// Wall time of the checks and pause.
+    pub probe_duration: Duration,
+}
+
+impl Decision {
+    /// The run's final check passed.
+    pub fn upstream_up(&self) -> bool {
+        self.checks.last().is_some_and(Check::ok)
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A probe run.
+    Probe(Decision),
+    /// A `--check-local` run.
+    Local {
+        /// The local URL.
+        url: String,
+        /// Its check.
+        check: Check,
+    },
+    /// Another run held the lock; this one did nothing.
+    Skipped {
+        /// The lock file.
+        lock: PathBuf,
+    },
+}
+
+impl Outcome {
+    /// Exit status per the documented table.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            Outcome::Probe(decision) if decision.gate == Gate::Closed => exit::PROBLEM,
+            Outcome::Local { check, .. } if !check.ok() => exit::PROBLEM,
+            _ => exit::OK,
+        }
+    }
+
+    /// One line for a human at a terminal.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Probe(decision) => {
+                let last = decision
+                    .checks
+                    .last()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let gate = match decision.step {
+                    Step::Transition { to, .. } => format!("gate {} (transition)", to.word()),
+                    Step::Counting { streak, needed } => {
+                        format!(
+                            "gate {} ({streak}/{needed} checks towards a transition)",
+                            decision.gate.word()
+                        )
+                    }
+                    Step::HeldDown { remaining_ms } => format!(
+                        "gate {} (transition held down for {:.1} s more)",
+                        decision.gate.word(),
+                        remaining_ms as f64 / 1000.0
+                    ),
+                    Step::Steady => format!("gate {}", decision.gate.word()),
+                };
+                let word = if decision.upstream_up() { "up" } else { "DOWN" };
+                format!("{} {word}: {last}; {gate}", decision.url)
+            }
+            Outcome::Local { url, check } => {
+                format!(
+                    "local nginx {url} {}: {check}",
+                    if check.ok() { "up" } else { "DOWN" }
+                )
+            }
+            Outcome::Skipped { lock } => format!("another run holds {}; skipped", lock.display()),
+        }
+    }
+
+    /// The decision as one JSON object.
+    pub fn to_json(&self) -> String {
+        let mut object = json::Object::new();
+        match self {
+            Outcome::Probe(decision) => {
+                let checks: Vec<String> = decision.checks.iter().map(check_json).collect();
+                object
+                    .str("mode", "probe")
+                    .str("url", &decision.url)
+                    .bool("upstream_up", decision.upstream_up())
+                    .str("gate_before", decision.gate_before.word())
+                    .str("gate", decision.gate.word())
+                    .raw("checks", &json::array(&checks))
+                    .num("probe_seconds", decision.probe_duration.as_secs_f64());
+                match decision.step {
+                    Step::Transition { to, lasted_ms } => {
+                        let mut t = json::Object::new();
+                        t.str("to", to.word())
+                            .num("previous_lasted_seconds", lasted_ms as f64 / 1000.0);
+                        object.raw("transition", &t.finish());
+                    }
+                    _ => {
+                        object.raw("transition", "null");
+                    }
+                }
+                if let Step::Counting { streak, needed } = decision.step {
+                    object
+                        .num("streak", f64::from(streak))
+                        .num("needed", f64::from(needed));
+                }
+                if let Step::HeldDown { remaining_ms } = decision.step {
+                    object.num("hold_down_remaining_seconds", remaining_ms as f64 / 1000.0);
+                }
+                match &decision.heartbeat {
+                    None => object.raw("heartbeat", "null"),
+                    Some(Ok(())) => object.raw("heartbeat", "{\"ok\":true}"),
+                    Some(Err(error)) => {
+                        let mut h = json::Object::new();
+                        h.bool("ok", false).str("error", error);
+                        object.raw("heartbeat", &h.finish())
+                    }
+                };
+                object
+                    .bool("state_written", decision.state_written)
+                    .bool("metrics_written", decision.metrics_written);
+            }
+            Outcome::Local { url, check } => {
+                object
+                    .str("mode", "check-local")
+                    .str("url", url)
+                    .bool("ok", check.ok())
+                    .raw("check", &check_json(check));
+            }
+            Outcome::Skipped { lock } => {
+                object
+                    .str("mode", "skipped")
+                    .str("reason", &format!("another run holds {}", lock.display()));
+            }
+        }
+        object.num("exit_status", f64::from(self.exit_status()));
+        object.finish()
+    }
+}
+
+fn check_json(check: &Check) -> String {
+    let mut object = json::Object::new();
+    object.bool("ok", check.ok());
+    match check.status {
+        Some(status) => object.num("status", f64::from(status)),
+        None => object.raw("status", "null"),
+    };
+    object.num("seconds", check.elapsed.as_secs_f64());
+    if let Some((reason, detail)) = &check.failure {
+        object.str("reason", reason.label()).str("detail", detail);
+    }
+    object.finish()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `3h12m`, `45s`, `1.2s`: how long a gate position lasted, for the log.
+pub fn human_duration(ms: u64) -> String {
+    let seconds = ms / 1000;
+    match seconds {
+        0..10 => format!("{:.1}s", ms as f64 / 1000.0),
+        10..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        3600..86_400 => format!("{}h{:02}m", seconds / 3600, seconds / 60 % 60),
+        _ => format!("{}d{:02}h", seconds / 86_400, seconds / 3600 % 24),
+    }
+}
+
+/// Run as configured.
+pub fn run(config: &Config) -> Result<Outcome, Error> {
+    match config.mode {
+        Mode::CheckLocal => Ok(check_local(config)),
+        Mode::Probe => probe(config),
+    }
+}
+
+/// keepalived's check: the local nginx only; writes nothing, takes no lock
+/// (keepalived runs it as `nobody`).
+fn check_local(config: &Config) -> Outcome {
+    let deadlines = Deadlines {
+        connect: config.local_timeout,
+        total: config.local_timeout,
+    };
+    let check = check::check(&config.local_url, &deadlines, &check::Expect::default());
+    if !check.ok() {
+        log::debug!("local nginx {}: {check}", config.local_url);
+    }
+    Outcome::Local {
+        url: config.local_url.to_string(),
+        check,
+    }
+}
+
+/// Make sure `dir` exists and is a directory we can create files in.
+fn usable_dir(dir: &Path) -> Result<(), Error> {
+    let fail = |source| Error::StateDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(fail)?;
+    if !fs::metadata(dir).map_err(fail)?.is_dir() {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        )));
+    }
+    Ok(())
+}
+
+fn probe(config: &Config) -> Result<Outcome, Error> {
+    // 1. Everything that can be a deployment error, before touching anything.
+    usable_dir(&config.state_dir)?;
+    let gate_dir = match config.gate_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    usable_dir(&gate_dir)?;
+    let lock_path = config.state_dir.join(LOCK_FILE);
+    let lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
+        path: lock_path.clone(),
+        source,
+    })?;
+    let Some(_lock) = lock else {
+        log::debug!("another run holds {}; exiting", lock_path.display());
+        return Ok(Outcome::Skipped { lock: lock_path });
+    };
+
+    // 2. What the last runs left behind.
+    let state_path = config.state_dir.join(STATE_FILE);
+    let mut state = match fs::read_to_string(&state_path) {
+        Ok(text) => hysteresis::parse(&text).unwrap_or_else(|error| {
+            log::warn!(
+                "state file {} is unreadable ({}); starting afresh",
+                state_path.display(),
+                error.0
+            );
+            State::new(now_ms())
+        }),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => State::new(now_ms()),
+        Err(source) => {
+            return Err(Error::Io {
+                what: "reading the state file",
+                path: state_path,
+                source,
+            });
+        }
+    };
+    // The flag file is the truth about the gate (it is what nginx sees).
+    let gate_before = match fs::symlink_metadata(&config.gate_file) {
+        Ok(_) => Gate::Closed,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Gate::Open,
+        Err(source) => {
+            return Err(Error::Io {
+                what: "looking at the gate file",
+                path: config.gate_file.clone(),
+                source,
+            });
+        }
+    };
+
+    // 3. Check, and re-check once after a failure while the gate is open.
+    let started = Instant::now();
+    let mut checks = Vec::with_capacity(2);
+    let mut gate = gate_before;
+    let mut step;
+    loop {
+        let check = check::check(&config.url, &config.deadlines, &config.expect);
+        if let Some((reason, detail)) = &check.failure {
+            state.failures[reason.index()] += 1;
+            log::debug!("check {} failed: {detail}", config.url);
+        } else {
+            log::debug!("check {}: {check}", config.url);
+        }
+        step = hysteresis::step(gate, &mut state, &config.policy, check.ok(), now_ms());
+        let ok = check.ok();
+        checks.push(check);
+        if let Step::Transition { to, .. } = step {
+            gate = to;
+        }
+        let held = matches!(step, Step::HeldDown { .. });
+        if ok || held || gate == Gate::Closed || checks.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(config.recheck_pause);
+    }
+    let probe_duration = started.elapsed();
+
+    // 4. Move the gate, on a transition only.
+    if let Step::Transition { to, lasted_ms } = step {
+        apply_transition(config, to, lasted_ms, &checks, &state)?;
+    } else {
+        log::debug!("gate {} ({step:?})", gate.word());
+    }
+
+    // 5. Heartbeat: best effort, logged once per outage.
+    let heartbeat = config.redis.as_ref().map(|redis| {
+        let key = format!("okome:health:{}", config.node);
+        let mut value = json::Object::new();
+        value
+            .str("node", &config.node)
+            .bool("upstream_up", checks.last().is_some_and(Check::ok))
+            .str("gate", gate.word())
+            .num("at", (now_ms() / 1000) as f64);
+        let result = heartbeat::send(redis, &key, &value.finish(), config.redis_timeout)
+            .map_err(|error| error.to_string());
+        match (&result, state.redis_down) {
+            (Err(error), false) => {
+                log::warn!(
+                    "redis heartbeat to {redis} failed: {error}; the gate is unaffected, further failures are not logged until it recovers"
+                );
+                state.redis_down = true;
+            }
+            (Err(error), true) => log::debug!("redis heartbeat to {redis} still failing: {error}"),
+            (Ok(()), true) => {
+                log::info!("redis heartbeat to {redis} recovered");
+                state.redis_down = false;
+            }
+            (Ok(()), false) => log::debug!("redis heartbeat {key} set"),
+        }
+        result
+    });
+
+    // 6. Save what changed.
+    let state_written =
+        fsutil::write_if_changed(&state_path, hysteresis::render(&state).as_bytes(), 0o644)
+            .map_err(|source| Error::Io {
+                what: "writing the state file",
+                path: state_path.clone(),
+                source,
+            })?;
+    let metrics_written = match &config.metrics_dir {
+        None => false,
+        Some(dir) => {
+            let facts = metrics::RunFacts {
+                upstream_up: checks.last().is_some_and(Check::ok),
+                gate,
+                duration: probe_duration,
+                state: &state,
+                heartbeat_ok: heartbeat.as_ref().map(Result::is_ok),
+            };
+            let path = dir.join(TEXTFILE);
+            // Metrics are for humans: a broken textfile directory must not
+            // stop the gate, so it is a warning, not an error.
+            match fs::create_dir_all(dir)
+                .and_then(|()| metrics::render(&facts).write_textfile(&path))
+            {
+                Ok(written) => written,
+                Err(error) => {
+                    log::warn!(
+                        "cannot write the metrics textfile {}: {error}",
+                        path.display()
+                    );
+                    false
+                }
+            }
+        }
+    };
+    Ok(Outcome::Probe(Decision {
+        url: config.url.to_string(),
+        checks,
+        gate_before,
+        gate,
+        step,
+        heartbeat,
+        state_written,
+        metrics_written,
+        probe_duration,
+    }))
+}
+
+fn apply_transition(
+    config: &Config,
+    to: Gate,
+    lasted_ms: u64,
+    checks: &[Check],
+    state: &State,
+) -> Result<(), Error> {
+    let last = checks.last().map(ToString::to_string).unwrap_or_default();
+    let lasted = human_duration(lasted_ms);
+    let io_error = |what| {
+        move |source| Error::Io {
+            what,
+            path: config.gate_file.clone(),
+            source,
+        }
+    };
+    match to {
+        Gate::Closed => {
+            let text = format!(
+                "orchestrator {} unhealthy: {last}\nclosed at unix time {} by okome-health-probe; removed when it is healthy again\n",
+                config.url,
+                state.since_ms / 1000
+            );
+            fsutil::atomic_write(&config.gate_file, text.as_bytes(), 0o644)
+                .map_err(io_error("creating the gate file"))?;
+            log::warn!(
+                "gate closed: orchestrator {} failed {} checks in a row, last: {last}; the gate had been open for {lasted}",
+                config.url,
+                config.policy.fall
+            );
+        }
+        Gate::Open => {
+            fsutil::remove_durably(&config.gate_file)
+                .map_err(io_error("removing the gate file"))?;
+            log::info!(
+                "gate opened: orchestrator {} healthy for {} checks in a row ({last}); the gate had been closed for {lasted}",
+                config.url,
+                config.policy.rise
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well_in_a_log_line() {
+        assert_eq!(human_duration(1_234), "1.2s");
+        assert_eq!(human_duration(45_000), "45s");
+        assert_eq!(human_duration(192_000), "3m12s");
+        assert_eq!(human_duration(11_520_000), "3h12m");
+        assert_eq!(human_duration(90_000_000), "1d01h");
+    }
+}
