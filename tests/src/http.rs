@@ -98,11 +98,14 @@ impl Request {
                 s
             }
         };
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.method, self.target, addr
-        );
         let has = |n: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nConnection: close\r\n",
+            self.method, self.target
+        );
+        if !has("host") {
+            head.push_str(&format!("Host: {addr}\r\n"));
+        }
         if !has("user-agent") {
             head.push_str("User-Agent: okome-lab\r\n");
         }
