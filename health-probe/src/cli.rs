@@ -20,7 +20,7 @@ use crate::hysteresis::Policy;
 pub const DEFAULT_URL: &str = "http://192.168.86.25:8000/health";
 /// The local nginx's own health location (served by nginx itself, never
 /// proxied, so it answers whatever the orchestrator does).
-pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1/nginx-health";
+pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1/nginx_status";
 /// Per-boot state directory (tmpfs), under `OKOME_ROOT`.
 pub const DEFAULT_STATE_DIR: &str = "/run/okome";
 /// The gate flag file the frontend config checks, under `OKOME_ROOT`.
@@ -249,7 +249,7 @@ pub fn command() -> Command {
         )
 }
 
-/// Parse `250ms`, `1s`, `1.5s`, `2m` or a bare number of seconds; zero is
+/// Parse `250ms`, `1s`, `1.5s`, `2m`, `1h` or a bare number of seconds; zero is
 /// refused because a zero socket timeout means "wait forever".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_duration_or_zero(text)?;
@@ -268,13 +268,15 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
         (n, 1.0)
     } else if let Some(n) = text.strip_suffix('m') {
         (n, 60.0)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3600.0)
     } else {
         (text, 1.0)
     };
     let value: f64 = number
         .trim()
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 250ms, 1s, 1.5s, 2m)"))?;
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 250ms, 1s, 1.5s, 2m, 1h)"))?;
     if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
         return Err(format!("{text:?} is out of range (0 to 24 h)"));
     }
@@ -440,7 +442,7 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
-        for bad in ["0", "0ms", "-1s", "fast", "1h", "inf"] {
+        for bad in ["0", "0ms", "-1s", "fast", "25h", "inf"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

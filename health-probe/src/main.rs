@@ -8,7 +8,7 @@ use okome_common::exit;
 use okome_health_probe::{Config, TOOL, command, run};
 
 fn main() -> ExitCode {
-    if let Err(error) = okome_common::defaults::load_into_env(TOOL) {
+    if let Err(error) = okome_common::defaults::load_into_env("health-probe") {
         eprintln!("{TOOL}: error: {error}");
         return ExitCode::from(exit::USAGE);
     }

@@ -1,0 +1,512 @@
+//! The binary against a real local HTTP listener: up, 503, hung, refused,
+//! body mismatch; hysteresis across runs; what is (not) written; the lock;
+//! configuration errors; `--check-local`; the defaults file.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use common::{Mode, Node, Server, bare, json, refused_url};
+use predicates::prelude::*;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_teaches_and_lists_the_exit_statuses() {
+    let node = Node::new();
+    bare(node.dir.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit status:"))
+        .stdout(predicate::str::contains("orchestrator.down"))
+        .stdout(predicate::str::contains("--check-local"))
+        .stdout(predicate::str::contains("OKOME_HEALTH_URL"));
+    bare(node.dir.path()).arg("--version").assert().success();
+}
+
+#[test]
+fn a_healthy_orchestrator_keeps_the_gate_open_and_says_so_in_json() {
+    let server = Server::start(Mode::Up("{\"status\":\"ok\"}".into()));
+    let node = Node::new();
+    let output = node
+        .probe(&server.url())
+        .args([
+            "--json",
+            "--expect-status",
+            "200",
+            "--expect-body",
+            "\"ok\"",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let decision = json(&output.stdout);
+    assert_eq!(decision["upstream_up"], true);
+    assert_eq!(decision["gate"], "open");
+    assert_eq!(decision["checks"].as_array().unwrap().len(), 1);
+    assert_eq!(decision["checks"][0]["status"], 200);
+    assert!(!node.gate().exists());
+    let metrics = fs::read_to_string(node.textfile()).unwrap();
+    assert!(metrics.contains("okome_upstream_up 1\n"), "{metrics}");
+    assert!(metrics.contains("okome_gate_closed 0\n"), "{metrics}");
+    assert!(
+        stderr(&output).is_empty(),
+        "steady state logs nothing: {}",
+        stderr(&output)
+    );
+}
+
+/// One run against a failing orchestrator: the fast re-check makes it two
+/// failed checks, which meets `fall = 2` and closes the gate at once.
+fn closes_in_one_run(url: &str, extra: &[&str], reason: &str, detail: &str) {
+    let node = Node::new();
+    let output = node
+        .probe(url)
+        .arg("--json")
+        .args(extra)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let decision = json(&output.stdout);
+    assert_eq!(decision["gate"], "closed", "{decision}");
+    assert_eq!(decision["transition"]["to"], "closed");
+    let checks = decision["checks"].as_array().unwrap();
+    assert_eq!(
+        checks.len(),
+        2,
+        "failed first check is re-checked: {decision}"
+    );
+    for check in checks {
+        assert_eq!(check["reason"], reason, "{decision}");
+    }
+    assert!(node.gate().exists(), "flag file created");
+    let flag = fs::read_to_string(node.gate()).unwrap();
+    assert!(flag.contains(detail), "{flag}");
+    let log = stderr(&output);
+    assert_eq!(log.lines().count(), 1, "one transition line: {log}");
+    assert!(log.contains("warning: gate closed"), "{log}");
+    assert!(log.contains(detail), "{log}");
+    assert!(log.contains(url), "{log}");
+    let metrics = fs::read_to_string(node.textfile()).unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "okome_probe_failures_total{{reason=\"{reason}\"}} 2\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("okome_gate_transitions_total{to=\"down\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("okome_gate_closed 1\n"), "{metrics}");
+}
+
+#[test]
+fn http_503_closes_the_gate() {
+    let server = Server::start(Mode::Status(503));
+    closes_in_one_run(&server.url(), &[], "http_status", "HTTP 503");
+}
+
+#[test]
+fn a_refused_connection_closes_the_gate() {
+    closes_in_one_run(&refused_url(), &[], "refused", "connection refused");
+}
+
+#[test]
+fn a_body_mismatch_closes_the_gate() {
+    let server = Server::start(Mode::Up("{\"status\":\"degraded\"}".into()));
+    closes_in_one_run(
+        &server.url(),
+        &["--expect-body", "\"ok\""],
+        "body_mismatch",
+        "body mismatch",
+    );
+}
+
+#[test]
+fn a_hung_orchestrator_closes_the_gate_within_the_default_deadlines() {
+    let server = Server::start(Mode::Hung);
+    let node = Node::new();
+    let started = Instant::now();
+    // Default deadlines (1 s per check, 250 ms pause): the run must fit well
+    // inside the 5 s timer period. Generous bound, the spec's own target.
+    let output = bare(node.dir.path())
+        .args(["--url", &server.url(), "--node", "n", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "a hung orchestrator cost {took:?}"
+    );
+    let decision = json(&output.stdout);
+    assert_eq!(decision["checks"][0]["reason"], "timeout");
+    assert_eq!(decision["checks"][1]["reason"], "timeout");
+    assert!(node.gate().exists());
+    assert!(
+        stderr(&output).contains("timeout waiting for the answer"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn recovery_takes_rise_runs_and_logs_how_long_the_gate_was_closed() {
+    let server = Server::start(Mode::Status(503));
+    let node = Node::new();
+    let probe = |expect: i32| {
+        node.probe(&server.url())
+            .args(["--hold-down", "0", "--json"])
+            .assert()
+            .code(expect)
+            .get_output()
+            .clone()
+    };
+    probe(1);
+    assert!(node.gate().exists());
+    // Still down: steady, silent, the gate stays closed with no re-check.
+    let output = probe(1);
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+    assert_eq!(json(&output.stdout)["checks"].as_array().unwrap().len(), 1);
+    server.set(Mode::Up("ok".into()));
+    for run in 1..3 {
+        let output = probe(1);
+        assert!(node.gate().exists(), "still closed after {run} good runs");
+        assert_eq!(json(&output.stdout)["streak"], run);
+    }
+    let output = probe(0);
+    assert!(!node.gate().exists(), "reopened after rise = 3 good runs");
+    let log = stderr(&output);
+    assert!(log.contains("info: gate opened"), "{log}");
+    assert!(log.contains("had been closed for"), "{log}");
+    let metrics = fs::read_to_string(node.textfile()).unwrap();
+    assert!(
+        metrics.contains("okome_gate_transitions_total{to=\"up\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_hold_down_delays_a_second_transition() {
+    let server = Server::start(Mode::Status(503));
+    let node = Node::new();
+    let probe = || {
+        node.probe(&server.url())
+            .args(["--rise", "1", "--hold-down", "1h", "--json"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(probe().status.code(), Some(1));
+    server.set(Mode::Up("ok".into()));
+    let output = probe();
+    assert_eq!(output.status.code(), Some(1), "held down: still closed");
+    assert!(
+        json(&output.stdout)["hold_down_remaining_seconds"]
+            .as_f64()
+            .unwrap()
+            > 3000.0
+    );
+    assert!(node.gate().exists());
+}
+
+#[test]
+fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    node.probe(&server.url()).assert().code(0).stderr("");
+    let watched = [node.state_file(), node.textfile()];
+    let before: Vec<_> = watched.iter().map(|p| fs::metadata(p).unwrap()).collect();
+    for _ in 0..20 {
+        node.probe(&server.url())
+            .assert()
+            .code(0)
+            .stderr("")
+            .stdout("");
+    }
+    for (path, old) in watched.iter().zip(&before) {
+        let new = fs::metadata(path).unwrap();
+        assert_eq!(
+            (new.ino(), new.mtime_nsec(), new.mtime()),
+            (old.ino(), old.mtime_nsec(), old.mtime()),
+            "{} rewritten",
+            path.display()
+        );
+    }
+    // Nothing else appeared (no temp files, no flag).
+    let mut names: Vec<_> = fs::read_dir(node.state_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["health-probe.lock", "health-probe.state", "metrics"]
+    );
+}
+
+#[test]
+fn an_overlapping_run_exits_quietly() {
+    let server = Server::start(Mode::Status(503));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    let held = okome_common_lock(&node.state_dir().join("health-probe.lock"));
+    let output = node
+        .probe(&server.url())
+        .arg("--json")
+        .assert()
+        .code(0)
+        .stderr("")
+        .get_output()
+        .clone();
+    assert_eq!(json(&output.stdout)["mode"], "skipped");
+    assert_eq!(server.hits(), 0, "a skipped run does not probe");
+    assert!(!node.gate().exists() && !node.state_file().exists());
+    drop(held);
+    node.probe(&server.url()).assert().code(1);
+}
+
+/// Hold the run lock the way another run would (flock on the lock file).
+fn okome_common_lock(path: &std::path::Path) -> fs::File {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    file.try_lock().unwrap();
+    file
+}
+
+#[test]
+fn an_unparsable_url_is_a_usage_error_that_changes_nothing() {
+    let node = Node::new();
+    for url in ["htp:/nope", "https://10.0.0.1/health", "http://:8000/"] {
+        bare(node.dir.path())
+            .args(["--url", url])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--url"))
+            .stderr(predicate::str::contains(url));
+    }
+    assert!(!node.dir.path().join("run").exists(), "nothing created");
+}
+
+#[test]
+fn an_unusable_state_dir_exits_2_and_leaves_the_gate_as_it_was() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    // The gate was closed; the state "directory" is a regular file.
+    fs::create_dir_all(node.state_dir()).unwrap();
+    fs::write(node.gate(), "closed by hand\n").unwrap();
+    let bogus = node.dir.path().join("not-a-dir");
+    fs::write(&bogus, "").unwrap();
+    node.probe(&server.url())
+        .args(["--state-dir", bogus.to_str().unwrap(), "--rise", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(bogus.to_str().unwrap()))
+        .stderr(predicate::str::contains("not usable"));
+    assert_eq!(fs::read_to_string(node.gate()).unwrap(), "closed by hand\n");
+    assert_eq!(server.hits(), 0, "no probe before the config is known good");
+}
+
+#[test]
+fn a_state_dir_without_write_permission_exits_2() {
+    // Root ignores permission bits: run the binary as nobody when we are root.
+    let is_root = fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    if !is_root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to drop to nobody");
+        return;
+    }
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    fs::write(node.gate(), "closed\n").unwrap();
+    // Traversable by nobody, writable only by root.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [
+        node.dir.path().to_path_buf(),
+        node.dir.path().join("run"),
+        node.state_dir(),
+    ] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let binary = assert_cmd::cargo::cargo_bin!("okome-health-probe");
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(binary)
+        .args(["--url", &server.url(), "--node", "n", "--rise", "1"])
+        .env("OKOME_ROOT", node.dir.path())
+        .env_remove("OKOME_LOG")
+        .output()
+        .unwrap();
+    if output.status.code() == Some(126) || stderr(&output).contains("setpriv:") {
+        eprintln!(
+            "skipped: nobody cannot execute the test binary here: {}",
+            stderr(&output)
+        );
+        return;
+    }
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Permission denied"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(node.gate().exists(), "the gate stays as it was");
+}
+
+#[test]
+fn a_corrupt_state_file_is_reported_and_replaced() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    fs::write(node.state_file(), "garbage\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("unreadable"));
+    assert!(
+        fs::read_to_string(node.state_file())
+            .unwrap()
+            .contains("version=1")
+    );
+}
+
+#[test]
+fn check_local_follows_only_the_local_url_and_writes_nothing() {
+    let local = Server::start(Mode::Up("Active connections: 1".into()));
+    let node = Node::new();
+    let check = |url: &str| {
+        // The orchestrator URL is refused on purpose: it must not matter.
+        bare(node.dir.path())
+            .args([
+                "--check-local",
+                "--local-url",
+                url,
+                "--url",
+                &refused_url(),
+                "--json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = check(&format!("{}/nginx_status", local.url()));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json(&output.stdout)["mode"], "check-local");
+    local.set(Mode::Status(500));
+    assert_eq!(check(&local.url()).status.code(), Some(1));
+    local.set(Mode::Hung);
+    let started = Instant::now();
+    assert_eq!(check(&local.url()).status.code(), Some(1));
+    // keepalived kills the script after 1 s: the default deadline is 500 ms.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(check(&refused_url()).status.code(), Some(1));
+    assert_eq!(
+        fs::read_dir(node.dir.path()).unwrap().count(),
+        0,
+        "check-local writes nothing"
+    );
+}
+
+#[test]
+fn the_defaults_file_configures_and_flags_or_env_override_it() {
+    // The URL is always passed explicitly: a test must never fall back to the
+    // shipped 192.168.86.25 default. The file sets fall and the body check.
+    let server = Server::start(Mode::Up("{\"status\":\"degraded\"}".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.dir.path().join("etc/default")).unwrap();
+    fs::write(
+        node.dir.path().join("etc/default/okome-health-probe"),
+        "# operator settings\nOKOME_HEALTH_FALL=1\nexport OKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
+    )
+    .unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let decision = json(&output.stdout);
+    assert_eq!(
+        decision["checks"][0]["reason"], "body_mismatch",
+        "{decision}"
+    );
+    assert_eq!(
+        decision["checks"].as_array().unwrap().len(),
+        1,
+        "fall=1 from the file: {decision}"
+    );
+    let output = node
+        .probe(&server.url())
+        .env("OKOME_HEALTH_EXPECT_BODY", "degraded")
+        .args(["--json", "--hold-down", "0", "--rise", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "env beats the file: {}",
+        stderr(&output)
+    );
+    let output = node
+        .probe(&server.url())
+        .args(["--json", "--expect-body", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        json(&output.stdout)["checks"][0]["reason"],
+        "body_mismatch",
+        "the flag beats both"
+    );
+}
+
+#[test]
+fn a_failing_heartbeat_never_touches_the_gate_and_is_logged_once() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    let redis = refused_url()
+        .replace("http://", "redis://")
+        .replace("/health", "");
+    let run = || {
+        node.probe(&server.url())
+            .args(["--redis-url", &redis, "--json"])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("redis heartbeat"),
+        "{}",
+        stderr(&first)
+    );
+    assert_eq!(json(&first.stdout)["heartbeat"]["ok"], false);
+    for _ in 0..3 {
+        let again = run();
+        assert_eq!(again.status.code(), Some(0));
+        assert!(
+            stderr(&again).is_empty(),
+            "logged once per outage: {}",
+            stderr(&again)
+        );
+    }
+    assert!(!node.gate().exists());
+    let metrics = fs::read_to_string(node.textfile()).unwrap();
+    assert!(
+        metrics.contains("okome_health_heartbeat_up 0\n"),
+        "{metrics}"
+    );
+}
