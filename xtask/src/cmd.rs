@@ -1,9 +1,6 @@
 //! Running external programs from xtask: echo the command, fail with its
 //! name and status, so a red CI log says what broke without scrolling.
 
-// TEMPORARY until xtask dist lands and uses every helper.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 

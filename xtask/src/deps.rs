@@ -2,9 +2,6 @@
 //! machine, and nothing when it is already there (so a warm run costs a few
 //! `dpkg-query` calls, not an `apt-get update`).
 
-// TEMPORARY until xtask dist lands and uses every helper.
-#![allow(dead_code)]
-
 use std::process::Command;
 
 use crate::Result;
@@ -54,6 +51,18 @@ pub fn ensure_rust_targets(targets: &[&str]) -> Result {
             .args(&missing))?;
     }
     Ok(())
+}
+
+/// Add a rustup component (e.g. `rust-src` for build-std) if missing.
+pub fn ensure_rust_component(component: &str) -> Result {
+    let installed = cmd::output(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    if installed
+        .lines()
+        .any(|l| l.trim() == component || l.trim().starts_with(&format!("{component}-")))
+    {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", component]))
 }
 
 /// `cargo install` `krate` unless `binary` is already on PATH.

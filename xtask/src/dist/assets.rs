@@ -1,0 +1,75 @@
+//! Man pages and bash/zsh/fish completions, generated from each tool's
+//! `pub fn command() -> clap::Command`, so `--help`, the man page and the
+//! completions can never disagree. Written under `target/dist/generated/
+//! <package>/`, where the tools' `[package.metadata.deb]` assets pick them up.
+
+use std::path::{Path, PathBuf};
+
+use clap_complete::Shell;
+
+use super::{Tool, out_dir};
+use crate::Result;
+
+/// The clap definition of a shipped tool. Every entry of `TOOLS` must have
+/// one (a test holds that).
+pub fn command_of(package: &str) -> Option<clap::Command> {
+    match package {
+        "okome-health-probe" => Some(okome_health_probe::command()),
+        _ => None,
+    }
+}
+
+/// The directory holding `package`'s generated files.
+pub fn generated_dir(package: &str) -> PathBuf {
+    out_dir().join("generated").join(package)
+}
+
+/// Generate every tool's man page and completions.
+pub fn generate(tools: &[Tool]) -> Result {
+    for tool in tools {
+        let command = command_of(tool.package).ok_or_else(|| {
+            format!(
+                "{}: no clap command registered in xtask/src/dist/assets.rs",
+                tool.package
+            )
+        })?;
+        let dir = generated_dir(tool.package);
+        std::fs::create_dir_all(&dir)?;
+        write_man(&command, &dir.join(format!("{}.1", tool.package)))?;
+        for (shell, name) in [
+            (Shell::Bash, tool.package.to_string()),
+            (Shell::Zsh, format!("_{}", tool.package)),
+            (Shell::Fish, format!("{}.fish", tool.package)),
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command.clone(), tool.package, &mut out);
+            std::fs::write(dir.join(name), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Render the man page and gzip it (`-9n`, as lintian wants).
+fn write_man(command: &clap::Command, path: &Path) -> Result {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    std::fs::write(path, page)?;
+    super::deb::gzip(path, &path.with_extension("1.gz"))?;
+    std::fs::remove_file(path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_has_a_command_named_after_its_package() {
+        for tool in super::super::TOOLS {
+            let command = command_of(tool.package)
+                .unwrap_or_else(|| panic!("{} has no command in assets.rs", tool.package));
+            assert_eq!(command.get_name(), tool.package);
+            command.debug_assert();
+        }
+    }
+}

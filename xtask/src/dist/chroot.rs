@@ -1,0 +1,503 @@
+//! The install test: the packages go through their whole life — install,
+//! upgrade over a locally edited conffile, remove, purge — with real dpkg and
+//! apt in a minimal Debian 12 chroot, where systemd is installed nowhere and
+//! running nowhere, like in a container or an image build.
+//!
+//! Shaped by cost: `debootstrap --variant=minbase bookworm` takes ~30-75 s,
+//! so its result (plus apt lists and a policy-rc.d that keeps daemons from
+//! starting) is cached as a tarball under /var/cache/okome-ci keyed by ISO
+//! week: CI reruns on this machine unpack it in a few seconds; a fresh
+//! machine builds it once a week. The config packages' dependencies (nginx,
+//! keepalived, fail2ban, redis-server, …) come from the same Debian mirror
+//! the host's apt uses. Each step runs in its own mount namespace (`unshare
+//! --mount`) so /proc is mounted for it and gone with it, never left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+use super::{Dist, TOOLS};
+use crate::Result;
+use crate::cmd::{self, run};
+
+const CACHE_DIR: &str = "/var/cache/okome-ci/chroot";
+const SUITE: &str = "bookworm";
+
+/// A chroot unpacked for one test run; deleted on drop, even on failure.
+#[derive(Debug)]
+struct Chroot {
+    root: PathBuf,
+}
+
+impl Drop for Chroot {
+    fn drop(&mut self) {
+        // Mounts lived in the per-step namespaces: nothing is mounted here.
+        if let Err(error) = std::fs::remove_dir_all(&self.root) {
+            eprintln!("xtask: could not remove {}: {error}", self.root.display());
+        }
+    }
+}
+
+impl Chroot {
+    /// Run `script` with `sh -e` inside the chroot; fail with its output.
+    fn sh(&self, script: &str) -> Result<String> {
+        let out = self.try_sh(script)?;
+        if !out.status.success() {
+            return Err(format!(
+                "in chroot: `{script}` failed: {}\n{}{}",
+                out.status,
+                tail(&out.stdout),
+                tail(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Run `script` and return its output whatever its status.
+    fn try_sh(&self, script: &str) -> Result<Output> {
+        eprintln!("+ chroot: {script}");
+        let out = Command::new("unshare")
+            .args(["--mount", "--fork", "--", "sh", "-c"])
+            .arg("mount -t proc proc \"$0/proc\" && exec chroot \"$0\" /bin/sh -ec \"$1\"")
+            .arg(&self.root)
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C")
+            .env("HOME", "/root")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("unshare/chroot: {e}"))?;
+        Ok(out)
+    }
+
+    fn path(&self, inside: &str) -> PathBuf {
+        self.root.join(inside.trim_start_matches('/'))
+    }
+
+    fn exists(&self, inside: &str) -> bool {
+        self.path(inside).symlink_metadata().is_ok()
+    }
+
+    fn expect(&self, inside: &str, present: bool, why: &str) -> Result {
+        if self.exists(inside) != present {
+            let state = if present { "missing" } else { "still there" };
+            return Err(format!("{inside} {state}: {why}").into());
+        }
+        Ok(())
+    }
+}
+
+/// The last lines of a command's output, for error messages.
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(40);
+    let mut out = lines[start..].join("\n");
+    out.push('\n');
+    out
+}
+
+/// The Debian mirror the host's apt uses (deb822 or one-line sources), so
+/// the chroot reaches exactly what apt already reaches here.
+pub fn host_mirror() -> String {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        if let Some(mirror) = mirror_in(&text) {
+            return mirror;
+        }
+    }
+    "http://deb.debian.org/debian".to_string()
+}
+
+/// The first URI serving the plain `bookworm` suite in a sources file.
+fn mirror_in(text: &str) -> Option<String> {
+    // One-line format: deb [opts] URI SUITE COMPONENTS…
+    for line in text.lines() {
+        let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
+        if words.next() == Some("deb") {
+            let words: Vec<&str> = words.filter(|w| !w.ends_with(']')).collect();
+            if words.len() >= 2 && words[1] == SUITE {
+                return Some(words[0].to_string());
+            }
+        }
+    }
+    // deb822: paragraphs with URIs: and Suites:
+    for paragraph in text.split("\n\n") {
+        let field = |name: &str| {
+            paragraph
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
+            continue;
+        };
+        if suites.split_whitespace().any(|s| s == SUITE) {
+            return uris.split_whitespace().next().map(str::to_string);
+        }
+    }
+    None
+}
+
+/// The cached base tarball for this ISO week, built if missing.
+fn base_tarball() -> Result<PathBuf> {
+    let week = cmd::output(Command::new("date").args(["-u", "+%G-W%V"]))?;
+    let name = format!("{SUITE}-minbase-amd64-{}.tar.gz", week.trim());
+    let cache = Path::new(CACHE_DIR);
+    let tarball = cache.join(&name);
+    if tarball.exists() {
+        eprintln!("xtask: reusing cached chroot {}", tarball.display());
+        return Ok(tarball);
+    }
+    std::fs::create_dir_all(cache)?;
+    let build = cache.join(format!("build-{}", std::process::id()));
+    if build.exists() {
+        std::fs::remove_dir_all(&build)?;
+    }
+    let started = Instant::now();
+    let mirror = host_mirror();
+    run(Command::new("debootstrap")
+        .args(["--variant=minbase", SUITE])
+        .arg(&build)
+        .arg(&mirror))?;
+    let chroot = Chroot { root: build };
+    // Daemons must never start inside the chroot: it shares this machine's
+    // network, and the tests own their ports.
+    std::fs::write(
+        chroot.path("/usr/sbin/policy-rc.d"),
+        "#!/bin/sh\n# okome install test: never start services in this chroot\nexit 101\n",
+    )?;
+    run(Command::new("chmod")
+        .arg("755")
+        .arg(chroot.path("/usr/sbin/policy-rc.d")))?;
+    chroot.sh("apt-get update -q")?;
+    let partial = cache.join(format!("{name}.partial-{}", std::process::id()));
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&chroot.root)
+        .args(["--numeric-owner", "-czf"])
+        .arg(&partial)
+        .arg("."))?;
+    std::fs::rename(&partial, &tarball)?;
+    // Earlier weeks' tarballs are stale: keep only this one.
+    for entry in std::fs::read_dir(cache)?.flatten() {
+        let path = entry.path();
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.ends_with(".tar.gz") && file != name {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    eprintln!(
+        "xtask: built and cached the {SUITE} chroot in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(tarball)
+}
+
+fn unpack(tarball: &Path) -> Result<Chroot> {
+    let root = PathBuf::from(format!(
+        "/var/tmp/okome-install-test-{}",
+        std::process::id()
+    ));
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(&root)?;
+    let chroot = Chroot { root };
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&chroot.root)
+        .args(["--numeric-owner", "-xzf"])
+        .arg(tarball))?;
+    Ok(chroot)
+}
+
+/// Build revision 2 of every amd64 package (same binaries, new version) for
+/// the upgrade step, and return (revision 1, revision 2, arm64) deb lists.
+fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>)> {
+    let arch_of = |p: &PathBuf| {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        name.rsplit('_')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".deb")
+            .to_string()
+    };
+    let v1: Vec<PathBuf> = dist
+        .debs
+        .iter()
+        .filter(|p| matches!(arch_of(p).as_str(), "amd64" | "all"))
+        .cloned()
+        .collect();
+    let arm64: Vec<PathBuf> = dist
+        .debs
+        .iter()
+        .filter(|p| arch_of(p) == "arm64")
+        .cloned()
+        .collect();
+    let upgrade_dir = super::out_dir().join("deb-upgrade");
+    std::fs::create_dir_all(&upgrade_dir)?;
+    let mut v2 = Vec::new();
+    for binary in dist
+        .binaries
+        .iter()
+        .filter(|b| b.target.deb_arch == "amd64")
+    {
+        v2.push(super::deb::tool_package(binary, "2", &upgrade_dir)?);
+    }
+    v2.extend(super::deb::config_packages("2", &upgrade_dir)?);
+    Ok((v1, v2, arm64))
+}
+
+fn copy_in(chroot: &Chroot, debs: &[PathBuf], dir: &str) -> Result<String> {
+    let target = chroot.path(dir);
+    std::fs::create_dir_all(&target)?;
+    let mut args = String::new();
+    for deb in debs {
+        let name = deb.file_name().ok_or("deb without name")?;
+        std::fs::copy(deb, target.join(name))?;
+        args.push_str(&format!(" {dir}/{}", name.to_string_lossy()));
+    }
+    Ok(args)
+}
+
+const APT: &str = "apt-get install -y -q --no-install-recommends";
+
+/// The whole life of the packages in a fresh chroot.
+pub fn install_test(dist: &Dist) -> Result {
+    crate::deps::ensure_apt(&["debootstrap"])?;
+    let (v1, v2, arm64) = package_sets(dist)?;
+    let started = Instant::now();
+    let chroot = unpack(&base_tarball()?)?;
+    let v1_args = copy_in(&chroot, &v1, "/tmp/okome-debs/v1")?;
+    let v2_args = copy_in(&chroot, &v2, "/tmp/okome-debs/v2")?;
+    let arm64_args = copy_in(&chroot, &arm64, "/tmp/okome-debs/arm64")?;
+    let packages: Vec<String> = v1
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            name.split('_').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    let package_list = packages.join(" ");
+
+    // 1. First install, with a conflicting nginx config already on the node:
+    //    okome-frontend must refuse to leave nginx failing `nginx -t`.
+    std::fs::create_dir_all(chroot.path("/etc/nginx/conf.d"))?;
+    std::fs::write(
+        chroot.path("/etc/nginx/conf.d/zz-conflict.conf"),
+        "# the install test's deliberate clash with okome-frontend's cache zone\n\
+         proxy_cache_path /var/cache/nginx/other keys_zone=okome_cache:1m;\n",
+    )?;
+    let out = chroot.try_sh(&format!("{APT} {v1_args}"))?;
+    if out.status.success() {
+        return Err("okome-frontend configured although nginx -t failed with its site".into());
+    }
+    chroot
+        .sh("nginx -t")
+        .map_err(|e| format!("okome-frontend left nginx failing nginx -t: {e}"))?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/okome-frontend.conf",
+        false,
+        "the failed postinst must take its site out again",
+    )?;
+    std::fs::remove_file(chroot.path("/etc/nginx/conf.d/zz-conflict.conf"))?;
+    chroot.sh("dpkg --configure -a")?;
+    chroot.sh("nginx -t")?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/okome-frontend.conf",
+        true,
+        "okome-frontend enables its site",
+    )?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/default",
+        false,
+        "the default site would clash with okome's default_server",
+    )?;
+    check_versions(&chroot, &packages, &format!("{}-1", super::deb::VERSION))?;
+    check_installed(&chroot)?;
+
+    // 2. Upgrade over a locally edited conffile: the edit is kept, timers
+    //    stay enabled.
+    let edited = "/etc/default/okome-prewarm";
+    let marker = "# edited on this node by the install test";
+    let original =
+        std::fs::read_to_string(chroot.path(edited)).map_err(|e| format!("{edited}: {e}"))?;
+    std::fs::write(chroot.path(edited), format!("{original}{marker}\n"))?;
+    chroot.sh(&format!("{APT} {v2_args}"))?;
+    check_versions(&chroot, &packages, &format!("{}-2", super::deb::VERSION))?;
+    let after = std::fs::read_to_string(chroot.path(edited))?;
+    if !after.contains(marker) {
+        return Err(format!("upgrade replaced the locally edited conffile {edited}").into());
+    }
+    check_installed(&chroot)?;
+
+    // 3. Remove: binaries go, conffiles stay, nginx back to Debian's site.
+    std::fs::create_dir_all(chroot.path("/run/okome/metrics"))?;
+    std::fs::create_dir_all(chroot.path("/var/lib/okome"))?;
+    for tool in TOOLS {
+        let short = tool.package.trim_start_matches("okome-");
+        std::fs::write(chroot.path(&format!("/run/okome/{short}.state")), "x\n")?;
+        std::fs::write(
+            chroot.path(&format!("/run/okome/metrics/{}.prom", tool.package)),
+            "",
+        )?;
+    }
+    chroot.sh(&format!("apt-get remove -y -q {package_list}"))?;
+    for tool in TOOLS {
+        chroot.expect(&format!("/usr/bin/{}", tool.package), false, "removed")?;
+    }
+    chroot.expect(edited, true, "remove keeps conffiles")?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/okome-frontend.conf",
+        false,
+        "site disabled on remove",
+    )?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/default",
+        true,
+        "Debian's site back on remove",
+    )?;
+    chroot.sh("nginx -t")?;
+
+    // 4. Purge: conffiles, timer enablement and run state go.
+    chroot.sh(&format!("apt-get purge -y -q {package_list}"))?;
+    chroot.expect(edited, false, "purge deletes conffiles")?;
+    for tool in TOOLS.iter().filter(|t| t.timer) {
+        chroot.expect(&wants_link(tool.package), false, "purge forgets the timer")?;
+    }
+    chroot.expect("/run/okome", false, "purge deletes run state")?;
+    chroot.expect("/var/lib/okome", false, "purge deletes persistent state")?;
+    chroot.expect(
+        "/etc/nginx/okome",
+        false,
+        "purge deletes the nginx includes",
+    )?;
+
+    // 5. The arm64 packages install on an arm64-enabled dpkg (their metadata
+    //    is right; the binaries cannot run here) and purge again.
+    chroot.sh("dpkg --add-architecture arm64")?;
+    let tools: Vec<&str> = TOOLS.iter().map(|t| t.package).collect();
+    chroot.sh(&format!("{APT} {arm64_args}"))?;
+    for tool in &tools {
+        let arch = chroot.sh(&format!("dpkg-query -W -f='${{Architecture}}' {tool}"))?;
+        if arch.trim() != "arm64" {
+            return Err(format!("{tool}: installed architecture {arch}, expected arm64").into());
+        }
+    }
+    for tool in TOOLS.iter().filter(|t| t.timer) {
+        chroot.expect(
+            &wants_link(tool.package),
+            true,
+            "arm64 package enables its timer",
+        )?;
+    }
+    chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
+    eprintln!(
+        "xtask dist: install/upgrade/remove/purge in the chroot took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn wants_link(package: &str) -> String {
+    format!("/etc/systemd/system/timers.target.wants/{package}.timer")
+}
+
+fn check_versions(chroot: &Chroot, packages: &[String], version: &str) -> Result {
+    let out = chroot.sh(&format!(
+        "dpkg-query -W -f='${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {}",
+        packages.join(" ")
+    ))?;
+    for line in out.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 3 || fields[1] != version || fields[2] != "ii" {
+            return Err(format!("expected {version} installed (ii), got: {line}").into());
+        }
+    }
+    Ok(())
+}
+
+/// What an installed set must look like, with no systemd anywhere.
+fn check_installed(chroot: &Chroot) -> Result {
+    for tool in TOOLS {
+        let p = tool.package;
+        chroot.sh(&format!("{p} --version"))?;
+        chroot.expect(&format!("/usr/share/man/man1/{p}.1.gz"), true, "man page")?;
+        chroot.expect(
+            &format!("/usr/share/bash-completion/completions/{p}"),
+            true,
+            "bash completion",
+        )?;
+        chroot.expect(
+            &format!("/usr/share/zsh/vendor-completions/_{p}"),
+            true,
+            "zsh completion",
+        )?;
+        chroot.expect(
+            &format!("/usr/share/fish/vendor_completions.d/{p}.fish"),
+            true,
+            "fish completion",
+        )?;
+        chroot.expect(&format!("/etc/default/{p}"), true, "defaults conffile")?;
+        chroot.expect(&format!("/usr/share/doc/{p}/copyright"), true, "copyright")?;
+        let link = wants_link(p);
+        chroot.expect(
+            &link,
+            tool.timer,
+            "the timer is enabled on install (none without a timer)",
+        )?;
+        if tool.timer {
+            let target = std::fs::read_link(chroot.path(&link))?;
+            if !chroot.exists(&target.to_string_lossy()) {
+                return Err(
+                    format!("{link} points at {}, which is missing", target.display()).into(),
+                );
+            }
+        }
+    }
+    chroot.sh("nginx -t")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_deb822_and_one_line_sources() {
+        let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\n\
+                      Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
+        assert_eq!(
+            mirror_in(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let security_only =
+            "Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
+        assert_eq!(mirror_in(security_only), None);
+        let one_line = "deb [arch=amd64] http://one.example/debian bookworm main\n";
+        assert_eq!(
+            mirror_in(one_line).as_deref(),
+            Some("http://one.example/debian")
+        );
+        assert_eq!(mirror_in("deb https://other.example nodistro main\n"), None);
+    }
+}

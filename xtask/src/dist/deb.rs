@@ -1,0 +1,304 @@
+//! The `.deb` packages: one per tool and architecture through cargo-deb
+//! (configured in each tool's `[package.metadata.deb]`), and the node-role
+//! config packages `okome-frontend` / `okome-backend`, staged here and built
+//! with `dpkg-deb`, then every one checked by lintian.
+//!
+//! The config packages are `Architecture: all` and carry no Rust code, so a
+//! staged tree is simpler and more honest than a fake crate for cargo-deb:
+//! the table below says, file by file, where each shipped config lands on a
+//! node. Maintainer scripts stay in `debian/` as plain shell, where a Debian
+//! packager expects them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Binary, build_dir, out_dir};
+use crate::Result;
+use crate::cmd::{self, cargo, run, workspace_root};
+
+/// The Debian upstream version: the workspace's.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const MAINTAINER: &str = "OKOME maintainers <maintainers@okome.invalid>";
+
+/// Package one tool binary with cargo-deb (metadata in its Cargo.toml).
+pub fn tool_package(binary: &Binary, revision: &str, deb_dir: &Path) -> Result<PathBuf> {
+    let target = binary.target;
+    let stdout = cmd::output(
+        cargo()
+            .args(["deb", "--no-build", "--no-strip", "--no-dbgsym", "-p"])
+            .arg(binary.tool.package)
+            .args(["--target", target.triple, "--deb-revision", revision])
+            .arg("--output")
+            .arg(deb_dir)
+            // cargo-deb finds `target/release/<bin>` of its assets under the
+            // dist target dir, per triple.
+            .env("CARGO_TARGET_DIR", build_dir()),
+    )?;
+    let path = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with(".deb"))
+        .ok_or_else(|| format!("cargo deb printed no .deb path: {stdout}"))?;
+    let path = PathBuf::from(path.trim());
+    let expected = format!(
+        "{}_{VERSION}-{revision}_{}.deb",
+        binary.tool.package, target.deb_arch
+    );
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+        return Err(format!("cargo deb wrote {}, expected {expected}", path.display()).into());
+    }
+    Ok(path)
+}
+
+/// Where one shipped file lands on a node.
+#[derive(Debug)]
+struct Install {
+    /// Path in the repository.
+    source: &'static str,
+    /// Absolute path on the node.
+    dest: &'static str,
+}
+
+/// A node-role config package.
+#[derive(Debug)]
+struct ConfigPackage {
+    name: &'static str,
+    depends: &'static str,
+    synopsis: &'static str,
+    description: &'static str,
+    files: &'static [Install],
+}
+
+const fn file(source: &'static str, dest: &'static str) -> Install {
+    Install { source, dest }
+}
+
+const CONFIG_PACKAGES: &[ConfigPackage] = &[
+    ConfigPackage {
+        name: "okome-frontend",
+        depends: "nginx, keepalived, fail2ban, python3-systemd, openssh-server, \
+                  okome-health-probe (>= 0.1.0), okome-prewarm (>= 0.1.0)",
+        synopsis: "OKOME edge-cache node: nginx, keepalived, fail2ban, sshd, sysctl configs",
+        description: " The configuration of an OKOME frontend Raspberry Pi: the nginx edge\n \
+                      cache site with its health gate and canary policies, keepalived\n \
+                      master/backup configs for the shared VIP, a fail2ban sshd jail on\n \
+                      the journal, an sshd hardening drop-in, SD-card friendly sysctl and\n \
+                      journald settings, and the node_exporter textfile drop-in.\n \
+                      .\n \
+                      The postinst enables the nginx site and refuses to leave nginx\n \
+                      failing `nginx -t`: it rolls its own files back if the test fails.",
+        files: &[
+            file(
+                "configs/nginx-frontend/okome-frontend.conf",
+                "/etc/nginx/sites-available/okome-frontend.conf",
+            ),
+            file(
+                "configs/nginx-frontend/upstream.conf",
+                "/etc/nginx/okome/upstream.conf",
+            ),
+            file(
+                "configs/nginx-frontend/health_state.conf",
+                "/etc/nginx/okome/health_state.conf",
+            ),
+            file(
+                "configs/nginx-frontend/okome-logformat.conf",
+                "/etc/nginx/okome/okome-logformat.conf",
+            ),
+            file(
+                "configs/nginx-frontend/canary_maps.conf",
+                "/etc/nginx/okome/canary_maps.conf",
+            ),
+            file(
+                "configs/nginx-frontend/canary_policies.conf",
+                "/etc/nginx/okome/canary_policies.conf",
+            ),
+            // keepalived reads only keepalived.conf, and which Pi is master is
+            // the operator's choice (both master would hold the VIP twice):
+            // ship both, the README says which to link.
+            file(
+                "configs/keepalived/keepalived-master.conf",
+                "/etc/keepalived/okome/keepalived-master.conf",
+            ),
+            file(
+                "configs/keepalived/keepalived-backup.conf",
+                "/etc/keepalived/okome/keepalived-backup.conf",
+            ),
+            // The .d directories, so the operator's own jail.local and
+            // fail2ban.local stay theirs.
+            file(
+                "configs/fail2ban/jail.local",
+                "/etc/fail2ban/jail.d/okome.local",
+            ),
+            file(
+                "configs/fail2ban/fail2ban.local",
+                "/etc/fail2ban/fail2ban.d/okome.local",
+            ),
+            file(
+                "configs/ssh/sshd_config.d/okome.conf",
+                "/etc/ssh/sshd_config.d/okome.conf",
+            ),
+            file("configs/sysctl-okome.conf", "/etc/sysctl.d/90-okome.conf"),
+            file(
+                "configs/journald.conf",
+                "/etc/systemd/journald.conf.d/okome.conf",
+            ),
+            file(
+                "configs/systemd/prometheus-node-exporter.service.d/okome.conf",
+                "/etc/systemd/system/prometheus-node-exporter.service.d/okome.conf",
+            ),
+            // fstab is the operator's (PARTUUIDs differ per card): an example.
+            file(
+                "configs/fstab-hardened.conf",
+                "/usr/share/doc/okome-frontend/examples/fstab-hardened.conf",
+            ),
+        ],
+    },
+    ConfigPackage {
+        name: "okome-backend",
+        depends: "redis-server",
+        synopsis: "OKOME cache backend node: hardened cache-only Redis config",
+        description: " The configuration of the OKOME backend Raspberry Pi: a cache-only\n \
+                      Redis (no persistence, allkeys-lru, maxmemory sized for a 1 GB\n \
+                      Pi, ACL users) in /etc/redis/okome.conf, and a systemd drop-in\n \
+                      that makes redis-server.service use it. Debian's own\n \
+                      /etc/redis/redis.conf stays untouched.",
+        files: &[
+            file("configs/redis-backend/redis.conf", "/etc/redis/okome.conf"),
+            file(
+                "debian/okome-backend/redis-server.service.d/okome.conf",
+                "/etc/systemd/system/redis-server.service.d/okome.conf",
+            ),
+            file(
+                "configs/fstab-hardened.conf",
+                "/usr/share/doc/okome-backend/examples/fstab-hardened.conf",
+            ),
+        ],
+    },
+];
+
+/// Build both config packages with Debian revision `revision`.
+pub fn config_packages(revision: &str, deb_dir: &Path) -> Result<Vec<PathBuf>> {
+    CONFIG_PACKAGES
+        .iter()
+        .map(|package| config_package(package, revision, deb_dir))
+        .collect()
+}
+
+fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Result<PathBuf> {
+    let root = workspace_root();
+    let stage = out_dir().join("stage").join(package.name);
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)?;
+    }
+    let mut conffiles = String::new();
+    for install in package.files {
+        let source = root.join(install.source);
+        let dest = stage.join(install.dest.trim_start_matches('/'));
+        copy(&source, &dest, 0o644)?;
+        if install.dest.starts_with("/etc/") {
+            writeln!(conffiles, "{}", install.dest)?;
+        }
+    }
+    let doc = stage.join("usr/share/doc").join(package.name);
+    copy(
+        &root.join("debian/copyright"),
+        &doc.join("copyright"),
+        0o644,
+    )?;
+    gzip(
+        &root.join("debian/changelog"),
+        &doc.join("changelog.Debian.gz"),
+    )?;
+    let control_dir = stage.join("DEBIAN");
+    std::fs::create_dir_all(&control_dir)?;
+    for script in ["preinst", "postinst", "prerm", "postrm"] {
+        let source = root
+            .join("debian")
+            .join(format!("{}.{script}", package.name));
+        if source.exists() {
+            copy(&source, &control_dir.join(script), 0o755)?;
+        }
+    }
+    std::fs::write(control_dir.join("conffiles"), conffiles)?;
+    let md5sums = cmd::output(
+        Command::new("sh")
+            .args([
+                "-c",
+                "find usr etc -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum",
+            ])
+            .current_dir(&stage),
+    )?;
+    std::fs::write(control_dir.join("md5sums"), md5sums)?;
+    let installed_kib: u64 = cmd::output(
+        Command::new("du")
+            .args(["-sk", "--exclude=DEBIAN", "."])
+            .current_dir(&stage),
+    )?
+    .split_whitespace()
+    .next()
+    .and_then(|n| n.parse().ok())
+    .ok_or("du printed no size")?;
+    let control = format!(
+        "Package: {name}\n\
+         Version: {VERSION}-{revision}\n\
+         Architecture: all\n\
+         Maintainer: {MAINTAINER}\n\
+         Installed-Size: {installed_kib}\n\
+         Depends: {depends}\n\
+         Section: admin\n\
+         Priority: optional\n\
+         Homepage: https://okome.invalid/okome-cache-node\n\
+         Description: {synopsis}\n\
+         {description}\n",
+        name = package.name,
+        depends = package.depends,
+        synopsis = package.synopsis,
+        description = package.description,
+    );
+    std::fs::write(control_dir.join("control"), control)?;
+    let deb = deb_dir.join(format!("{}_{VERSION}-{revision}_all.deb", package.name));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&stage)
+        .arg(&deb))?;
+    Ok(deb)
+}
+
+/// Copy `source` to `dest` (creating directories) with `mode`.
+fn copy(source: &Path, dest: &Path, mode: u32) -> Result {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(source, dest).map_err(|e| format!("copy {}: {e}", source.display()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// `gzip -9n`: what Debian policy wants for changelogs (no name, no time,
+/// so rebuilds are byte-identical).
+pub fn gzip(source: &Path, dest: &Path) -> Result {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let out = Command::new("gzip")
+        .args(["-9nc"])
+        .arg(source)
+        .output()
+        .map_err(|e| format!("gzip {}: {e}", source.display()))?;
+    if !out.status.success() {
+        return Err(format!("gzip {} failed", source.display()).into());
+    }
+    std::fs::write(dest, out.stdout)?;
+    Ok(())
+}
+
+/// lintian must find no error and no warning on any package; overrides ship
+/// inside the packages, each with its reason.
+pub fn lintian(debs: &[PathBuf]) -> Result {
+    run(Command::new("lintian")
+        .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+        .args(debs))
+}
