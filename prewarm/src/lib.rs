@@ -1,1 +1,209 @@
-//! okome-prewarm (being built).
+//! okome-prewarm: predictive pre-warming of the nginx edge cache.
+//!
+//! Every two minutes (systemd timer) it reads the new tail of the `okome`
+//! access log, counts real user demand for the safe UI paths (never its own
+//! requests, monitors or `/api/`), ranks paths with the seed-003 predictor,
+//! and sends `HEAD`s for the top N to the local nginx — as a real browser
+//! would ask, so the variant users fetch is the one stored — within an
+//! origin budget (token bucket, timeout, bounded retries, run deadline,
+//! emergency stop). The node holding the keepalived VIP shares its plan
+//! through Redis so the standby warms the same paths. The library holds
+//! all logic; `main.rs` only parses flags and maps the result to an exit
+//! status.
+
+pub mod bucket;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod pathsafe;
+pub mod plan_store;
+pub mod rank;
+pub mod report;
+pub mod run;
+pub mod state;
+pub mod tail;
+pub mod vip;
+pub mod warm;
+
+use clap::{Arg, ArgAction, Command};
+use okome_common::exit::{self, ExitStatus};
+use std::fmt;
+
+pub use config::Config;
+pub use run::run;
+
+/// The version sent in the User-Agent (`okome-prewarm/<version>`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Exit status: the emergency stop ended the run (tool-specific).
+pub const EXIT_EMERGENCY_STOP: u8 = 4;
+
+/// What can stop a run before it produces a report.
+#[derive(Debug)]
+pub enum Error {
+    /// A bad setting: nothing was changed.
+    Config(String),
+    /// The log cannot be read.
+    Log(std::path::PathBuf, std::io::Error),
+    /// Anything else (state directory, lock, I/O).
+    Internal(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(why) => f.write_str(why),
+            Error::Log(path, e) => write!(f, "access log {}: {e}", path.display()),
+            Error::Internal(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ExitStatus for Error {
+    fn exit_status(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::USAGE,
+            // A log that does not exist is a wrong OKOME_NGINX_LOG.
+            Error::Log(_, e) if e.kind() == std::io::ErrorKind::NotFound => exit::USAGE,
+            Error::Log(..) | Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+}
+
+const AFTER_HELP: &str = "\
+Configuration (flag > environment > /etc/default/okome-prewarm > default):
+  OKOME_WARM_TARGET      where HEADs go; scheme, host and port only      [http://127.0.0.1]
+  OKOME_WARM_TOP_N       paths warmed per run                             [40]
+  OKOME_NGINX_LOG        the okome-format access log                      [/var/log/nginx/okome_access.log]
+  OKOME_WARM_STRATEGY    selective | priority | breadth                   [priority]
+  OKOME_WARM_MAX_RPS     requests per second that may reach the origin    [5]
+  OKOME_WARM_VIP         keepalived VIP: holder publishes, standby follows [unset]
+  OKOME_WARM_REDIS       redis://[:password@]host[:port][/db] for the plan [unset]
+  …and every other flag's OKOME_WARM_* variable, shown next to it above.
+
+What counts as demand: successful GET/HEAD of /, /assets/*, /static/*,
+/ui-schema/*, /version, /health by users. Never /api/, never prewarm's own
+requests (X-OKOME-Warm: 1 / User-Agent okome-prewarm/…, logged as warm=1),
+never monitors (--exclude-ua). Paths from the log are normalised and
+refused unless they are plain origin-form paths (no absolute URIs, //host,
+CR/LF, .., %2f, %2e, %5c; at most 512 bytes).
+
+Origin budget: a token bucket charged before each request and refunded when
+nginx answered from cache (so hits are free and origin requests never exceed
+max-rps plus one), per-request timeout, at most 2 retries (jittered
+exponential backoff, Retry-After honoured, never on 4xx), a run deadline, and
+an emergency stop when a request that waited for the origin took longer than
+--emergency-ms or --max-errors errors piled up.
+
+Examples:
+  okome-prewarm --dry-run                  show the plan with scores and why
+  okome-prewarm --json                     warm, report as JSON
+  okome-prewarm --refresh                  re-fetch entries stored > 30 min ago
+  OKOME_WARM_VIP=10.213.0.18 OKOME_WARM_REDIS=redis://10.213.0.19 okome-prewarm
+
+Files: /run/okome/prewarm.state (offset, inode, demand, quarantine),
+/run/okome/prewarm.lock, /run/okome/metrics/okome-prewarm.prom.
+
+Exit status:
+  0  ran, all good (also: another run holds the lock)
+  1  ran, some URLs failed (or the plan could not be published)
+  2  usage or configuration error (nothing was changed)
+  3  internal failure
+  4  emergency stop: the origin was slow or failing; the run ended early";
+
+fn opt(
+    id: &'static str,
+    env: &'static str,
+    value: &'static str,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Arg {
+    let arg = Arg::new(id)
+        .long(id)
+        .env(env)
+        .value_name(value)
+        .action(ArgAction::Set)
+        .help(help);
+    match default {
+        Some(d) => arg.default_value(d),
+        None => arg,
+    }
+}
+
+/// The command line, for `main`, man pages and completions.
+pub fn command() -> Command {
+    Command::new("okome-prewarm")
+        .version(VERSION)
+        .about("Warm the nginx edge cache with the paths users are about to ask for")
+        .long_about(
+            "Reads the new tail of the okome access log, ranks the safe UI paths by predicted \
+             demand and sends HEAD requests for the top N to the local nginx, within an origin \
+             budget. Meant to run every 2 minutes from okome-prewarm.timer.",
+        )
+        .after_help(AFTER_HELP)
+        .arg(opt("target", "OKOME_WARM_TARGET", "URL", Some("http://127.0.0.1"), "Warm target: http://host[:port], nothing else"))
+        .arg(opt("top-n", "OKOME_WARM_TOP_N", "N", Some("40"), "Paths to warm per run"))
+        .arg(opt("log", "OKOME_NGINX_LOG", "PATH", Some("/var/log/nginx/okome_access.log"), "nginx access log in the okome format"))
+        .arg(opt("log-format", "OKOME_NGINX_LOG_FORMAT", "SPEC", None, "nginx log_format string, if not the okome format"))
+        .arg(opt("strategy", "OKOME_WARM_STRATEGY", "NAME", Some("priority"), "selective (top by frequency), priority (predictor), breadth (shallow first)"))
+        .arg(opt("tail-bytes", "OKOME_WARM_TAIL_BYTES", "BYTES", Some("8388608"), "Read at most this much of the log per run"))
+        .arg(opt("workers", "OKOME_WARM_WORKERS", "N", Some("2"), "Concurrent warm requests"))
+        .arg(opt("max-rps", "OKOME_WARM_MAX_RPS", "RPS", Some("5"), "Requests per second that may reach the origin"))
+        .arg(opt("timeout-ms", "OKOME_WARM_TIMEOUT_MS", "MS", Some("5000"), "Per-request timeout"))
+        .arg(opt("retries", "OKOME_WARM_RETRIES", "N", Some("2"), "Retries on 5xx/timeout/connection errors (0-2; never on 4xx)"))
+        .arg(opt("backoff-ms", "OKOME_WARM_BACKOFF_MS", "MS", Some("100"), "Backoff base (doubles per retry, jittered)"))
+        .arg(opt("deadline-secs", "OKOME_WARM_DEADLINE_SECS", "SECS", Some("90"), "The whole run ends by then (max 110: below the 2 min period)"))
+        .arg(opt("emergency-ms", "OKOME_WARM_EMERGENCY_MS", "MS", Some("2000"), "Emergency stop when an origin request is slower than this"))
+        .arg(opt("max-errors", "OKOME_WARM_MAX_ERRORS", "N", Some("5"), "Emergency stop after this many errors (5xx, 429, timeouts)"))
+        .arg(opt("accept-encoding", "OKOME_WARM_ACCEPT_ENCODING", "VALUE", Some("gzip, deflate, br"), "Accept-Encoding sent, as real browsers do"))
+        .arg(opt("exclude-ua", "OKOME_WARM_EXCLUDE_UA", "LIST", Some(ingest::DEFAULT_MONITORS), "Comma-separated User-Agent substrings of monitors (not demand)"))
+        .arg(opt("quarantine-after", "OKOME_WARM_QUARANTINE_AFTER", "RUNS", Some("3"), "Quarantine a path that MISSes this many runs in a row"))
+        .arg(opt("quarantine-secs", "OKOME_WARM_QUARANTINE_SECS", "SECS", Some("21600"), "How long a quarantine lasts"))
+        .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
+        .arg(opt("refresh-after-secs", "OKOME_WARM_REFRESH_AFTER", "SECS", Some("1800"), "With --refresh: only paths stored at least this long ago"))
+        .arg(opt("vip", "OKOME_WARM_VIP", "ADDR", None, "keepalived VIP: the holder publishes its plan, the other node warms from it"))
+        .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[:password@]host[:port][/db]"))
+        .arg(opt("plan-key", "OKOME_WARM_PLAN_KEY", "KEY", Some(plan_store::DEFAULT_KEY), "Redis key of the shared plan"))
+        .arg(opt("plan-ttl-secs", "OKOME_WARM_PLAN_TTL", "SECS", Some("600"), "TTL of the published plan"))
+        .arg(opt("state-dir", "OKOME_WARM_STATE_DIR", "DIR", Some("/run/okome"), "Directory of prewarm.state and prewarm.lock"))
+        .arg(opt("metrics-dir", "OKOME_METRICS_DIR", "DIR", Some(okome_common::prom::TEXTFILE_DIR), "node_exporter textfile directory"))
+        .arg(Arg::new("no-metrics").long("no-metrics").action(ArgAction::SetTrue).help("Do not write the Prometheus textfile"))
+        .arg(Arg::new("dry-run").long("dry-run").short('n').action(ArgAction::SetTrue).help("Print the plan with scores and why; send nothing, write nothing"))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report (or the dry-run plan) as JSON on stdout"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn help_teaches_config_and_exit_status() {
+        let help = command().render_long_help().to_string();
+        for needle in [
+            "OKOME_WARM_TARGET",
+            "OKOME_WARM_TOP_N",
+            "OKOME_NGINX_LOG",
+            "[default: 40]",
+            "Exit status",
+            "4  emergency stop",
+            "Examples",
+        ] {
+            assert!(help.contains(needle), "--help lacks {needle}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_the_exit_contract() {
+        assert_eq!(Error::Config("x".into()).exit_status(), 2);
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(Error::Log("/x".into(), missing).exit_status(), 2);
+        assert_eq!(Error::Internal("x".into()).exit_status(), 3);
+    }
+}

@@ -1,0 +1,414 @@
+//! One run, start to finish: lock, state, role, plan, warm, remember, report.
+//!
+//! Kept apart from `lib.rs` so the seams are explicit: the clock (`now`) and
+//! the interface-address source ([`crate::vip::LocalAddrs`]) are passed in,
+//! which is how tests make a node "hold" or "not hold" the VIP.
+
+use crate::config::Config;
+use crate::ingest::Ingest;
+use crate::plan_store::{self, SharedPlan};
+use crate::rank::{self, Ranked};
+use crate::report::{self, LogInfo, Report, Summary};
+use crate::state::{Quarantine, State};
+use crate::tail;
+use crate::vip::{self, LocalAddrs};
+use crate::warm::{self, Job, Outcome};
+use crate::{EXIT_EMERGENCY_STOP, Error, VERSION};
+use okome_common::exit;
+use okome_common::fsutil::RunLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Timeout for each Redis operation.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// This node's part in a VIP pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// No VIP configured.
+    Single,
+    /// Holds the VIP: plans from its log, publishes.
+    Active,
+    /// Does not hold the VIP: warms from the active node's plan.
+    Standby,
+    /// Could not tell (e.g. `ip` failed): plans from its own log, publishes nothing.
+    Unknown(String),
+}
+
+impl Role {
+    fn name(&self) -> &'static str {
+        match self {
+            Role::Single => "single",
+            Role::Active => "active",
+            Role::Standby => "standby",
+            Role::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// Current unix time.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Run with the real clock and the real interface list; returns the exit status.
+pub fn run(config: &Config) -> Result<u8, Error> {
+    run_with(config, &vip::IpCommand, now_unix())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Plan from the log: read the new tail, count, prune, rank.
+fn plan_from_log(
+    config: &Config,
+    state: &mut State,
+    now: i64,
+) -> Result<(Vec<Ranked>, LogInfo), Error> {
+    let tail = tail::plan(&config.log, state.log.as_ref(), config.tail_bytes)
+        .map_err(|e| Error::Log(config.log.clone(), e))?;
+    let mut ingest = Ingest::new(&config.log_format, &config.monitors);
+    for segment in &tail.segments {
+        tail::read_lines(segment, |line, cut| {
+            ingest.line(line, cut, &mut state.paths)
+        })
+        .map_err(|e| Error::Log(segment.path.clone(), e))?;
+    }
+    if ingest.counts.lines > 0 {
+        rank::prune(&mut state.paths, now.max(ingest.counts.newest));
+    }
+    let info = LogInfo {
+        start: tail.start,
+        bytes: tail.bytes(),
+        counts: ingest.counts,
+    };
+    state.log = Some(tail.pos);
+    let plan = rank::rank(
+        &state.paths,
+        &state.quarantine,
+        now,
+        config.strategy,
+        config.top_n,
+    );
+    Ok((plan, info))
+}
+
+/// Plan from the active node's shared list, every path re-validated.
+fn plan_from_shared(shared: &SharedPlan, state: &State, top_n: usize) -> Vec<Ranked> {
+    let mut plan = Vec::new();
+    let mut taken = 0;
+    for (index, raw) in shared.paths.iter().enumerate() {
+        if taken >= top_n {
+            break;
+        }
+        let path = match crate::pathsafe::revalidate(raw) {
+            Ok(path) => path,
+            Err(why) => {
+                log::warn!(
+                    "shared plan from {}: refusing path {raw:?} ({why})",
+                    shared.node
+                );
+                continue;
+            }
+        };
+        if plan.iter().any(|r: &Ranked| r.path == path) {
+            continue;
+        }
+        let quarantined = state
+            .quarantine
+            .get(&path)
+            .map(|q| format!("quarantined until {}: {}", q.until, q.reason));
+        taken += usize::from(quarantined.is_none());
+        plan.push(Ranked {
+            depth: rank::depth(&path),
+            path,
+            score: (shared.paths.len() - index) as f64,
+            frequency: 0.0,
+            recent: 0.0,
+            growth: 0.0,
+            bonus: 1.0,
+            age: 0,
+            why: format!(
+                "rank {} in {}'s plan of {}",
+                index + 1,
+                shared.node,
+                shared.generated
+            ),
+            quarantined,
+        });
+    }
+    plan
+}
+
+/// Run with an explicit address source and clock.
+pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8, Error> {
+    let started = Instant::now();
+    let _lock = if config.dry_run {
+        None
+    } else {
+        if let Some(dir) = config.lock_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+        }
+        match RunLock::try_acquire(&config.lock_path).map_err(|e| Error::Internal(e.to_string()))? {
+            Some(lock) => Some(lock),
+            None => {
+                log::info!(
+                    "another run holds {}; nothing to do",
+                    config.lock_path.display()
+                );
+                return Ok(exit::OK);
+            }
+        }
+    };
+    let mut state = State::load(&config.state_path);
+    state.expire_quarantine(now);
+
+    let role = match config.vip {
+        None => Role::Single,
+        Some(ip) => match vip::holds(addrs, ip) {
+            Ok(true) => Role::Active,
+            Ok(false) => Role::Standby,
+            Err(e) => {
+                log::warn!(
+                    "cannot tell whether this node holds VIP {ip}: {e}; warming from the local log"
+                );
+                Role::Unknown(e.to_string())
+            }
+        },
+    };
+
+    // Where the plan comes from.
+    let mut shared = None;
+    if role == Role::Standby
+        && let Some(url) = &config.redis
+    {
+        match plan_store::fetch(url, &config.plan_key, REDIS_TIMEOUT) {
+            Ok(Some(plan)) => shared = Some(plan),
+            Ok(None) => log::warn!(
+                "standby: no shared plan in redis key {}; warming from the local log",
+                config.plan_key
+            ),
+            Err(e) => log::warn!(
+                "standby: cannot fetch the shared plan ({e}); warming from the local log"
+            ),
+        }
+    }
+    let (plan, log_info, source) = match &shared {
+        Some(plan) => (
+            plan_from_shared(plan, &state, config.top_n),
+            None,
+            format!("shared:{}", plan.node),
+        ),
+        None => {
+            let (plan, info) = plan_from_log(config, &mut state, now)?;
+            (plan, Some(info), "log".to_string())
+        }
+    };
+
+    let mut report = Report {
+        agent: format!("okome-prewarm/{VERSION}"),
+        strategy: config.strategy.to_string(),
+        role: role.name().to_string(),
+        source,
+        log: log_info,
+        plan,
+        results: Vec::new(),
+        summary: Summary::default(),
+    };
+
+    if config.dry_run {
+        if config.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report)
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            );
+        } else {
+            print!("{}", report::dry_run_text(&report));
+        }
+        return Ok(exit::OK);
+    }
+
+    let jobs: Vec<Job> = report
+        .plan
+        .iter()
+        .filter(|r| r.quarantined.is_none())
+        .map(|r| Job {
+            path: r.path.clone(),
+            refresh: config.refresh
+                && now - state.paths.get(&r.path).map_or(0, |s| s.stored)
+                    >= config.refresh_after_secs,
+        })
+        .collect();
+    let mut summary = Summary {
+        planned: jobs.len(),
+        skipped: report.plan.len() - jobs.len(),
+        ..Summary::default()
+    };
+
+    // The active node shares what it is about to warm.
+    if role == Role::Active
+        && let Some(url) = &config.redis
+    {
+        let plan = SharedPlan {
+            version: 1,
+            node: host_name(),
+            generated: now,
+            strategy: config.strategy.to_string(),
+            paths: jobs.iter().map(|j| j.path.clone()).collect(),
+        };
+        let ok = match plan_store::publish(
+            url,
+            &config.plan_key,
+            &plan,
+            config.plan_ttl_secs,
+            REDIS_TIMEOUT,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!(
+                    "cannot publish the plan to redis ({e}): the standby will warm from its own log"
+                );
+                false
+            }
+        };
+        summary.published = Some(ok);
+    }
+
+    if !jobs.is_empty() {
+        let addr = config
+            .target
+            .resolve()
+            .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.host)))?;
+        let pool = warm::run(addr, &config.target, &jobs, &config.warm);
+        summary.origin_requests = pool.origin_requests;
+        summary.rate_limit_waits = pool.rate_limit_waits;
+        summary.retries = pool.retries;
+        summary.emergency_stop = pool.emergency.clone();
+        summary.deadline_hit = pool.deadline_hit;
+        for result in &pool.results {
+            match result.outcome {
+                Outcome::Warmed => summary.warmed += 1,
+                Outcome::AlreadyHot => summary.already_hot += 1,
+                Outcome::Uncacheable => summary.uncacheable += 1,
+                Outcome::Failed => summary.failed += 1,
+                Outcome::Skipped => summary.skipped += 1,
+            }
+            remember(&mut state, result, config, now, &mut summary.quarantined);
+        }
+        report.results = pool.results;
+    }
+
+    summary.exit_status = if summary.emergency_stop.is_some() {
+        EXIT_EMERGENCY_STOP
+    } else if summary.failed > 0 || summary.published == Some(false) {
+        exit::PROBLEM
+    } else {
+        exit::OK
+    };
+    summary.duration_seconds = started.elapsed().as_secs_f64();
+
+    let t = &mut state.totals;
+    t.runs += 1;
+    let attempted = report
+        .results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Skipped);
+    for r in attempted {
+        t.jobs += 1;
+        if r.outcome == Outcome::Failed {
+            t.failure += 1;
+        } else {
+            t.success += 1;
+        }
+    }
+    t.origin_requests += summary.origin_requests;
+    t.rate_limit_waits += summary.rate_limit_waits;
+    t.emergency_stops += u64::from(summary.emergency_stop.is_some());
+
+    state
+        .save(&config.state_path)
+        .map_err(|e| Error::Internal(format!("state: {e}")))?;
+    if let Some(path) = &config.metrics_path {
+        let metrics = report::metrics(&summary, &state.totals, state.quarantine.len(), now);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| metrics.write_textfile(path));
+        if let Err(e) = written {
+            log::warn!("metrics textfile {}: {e}", path.display());
+        }
+    }
+    report.summary = summary;
+    let line = report::summary_line(&report);
+    match report.summary.exit_status {
+        0 => log::info!("{line}"),
+        _ => log::warn!("{line}"),
+    }
+    if config.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    }
+    Ok(report.summary.exit_status)
+}
+
+/// Fold one result into the per-path memory: when it was stored, and the
+/// MISS streak that leads to a (time-limited) quarantine.
+fn remember(
+    state: &mut State,
+    result: &warm::JobResult,
+    config: &Config,
+    now: i64,
+    newly: &mut usize,
+) {
+    let cache = result.cache_status.as_deref();
+    let stats = state.paths.entry(result.path.clone()).or_default();
+    match result.outcome {
+        Outcome::AlreadyHot => stats.misses = 0,
+        Outcome::Warmed => {
+            stats.stored = now;
+            // EXPIRED/REVALIDATED/refresh prove the entry was cacheable; a
+            // plain MISS run after run means nginx never keeps it.
+            if cache == Some("MISS") {
+                stats.misses += 1;
+            } else {
+                stats.misses = 0;
+            }
+        }
+        Outcome::Uncacheable => stats.misses += 1,
+        Outcome::Failed | Outcome::Skipped => return,
+    }
+    if stats.misses >= config.quarantine_after {
+        let hint = result
+            .uncacheable_hint
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
+        let reason = format!(
+            "{} on {} runs in a row{hint}",
+            cache.unwrap_or("no X-Cache-Status"),
+            stats.misses
+        );
+        log::info!(
+            "quarantining {} for {} s: {reason}",
+            result.path,
+            config.quarantine_secs
+        );
+        stats.misses = 0;
+        state.quarantine.insert(
+            result.path.clone(),
+            Quarantine {
+                until: now + config.quarantine_secs,
+                reason,
+            },
+        );
+        *newly += 1;
+    }
+}
