@@ -1,0 +1,421 @@
+//! Reading every input in parallel and merging the tallies.
+//!
+//! Plain files are cut into chunks at newline boundaries and each chunk is
+//! read with positioned reads (`pread`) by whichever of `--threads` workers
+//! is free, so one big log uses every core. Gzip files and stdin cannot be
+//! cut: each is one unit, and its decompression runs in a helper thread
+//! that hands blocks to the parsing worker through a small bounded queue,
+//! so inflating and parsing overlap. Memory per worker is one line buffer
+//! plus its tally, whatever the log size.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use okome_common::accesslog::{LineReader, LogFormat, is_gzip, open_input};
+
+use crate::tally::{Options, Sample, Tally};
+
+/// Smallest chunk a plain file is cut into.
+const MIN_CHUNK: u64 = 8 << 20;
+/// Read buffer per worker (grows, up to the line cap, only for longer lines).
+const READ_BUFFER: usize = 256 << 10;
+/// Longest line read whole; longer lines are malformed.
+pub const MAX_LINE: usize = 1 << 20;
+/// Block size between a decompression thread and its parser.
+const PIPE_BLOCK: usize = 256 << 10;
+
+/// What happened to one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputOutcome {
+    /// The path as given (`-` for stdin).
+    pub name: String,
+    /// Lines read from it.
+    pub lines: u64,
+    /// Whether it was gzip.
+    pub gzip: bool,
+    /// Why it could not be (completely) read.
+    pub error: Option<String>,
+}
+
+/// A malformed line with its input and absolute line number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The input's name.
+    pub input: String,
+    /// 1-based line number in that input.
+    pub line: u64,
+    /// Why it did not parse.
+    pub reason: String,
+}
+
+/// Everything a scan produced.
+#[derive(Debug)]
+pub struct Scan {
+    /// All inputs merged.
+    pub tally: Tally,
+    /// Per input, in the order given.
+    pub inputs: Vec<InputOutcome>,
+    /// The first malformed lines, in input order.
+    pub samples: Vec<Located>,
+}
+
+/// A unit's tally, and the error that stopped it early, if any.
+type UnitResult = (Tally, Option<io::Error>);
+
+enum Unit {
+    Range { input: usize, start: u64, end: u64 },
+    Stream { input: usize },
+}
+
+impl Unit {
+    fn input(&self) -> usize {
+        match self {
+            Unit::Range { input, .. } | Unit::Stream { input } => *input,
+        }
+    }
+}
+
+/// Read `inputs` with `threads` workers and count them with `format`.
+pub fn scan(inputs: &[PathBuf], format: &LogFormat, options: &Options, threads: usize) -> Scan {
+    let threads = threads.max(1);
+    let mut outcomes: Vec<InputOutcome> = inputs
+        .iter()
+        .map(|path| InputOutcome {
+            name: path.display().to_string(),
+            lines: 0,
+            gzip: false,
+            error: None,
+        })
+        .collect();
+    let mut units = Vec::new();
+    for (index, path) in inputs.iter().enumerate() {
+        match plan(index, path, threads) {
+            Ok((planned, gzip)) => {
+                outcomes[index].gzip = gzip;
+                units.extend(planned);
+            }
+            Err(error) => outcomes[index].error = Some(with_path(path, &error)),
+        }
+    }
+
+    let results: Vec<Mutex<Option<UnitResult>>> = units.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(units.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(unit) = units.get(index) else { break };
+                    let path = &inputs[unit.input()];
+                    let result = run_unit(unit, path, format, options);
+                    *results[index].lock().expect("no worker panics holding it") = Some(result);
+                }
+            });
+        }
+    });
+
+    let mut total = Tally::new(options);
+    let mut samples = Vec::new();
+    for (unit, result) in units.iter().zip(results) {
+        let (tally, error) = result
+            .into_inner()
+            .expect("no worker panics holding it")
+            .expect("every unit ran");
+        let outcome = &mut outcomes[unit.input()];
+        for Sample { line, reason } in &tally.samples {
+            samples.push(Located {
+                input: outcome.name.clone(),
+                line: outcome.lines + line,
+                reason: reason.clone(),
+            });
+        }
+        outcome.lines += tally.lines;
+        if let Some(error) = error
+            && outcome.error.is_none()
+        {
+            outcome.error = Some(with_path(&inputs[unit.input()], &error));
+        }
+        total.merge(tally);
+    }
+    samples.truncate(crate::tally::SAMPLES);
+    Scan {
+        tally: total,
+        inputs: outcomes,
+        samples,
+    }
+}
+
+fn with_path(path: &Path, error: &io::Error) -> String {
+    format!("{}: {error}", path.display())
+}
+
+/// Cut one input into units; also says whether it is gzip.
+fn plan(input: usize, path: &Path, threads: usize) -> io::Result<(Vec<Unit>, bool)> {
+    if path.as_os_str() == "-" {
+        return Ok((vec![Unit::Stream { input }], false));
+    }
+    let file = File::open(path)?;
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
+    }
+    let mut magic = [0u8; 2];
+    let have = if metadata.is_file() {
+        read_at_most(&file, &mut magic, 0)?
+    } else {
+        0
+    };
+    if !metadata.is_file() || is_gzip(&magic[..have]) {
+        // A pipe or device cannot be cut, nor can a gzip stream.
+        return Ok((vec![Unit::Stream { input }], is_gzip(&magic[..have])));
+    }
+    // Read only what exists now: nginx may append while we read.
+    let size = metadata.len();
+    let chunks = if threads > 1 {
+        (threads as u64 * 4).min(size / MIN_CHUNK).max(1)
+    } else {
+        1
+    };
+    let mut starts = vec![0u64];
+    for k in 1..chunks {
+        let start = line_start_at_or_after(&file, size * k / chunks, size)?;
+        if start > *starts.last().expect("non-empty") && start < size {
+            starts.push(start);
+        }
+    }
+    let mut units = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(size);
+        units.push(Unit::Range { input, start, end });
+    }
+    Ok((units, false))
+}
+
+fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut have = 0;
+    while have < buf.len() {
+        match file.read_at(&mut buf[have..], offset + have as u64) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(have)
+}
+
+/// The offset of the first line that starts at or after `offset`.
+fn line_start_at_or_after(file: &File, offset: u64, size: u64) -> io::Result<u64> {
+    if offset == 0 {
+        return Ok(0);
+    }
+    let mut at = offset - 1; // a newline just before `offset` starts a line at it
+    let mut buf = vec![0u8; 64 << 10];
+    while at < size {
+        let n = read_at_most(file, &mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(newline) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(at + newline as u64 + 1);
+        }
+        at += n as u64;
+    }
+    Ok(size)
+}
+
+/// `[start, end)` of a file through positioned reads, so workers sharing a
+/// file never race on a file offset.
+struct RangeReader {
+    file: File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min((self.end - self.at) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+fn run_unit(unit: &Unit, path: &Path, format: &LogFormat, options: &Options) -> UnitResult {
+    let mut tally = Tally::new(options);
+    let reader: io::Result<Box<dyn Read + Send>> = match *unit {
+        Unit::Range { start, end, .. } => File::open(path).map(|file| {
+            Box::new(RangeReader {
+                file,
+                at: start,
+                end,
+            }) as Box<dyn Read + Send>
+        }),
+        Unit::Stream { .. } => open_input(path).map(|inner| Box::new(Pipe::new(inner)) as _),
+    };
+    let error = match reader {
+        Ok(reader) => count(reader, format, options, &mut tally).err(),
+        Err(error) => Some(error),
+    };
+    (tally, error)
+}
+
+/// The hot loop: every line of `reader` into `tally`.
+fn count(
+    reader: impl Read,
+    format: &LogFormat,
+    options: &Options,
+    tally: &mut Tally,
+) -> io::Result<()> {
+    let mut lines = LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE);
+    while let Some(line) = lines.next_line()? {
+        tally.line(format, options, line.bytes, line.truncated);
+    }
+    Ok(())
+}
+
+/// A reader whose source is read (and decompressed) in its own thread,
+/// one block ahead, with blocks recycled so nothing is allocated per block.
+struct Pipe {
+    blocks: Receiver<io::Result<Vec<u8>>>,
+    recycle: SyncSender<Vec<u8>>,
+    block: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Pipe {
+    fn new(mut source: Box<dyn Read + Send>) -> Self {
+        let (send_block, blocks) = sync_channel::<io::Result<Vec<u8>>>(2);
+        let (recycle, recycled) = sync_channel::<Vec<u8>>(4);
+        std::thread::spawn(move || {
+            loop {
+                let mut block = recycled.try_recv().unwrap_or_default();
+                block.resize(PIPE_BLOCK, 0);
+                let mut have = 0;
+                let result = loop {
+                    match source.read(&mut block[have..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            have += n;
+                            if have == block.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(error) => break Err(error),
+                    }
+                };
+                block.truncate(have);
+                let last = have == 0 || result.is_err();
+                if have > 0 && send_block.send(Ok(block)).is_err() {
+                    return; // the parser went away
+                }
+                if let Err(error) = result {
+                    let _ = send_block.send(Err(error));
+                }
+                if last {
+                    return;
+                }
+            }
+        });
+        Pipe {
+            blocks,
+            recycle,
+            block: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.block.len() {
+            if self.done {
+                return Ok(0);
+            }
+            let spent = std::mem::take(&mut self.block);
+            if spent.capacity() > 0 {
+                let _ = self.recycle.try_send(spent);
+            }
+            self.at = 0;
+            match self.blocks.recv() {
+                Ok(Ok(block)) => self.block = block,
+                Ok(Err(error)) => {
+                    self.done = true;
+                    return Err(error);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_boundaries_fall_on_line_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let text = b"aaaa\nbb\ncccccc\nd\n";
+        std::fs::write(&path, text).unwrap();
+        let file = File::open(&path).unwrap();
+        let size = text.len() as u64;
+        assert_eq!(line_start_at_or_after(&file, 0, size).unwrap(), 0);
+        assert_eq!(line_start_at_or_after(&file, 5, size).unwrap(), 5);
+        assert_eq!(line_start_at_or_after(&file, 6, size).unwrap(), 8);
+        assert_eq!(line_start_at_or_after(&file, 16, size).unwrap(), 17);
+    }
+
+    #[test]
+    fn the_pipe_passes_every_byte_and_errors() {
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        Pipe::new(Box::new(io::Cursor::new(data.clone())))
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+
+        struct Failing(u8);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "corrupt deflate stream",
+                    ));
+                }
+                self.0 -= 1;
+                buf[0] = b'x';
+                Ok(1)
+            }
+        }
+        let mut out = Vec::new();
+        let error = Pipe::new(Box::new(Failing(3)))
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert_eq!(out, b"xxx");
+        assert!(error.to_string().contains("corrupt"));
+    }
+}

@@ -1,0 +1,721 @@
+//! Counting: what one pass over a run of log lines adds up to.
+//!
+//! A [`Tally`] is filled line by line on the hot path (no allocation per
+//! line: fixed arrays, a bounded top-N, bounded histograms, a bounded time
+//! series) and tallies of parallel chunks [`merge`](Tally::merge) exactly,
+//! so the figures do not depend on `--threads`.
+
+use std::collections::BTreeMap;
+
+use okome_common::accesslog::{Entry, LogFormat};
+
+use crate::histogram::Histogram;
+use crate::topn::TopN;
+
+/// The cache statuses nginx writes, in report order; `-` means the request
+/// never went through the cache (the health gate answered, a redirect, …).
+pub const CACHE_STATUSES: [&str; 8] = [
+    "HIT",
+    "MISS",
+    "EXPIRED",
+    "STALE",
+    "UPDATING",
+    "REVALIDATED",
+    "BYPASS",
+    "-",
+];
+const HIT: usize = 0;
+const MISS: usize = 1;
+const EXPIRED: usize = 2;
+const STALE: usize = 3;
+const UPDATING: usize = 4;
+const REVALIDATED: usize = 5;
+const DASH: usize = 7;
+/// Index used for a cache status nginx does not define.
+const UNKNOWN: usize = 8;
+
+/// Distinct unknown cache-status values kept by name; more go to `other`.
+pub const MAX_UNKNOWN: usize = 16;
+/// Malformed lines remembered per chunk for `-v`.
+pub const SAMPLES: usize = 10;
+/// Time-series buckets kept (the most recent); a week of minutes.
+pub const MAX_BUCKETS: usize = 10_080;
+/// Canary variants, in report order; anything else is `other`.
+pub const CANARY_VARIANTS: [&str; 5] = ["control", "canary", "debug", "-", "other"];
+
+/// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`.
+#[inline]
+fn cache_index(status: Option<&[u8]>) -> usize {
+    match status {
+        None => DASH,
+        Some(b"HIT") => HIT,
+        Some(b"MISS") => MISS,
+        Some(b"EXPIRED") => EXPIRED,
+        Some(b"STALE") => STALE,
+        Some(b"UPDATING") => UPDATING,
+        Some(b"REVALIDATED") => REVALIDATED,
+        Some(b"BYPASS") => 6,
+        Some(_) => UNKNOWN,
+    }
+}
+
+/// Requests and body bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    /// Requests.
+    pub requests: u64,
+    /// Body bytes sent.
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, other: Count) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+    }
+}
+
+/// The figures the three ratios and the origin savings are computed from,
+/// kept overall, per path group and per canary variant.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    /// Every counted request.
+    pub requests: u64,
+    /// Requests whose cache status is not `-`.
+    pub with_status: u64,
+    /// HIT + STALE + UPDATING + REVALIDATED: answered from the cache.
+    pub from_cache: u64,
+    /// HIT.
+    pub hits: u64,
+    /// HIT + MISS + EXPIRED.
+    pub hit_miss_expired: u64,
+    /// Body bytes of requests with a cache status.
+    pub bytes_with_status: u64,
+    /// Body bytes answered from the cache.
+    pub bytes_from_cache: u64,
+    /// HIT + STALE + UPDATING: answered without asking the origin at all.
+    pub without_origin: u64,
+    /// Requests with an upstream response time: nginx asked the origin.
+    pub origin: u64,
+    /// Their summed upstream time (ms).
+    pub upstream_ms: u64,
+    /// MISS + EXPIRED requests with an upstream time, and that time (ms):
+    /// what a request costs the origin when the cache cannot help.
+    pub miss_upstream_n: u64,
+    /// See `miss_upstream_n`.
+    pub miss_upstream_ms: u64,
+}
+
+impl Mix {
+    #[inline]
+    fn add(&mut self, cache: usize, bytes: u64, upstream_ms: Option<u64>) {
+        self.requests += 1;
+        if let Some(ms) = upstream_ms {
+            self.origin += 1;
+            self.upstream_ms += ms;
+        }
+        if cache == DASH {
+            return;
+        }
+        self.with_status += 1;
+        self.bytes_with_status += bytes;
+        match cache {
+            HIT | STALE | UPDATING | REVALIDATED => {
+                self.from_cache += 1;
+                self.bytes_from_cache += bytes;
+                if cache != REVALIDATED {
+                    self.without_origin += 1;
+                }
+                if cache == HIT {
+                    self.hits += 1;
+                    self.hit_miss_expired += 1;
+                }
+            }
+            MISS | EXPIRED => {
+                self.hit_miss_expired += 1;
+                if let Some(ms) = upstream_ms {
+                    self.miss_upstream_n += 1;
+                    self.miss_upstream_ms += ms;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, o: &Mix) {
+        self.requests += o.requests;
+        self.with_status += o.with_status;
+        self.from_cache += o.from_cache;
+        self.hits += o.hits;
+        self.hit_miss_expired += o.hit_miss_expired;
+        self.bytes_with_status += o.bytes_with_status;
+        self.bytes_from_cache += o.bytes_from_cache;
+        self.without_origin += o.without_origin;
+        self.origin += o.origin;
+        self.upstream_ms += o.upstream_ms;
+        self.miss_upstream_n += o.miss_upstream_n;
+        self.miss_upstream_ms += o.miss_upstream_ms;
+    }
+}
+
+/// One time-series bucket.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// Counted requests.
+    pub requests: u64,
+    /// Requests with a cache status.
+    pub with_status: u64,
+    /// Requests answered from the cache.
+    pub from_cache: u64,
+}
+
+impl Point {
+    fn merge(&mut self, o: &Point) {
+        self.requests += o.requests;
+        self.with_status += o.with_status;
+        self.from_cache += o.from_cache;
+    }
+}
+
+/// The request hit ratio over time, in buckets of `width` seconds (UTC).
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Bucket width in seconds.
+    pub width: i64,
+    buckets: BTreeMap<i64, Point>,
+    current: Option<(i64, Point)>,
+    /// Older buckets were dropped to stay within [`MAX_BUCKETS`].
+    pub truncated: bool,
+}
+
+impl Series {
+    fn new(width: i64) -> Self {
+        Series {
+            width,
+            buckets: BTreeMap::new(),
+            current: None,
+            truncated: false,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, time: i64, cache: usize) {
+        let key = time.div_euclid(self.width) * self.width;
+        match &mut self.current {
+            Some((current, _)) if *current == key => {}
+            _ => {
+                self.flush();
+                self.current = Some((key, Point::default()));
+            }
+        }
+        let point = &mut self.current.as_mut().expect("set above").1;
+        point.requests += 1;
+        if cache != DASH {
+            point.with_status += 1;
+        }
+        if matches!(cache, HIT | STALE | UPDATING | REVALIDATED) {
+            point.from_cache += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((key, point)) = self.current.take() {
+            self.buckets.entry(key).or_default().merge(&point);
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        while self.buckets.len() > MAX_BUCKETS {
+            self.buckets.pop_first();
+            self.truncated = true;
+        }
+    }
+
+    fn merge(&mut self, other: &mut Series) {
+        self.flush();
+        other.flush();
+        for (key, point) in &other.buckets {
+            self.buckets.entry(*key).or_default().merge(point);
+        }
+        self.truncated |= other.truncated;
+        self.trim();
+    }
+
+    /// Buckets in time order: (start, counts).
+    pub fn points(&mut self) -> impl Iterator<Item = (i64, Point)> + '_ {
+        self.flush();
+        self.buckets.iter().map(|(k, p)| (*k, *p))
+    }
+}
+
+/// What is counted, fixed for a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Path-group prefixes (besides `/` and `other`).
+    pub groups: Vec<Vec<u8>>,
+    /// Count okome-prewarm's own requests.
+    pub include_warm: bool,
+    /// Count only requests at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Count only requests before this time.
+    pub until: Option<i64>,
+    /// Time-series bucket width in seconds.
+    pub by: Option<i64>,
+    /// Keep a top-N of missed paths with this many counters.
+    pub top_capacity: Option<usize>,
+    /// Latency histograms per cache status.
+    pub latency: bool,
+}
+
+impl Options {
+    fn needs_time(&self) -> bool {
+        self.since.is_some() || self.until.is_some() || self.by.is_some()
+    }
+}
+
+/// A malformed line remembered for `-v`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Line number within the chunk (1-based).
+    pub line: u64,
+    /// Why it did not parse.
+    pub reason: String,
+}
+
+/// Everything counted over a run of lines.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines that did not fit the format (or, when time matters, whose
+    /// time did not parse).
+    pub malformed: u64,
+    /// okome-prewarm requests left out.
+    pub warm: u64,
+    /// Requests outside `--since`/`--until`.
+    pub outside: u64,
+    /// The first few malformed lines.
+    pub samples: Vec<Sample>,
+    /// Per cache status, indexed like [`CACHE_STATUSES`].
+    pub cache: [Count; 8],
+    /// Unknown cache statuses by name (at most [`MAX_UNKNOWN`]).
+    pub unknown: Vec<(Vec<u8>, Count)>,
+    /// Unknown cache statuses beyond that.
+    pub unknown_other: Count,
+    /// All counted requests.
+    pub overall: Mix,
+    /// Requests per HTTP status code (100–599); others in `http_other`.
+    pub http: Box<[u64; 600]>,
+    /// Requests with a status outside 100–599 or none.
+    pub http_other: u64,
+    /// Per path group: `/`, each prefix, `other`.
+    pub groups: Vec<Mix>,
+    /// Per canary variant, indexed like [`CANARY_VARIANTS`].
+    pub canary: [Mix; 5],
+    /// Hit ratio over time (`--by`).
+    pub series: Option<Series>,
+    /// Most-missed paths (`--top`).
+    pub top: Option<TopN>,
+    /// Request-time histograms per cache status (+ one for unknown).
+    pub latency: Option<Vec<Histogram>>,
+    /// Earliest and latest request time seen (when times are read).
+    pub first: Option<i64>,
+    /// See `first`.
+    pub last: Option<i64>,
+}
+
+impl Tally {
+    /// An empty tally for `options`.
+    pub fn new(options: &Options) -> Self {
+        Tally {
+            lines: 0,
+            malformed: 0,
+            warm: 0,
+            outside: 0,
+            samples: Vec::new(),
+            cache: [Count::default(); 8],
+            unknown: Vec::new(),
+            unknown_other: Count::default(),
+            overall: Mix::default(),
+            http: Box::new([0; 600]),
+            http_other: 0,
+            groups: vec![Mix::default(); options.groups.len() + 2],
+            canary: [Mix::default(); 5],
+            series: options.by.map(Series::new),
+            top: options.top_capacity.map(TopN::new),
+            latency: options
+                .latency
+                .then(|| vec![Histogram::default(); CACHE_STATUSES.len() + 1]),
+            first: None,
+            last: None,
+        }
+    }
+
+    fn malformed(&mut self, reason: impl FnOnce() -> String) {
+        self.malformed += 1;
+        if self.samples.len() < SAMPLES {
+            self.samples.push(Sample {
+                line: self.lines,
+                reason: reason(),
+            });
+        }
+    }
+
+    /// Count one line. `truncated` lines (longer than the reader's cap) are
+    /// malformed.
+    #[inline]
+    pub fn line(&mut self, format: &LogFormat, options: &Options, bytes: &[u8], truncated: bool) {
+        self.lines += 1;
+        if truncated {
+            self.malformed(|| "line longer than the line cap".to_string());
+            return;
+        }
+        let entry = match format.check(bytes) {
+            Ok(entry) => entry,
+            Err(why) => {
+                self.malformed(|| why.to_string());
+                return;
+            }
+        };
+        self.entry(&entry, options);
+    }
+
+    #[inline]
+    fn entry(&mut self, entry: &Entry<'_>, options: &Options) {
+        if !options.include_warm && entry.warm() {
+            self.warm += 1;
+            return;
+        }
+        let mut time = None;
+        if options.needs_time() {
+            let Some(t) = entry.time_local() else {
+                self.malformed(|| "the request time does not parse".to_string());
+                return;
+            };
+            if options.since.is_some_and(|since| t < since)
+                || options.until.is_some_and(|until| t >= until)
+            {
+                self.outside += 1;
+                return;
+            }
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+            self.last = Some(self.last.map_or(t, |l| l.max(t)));
+            time = Some(t);
+        }
+        let status = entry.cache_status();
+        let cache = cache_index(status);
+        let bytes = entry.body_bytes().unwrap_or(0);
+        let upstream_ms = entry.upstream_time_ms();
+        let counted = Count { requests: 1, bytes };
+        if cache == UNKNOWN {
+            self.count_unknown(status.unwrap_or_default(), counted);
+        } else {
+            self.cache[cache].add(counted);
+        }
+        self.overall.add(cache, bytes, upstream_ms);
+        match entry.status() {
+            Some(code @ 100..=599) => self.http[code as usize] += 1,
+            _ => self.http_other += 1,
+        }
+        let path = entry.path();
+        let group = group_of(&options.groups, path);
+        self.groups[group].add(cache, bytes, upstream_ms);
+        let variant = match entry.canary() {
+            Some(b"control") => 0,
+            Some(b"canary") => 1,
+            Some(b"debug") => 2,
+            None => 3,
+            Some(_) => 4,
+        };
+        self.canary[variant].add(cache, bytes, upstream_ms);
+        if let (Some(series), Some(t)) = (&mut self.series, time) {
+            series.add(t, cache);
+        }
+        if let Some(top) = &mut self.top
+            && matches!(cache, MISS | EXPIRED)
+        {
+            top.add(path.unwrap_or(b"-"));
+        }
+        if let Some(latency) = &mut self.latency
+            && let Some(ms) = entry.request_time_ms()
+        {
+            latency[cache].record(ms);
+        }
+    }
+
+    fn count_unknown(&mut self, name: &[u8], counted: Count) {
+        if let Some((_, count)) = self.unknown.iter_mut().find(|(n, _)| n == name) {
+            count.add(counted);
+        } else if self.unknown.len() < MAX_UNKNOWN {
+            self.unknown.push((name.to_vec(), counted));
+        } else {
+            self.unknown_other.add(counted);
+        }
+    }
+
+    /// Requests counted (parsed, not prewarm, inside the time window).
+    pub fn counted(&self) -> u64 {
+        self.overall.requests
+    }
+
+    /// Lines that parsed.
+    pub fn parsed(&self) -> u64 {
+        self.lines - self.malformed
+    }
+
+    /// Fold in the tally of another chunk. Its malformed-line samples are
+    /// not taken: their numbers are relative to that chunk, and the caller
+    /// places them (see `scan`).
+    pub fn merge(&mut self, mut other: Tally) {
+        self.lines += other.lines;
+        self.malformed += other.malformed;
+        self.warm += other.warm;
+        self.outside += other.outside;
+        for (mine, theirs) in self.cache.iter_mut().zip(&other.cache) {
+            mine.add(*theirs);
+        }
+        for (name, count) in other.unknown {
+            self.count_unknown(&name, count);
+        }
+        self.unknown_other.add(other.unknown_other);
+        self.overall.merge(&other.overall);
+        for (mine, theirs) in self.http.iter_mut().zip(other.http.iter()) {
+            *mine += theirs;
+        }
+        self.http_other += other.http_other;
+        for (mine, theirs) in self.groups.iter_mut().zip(&other.groups) {
+            mine.merge(theirs);
+        }
+        for (mine, theirs) in self.canary.iter_mut().zip(&other.canary) {
+            mine.merge(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.series, &mut other.series) {
+            mine.merge(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.top, &other.top) {
+            mine.merge(theirs);
+        }
+        if let (Some(mine), Some(theirs)) = (&mut self.latency, &other.latency) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                m.merge(t);
+            }
+        }
+        self.first = match (self.first, other.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = match (self.last, other.last) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The group index of `path`: 0 is `/` itself, 1.. the prefixes in order
+/// (a prefix matches itself and anything below it: `/api`, `/api/x`,
+/// `/api?x`, not `/apix`), last is `other`.
+#[inline]
+pub fn group_of(prefixes: &[Vec<u8>], path: Option<&[u8]>) -> usize {
+    let other = prefixes.len() + 1;
+    let Some(path) = path else { return other };
+    if path == b"/" {
+        return 0;
+    }
+    for (index, prefix) in prefixes.iter().enumerate() {
+        if let Some(rest) = path.strip_prefix(prefix.as_slice())
+            && (rest.is_empty() || prefix.ends_with(b"/") || rest[0] == b'/')
+        {
+            return index + 1;
+        }
+    }
+    other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            groups: vec![b"/assets".to_vec(), b"/api".to_vec()],
+            include_warm: false,
+            since: None,
+            until: None,
+            by: Some(3600),
+            top_capacity: Some(16),
+            latency: true,
+        }
+    }
+
+    // One argument per field of the line it writes, read like a log line.
+    #[allow(clippy::too_many_arguments)]
+    fn line(
+        path: &str,
+        cache: &str,
+        status: u16,
+        bytes: u64,
+        rt: &str,
+        urt: &str,
+        canary: &str,
+        warm: &str,
+    ) -> String {
+        format!(
+            r#"192.0.2.1 - - [20/Nov/2026:10:00:00 +0000] "GET {path} HTTP/1.1" {status} {bytes} "-" "ua" cache={cache} rt={rt} urt="{urt}" rid=1 canary={canary} warm={warm}"#
+        )
+    }
+
+    fn tally(lines: &[String], options: &Options) -> Tally {
+        let format = LogFormat::okome();
+        let mut tally = Tally::new(options);
+        for l in lines {
+            tally.line(&format, options, l.as_bytes(), false);
+        }
+        tally
+    }
+
+    #[test]
+    fn ratios_inputs_follow_their_definitions() {
+        let lines = [
+            line("/", "HIT", 200, 100, "0.001", "-", "control", "-"),
+            line(
+                "/assets/a.js",
+                "STALE",
+                200,
+                50,
+                "0.001",
+                "-",
+                "control",
+                "-",
+            ),
+            line(
+                "/assets/b.js",
+                "MISS",
+                200,
+                300,
+                "0.500",
+                "0.400",
+                "canary",
+                "-",
+            ),
+            line(
+                "/api/x",
+                "EXPIRED",
+                200,
+                10,
+                "0.300",
+                "0.200, 0.100",
+                "canary",
+                "-",
+            ),
+            line("/api/x", "REVALIDATED", 304, 0, "0.050", "0.040", "-", "-"),
+            line("/apix", "BYPASS", 200, 7, "0.100", "0.090", "debug", "-"),
+            line("/other", "-", 302, 0, "0.000", "-", "-", "-"),
+            line("/warm", "MISS", 200, 1, "1.000", "1.000", "-", "1"),
+            line("/x", "WEIRD", 500, 3, "0.010", "0.010", "x", "-"),
+        ];
+        let tally = tally(&lines, &options());
+        assert_eq!((tally.lines, tally.malformed, tally.warm), (9, 0, 1));
+        let m = tally.overall;
+        assert_eq!(m.requests, 8);
+        assert_eq!(m.with_status, 7);
+        assert_eq!(m.from_cache, 3); // HIT STALE REVALIDATED
+        assert_eq!(m.without_origin, 2);
+        assert_eq!((m.hits, m.hit_miss_expired), (1, 3));
+        assert_eq!((m.bytes_from_cache, m.bytes_with_status), (150, 470));
+        assert_eq!((m.origin, m.upstream_ms), (5, 840));
+        assert_eq!((m.miss_upstream_n, m.miss_upstream_ms), (2, 700));
+        assert_eq!(tally.cache[DASH].requests, 1);
+        assert_eq!(
+            tally.unknown,
+            vec![(
+                b"WEIRD".to_vec(),
+                Count {
+                    requests: 1,
+                    bytes: 3
+                }
+            )]
+        );
+        assert_eq!(tally.http[200], 5);
+        assert_eq!(tally.http[304], 1);
+        // groups: "/", /assets, /api, other
+        let requests: Vec<u64> = tally.groups.iter().map(|g| g.requests).collect();
+        assert_eq!(requests, [1, 2, 2, 3]);
+        let canary: Vec<u64> = tally.canary.iter().map(|g| g.requests).collect();
+        assert_eq!(canary, [2, 2, 1, 2, 1]);
+        let top = tally.top.as_ref().unwrap().top(5);
+        assert_eq!(top.len(), 2);
+        let hist = &tally.latency.as_ref().unwrap()[HIT];
+        assert_eq!(hist.quantile(0.5), Some(1));
+    }
+
+    #[test]
+    fn the_time_window_and_series() {
+        let mut opts = options();
+        let at = |hh: u32| {
+            format!(
+                r#"192.0.2.1 - - [20/Nov/2026:{hh:02}:30:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua" cache=HIT rt=0.001 urt="-" rid=1 canary=- warm=-"#
+            )
+        };
+        opts.since = Some(1_795_140_000); // 2026-11-20 02:00 UTC
+        opts.until = Some(1_795_140_000 + 3 * 3600); // 05:00
+        let lines: Vec<String> = (0..8).map(at).collect();
+        let mut tally = tally(&lines, &opts);
+        assert_eq!(tally.outside, 5);
+        assert_eq!(tally.counted(), 3);
+        let points: Vec<i64> = tally
+            .series
+            .as_mut()
+            .unwrap()
+            .points()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(points, [1_795_140_000, 1_795_143_600, 1_795_147_200]);
+    }
+
+    #[test]
+    fn merging_chunks_equals_one_pass() {
+        let lines: Vec<String> = (0..50)
+            .map(|i| {
+                line(
+                    &format!("/p{}", i % 7),
+                    ["HIT", "MISS", "-"][i % 3],
+                    200,
+                    i as u64,
+                    "0.010",
+                    "0.005",
+                    "control",
+                    "-",
+                )
+            })
+            .collect();
+        let whole = tally(&lines, &options());
+        let mut first = tally(&lines[..20], &options());
+        first.merge(tally(&lines[20..], &options()));
+        assert_eq!(first.overall, whole.overall);
+        assert_eq!(first.cache, whole.cache);
+        assert_eq!(first.groups, whole.groups);
+        assert_eq!(first.top.unwrap().top(3), whole.top.unwrap().top(3));
+    }
+
+    #[test]
+    fn groups_match_whole_segments() {
+        let prefixes = vec![b"/api".to_vec(), b"/static/".to_vec()];
+        assert_eq!(group_of(&prefixes, Some(b"/")), 0);
+        assert_eq!(group_of(&prefixes, Some(b"/api")), 1);
+        assert_eq!(group_of(&prefixes, Some(b"/api/v1")), 1);
+        assert_eq!(group_of(&prefixes, Some(b"/apix")), 3);
+        assert_eq!(group_of(&prefixes, Some(b"/static/x")), 2);
+        assert_eq!(group_of(&prefixes, None), 3);
+    }
+
+    #[test]
+    fn unknown_statuses_are_bounded() {
+        let lines: Vec<String> = (0..40)
+            .map(|i| line("/", &format!("ODD{i}"), 200, 1, "0.001", "-", "-", "-"))
+            .collect();
+        let tally = tally(&lines, &options());
+        assert_eq!(tally.unknown.len(), MAX_UNKNOWN);
+        assert_eq!(tally.unknown_other.requests, 40 - MAX_UNKNOWN as u64);
+    }
+}
