@@ -1798,11 +1798,17 @@ fn dashboard_queries_only_metrics_listed_in_docs() {
 /// the root prefix), so they need not appear in a tool's --help.
 const GLOBAL_VARIABLES: &[&str] = &["OKOME_LOG", "OKOME_ROOT"];
 
-/// `OKOME_*` words in a text.
-fn okome_variables(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("OKOME_") && w.len() > "OKOME_".len())
-        .map(str::to_string)
+/// The environment variables clap accepts, from the `[env: NAME=…]` markers
+/// it prints in `--help` (prose that merely mentions a variable is ignored).
+fn clap_env_variables(help: &str) -> BTreeSet<String> {
+    help.split("[env: ")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| name.starts_with("OKOME_"))
         .collect()
 }
 
@@ -1820,34 +1826,58 @@ fn defaults_assignments(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Differences between a defaults file and the variables a tool's clap
+/// command accepts, both ways (empty = in sync).
+fn defaults_problems(tool: &str, defaults: &str, help: &str) -> Vec<String> {
+    let assigned = defaults_assignments(defaults);
+    let accepted = clap_env_variables(help);
+    let mut problems = Vec::new();
+    if assigned.is_empty() || accepted.is_empty() {
+        problems.push(format!(
+            "{tool}: no settings found ({assigned:?} / {accepted:?})"
+        ));
+    }
+    for name in &assigned {
+        if !accepted.contains(name) && !GLOBAL_VARIABLES.contains(&name.as_str()) {
+            problems.push(format!(
+                "{tool}: the defaults file sets {name}, which `{tool} --help` does not accept"
+            ));
+        }
+    }
+    for name in &accepted {
+        if !assigned.contains(name) {
+            problems.push(format!(
+                "{tool}: --help accepts {name}, missing from configs/default/{tool}"
+            ));
+        }
+    }
+    problems
+}
+
 #[test]
 fn defaults_files_list_exactly_the_variables_each_tool_accepts() {
     for tool in TOOLS {
         let text = read(&shipped(&format!("default/{tool}")));
-        let assigned = defaults_assignments(&text);
-        assert!(!assigned.is_empty(), "{tool}: lists its settings");
-
         let mut command = Command::new(built_tool(tool));
         command.arg("--help");
         let output = run(&mut command);
         assert!(output.status.success(), "{}", describe(&command, &output));
-        let accepted = okome_variables(&text_of(&output));
+        let help = text_of(&output);
+        assert_eq!(defaults_problems(tool, &text, &help), Vec::<String>::new());
 
-        let unknown: Vec<&String> = assigned
-            .iter()
-            .filter(|v| !accepted.contains(*v) && !GLOBAL_VARIABLES.contains(&v.as_str()))
+        // The check can fail both ways: a setting the tool does not know, and
+        // one the file forgot.
+        let typo = format!("{text}#OKOME_NOT_A_SETTING=1\n");
+        assert_eq!(defaults_problems(tool, &typo, &help).len(), 1);
+        let first = defaults_assignments(&text)
+            .into_iter()
+            .find(|name| !GLOBAL_VARIABLES.contains(&name.as_str()))
+            .expect("a tool setting");
+        let forgot: String = text
+            .lines()
+            .filter(|l| !l.contains(&format!("{first}=")))
+            .map(|l| format!("{l}\n"))
             .collect();
-        assert!(
-            unknown.is_empty(),
-            "{tool}: /etc/default lists {unknown:?}, which `{tool} --help` does not accept"
-        );
-        let undocumented: Vec<&String> =
-            accepted.iter().filter(|v| !assigned.contains(*v)).collect();
-        assert!(
-            undocumented.is_empty(),
-            "{tool}: --help accepts {undocumented:?}, missing from configs/default/{tool}"
-        );
-        // The check can fail.
-        assert!(!accepted.contains("OKOME_NOT_A_SETTING"));
+        assert_eq!(defaults_problems(tool, &forgot, &help).len(), 1, "{first}");
     }
 }
