@@ -158,9 +158,9 @@ pub fn command() -> Command {
                 .long("hold-down")
                 .env("OKOME_HEALTH_HOLD_DOWN")
                 .value_name("DURATION")
-                .default_value("20s")
+                .default_value("10s")
                 .value_parser(parse_duration_or_zero)
-                .help("Least time between two gate transitions (anti-flapping)"),
+                .help("Least time between two gate transitions (anti-flapping; 10 s never delays a real recovery past rise)"),
         )
         .arg(
             Arg::new("state-dir")
@@ -463,7 +463,7 @@ mod tests {
             Policy {
                 fall: 2,
                 rise: 3,
-                hold_down_ms: 20_000
+                hold_down_ms: 10_000
             }
         );
         // A hang is detected within one tick: two checks plus the pause.
@@ -489,5 +489,71 @@ mod tests {
         assert!(config(&["--fall", "0"]).is_err());
         assert!(config(&["--node", "a b"]).unwrap_err().contains("--node"));
         assert!(config(&["--no-metrics"]).unwrap().metrics_dir.is_none());
+    }
+
+    /// Replays 5 s timer ticks against an orchestrator that hangs at
+    /// `hang_at` and recovers at `back_at` (ms), with the default policy and
+    /// deadlines: a hung check costs the whole `--timeout`, a good one ~1 ms.
+    /// Returns the transitions `(at_ms, to)`.
+    fn replay(
+        config: &Config,
+        hang_at: u64,
+        back_at: u64,
+        until: u64,
+    ) -> Vec<(u64, crate::hysteresis::Gate)> {
+        use crate::hysteresis::{Gate, State, Step, step};
+        let healthy = |t: u64| t < hang_at || t >= back_at;
+        let timeout = config.deadlines.total.as_millis() as u64;
+        let pause = config.recheck_pause.as_millis() as u64;
+        let (mut gate, mut state, mut moves) = (Gate::Open, State::new(0), Vec::new());
+        let mut tick = 0;
+        while tick < until {
+            let mut at = tick;
+            for attempt in 0..2 {
+                let ok = healthy(at);
+                at += if ok { 1 } else { timeout };
+                let result = step(gate, &mut state, &config.policy, ok, at);
+                if let Step::Transition { to, .. } = result {
+                    gate = to;
+                    moves.push((at, to));
+                }
+                let held = matches!(result, Step::HeldDown { .. });
+                if ok || held || gate == Gate::Closed || attempt == 1 {
+                    break;
+                }
+                at += pause;
+            }
+            tick += 5_000;
+        }
+        moves
+    }
+
+    #[test]
+    fn the_default_policy_meets_the_issue_targets_at_every_timer_phase() {
+        use crate::hysteresis::Gate;
+        let config = config(&["--node", "n"]).unwrap();
+        for phase in (0..5_000).step_by(50) {
+            let hang_at = 60_000 + phase;
+            let moves = replay(&config, hang_at, u64::MAX, 120_000);
+            let (closed_at, to) = moves[0];
+            assert_eq!(to, Gate::Closed);
+            // Target: gate closed <= 8 s after the orchestrator hangs.
+            assert!(
+                closed_at - hang_at <= 8_000,
+                "hang at {hang_at}: closed at {closed_at}"
+            );
+            // Target: reopened <= 20 s after recovery, however soon it recovers.
+            for outage in [0, 500, 2_000, 4_900, 9_000, 15_000, 61_000] {
+                let back_at = closed_at + outage;
+                let moves = replay(&config, hang_at, back_at, back_at + 60_000);
+                assert_eq!(moves.len(), 2, "{moves:?}");
+                let (opened_at, to) = moves[1];
+                assert_eq!(to, Gate::Open);
+                assert!(
+                    opened_at - back_at <= 20_000,
+                    "hang {hang_at}, back {back_at}: opened at {opened_at}"
+                );
+            }
+        }
     }
 }

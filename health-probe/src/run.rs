@@ -100,6 +100,8 @@ pub struct Decision {
     pub metrics_written: bool,
     /// Wall time of the checks and pause.
     pub probe_duration: Duration,
+    /// Unix time (ms) of the last transition, this run's or an earlier one.
+    pub last_transition_ms: Option<u64>,
 }
 
 impl Decision {
@@ -193,7 +195,11 @@ impl Outcome {
                     Step::Transition { to, lasted_ms } => {
                         let mut t = json::Object::new();
                         t.str("to", to.word())
-                            .num("previous_lasted_seconds", lasted_ms as f64 / 1000.0);
+                            .num("previous_lasted_seconds", lasted_ms as f64 / 1000.0)
+                            .num(
+                                "at_unix_ms",
+                                decision.last_transition_ms.unwrap_or(0) as f64,
+                            );
                         object.raw("transition", &t.finish());
                     }
                     _ => {
@@ -470,6 +476,7 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         state_written,
         metrics_written,
         probe_duration,
+        last_transition_ms: state.last_transition_ms,
     }))
 }
 
