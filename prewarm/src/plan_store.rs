@@ -19,13 +19,16 @@ pub const DEFAULT_KEY: &str = "okome:prewarm:plan";
 /// Largest plan accepted from Redis (bytes).
 pub const MAX_PLAN_BYTES: usize = 256 * 1024;
 
-/// `redis://[:password@]host[:port][/db]`.
+/// `redis://[[user]:password@]host[:port][/db]` (a user for Redis 6 ACLs:
+/// the shipped redis.conf disables the `default` user).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// Host name or address.
     pub host: String,
     /// Port (6379 by default).
     pub port: u16,
+    /// Optional ACL user name (`AUTH user password`).
+    pub user: Option<String>,
     /// Optional password (`AUTH`).
     pub password: Option<String>,
     /// Database number (`SELECT`).
@@ -35,7 +38,12 @@ pub struct RedisUrl {
 impl fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the password.
-        write!(f, "redis://{}:{}/{}", self.host, self.port, self.db)
+        let user = self
+            .user
+            .as_deref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        write!(f, "redis://{user}{}:{}/{}", self.host, self.port, self.db)
     }
 }
 
@@ -49,7 +57,13 @@ impl RedisUrl {
             Some((auth, rest)) => (Some(auth), rest),
             None => (None, rest),
         };
-        let password = auth.map(|a| a.split_once(':').map_or(a, |(_, p)| p).to_string());
+        let (user, password) = match auth {
+            None => (None, None),
+            Some(a) => match a.split_once(':') {
+                Some((u, p)) => ((!u.is_empty()).then(|| u.to_string()), Some(p.to_string())),
+                None => (None, Some(a.to_string())),
+            },
+        };
         let (hostport, db) = match rest.split_once('/') {
             Some((hp, "")) => (hp, 0),
             Some((hp, db)) => (
@@ -71,6 +85,7 @@ impl RedisUrl {
         Ok(RedisUrl {
             host: host.to_string(),
             port,
+            user,
             password,
             db,
         })
@@ -110,8 +125,14 @@ impl Conn {
         let mut conn = Conn {
             reader: BufReader::new(stream),
         };
-        if let Some(password) = &url.password {
-            conn.call(&[b"AUTH", password.as_bytes()])?;
+        match (&url.user, &url.password) {
+            (Some(user), Some(password)) => {
+                conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?;
+            }
+            (None, Some(password)) => {
+                conn.call(&[b"AUTH", password.as_bytes()])?;
+            }
+            _ => {}
         }
         if url.db != 0 {
             conn.call(&[b"SELECT", url.db.to_string().as_bytes()])?;
@@ -241,8 +262,13 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.db), ("10.213.0.19", 6380, 2));
         assert_eq!(u.password.as_deref(), Some("s3cret"));
         assert!(!format!("{u:?}").contains("s3cret"));
+        let u = RedisUrl::parse("redis://prewarm:pw@127.0.0.1:7000").unwrap();
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref(), u.port),
+            (Some("prewarm"), Some("pw"), 7000)
+        );
         let u = RedisUrl::parse("redis://127.0.0.1").unwrap();
-        assert_eq!((u.port, u.db, u.password), (6379, 0, None));
+        assert_eq!((u.port, u.db, u.password, u.user), (6379, 0, None, None));
         assert!(RedisUrl::parse("http://x").is_err());
         assert!(RedisUrl::parse("redis://x:notaport").is_err());
         assert!(RedisUrl::parse("redis://").is_err());

@@ -127,7 +127,7 @@ pub fn dry_run_text(report: &Report) -> String {
         let c = &log.counts;
         let _ = writeln!(
             out,
-            "log: {:?} start, {} bytes, {} lines: {} counted; skipped {} own, {} monitors, {} /api/, {} unsafe or not a UI path, {} not GET/HEAD, {} not 2xx/304, {} debug canary, {} malformed ({} over-long)",
+            "log: {} start, {} bytes, {} lines: {} counted; skipped {} own, {} monitors, {} /api/, {} unsafe or not a UI path, {} not GET/HEAD, {} not 2xx/304, {} debug canary, {} malformed ({} over-long)",
             log.start,
             log.bytes,
             c.lines,

@@ -66,6 +66,20 @@ pub struct Tail {
     pub start: Start,
 }
 
+impl Start {
+    /// The kebab-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Start::FirstRun => "first-run",
+            Start::Resume => "resume",
+            Start::ResumeTail => "resume-tail",
+            Start::Rotated => "rotated",
+            Start::Truncated => "truncated",
+            Start::Replaced => "replaced",
+        }
+    }
+}
+
 impl Tail {
     /// Total bytes to read.
     pub fn bytes(&self) -> u64 {
