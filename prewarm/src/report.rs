@@ -128,7 +128,7 @@ pub fn dry_run_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "log: {} start, {} bytes, {} lines: {} counted; skipped {} own, {} monitors, {} /api/, {} unsafe or not a UI path, {} not GET/HEAD, {} not 2xx/304, {} debug canary, {} malformed ({} over-long)",
-            log.start,
+            log.start.as_str(),
             log.bytes,
             c.lines,
             c.counted,
