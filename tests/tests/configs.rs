@@ -917,7 +917,13 @@ fn fail2ban_test_fails_on_a_broken_jail() {
 // systemd units and timers
 // ---------------------------------------------------------------------------
 
-const TOOLS: [&str; 2] = ["okome-health-probe", "okome-prewarm"];
+/// Every tool with a shipped unit, timer and /etc/default file, and its timer period.
+const TOOLS: [&str; 3] = ["okome-health-probe", "okome-prewarm", "okome-hit-ratio"];
+const PERIODS: [(&str, &str); 3] = [
+    ("okome-health-probe", "5s"),
+    ("okome-prewarm", "2min"),
+    ("okome-hit-ratio", "5min"),
+];
 
 /// The four unit files in a temp dir, each service's ExecStart pointed at the
 /// built binary (or /usr/bin/true): `systemd-analyze verify` fails on a
@@ -1125,12 +1131,15 @@ fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
         }
     };
     want("Type", "oneshot");
-    want("ExecStart", &format!("/usr/bin/{tool}"));
     want("EnvironmentFile", &format!("-/etc/default/{tool}"));
     want("ProtectSystem", "strict");
     want("ReadWritePaths", "/run/okome");
     want("NoNewPrivileges", "yes");
     want("RuntimeDirectoryPreserve", "yes");
+    let exec = get("ExecStart").unwrap_or_default();
+    if exec.split_whitespace().next() != Some(format!("/usr/bin/{tool}").as_str()) {
+        problems.push(format!("ExecStart={exec:?} must run /usr/bin/{tool}"));
+    }
     if !get("RuntimeDirectory")
         .unwrap_or_default()
         .split_whitespace()
@@ -1161,6 +1170,11 @@ fn timers_fire_on_their_periods_with_explicit_accuracy() {
     );
     assert_eq!(
         timer_problems(&prewarm_timer, "2min", true),
+        Vec::<String>::new()
+    );
+    let hit_ratio_timer = read(&shipped("systemd/okome-hit-ratio.timer"));
+    assert_eq!(
+        timer_problems(&hit_ratio_timer, "5min", true),
         Vec::<String>::new()
     );
     assert!(
@@ -1194,7 +1208,7 @@ fn timers_fire_on_their_periods_with_explicit_accuracy() {
 
 #[test]
 fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
-    for (tool, period) in [("okome-health-probe", "5s"), ("okome-prewarm", "2min")] {
+    for (tool, period) in PERIODS {
         let text = read(&shipped(&format!("systemd/{tool}.service")));
         assert_eq!(
             service_problems(tool, &text, period),
@@ -1202,11 +1216,14 @@ fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
             "{tool}"
         );
     }
-    let prewarm = unit_sections(&read(&shipped("systemd/okome-prewarm.service")));
-    assert_eq!(
-        unit_value(&prewarm, "Service", "IOSchedulingClass").as_deref(),
-        Some("idle")
-    );
+    for background in ["okome-prewarm", "okome-hit-ratio"] {
+        let unit = unit_sections(&read(&shipped(&format!("systemd/{background}.service"))));
+        assert_eq!(
+            unit_value(&unit, "Service", "IOSchedulingClass").as_deref(),
+            Some("idle"),
+            "{background}"
+        );
+    }
 
     // The checks can fail.
     let text = read(&shipped("systemd/okome-health-probe.service"));
@@ -1226,6 +1243,80 @@ fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
     );
     let problems = service_problems("okome-health-probe", &loose, "5s");
     assert_eq!(problems.len(), 3, "{problems:?}");
+}
+
+/// One `okome`-format access-log line (docs/design.md) at `time_local`.
+fn okome_log_line(time_local: &str, path: &str, cache: &str, warm: &str) -> String {
+    format!(
+        "127.0.0.1 - - [{time_local}] \"GET {path} HTTP/1.1\" 200 100 \"-\" \"Mozilla/5.0\" \
+         cache={cache} rt=0.001 urt=\"0.001\" rid=r canary=control warm={warm}\n"
+    )
+}
+
+/// The hit-ratio unit's ExecStart run for real (systemd is not PID 1 here,
+/// so not through systemd) with only its two paths remapped: the flags are
+/// accepted and the textfile carries the dashboard's hit ratio.
+#[test]
+fn hit_ratio_unit_command_writes_the_dashboard_textfile() {
+    let unit = unit_sections(&read(&shipped("systemd/okome-hit-ratio.service")));
+    let exec = unit_value(&unit, "Service", "ExecStart").expect("ExecStart");
+    let dir = TempDir::new("hit-ratio");
+    let log = dir.join("okome_access.log");
+    let prom = dir.join("okome-hit-ratio.prom");
+    let run_unit_command = || {
+        let mut words = exec.split_whitespace();
+        assert_eq!(words.next(), Some("/usr/bin/okome-hit-ratio"));
+        let args: Vec<String> = words
+            .map(|w| match w {
+                "/run/okome/metrics/okome-hit-ratio.prom" => prom.display().to_string(),
+                "/var/log/nginx/okome_access.log" => log.display().to_string(),
+                w => w.to_string(),
+            })
+            .collect();
+        assert!(args.contains(&prom.display().to_string()), "{exec}");
+        assert!(args.contains(&log.display().to_string()), "{exec}");
+        let mut command = Command::new(built_tool("okome-hit-ratio"));
+        command.args(&args);
+        let output = run(&mut command);
+        (command, output)
+    };
+
+    // A quiet night: no request in the window. Still a success, and a
+    // textfile without a ratio (nothing to divide by), not a stale one.
+    write(&log, "");
+    let (command, output) = run_unit_command();
+    assert!(output.status.success(), "{}", describe(&command, &output));
+    let quiet = read(&prom);
+    assert!(
+        quiet.contains("okome_hit_ratio_lines")
+            && !quiet.contains("okome_hit_ratio_request_hit_ratio "),
+        "{quiet}"
+    );
+
+    // Three hits, one miss, and one prewarm request that must not count.
+    let mut date = Command::new("date");
+    date.args(["-u", "+%d/%b/%Y:%H:%M:%S +0000"]);
+    let now = text_of(&run(&mut date)).trim().to_string();
+    let mut text = String::new();
+    for (path, cache, warm) in [
+        ("/assets/a.js", "HIT", "-"),
+        ("/assets/b.js", "HIT", "-"),
+        ("/", "HIT", "-"),
+        ("/ui-schema/x", "MISS", "-"),
+        ("/ui-schema/y", "MISS", "1"),
+    ] {
+        text.push_str(&okome_log_line(&now, path, cache, warm));
+    }
+    write(&log, &text);
+    let (command, output) = run_unit_command();
+    assert!(output.status.success(), "{}", describe(&command, &output));
+    let metrics = read(&prom);
+    let ratio: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("okome_hit_ratio_request_hit_ratio "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request hit ratio in:\n{metrics}"));
+    assert!((ratio - 0.75).abs() < 1e-9, "ratio {ratio}\n{metrics}");
 }
 
 /// Debian's node_exporter unit plus our drop-in, in a unit search path of our own.
