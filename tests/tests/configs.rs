@@ -1833,6 +1833,38 @@ fn unlisted(queries: &[String], listed: &BTreeSet<String>) -> BTreeSet<String> {
         .collect()
 }
 
+/// `promtool check rules` on the queries, each wrapped as a recording rule
+/// (JSON is YAML), with Grafana's variables given concrete values: Ok when
+/// Prometheus' own parser accepts every expression.
+fn promtool_check(queries: &[String]) -> Result<(), String> {
+    let dir = TempDir::new("promtool");
+    let rules: Vec<serde_json::Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let expr = q
+                .replace("$__rate_interval", "5m")
+                .replace("$__interval", "1m")
+                .replace("$__range", "1h")
+                .replace("$instance", ".*");
+            serde_json::json!({ "record": format!("okome:dashboard:q{i}"), "expr": expr })
+        })
+        .collect();
+    let file = dir.join("dashboard-rules.yml");
+    write(
+        &file,
+        &serde_json::json!({ "groups": [{ "name": "dashboard", "rules": rules }] }).to_string(),
+    );
+    let mut command = Command::new("promtool");
+    command.args(["check", "rules"]).arg(&file);
+    let output = run(&mut command);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(describe(&command, &output))
+    }
+}
+
 #[test]
 fn dashboard_queries_only_metrics_listed_in_docs() {
     let path = shipped("dashboards/grafana/okome-cache-hitmiss.json");
@@ -1844,6 +1876,18 @@ fn dashboard_queries_only_metrics_listed_in_docs() {
         queries.len() >= 4,
         "the dashboard queries something: {queries:?}"
     );
+    // Every query is valid PromQL to Prometheus' own parser (package
+    // prometheus: promtool); a broken one is caught.
+    let exprs: Vec<String> = queries
+        .iter()
+        .filter(|q| q.contains('(') || q.contains('{'))
+        .cloned()
+        .collect();
+    if let Err(report) = promtool_check(&exprs) {
+        panic!("the dashboard's PromQL does not parse:\n{report}");
+    }
+    promtool_check(&["sum(okome_upstream_up".to_string()])
+        .expect_err("an unclosed parenthesis must fail promtool");
     let listed = listed_metrics();
     assert!(
         !listed.is_empty(),
