@@ -1319,6 +1319,82 @@ fn hit_ratio_unit_command_writes_the_dashboard_textfile() {
     assert!((ratio - 0.75).abs() < 1e-9, "ratio {ratio}\n{metrics}");
 }
 
+/// A temp root with our sysusers.d and tmpfiles.d entries installed where
+/// systemd looks, after running systemd-sysusers and systemd-tmpfiles on it
+/// as the .deb would at install time and at boot.
+fn sysusers_and_tmpfiles_root(tmpfiles: &str) -> (TempDir, Output, Command) {
+    let root = TempDir::new("sysroot");
+    for (dir, text) in [
+        (
+            "usr/lib/sysusers.d",
+            read(&shipped("systemd/okome.sysusers.conf")),
+        ),
+        ("usr/lib/tmpfiles.d", tmpfiles.to_string()),
+    ] {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+        write(&root.join(dir).join("okome.conf"), &text);
+    }
+    fs::create_dir_all(root.join("etc")).expect("mkdir etc");
+    let mut command = Command::new("systemd-sysusers");
+    command.arg(format!("--root={}", root.path().display()));
+    let output = run(&mut command);
+    assert!(output.status.success(), "{}", describe(&command, &output));
+    let mut command = Command::new("systemd-tmpfiles");
+    command
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--create");
+    let output = run(&mut command);
+    (root, output, command)
+}
+
+#[test]
+fn sysusers_and_tmpfiles_create_the_okome_user_and_run_okome() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmpfiles = read(&shipped("systemd/okome.tmpfiles.conf"));
+    let (root, output, command) = sysusers_and_tmpfiles_root(&tmpfiles);
+    assert!(
+        output.status.success() && text_of(&output).trim().is_empty(),
+        "{}",
+        describe(&command, &output)
+    );
+    let passwd = read(&root.join("etc/passwd"));
+    let okome = passwd
+        .lines()
+        .find(|l| l.starts_with("okome:"))
+        .unwrap_or_else(|| panic!("no okome user in {passwd}"));
+    let fields: Vec<&str> = okome.split(':').collect();
+    let uid: u32 = fields[2].parse().expect("uid");
+    assert!(uid > 0 && uid < 1000, "a system user: {okome}");
+    assert!(fields[6].ends_with("nologin"), "no login shell: {okome}");
+    for dir in ["run/okome", "run/okome/metrics"] {
+        let meta = fs::metadata(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        assert!(meta.is_dir(), "{dir}");
+        assert_eq!(meta.uid(), uid, "{dir} owned by okome");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{dir}");
+    }
+    // The units run as that user.
+    for tool in TOOLS {
+        let unit = unit_sections(&read(&shipped(&format!("systemd/{tool}.service"))));
+        assert_eq!(
+            unit_value(&unit, "Service", "User").as_deref(),
+            Some("okome"),
+            "{tool}"
+        );
+    }
+
+    // The check can fail: an unknown owner is refused by systemd-tmpfiles.
+    let broken = render(
+        &tmpfiles,
+        &[("0755 okome okome", "0755 okome-nosuch okome")],
+    );
+    let (_root, output, command) = sysusers_and_tmpfiles_root(&broken);
+    assert!(
+        !output.status.success() || !text_of(&output).trim().is_empty(),
+        "{}",
+        describe(&command, &output)
+    );
+}
+
 /// Debian's node_exporter unit plus our drop-in, in a unit search path of our own.
 fn node_exporter_units() -> TempDir {
     let dir = TempDir::new("node-exporter");
