@@ -2037,6 +2037,48 @@ fn defaults_assignments(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// clap's `[default: …]` per environment variable, from `--help` (the
+/// default line that follows an option's `[env: …]` line).
+fn clap_env_defaults(help: &str) -> BTreeMap<String, String> {
+    let mut defaults = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in help.lines().map(str::trim) {
+        if line.starts_with('-') {
+            current = None;
+        } else if let Some(rest) = line.strip_prefix("[env: ") {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            current = Some(name);
+        } else if let (Some(name), Some(rest)) = (&current, line.strip_prefix("[default: ")) {
+            let value = rest.strip_suffix(']').unwrap_or(rest);
+            defaults.insert(name.clone(), unquote(value).to_string());
+        }
+    }
+    defaults
+}
+
+fn unquote(value: &str) -> &str {
+    let value = value.trim();
+    for quote in ['"', '\''] {
+        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
+            return &value[1..value.len() - 1];
+        }
+    }
+    value
+}
+
+/// `NAME=value` of every (commented or not) assignment in a defaults file.
+fn defaults_values(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(|l| l.trim().trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.starts_with("OKOME_"))
+        .map(|(k, v)| (k.trim().to_string(), unquote(v).to_string()))
+        .collect()
+}
+
 /// Differences between a defaults file and the variables a tool's clap
 /// command accepts, both ways (empty = in sync).
 fn defaults_problems(tool: &str, defaults: &str, help: &str) -> Vec<String> {
@@ -2052,6 +2094,17 @@ fn defaults_problems(tool: &str, defaults: &str, help: &str) -> Vec<String> {
         if !accepted.contains(name) && !GLOBAL_VARIABLES.contains(&name.as_str()) {
             problems.push(format!(
                 "{tool}: the defaults file sets {name}, which `{tool} --help` does not accept"
+            ));
+        }
+    }
+    // The values shown are the built-in defaults: they must match the tool's.
+    let shown = defaults_values(defaults);
+    for (name, default) in clap_env_defaults(help) {
+        if let Some(value) = shown.get(&name)
+            && *value != default
+        {
+            problems.push(format!(
+                "{tool}: the defaults file shows {name}={value:?}, the tool's default is {default:?}"
             ));
         }
     }
@@ -2090,5 +2143,15 @@ fn defaults_files_list_exactly_the_variables_each_tool_accepts() {
             .map(|l| format!("{l}\n"))
             .collect();
         assert_eq!(defaults_problems(tool, &forgot, &help).len(), 1, "{first}");
+        // ...and on a shown default that is not the tool's.
+        let (name, default) = clap_env_defaults(&help)
+            .into_iter()
+            .next()
+            .expect("a documented default");
+        let stale = render(
+            &text,
+            &[(&format!("{name}={default}"), &format!("{name}={default}0"))],
+        );
+        assert_eq!(defaults_problems(tool, &stale, &help).len(), 1, "{name}");
     }
 }
