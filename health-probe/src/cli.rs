@@ -84,6 +84,8 @@ pub fn command() -> Command {
         .about(ABOUT)
         .long_about(LONG_ABOUT)
         .after_long_help(AFTER_LONG_HELP)
+        // A later flag wins over an earlier one, so wrappers can append.
+        .args_override_self(true)
         .arg(
             Arg::new("url")
                 .long("url")
@@ -113,7 +115,7 @@ pub fn command() -> Command {
                 .long("connect-timeout")
                 .env("OKOME_HEALTH_CONNECT_TIMEOUT")
                 .value_name("DURATION")
-                .default_value("500ms")
+                .default_value("400ms")
                 .value_parser(parse_duration)
                 .help("Deadline for the TCP connect (e.g. 500ms, 1s)"),
         )
@@ -122,7 +124,7 @@ pub fn command() -> Command {
                 .long("timeout")
                 .env("OKOME_HEALTH_TIMEOUT")
                 .value_name("DURATION")
-                .default_value("1s")
+                .default_value("800ms")
                 .value_parser(parse_duration)
                 .help("Deadline for a whole check; two checks plus the pause stay well inside 5 s"),
         )
@@ -131,7 +133,7 @@ pub fn command() -> Command {
                 .long("recheck-pause")
                 .env("OKOME_HEALTH_RECHECK_PAUSE")
                 .value_name("DURATION")
-                .default_value("250ms")
+                .default_value("200ms")
                 .value_parser(parse_duration)
                 .help("Pause before re-checking a failed check while the gate is open"),
         )

@@ -135,7 +135,7 @@ fn a_hung_orchestrator_closes_the_gate_within_the_default_deadlines() {
     let server = Server::start(Mode::Hung);
     let node = Node::new();
     let started = Instant::now();
-    // Default deadlines (1 s per check, 250 ms pause): the run must fit well
+    // Default deadlines (800 ms per check, 200 ms pause): the run must fit well
     // inside the 5 s timer period. Generous bound, the spec's own target.
     let output = bare(node.dir.path())
         .args(["--url", &server.url(), "--node", "n", "--json"])
