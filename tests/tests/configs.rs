@@ -857,15 +857,19 @@ fn sshd_checks_fail_on_a_broken_or_weak_drop_in() {
 // ---------------------------------------------------------------------------
 
 /// A copy of the system's /etc/fail2ban (filters, actions) with our
-/// jail.local and fail2ban.local (possibly altered) in it.
+/// jail.local and fail2ban.local (possibly altered) where the okome-frontend
+/// package installs them: jail.d/okome.local and fail2ban.d/okome.local.
 fn fail2ban_dir(jail_local: &str, fail2ban_local: &str) -> TempDir {
     let dir = TempDir::new("fail2ban");
     let mut command = Command::new("cp");
     command.args(["-a", "/etc/fail2ban/."]).arg(dir.path());
     let output = run(&mut command);
     assert!(output.status.success(), "{}", describe(&command, &output));
-    write(&dir.join("jail.local"), jail_local);
-    write(&dir.join("fail2ban.local"), fail2ban_local);
+    for sub in ["jail.d", "fail2ban.d"] {
+        fs::create_dir_all(dir.join(sub)).expect("mkdir .d");
+    }
+    write(&dir.join("jail.d/okome.local"), jail_local);
+    write(&dir.join("fail2ban.d/okome.local"), fail2ban_local);
     dir
 }
 
