@@ -1321,6 +1321,17 @@ fn hit_ratio_unit_command_writes_the_dashboard_textfile() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no request hit ratio in:\n{metrics}"));
     assert!((ratio - 0.75).abs() < 1e-9, "ratio {ratio}\n{metrics}");
+    // What the timer writes is in the one list of emitted names.
+    let listed = listed_metrics();
+    let written: BTreeSet<String> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    assert!(!written.is_empty());
+    let missing: Vec<&String> = written.iter().filter(|n| !listed.contains(*n)).collect();
+    assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
 }
 
 /// A temp root with our sysusers.d and tmpfiles.d entries installed where
