@@ -207,6 +207,11 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
         &doc.join("copyright"),
         0o644,
     )?;
+    copy(
+        &root.join("debian/config.lintian-overrides"),
+        &stage.join("usr/share/lintian/overrides").join(package.name),
+        0o644,
+    )?;
     gzip(
         &root.join("debian/changelog"),
         &doc.join("changelog.Debian.gz"),
@@ -299,6 +304,6 @@ pub fn gzip(source: &Path, dest: &Path) -> Result {
 /// inside the packages, each with its reason.
 pub fn lintian(debs: &[PathBuf]) -> Result {
     run(Command::new("lintian")
-        .args(["--fail-on", "error,warning", "--no-tag-display-limit"])
+        .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
         .args(debs))
 }

@@ -323,6 +323,15 @@ fn build(tool: Tool, target: Target) -> Result<Binary> {
             .env("RUSTC_BOOTSTRAP", "1");
     } else {
         command.arg("build");
+        if target.deb_arch == "amd64" {
+            // x86_64 musl defaults to static-pie, which lintian takes for a
+            // shared library; build a plain static executable like the ARM
+            // ones, so the install test runs what the Pis run.
+            command.env(
+                "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+                "-C relocation-model=static",
+            );
+        }
     }
     command.args(["--release", "-p", tool.package, "--target", target.triple]);
     if target.build_std {
