@@ -4,7 +4,9 @@
 //!
 //! Each config is checked by its own program, started for real on loopback or
 //! in a temp directory: `redis-server` (then queried with `redis-cli`),
-//! `keepalived --config-test`, `sshd -t`/`sshd -T`, `fail2ban-client -t`,
+//! `keepalived --config-test` (and the master/backup pair really run in two
+//! network namespaces on 10.213.0.0/16, moving the VIP when the local nginx
+//! dies), `sshd -t`/`sshd -T`, `fail2ban-client -t`,
 //! `systemd-analyze verify|security|timespan`, `prometheus-node-exporter`,
 //! `sysctl --dry-run`, `findmnt --verify`, and the journald binary's own table
 //! of keys. A config is rendered for the test only by substituting addresses,
@@ -113,10 +115,30 @@ impl Guard {
     }
 }
 
-impl Drop for Guard {
-    fn drop(&mut self) {
+impl Guard {
+    /// SIGTERM by PID (nginx and keepalived shut down cleanly and take their
+    /// workers/children with them), then SIGKILL if it has not exited in 5 s.
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -680,6 +702,272 @@ fn keepalived_track_script_flag_exists_in_the_probe() {
         "keepalived runs `{PROBE_SCRIPT}`; the probe's --help lacks it:\n{help}"
     );
     assert!(!help.contains("--no-such-flag-okome"), "the check can fail");
+}
+
+/// Two network namespaces ("Pi A" and "Pi B") joined by a veth pair named
+/// `eth0` on both ends, on a /24 of 10.213.0.0/16 that a blackhole route in
+/// the root namespace keeps contained for the test's lifetime. Deleted on
+/// drop (after the processes in them, which are declared later and so
+/// dropped first).
+struct TwoPis {
+    namespaces: [String; 2],
+    subnet: String,
+}
+
+impl TwoPis {
+    fn new() -> Self {
+        let ip = |args: &[&str]| -> Output { run(Command::new("ip").args(args)) };
+        // A /24 of our own: the blackhole route doubles as a lock against a
+        // parallel test picking the same one.
+        let base = 100 + std::process::id() % 100;
+        let third = (0..100)
+            .map(|i| (base + i) % 250 + 2)
+            .find(|third| {
+                ip(&["route", "add", "blackhole", &format!("10.213.{third}.0/24")])
+                    .status
+                    .success()
+            })
+            .expect("a free 10.213.x.0/24 for the blackhole route");
+        let subnet = format!("10.213.{third}.");
+        let pid = std::process::id();
+        let namespaces = [
+            format!("okome-cfg-{pid}-{third}-a"),
+            format!("okome-cfg-{pid}-{third}-b"),
+        ];
+        let pis = TwoPis { namespaces, subnet };
+        let [a, b] = &pis.namespaces;
+        let (va, vb) = (format!("okc{third}a"), format!("okc{third}b"));
+        for args in [
+            vec!["netns", "add", a.as_str()],
+            vec!["netns", "add", b.as_str()],
+            vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
+            vec!["link", "set", &va, "netns", a],
+            vec!["link", "set", &vb, "netns", b],
+            vec!["-n", a, "link", "set", &va, "name", "eth0"],
+            vec!["-n", b, "link", "set", &vb, "name", "eth0"],
+        ] {
+            let output = ip(&args);
+            assert!(output.status.success(), "ip {args:?}: {}", text_of(&output));
+        }
+        for (ns, host) in [(a, "20"), (b, "21")] {
+            let address = format!("{}{host}/24", pis.subnet);
+            for args in [
+                vec!["-n", ns, "addr", "add", &address, "dev", "eth0"],
+                vec!["-n", ns, "link", "set", "lo", "up"],
+                vec!["-n", ns, "link", "set", "eth0", "up"],
+            ] {
+                let output = ip(&args);
+                assert!(output.status.success(), "ip {args:?}: {}", text_of(&output));
+            }
+        }
+        pis
+    }
+
+    /// Does the namespace hold the VIP (`<subnet>.18`) on eth0? Asked inside
+    /// the namespace; nothing here ever talks to it from the root namespace.
+    fn holds_vip(&self, ns: usize) -> bool {
+        let output = run(Command::new("ip").args([
+            "-n",
+            &self.namespaces[ns],
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ]));
+        String::from_utf8_lossy(&output.stdout).contains(&format!(" {}18/", self.subnet))
+    }
+
+    fn holders(&self) -> (bool, bool) {
+        (self.holds_vip(0), self.holds_vip(1))
+    }
+
+    /// A process inside namespace `ns`.
+    fn spawn(
+        &self,
+        ns: usize,
+        what: &'static str,
+        program: &str,
+        args: &[&str],
+        log: &Path,
+    ) -> Guard {
+        let log_file = fs::File::create(log).expect("create log");
+        Guard::spawn(
+            what,
+            Command::new("ip")
+                .args(["netns", "exec", &self.namespaces[ns], program])
+                .args(args)
+                .stdout(log_file.try_clone().expect("clone log"))
+                .stderr(log_file),
+        )
+    }
+}
+
+impl Drop for TwoPis {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let third = self
+            .subnet
+            .trim_end_matches('.')
+            .rsplit('.')
+            .next()
+            .unwrap_or("");
+        let _ = Command::new("ip")
+            .args(["route", "del", "blackhole", &format!("10.213.{third}.0/24")])
+            .status();
+    }
+}
+
+/// A real nginx standing in for the frontend's, inside a namespace: its
+/// stub_status on 127.0.0.1:80/nginx_status is what
+/// `okome-health-probe --check-local` asks by default.
+fn start_local_nginx(pis: &TwoPis, ns: usize, dir: &Path) -> Guard {
+    let d = dir.display();
+    let conf = dir.join("nginx.conf");
+    write(
+        &conf,
+        &format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+             events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             server {{ listen 127.0.0.1:80; location = /nginx_status {{ stub_status; }} }}\n}}\n"
+        ),
+    );
+    pis.spawn(
+        ns,
+        "nginx",
+        "nginx",
+        &[
+            "-p",
+            &d.to_string(),
+            "-c",
+            &conf.display().to_string(),
+            "-g",
+            "daemon off;",
+        ],
+        &dir.join("nginx.log"),
+    )
+}
+
+fn wait_until(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    // Generous: keepalived needs ~3-4 s per election and 2 x 2 s to mark a
+    // script down; this bound only catches "never".
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {seconds} s waiting for: {what}");
+}
+
+/// Runs the shipped master/backup pair (only addresses and the probe's path
+/// substituted) in two namespaces with a real nginx each, kills Pi A's nginx,
+/// brings it back, and returns who holds the VIP once Pi A is healthy again
+/// (A, B) — plus Pi A's keepalived log.
+fn vip_failover_scenario(master_text: &str, backup_text: &str) -> ((bool, bool), String) {
+    let pis = TwoPis::new();
+    let dir = TempDir::new("vip");
+    let probe = built_tool("okome-health-probe").display().to_string();
+    let mut keepalived_guards = Vec::new();
+    let mut nginx = Vec::new();
+    for (ns, text) in [(0, master_text), (1, backup_text)] {
+        let node = dir.join(["a", "b"][ns]);
+        fs::create_dir_all(&node).expect("mkdir node");
+        let conf = node.join("keepalived.conf");
+        write(
+            &conf,
+            &render(
+                text,
+                &[
+                    ("192.168.86.", &pis.subnet),
+                    ("/usr/bin/okome-health-probe", &probe),
+                ],
+            ),
+        );
+        nginx.push(start_local_nginx(&pis, ns, &node));
+        let n = node.display();
+        let log = node.join("keepalived.log");
+        keepalived_guards.push(pis.spawn(
+            ns,
+            "keepalived",
+            "keepalived",
+            &[
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+                "--vrrp",
+                "-f",
+                &conf.display().to_string(),
+                &format!("--pid={n}/keepalived.pid"),
+                &format!("--vrrp_pid={n}/vrrp.pid"),
+            ],
+            &log,
+        ));
+        if ns == 0 {
+            // Pi A first: it is the preferred holder.
+            wait_until("Pi A takes the VIP", 20, || pis.holders() == (true, false));
+        }
+    }
+    let a_log = dir.join("a").join("keepalived.log");
+    // Pi B sees A's higher priority and stays backup.
+    sleep(Duration::from_secs(3));
+    assert_eq!(pis.holders(), (true, false), "A holds the VIP, B does not");
+
+    // A's local nginx dies: A's track script fails, A goes to FAULT, B takes over.
+    nginx[0].stop();
+    wait_until("the VIP moves to Pi B", 20, || {
+        pis.holders() == (false, true)
+    });
+    assert!(
+        read(&a_log).contains("Entering FAULT STATE"),
+        "{}",
+        read(&a_log)
+    );
+
+    // A's nginx comes back: A leaves FAULT. Give it time to preempt if it would.
+    nginx[0] = start_local_nginx(&pis, 0, &dir.join("a"));
+    wait_until("Pi A recovers to BACKUP", 20, || {
+        let log = read(&a_log);
+        log.rfind("Entering FAULT STATE")
+            .is_some_and(|fault| log[fault..].contains("Entering BACKUP STATE"))
+    });
+    sleep(Duration::from_secs(4));
+    let holders = pis.holders();
+    drop(keepalived_guards);
+    drop(nginx);
+    (holders, read(&a_log))
+}
+
+#[test]
+fn keepalived_pair_moves_the_vip_when_the_local_nginx_dies_and_does_not_take_it_back() {
+    let master = read(&shipped("keepalived/keepalived-master.conf"));
+    let backup = read(&shipped("keepalived/keepalived-backup.conf"));
+    let (holders, log) = vip_failover_scenario(&master, &backup);
+    assert_eq!(
+        holders,
+        (false, true),
+        "nopreempt: Pi A must leave the VIP on B after it recovers\n{log}"
+    );
+}
+
+#[test]
+fn keepalived_scenario_detects_a_pair_that_fails_back() {
+    // The check can fail: without nopreempt, Pi A takes the VIP back (a
+    // second failover) and the scenario sees it.
+    let master = read(&shipped("keepalived/keepalived-master.conf"));
+    let backup = read(&shipped("keepalived/keepalived-backup.conf"));
+    let preempting = render(&master, &[("    nopreempt\n", "")]);
+    let (holders, log) = vip_failover_scenario(&preempting, &backup);
+    assert_eq!(
+        holders,
+        (true, false),
+        "without nopreempt A fails back\n{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------
