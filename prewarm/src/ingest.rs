@@ -73,9 +73,14 @@ pub struct Ingest<'a> {
     monitors: Vec<Vec<u8>>,
     /// The counts so far.
     pub counts: Counts,
-    last_ua: Vec<u8>,
-    last_ua_monitor: bool,
+    /// Verdicts for recently seen User-Agents: logs repeat a few agents.
+    ua_cache: Vec<(Vec<u8>, bool)>,
+    /// Reused buffer for the normalised path.
+    path: String,
 }
+
+/// User-Agents remembered by the monitor check before the cache is reset.
+const UA_CACHE: usize = 32;
 
 impl<'a> Ingest<'a> {
     /// A counter for `format`, treating User-Agents containing any of
@@ -89,23 +94,26 @@ impl<'a> Ingest<'a> {
                 .filter(|m| !m.is_empty())
                 .collect(),
             counts: Counts::default(),
-            last_ua: Vec::new(),
-            last_ua_monitor: false,
+            ua_cache: Vec::new(),
+            path: String::new(),
         }
     }
 
     fn is_monitor(&mut self, ua: &[u8]) -> bool {
-        // Logs repeat the same few agents: a one-entry cache saves the scan.
-        if ua != self.last_ua.as_slice() {
-            self.last_ua.clear();
-            self.last_ua.extend_from_slice(ua);
-            self.last_ua_monitor = self.monitors.iter().any(|m| contains_ci(ua, m));
+        if let Some((_, verdict)) = self.ua_cache.iter().find(|(seen, _)| seen == ua) {
+            return *verdict;
         }
-        self.last_ua_monitor
+        let verdict = self.monitors.iter().any(|m| contains_ci(ua, m));
+        if self.ua_cache.len() >= UA_CACHE {
+            self.ua_cache.clear();
+        }
+        self.ua_cache.push((ua.to_vec(), verdict));
+        verdict
     }
 
-    /// Classify one entry: `Ok((path, time))` if it is demand.
-    fn demand(&mut self, entry: &Entry<'_>) -> Option<(String, i64)> {
+    /// Classify one entry: `Some(time)` if it is demand, with the
+    /// normalised path left in `self.path`.
+    fn demand(&mut self, entry: &Entry<'_>) -> Option<i64> {
         let c = &mut self.counts;
         let ua = entry.user_agent().unwrap_or(b"");
         if entry.warm() || ua.starts_with(OWN_UA_PREFIX) {
@@ -125,8 +133,8 @@ impl<'a> Ingest<'a> {
             return None;
         }
         let target = entry.target().unwrap_or(b"");
-        let path = match pathsafe::normalise(target) {
-            Ok(path) => path,
+        match pathsafe::normalise_into(target, &mut self.path) {
+            Ok(()) => {}
             Err(Refusal::Api) => {
                 self.counts.api += 1;
                 return None;
@@ -144,7 +152,7 @@ impl<'a> Ingest<'a> {
             self.counts.no_time += 1;
             return None;
         };
-        Some((path, t))
+        Some(t)
     }
 
     /// Take one line (as read, maybe cut) and count it into `paths`.
@@ -160,12 +168,15 @@ impl<'a> Ingest<'a> {
             self.counts.malformed += 1;
             return;
         };
-        let Some((path, t)) = self.demand(&entry) else {
+        let Some(t) = self.demand(&entry) else {
             return;
         };
         self.counts.counted += 1;
         self.counts.newest = self.counts.newest.max(t);
-        rank::record(paths.entry(path).or_default(), t);
+        match paths.get_mut(self.path.as_str()) {
+            Some(stats) => rank::record(stats, t),
+            None => rank::record(paths.entry(self.path.clone()).or_default(), t),
+        }
         // Keep memory bounded against a log of a million distinct paths.
         if paths.len() > 2 * rank::MAX_TRACKED {
             rank::prune(paths, self.counts.newest);

@@ -142,6 +142,16 @@ fn normalise_part(part: &[u8], allowed: fn(u8) -> bool, out: &mut String) -> Res
 /// Returns the path to send, or why it was refused. Two targets that name
 /// the same cache entry normalise to the same string, so ranking dedups on it.
 pub fn normalise(target: &[u8]) -> Result<String, Refusal> {
+    let mut out = String::with_capacity(target.len());
+    normalise_into(target, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalise`] into a caller's buffer (cleared first), so counting a
+/// large log allocates nothing per line. On error the buffer's content is
+/// unspecified.
+pub fn normalise_into(target: &[u8], out: &mut String) -> Result<(), Refusal> {
+    out.clear();
     if target.is_empty() {
         return Err(Refusal::Empty);
     }
@@ -155,16 +165,15 @@ pub fn normalise(target: &[u8]) -> Result<String, Refusal> {
         Some(at) => (&target[..at], Some(&target[at + 1..])),
         None => (target, None),
     };
-    let mut out = String::with_capacity(target.len());
-    normalise_part(path, path_byte, &mut out)?;
+    normalise_part(path, path_byte, out)?;
     // Segments: no `.`/`..` and no empty segment except the trailing one
     // (`/assets/` is a directory, `/assets//x` is not a path anyone serves).
-    let segments: Vec<&str> = out[1..].split('/').collect();
-    for (index, segment) in segments.iter().enumerate() {
-        if *segment == "." || *segment == ".." {
+    let mut segments = out[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segment == "." || segment == ".." {
             return Err(Refusal::DotOrEmptySegment);
         }
-        if segment.is_empty() && index + 1 != segments.len() {
+        if segment.is_empty() && segments.peek().is_some() {
             return Err(Refusal::DotOrEmptySegment);
         }
     }
@@ -184,13 +193,13 @@ pub fn normalise(target: &[u8]) -> Result<String, Refusal> {
         }
         if !query.is_empty() {
             out.push('?');
-            normalise_part(query, query_byte, &mut out)?;
+            normalise_part(query, query_byte, out)?;
         }
     }
     if out.len() > MAX_PATH_LEN {
         return Err(Refusal::TooLong);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Re-check a path that did not come from our own log (a plan fetched from
