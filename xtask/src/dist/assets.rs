@@ -14,7 +14,9 @@ use crate::Result;
 /// one (a test holds that).
 pub fn command_of(package: &str) -> Option<clap::Command> {
     match package {
+        "okome-hit-ratio" => Some(okome_hit_ratio::command()),
         "okome-health-probe" => Some(okome_health_probe::command()),
+        "okome-prewarm" => Some(okome_prewarm::command()),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use super::{Binary, Dist};
@@ -53,67 +53,105 @@ pub fn check(dist: &Dist) -> Result {
 }
 
 /// The real job for each tool: same input to the ARM and the amd64 build,
-/// same output expected.
+/// same output expected (byte for byte for okome-hit-ratio; the others
+/// print measured times or ages, blanked before comparing).
 fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
-    match binary.tool.package {
-        "okome-hit-ratio" => {
-            let fixture = fixture("okome_access.log");
-            let args = ["--json".to_string(), fixture.display().to_string()];
-            let arm = ok(Command::new(qemu).arg(&binary.path).args(&args))?;
-            let native = ok(Command::new(&host.path).args(&args))?;
-            same_output(binary, &arm, &native)
+    let fixture = fixture("okome_access.log");
+    let (args, varying): (Vec<String>, &[&str]) = match binary.tool.package {
+        "okome-hit-ratio" => (
+            strings(&["--json", "--by", "minute", "--top", "5"])
+                .into_iter()
+                .chain([fixture.display().to_string()])
+                .collect(),
+            &[],
+        ),
+        // One probe decision against a healthy upstream on loopback.
+        "okome-health-probe" => (
+            strings(&["--json", "--no-metrics", "--url", health_url]),
+            &["seconds", "probe_seconds"],
+        ),
+        // The plan from the fixture log: which paths, in which order, and
+        // the log counts; scores decay with the wall clock.
+        "okome-prewarm" => (
+            strings(&[
+                "--dry-run",
+                "--json",
+                "--no-metrics",
+                "--strategy",
+                "selective",
+                "--log",
+            ])
+            .into_iter()
+            .chain([fixture.display().to_string()])
+            .collect(),
+            &["score", "frequency", "recent", "growth", "age", "why"],
+        ),
+        other => {
+            return Err(
+                format!("no real job defined for {other} in xtask/src/dist/qemu.rs").into(),
+            );
         }
-        "okome-health-probe" => {
-            // One probe decision against a healthy upstream, everything
-            // under a throwaway state dir; the JSON decision must match.
-            let mut outputs = Vec::new();
-            for (program, prefix) in [
-                (qemu, Some(&binary.path)),
-                (host.path.to_str().ok_or("path")?, None),
-            ] {
-                let root = tempdir(&format!("probe-{}", binary.target.deb_arch))?;
-                let mut command = Command::new(program);
-                if let Some(path) = prefix {
-                    command.arg(path);
-                }
-                command
-                    .args(["--json", "--no-metrics", "--url", health_url])
-                    .arg("--state-dir")
-                    .arg(root.join("run"))
-                    .arg("--gate-file")
-                    .arg(root.join("run/orchestrator.down"))
-                    .env("OKOME_ROOT", &root);
-                let out = ok(&mut command)?;
-                if root.join("run/orchestrator.down").exists() {
-                    return Err(format!(
-                        "{}: closed the gate on a healthy upstream",
-                        describe(&command)
-                    )
-                    .into());
-                }
-                std::fs::remove_dir_all(&root)?;
-                outputs.push(strip_timings(&out.stdout));
-            }
-            if outputs[0] != outputs[1] {
-                return Err(format!(
-                    "{} ({}): decision differs from amd64:\n{}\nvs\n{}",
-                    binary.tool.package,
-                    binary.target.deb_arch,
-                    String::from_utf8_lossy(&outputs[0]),
-                    String::from_utf8_lossy(&outputs[1])
-                )
-                .into());
-            }
-            Ok(())
+    };
+    let mut outputs = Vec::new();
+    for (program, emulated) in [
+        (Path::new(qemu), Some(&binary.path)),
+        (host.path.as_path(), None),
+    ] {
+        // Every state path under a throwaway root.
+        let root = tempdir(&format!(
+            "{}-{}",
+            binary.tool.package, binary.target.deb_arch
+        ))?;
+        let mut command = Command::new(program);
+        command.args(emulated).args(&args);
+        if binary.tool.package != "okome-hit-ratio" {
+            command.arg("--state-dir").arg(root.join("run"));
         }
-        other => Err(format!("no real job defined for {other} in xtask/src/dist/qemu.rs").into()),
+        if binary.tool.package == "okome-health-probe" {
+            command
+                .arg("--gate-file")
+                .arg(root.join("run/orchestrator.down"));
+        }
+        command.env("OKOME_ROOT", &root);
+        let out = ok(&mut command)?;
+        if root.join("run/orchestrator.down").exists() {
+            return Err(format!(
+                "{}: closed the gate on a healthy upstream",
+                describe(&command)
+            )
+            .into());
+        }
+        std::fs::remove_dir_all(&root)?;
+        outputs.push(blank_values(&out.stdout, varying));
     }
+    if outputs[0].is_empty() {
+        return Err(format!("{}: printed nothing", binary.tool.package).into());
+    }
+    if outputs[0] != outputs[1] {
+        return Err(format!(
+            "{} ({}): output differs from the amd64 build:\n{}\nvs\n{}",
+            binary.tool.package,
+            binary.target.deb_arch,
+            String::from_utf8_lossy(&outputs[0]),
+            String::from_utf8_lossy(&outputs[1])
+        )
+        .into());
+    }
+    Ok(())
 }
 
-/// The probe's JSON carries measured latencies: blank the digits of any
-/// `…_ms` / `…seconds` value so only the decision is compared.
-fn strip_timings(json: &[u8]) -> Vec<u8> {
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Replace the value of every JSON member named in `keys` (a number or a
+/// string) with `#`, so run-to-run measurements do not hide a real
+/// difference in everything else.
+fn blank_values(json: &[u8], keys: &[&str]) -> Vec<u8> {
     let text = String::from_utf8_lossy(json);
+    if keys.is_empty() {
+        return json.to_vec();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_ref();
     while let Some(pos) = rest.find("\":") {
@@ -121,36 +159,31 @@ fn strip_timings(json: &[u8]) -> Vec<u8> {
         out.push_str(head);
         let key_start = head[..head.len() - 2].rfind('"').map_or(0, |i| i + 1);
         let key = &head[key_start..head.len() - 2];
-        let timed = key.ends_with("_ms") || key.contains("seconds") || key.contains("elapsed");
-        let end = tail
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
-            .unwrap_or(tail.len());
-        if timed && end > 0 {
-            out.push('#');
-            rest = &tail[end..];
-        } else {
+        let value = tail.trim_start();
+        let skipped = tail.len() - value.len();
+        if !keys.contains(&key) {
             rest = tail;
+            continue;
         }
+        let end = if let Some(body) = value.strip_prefix('"') {
+            let mut escaped = false;
+            let close = body
+                .char_indices()
+                .find(|&(_, c)| {
+                    let done = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    done
+                })
+                .map_or(body.len(), |(i, _)| i + 1);
+            close + 1
+        } else {
+            value.find([',', '}', ']', '\n']).unwrap_or(value.len())
+        };
+        out.push('#');
+        rest = &tail[skipped + end..];
     }
     out.push_str(rest);
     out.into_bytes()
-}
-
-fn same_output(binary: &Binary, arm: &Output, native: &Output) -> Result {
-    if arm.stdout != native.stdout {
-        return Err(format!(
-            "{} ({}): output differs from the amd64 build:\n{}\nvs\n{}",
-            binary.tool.package,
-            binary.target.deb_arch,
-            String::from_utf8_lossy(&arm.stdout),
-            String::from_utf8_lossy(&native.stdout)
-        )
-        .into());
-    }
-    if arm.stdout.is_empty() {
-        return Err(format!("{}: printed nothing", binary.tool.package).into());
-    }
-    Ok(())
 }
 
 /// Run and require exit 0, reporting stderr otherwise.
@@ -208,11 +241,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timings_are_blanked_and_decisions_kept() {
-        let a = strip_timings(br#"{"healthy":true,"latency_ms":12.5,"gate":"open"}"#);
-        let b = strip_timings(br#"{"healthy":true,"latency_ms":3,"gate":"open"}"#);
+    fn varying_values_are_blanked_and_the_rest_kept() {
+        let keys = &["seconds", "why"];
+        let a = blank_values(
+            br#"{"up":true,"seconds":0.0054,"why":"seen 3s \"ago\"","n":1}"#,
+            keys,
+        );
+        let b = blank_values(
+            br#"{"up":true,"seconds":12,"why":"seen 9s ago","n":1}"#,
+            keys,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            r#"{"up":true,"seconds":#,"why":#,"n":1}"#
+        );
         assert_eq!(a, b);
-        let c = strip_timings(br#"{"healthy":false,"latency_ms":3,"gate":"open"}"#);
+        let c = blank_values(br#"{"up":false,"seconds":12,"why":"x","n":1}"#, keys);
         assert_ne!(a, c);
+        // Keys not listed are compared as they are.
+        assert_eq!(blank_values(br#"{"n":1}"#, &[]), br#"{"n":1}"#.to_vec());
     }
 }
