@@ -1,11 +1,16 @@
 //! `cargo xtask bench <tool>`: each tool against what an operator would
 //! otherwise use, in one run, reported as ratios.
 
+mod prewarm;
+
 use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
-    let Some((tool, _rest)) = args.split_first() else {
+    let Some((tool, rest)) = args.split_first() else {
         return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm>".into());
     };
-    Err(format!("no benchmark for {tool:?} yet").into())
+    match tool.as_str() {
+        "prewarm" => prewarm::main(rest),
+        _ => Err(format!("no benchmark for {tool:?} yet").into()),
+    }
 }
