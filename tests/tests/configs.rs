@@ -467,14 +467,25 @@ fn redis_acl_refuses_the_orchestrator_flushes_keys_config_and_debug() {
             "ACL DRYRUN orchestrator {command:?}: {reply}"
         );
     }
-    // The DRYRUN check can fail: an allowed command passes it.
-    assert_eq!(
-        redis.cli(
-            Some("operator"),
-            &["ACL", "DRYRUN", "orchestrator", "get", "okome:x"]
-        ),
-        "OK"
-    );
+    // The DRYRUN check can fail: allowed commands pass it — among them
+    // exactly what the OKOME tools send with this user (okome-health-probe's
+    // heartbeat, okome-prewarm's shared plan: SELECT, SET … EX, GET).
+    for command in [
+        &["get", "okome:x"][..],
+        &["select", "0"],
+        &["set", "okome:health:frontend-cache", "1", "ex", "30"],
+        &["set", "okome:prewarm:plan", "[]", "ex", "600"],
+        &["get", "okome:prewarm:plan"],
+        &["unlink", "okome:budget:rl:agent:1"],
+    ] {
+        let mut args = vec!["ACL", "DRYRUN", "orchestrator"];
+        args.extend_from_slice(command);
+        assert_eq!(
+            redis.cli(Some("operator"), &args),
+            "OK",
+            "orchestrator may {command:?}"
+        );
+    }
 
     // The operator may CONFIG but not FLUSH or KEYS either (GUIDE §1).
     for command in [&["FLUSHALL"][..], &["FLUSHDB"], &["KEYS", "*"]] {
