@@ -161,7 +161,7 @@ pub fn command() -> Command {
         .arg(opt("exclude-ua", "OKOME_WARM_EXCLUDE_UA", "LIST", Some(ingest::DEFAULT_MONITORS), "Comma-separated User-Agent substrings of monitors (not demand)"))
         .arg(opt("quarantine-after", "OKOME_WARM_QUARANTINE_AFTER", "RUNS", Some("3"), "Quarantine a path that MISSes this many runs in a row"))
         .arg(opt("quarantine-secs", "OKOME_WARM_QUARANTINE_SECS", "SECS", Some("21600"), "How long a quarantine lasts"))
-        .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
+        .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).value_parser(clap::builder::BoolishValueParser::new()).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
         .arg(opt("refresh-after-secs", "OKOME_WARM_REFRESH_AFTER", "SECS", Some("1800"), "With --refresh: only paths stored at least this long ago"))
         .arg(opt("vip", "OKOME_WARM_VIP", "ADDR", None, "keepalived VIP: the holder publishes its plan, the other node warms from it"))
         .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[user:password@]host[:port][/db] (prefer the env var: flags show in ps)"))
