@@ -1950,16 +1950,26 @@ fn fstab_verify_problems(path: &Path) -> Vec<String> {
         .arg(path);
     let output = run(&mut command);
     let text = text_of(&output);
-    let mut problems: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("[E]") || l.starts_with("[W]"))
-        .filter(|l| {
-            !(l.contains("unreachable on boot required source: PARTUUID=01234567-0")
-                || l.contains("unreachable on boot required target: No such file"))
-        })
-        .map(str::to_string)
-        .collect();
+    // findmnt prints each target unindented, then its findings indented.
+    let mut target = String::new();
+    let mut problems = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            target = line.trim().to_string();
+            continue;
+        }
+        let finding = line.trim();
+        if !(finding.starts_with("[E]") || finding.starts_with("[W]")) {
+            continue;
+        }
+        let placeholder_source =
+            finding.contains("unreachable on boot required source: PARTUUID=01234567-0");
+        let no_firmware_dir_here = target == "/boot/firmware"
+            && finding.contains("unreachable on boot required target: No such file");
+        if !(placeholder_source || no_firmware_dir_here) {
+            problems.push(format!("{target}: {finding}"));
+        }
+    }
     if !text.contains("0 parse errors") {
         problems.push(format!("parse errors:\n{}", describe(&command, &output)));
     }
@@ -2037,6 +2047,13 @@ fn fstab_parses_and_says_what_stays_off_tmpfs() {
     let malformed = dir.join("malformed");
     write(&malformed, &format!("{text}tmpfs /mnt/x\n"));
     assert!(!fstab_verify_problems(&malformed).is_empty());
+    let typo = dir.join("typo");
+    write(&typo, &render(&text, &[("  /var/tmp  ", "  /var/tmpp ")]));
+    let problems = fstab_verify_problems(&typo);
+    assert!(
+        problems.iter().any(|p| p.starts_with("/var/tmpp")),
+        "{problems:?}"
+    );
     let weak = dir.join("weak");
     write(
         &weak,
