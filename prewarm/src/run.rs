@@ -45,6 +45,25 @@ impl Role {
     }
 }
 
+/// Which part this node plays, from the configured VIP and the addresses
+/// on its interfaces. A failing address source is not fatal: the node then
+/// warms from its own log and publishes nothing.
+pub fn detect_role(vip: Option<std::net::IpAddr>, addrs: &dyn LocalAddrs) -> Role {
+    match vip {
+        None => Role::Single,
+        Some(ip) => match vip::holds(addrs, ip) {
+            Ok(true) => Role::Active,
+            Ok(false) => Role::Standby,
+            Err(e) => {
+                log::warn!(
+                    "cannot tell whether this node holds VIP {ip}: {e}; warming from the local log"
+                );
+                Role::Unknown(e.to_string())
+            }
+        },
+    }
+}
+
 /// Current unix time.
 pub fn now_unix() -> i64 {
     SystemTime::now()
@@ -169,19 +188,7 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
     let mut state = State::load(&config.state_path);
     state.expire_quarantine(now);
 
-    let role = match config.vip {
-        None => Role::Single,
-        Some(ip) => match vip::holds(addrs, ip) {
-            Ok(true) => Role::Active,
-            Ok(false) => Role::Standby,
-            Err(e) => {
-                log::warn!(
-                    "cannot tell whether this node holds VIP {ip}: {e}; warming from the local log"
-                );
-                Role::Unknown(e.to_string())
-            }
-        },
-    };
+    let role = detect_role(config.vip, addrs);
 
     // Where the plan comes from.
     let mut shared = None;
@@ -410,5 +417,32 @@ fn remember(
             },
         );
         *newly += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vip::Fixed;
+
+    struct Broken;
+    impl LocalAddrs for Broken {
+        fn addrs(&self) -> std::io::Result<Vec<std::net::IpAddr>> {
+            Err(std::io::Error::other("ip: not found"))
+        }
+    }
+
+    #[test]
+    fn the_role_follows_the_vip_through_the_address_seam() {
+        let vip: std::net::IpAddr = "10.213.0.18".parse().unwrap();
+        let holder = Fixed(vec!["127.0.0.1".parse().unwrap(), vip]);
+        let other = Fixed(vec![
+            "127.0.0.1".parse().unwrap(),
+            "10.213.0.21".parse().unwrap(),
+        ]);
+        assert_eq!(detect_role(None, &holder), Role::Single);
+        assert_eq!(detect_role(Some(vip), &holder), Role::Active);
+        assert_eq!(detect_role(Some(vip), &other), Role::Standby);
+        assert!(matches!(detect_role(Some(vip), &Broken), Role::Unknown(_)));
     }
 }
