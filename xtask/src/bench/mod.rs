@@ -1,6 +1,7 @@
 //! `cargo xtask bench <tool>`: each tool against what an operator would
 //! otherwise use, in one run, reported as ratios.
 
+mod health_probe;
 mod prewarm;
 
 use crate::Result;
@@ -10,6 +11,7 @@ pub fn main(args: &[String]) -> Result {
         return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm>".into());
     };
     match tool.as_str() {
+        "health-probe" => health_probe::main(rest),
         "prewarm" => prewarm::main(rest),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
