@@ -293,7 +293,13 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
             .target
             .resolve()
             .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.host)))?;
-        let pool = warm::run(addr, &config.target, &jobs, &config.warm);
+        // The deadline covers the whole run, planning and Redis included.
+        let mut settings = config.warm.clone();
+        settings.deadline = settings
+            .deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let pool = warm::run(addr, &config.target, &jobs, &settings);
         summary.origin_requests = pool.origin_requests;
         summary.rate_limit_waits = pool.rate_limit_waits;
         summary.retries = pool.retries;
