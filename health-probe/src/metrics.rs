@@ -150,4 +150,32 @@ mod tests {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
     }
+
+    #[test]
+    fn every_emitted_name_is_listed_in_docs_metrics_md() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+                .unwrap();
+        let state = State::default();
+        let facts = RunFacts {
+            upstream_up: false,
+            gate: Gate::Closed,
+            duration: Duration::ZERO,
+            state: &state,
+            heartbeat_ok: Some(true),
+        };
+        let text = render(&facts).render().to_string();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split(' ').next())
+            .collect();
+        assert_eq!(names.len(), 8);
+        for name in names {
+            assert!(
+                doc.contains(&format!("| `{name}` | ")),
+                "{name} is not a row of docs/metrics.md"
+            );
+        }
+    }
 }
