@@ -170,7 +170,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|rest| rest.split(' ').next())
             .collect();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 7);
         for name in names {
             assert!(
                 doc.contains(&format!("| `{name}` | ")),
