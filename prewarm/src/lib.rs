@@ -164,7 +164,7 @@ pub fn command() -> Command {
         .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).value_parser(clap::builder::BoolishValueParser::new()).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
         .arg(opt("refresh-after-secs", "OKOME_WARM_REFRESH_AFTER", "SECS", Some("1800"), "With --refresh: only paths stored at least this long ago"))
         .arg(opt("vip", "OKOME_WARM_VIP", "ADDR", None, "keepalived VIP: the holder publishes its plan, the other node warms from it"))
-        .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[user:password@]host[:port][/db] (prefer the env var: flags show in ps)"))
+        .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[user:password@]host[:port][/db] (prefer the env var: flags show in ps)").hide_env_values(true))
         .arg(opt("plan-key", "OKOME_WARM_PLAN_KEY", "KEY", Some(plan_store::DEFAULT_KEY), "Redis key of the shared plan"))
         .arg(opt("plan-ttl-secs", "OKOME_WARM_PLAN_TTL", "SECS", Some("600"), "TTL of the published plan"))
         .arg(opt("state-dir", "OKOME_WARM_STATE_DIR", "DIR", Some("/run/okome"), "Directory of prewarm.state and prewarm.lock"))

@@ -222,6 +222,17 @@ fn help_teaches_and_version_answers() {
     ] {
         assert!(help.contains(needle), "{needle}");
     }
+    // A password in OKOME_WARM_REDIS never shows in --help.
+    let out = node
+        .cmd("http://127.0.0.1:1")
+        .env("OKOME_WARM_REDIS", "redis://orchestrator:s3cret@127.0.0.1")
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(!String::from_utf8_lossy(&out).contains("s3cret"));
     node.cmd("http://127.0.0.1:1")
         .arg("--version")
         .assert()
