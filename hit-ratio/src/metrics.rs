@@ -170,13 +170,15 @@ pub fn render(report: &Report) -> Metrics {
     }
     if let Some(latency) = &report.latency {
         for row in latency {
-            for (quantile, value) in [("0.5", row.p50), ("0.95", row.p95), ("0.99", row.p99)] {
+            // `percentile`, not `quantile`: that label is reserved for
+            // summaries, and these are gauges computed from the log.
+            for (percentile, value) in [("50", row.p50), ("95", row.p95), ("99", row.p99)] {
                 if let Some(value) = value {
                     gauge(
                         &mut m,
                         "okome_hit_ratio_request_duration_seconds",
                         "Request time percentiles by cache status.",
-                        &[("cache_status", &row.status), ("quantile", quantile)],
+                        &[("cache_status", &row.status), ("percentile", percentile)],
                         value,
                     );
                 }

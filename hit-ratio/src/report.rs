@@ -456,7 +456,7 @@ fn bytes(n: u64) -> String {
 fn duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
-        0..60 => format!("{seconds:.1} s"),
+        0..60 => format!("{seconds:.2} s"),
         60..3600 => format!("{}m {:02}s", s / 60, s % 60),
         3600..86_400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d {:02}h", s / 86_400, s % 86_400 / 3600),
@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(duration(12.34), "12.3 s");
+        assert_eq!(duration(12.345), "12.35 s");
         assert_eq!(duration(3725.0), "1h 02m");
         assert_eq!(percent(Some(0.9234)), "92.3 %");
         assert_eq!(percent(None), "–");

@@ -191,7 +191,7 @@ pub fn sum_seconds_ms(raw: &[u8]) -> Option<u64> {
     let mut any = false;
     for item in raw.split(|&byte| byte == b',' || byte == b':') {
         let item = item.trim_ascii();
-        if item == b"-" {
+        if matches!(item, [b'-']) {
             continue;
         }
         total = total.saturating_add(parse_seconds_ms(item)?);

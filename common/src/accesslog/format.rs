@@ -106,7 +106,7 @@ impl Shape {
                 field.len() == 26 && field[2] == b'/' && field[6] == b'/' && field[11] == b':'
             }
             Shape::Seconds => {
-                field == b"-"
+                matches!(field, [b'-'])
                     || (!field.is_empty() && field.iter().all(|&b| b.is_ascii_digit() || b == b'.'))
             }
         }
@@ -119,6 +119,10 @@ struct Variable {
     /// The literal that closes this field; empty only for a last variable
     /// that runs to the end of the line.
     after: Box<[u8]>,
+    /// `after`'s first eight bytes as a little-endian word, and the mask
+    /// of the bytes that count, to compare a candidate in one instruction.
+    after_word: u64,
+    after_mask: u64,
     shape: Shape,
 }
 
@@ -204,7 +208,7 @@ pub enum Malformed<'a> {
 impl fmt::Display for Malformed<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Malformed::Empty => write!(f, "empty line"),
+            Malformed::Empty => write!(f, "empty (or only NUL bytes)"),
             Malformed::Prefix => write!(f, "does not start like the log format"),
             Malformed::Missing(var) => {
                 write!(f, "nothing closes ${var} (other format or cut short)")
@@ -330,6 +334,8 @@ impl LogFormat {
             variables.push(Variable {
                 name: name.into(),
                 after: Box::new([]),
+                after_word: 0,
+                after_mask: 0,
                 shape: Shape::of(name),
             });
             at = next;
@@ -340,6 +346,16 @@ impl LogFormat {
         }
         if variables.len() > MAX_VARIABLES {
             return Err(FormatError::TooManyVariables(variables.len()));
+        }
+        for variable in &mut variables {
+            let head = &variable.after[..variable.after.len().min(8)];
+            let mut word = [0u8; 8];
+            word[..head.len()].copy_from_slice(head);
+            variable.after_word = u64::from_le_bytes(word);
+            variable.after_mask = match head.len() {
+                8 => u64::MAX,
+                n => (1u64 << (8 * n)) - 1,
+            };
         }
         let mut known = [ABSENT; KNOWN_COUNT];
         for (index, variable) in variables.iter().enumerate() {
@@ -404,19 +420,19 @@ impl LogFormat {
         if line.len() > u32::MAX as usize {
             return Err(Malformed::TooLong);
         }
-        if !line.starts_with(&self.prefix) {
+        if !same_prefix(line, &self.prefix) {
             return Err(Malformed::Prefix);
         }
-        let mut spans = [(0u32, 0u32); MAX_VARIABLES];
+        let mut ends = [0u32; MAX_VARIABLES];
         let mut at = self.prefix.len();
-        for (span, variable) in spans.iter_mut().zip(&self.variables) {
+        for (field_end, variable) in ends.iter_mut().zip(&self.variables) {
             let end = if variable.after.is_empty() {
                 if at == line.len() {
                     return Err(Malformed::Truncated(&variable.name));
                 }
                 line.len()
             } else {
-                match find(&line[at..], &variable.after, self.escape) {
+                match find(&line[at..], variable, self.escape) {
                     Some(offset) => at + offset,
                     None => return Err(Malformed::Missing(&variable.name)),
                 }
@@ -424,7 +440,7 @@ impl LogFormat {
             if !variable.shape.fits(&line[at..end]) {
                 return Err(Malformed::Shape(&variable.name));
             }
-            *span = (at as u32, end as u32);
+            *field_end = end as u32;
             at = end + variable.after.len();
         }
         if at != line.len() {
@@ -433,7 +449,7 @@ impl LogFormat {
         Ok(Entry {
             format: self,
             line,
-            spans,
+            ends,
         })
     }
 }
@@ -463,19 +479,82 @@ fn variable_name(bytes: &[u8], at: usize) -> Result<(&str, usize), FormatError> 
     ))
 }
 
-/// Offset of the first `literal` in `haystack` that nginx wrote as format
-/// text rather than inside a value.
-#[inline]
-fn find(haystack: &[u8], literal: &[u8], escape: Escape) -> Option<usize> {
+/// Offset of the first closing literal of `variable` in `haystack` that
+/// nginx wrote as format text rather than inside a value.
+#[inline(always)]
+fn find(haystack: &[u8], variable: &Variable, escape: Escape) -> Option<usize> {
+    let literal = &variable.after[..];
     let first = literal[0];
     let mut from = 0;
     loop {
-        let at = from + memchr::memchr(first, &haystack[from..])?;
-        if haystack[at..].starts_with(literal) && !(escape == Escape::Json && escaped(haystack, at))
-        {
+        let at = from + find_byte(first, &haystack[from..])?;
+        let rest = &haystack[at..];
+        let matched = match rest.get(..8) {
+            Some(head) => {
+                let word = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+                word & variable.after_mask == variable.after_word
+                    && (literal.len() <= 8 || same_prefix(&rest[8..], &literal[8..]))
+            }
+            None => same_prefix(rest, literal),
+        };
+        if matched && !(escape == Escape::Json && escaped(haystack, at)) {
             return Some(at);
         }
         from = at + 1;
+    }
+}
+
+/// `haystack.starts_with(literal)` for the short literals of a format,
+/// inlined: a `memcmp` call per field costs more than the comparison.
+#[inline(always)]
+pub(crate) fn same_prefix(haystack: &[u8], literal: &[u8]) -> bool {
+    haystack.len() >= literal.len() && haystack.iter().zip(literal).all(|(a, b)| a == b)
+}
+
+/// How far a byte search scans inline, eight bytes at a time, before
+/// handing over to SIMD `memchr`: most fields are a few bytes long, and a
+/// call costs more than the scan.
+const INLINE_SCAN: usize = 32;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The lowest byte of `word` equal to `byte`, found with SWAR arithmetic
+/// (the classic has-zero-byte trick: exact for the lowest match).
+#[inline(always)]
+fn byte_in_word(word: u64, byte: u8) -> Option<usize> {
+    let x = word ^ (u64::from(byte) * ONES);
+    let found = x.wrapping_sub(ONES) & !x & HIGHS;
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
+}
+
+/// `memchr`, with the first bytes scanned inline a word at a time.
+#[inline(always)]
+pub(crate) fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while at + 8 <= haystack.len() {
+        let word = u64::from_le_bytes(haystack[at..at + 8].try_into().expect("8 bytes"));
+        if let Some(offset) = byte_in_word(word, byte) {
+            return Some(at + offset);
+        }
+        at += 8;
+        if at >= INLINE_SCAN {
+            return memchr::memchr(byte, &haystack[at..]).map(|offset| at + offset);
+        }
+    }
+    haystack[at..]
+        .iter()
+        .position(|&b| b == byte)
+        .map(|offset| at + offset)
+}
+
+/// `memrchr`, with the last bytes scanned inline.
+#[inline(always)]
+pub(crate) fn rfind_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
+    let tail = haystack.len().saturating_sub(INLINE_SCAN);
+    match haystack[tail..].iter().rposition(|&b| b == byte) {
+        Some(at) => Some(tail + at),
+        None => memchr::memrchr(byte, &haystack[..tail]),
     }
 }
 
@@ -495,28 +574,33 @@ fn escaped(haystack: &[u8], at: usize) -> bool {
 pub struct Entry<'a> {
     format: &'a LogFormat,
     line: &'a [u8],
-    spans: [(u32, u32); MAX_VARIABLES],
+    /// Where each field ends; it starts after the previous field's
+    /// closing literal (half the size of start/end pairs: an entry is
+    /// built per line).
+    ends: [u32; MAX_VARIABLES],
 }
 
 impl fmt::Debug for Entry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (variable, &(start, end)) in self.format.variables.iter().zip(&self.spans) {
-            map.entry(
-                &variable.name,
-                &String::from_utf8_lossy(&self.line[start as usize..end as usize]),
-            );
+        for (index, variable) in self.format.variables.iter().enumerate() {
+            map.entry(&variable.name, &String::from_utf8_lossy(self.span(index)));
         }
         map.finish()
     }
 }
 
 impl<'a> Entry<'a> {
+    #[inline]
     fn span(&self, index: usize) -> &'a [u8] {
-        let (start, end) = self.spans[index];
-        &self.line[start as usize..end as usize]
+        let start = match index {
+            0 => self.format.prefix.len(),
+            _ => self.ends[index - 1] as usize + self.format.variables[index - 1].after.len(),
+        };
+        &self.line[start..self.ends[index] as usize]
     }
 
+    #[inline]
     fn raw(&self, which: Known) -> Option<&'a [u8]> {
         match self.format.known[which as usize] {
             ABSENT => None,
@@ -524,8 +608,9 @@ impl<'a> Entry<'a> {
         }
     }
 
+    #[inline]
     fn known(&self, which: Known) -> Option<&'a [u8]> {
-        self.raw(which).filter(|field| *field != b"-")
+        self.raw(which).filter(|field| !matches!(field, [b'-']))
     }
 
     /// The line the entry was split from (without leading NULs).
@@ -537,7 +622,7 @@ impl<'a> Entry<'a> {
     /// format does not log it or nginx wrote `-`.
     pub fn field(&self, var: &str) -> Option<&'a [u8]> {
         let field = self.span(self.format.index_of(var)?);
-        (field != b"-").then_some(field)
+        (!matches!(field, [b'-'])).then_some(field)
     }
 
     /// The request method (`$request_method`, else from `$request`).
@@ -546,7 +631,7 @@ impl<'a> Entry<'a> {
             return Some(method);
         }
         let request = self.known(Known::Request)?;
-        let space = memchr::memchr(b' ', request)?;
+        let space = find_byte(b' ', request)?;
         Some(&request[..space])
     }
 
@@ -557,9 +642,9 @@ impl<'a> Entry<'a> {
             return Some(uri);
         }
         let request = self.known(Known::Request)?;
-        let rest = &request[memchr::memchr(b' ', request)? + 1..];
-        let rest = match memchr::memrchr(b' ', rest) {
-            Some(space) if rest[space + 1..].starts_with(b"HTTP/") => &rest[..space],
+        let rest = &request[find_byte(b' ', request)? + 1..];
+        let rest = match rfind_byte(b' ', rest) {
+            Some(space) if same_prefix(&rest[space + 1..], b"HTTP/") => &rest[..space],
             _ => rest,
         };
         (!rest.is_empty()).then_some(rest)
@@ -568,7 +653,7 @@ impl<'a> Entry<'a> {
     /// The request path: [`Entry::target`] without its query string.
     pub fn path(&self) -> Option<&'a [u8]> {
         let target = self.target()?;
-        Some(match memchr::memchr(b'?', target) {
+        Some(match find_byte(b'?', target) {
             Some(query) => &target[..query],
             None => target,
         })
@@ -645,6 +730,6 @@ impl<'a> Entry<'a> {
 
     /// Whether okome-prewarm sent the request (`$okome_warm` is `1`).
     pub fn warm(&self) -> bool {
-        self.raw(Known::Warm) == Some(b"1")
+        matches!(self.raw(Known::Warm), Some([b'1']))
     }
 }
