@@ -439,6 +439,52 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_plan_is_revalidated_deduplicated_and_capped() {
+        let shared = SharedPlan {
+            version: 1,
+            node: "frontend-a".into(),
+            generated: 1,
+            strategy: "priority".into(),
+            paths: [
+                "/assets/a.js",
+                "http://evil.example/assets/x",
+                "//evil.example/x",
+                "/assets/../api/x",
+                "/api/v1/chat",
+                "/assets/%41.js",
+                "/assets/a\r\nHost: evil",
+                "/assets/a.js",
+                "/ui-schema/q",
+                "/static/b.css",
+                "/static/c.css",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        let mut state = State::new();
+        state.quarantine.insert(
+            "/ui-schema/q".into(),
+            Quarantine {
+                until: i64::MAX,
+                reason: "test".into(),
+            },
+        );
+        let plan = plan_from_shared(&shared, &state, 2);
+        let got: Vec<(&str, bool)> = plan
+            .iter()
+            .map(|r| (r.path.as_str(), r.quarantined.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/assets/a.js", false),
+                ("/ui-schema/q", true),
+                ("/static/b.css", false)
+            ]
+        );
+    }
+
+    #[test]
     fn the_role_follows_the_vip_through_the_address_seam() {
         let vip: std::net::IpAddr = "10.213.0.18".parse().unwrap();
         let holder = Fixed(vec!["127.0.0.1".parse().unwrap(), vip]);
