@@ -339,11 +339,14 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// The host name, for the heartbeat key. The systemd unit hides /proc/sys
+/// (`ProcSubset=pid`), hence /etc/hostname as the second source.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
         .map(|name| name.trim().to_string())
-        .filter(|name| !name.is_empty())
+        .find(|name| !name.is_empty())
         .unwrap_or_else(|| "frontend-cache".to_string())
 }
 

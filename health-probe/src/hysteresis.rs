@@ -65,6 +65,8 @@ pub struct State {
     pub failures: [u64; Reason::ALL.len()],
     /// The Redis heartbeat is in an outage (already logged once).
     pub redis_down: bool,
+    /// The gate as the probe last left it, to notice a hand-made change.
+    pub gate_closed: bool,
 }
 
 impl State {
@@ -180,6 +182,11 @@ pub fn render(state: &State) -> String {
         );
     }
     let _ = writeln!(text, "redis_down={}", u8::from(state.redis_down));
+    let _ = writeln!(
+        text,
+        "gate={}",
+        if state.gate_closed { "closed" } else { "open" }
+    );
     text
 }
 
@@ -209,6 +216,13 @@ pub fn parse(text: &str) -> Result<State, ParseError> {
             "closed_total" => state.closed_total = number()?,
             "opened_total" => state.opened_total = number()?,
             "redis_down" => state.redis_down = number()? != 0,
+            "gate" => {
+                state.gate_closed = match value {
+                    "open" => false,
+                    "closed" => true,
+                    _ => return Err(ParseError(format!("gate={value:?}"))),
+                }
+            }
             other => {
                 let reason = other
                     .strip_prefix("failures_")
@@ -493,6 +507,7 @@ mod tests {
         state.opened_total = 3;
         state.failures[Reason::HttpStatus.index()] = 9;
         state.redis_down = true;
+        state.gate_closed = true;
         let text = render(&state);
         assert_eq!(parse(&text), Ok(state.clone()));
         assert_eq!(render(&parse(&text).unwrap()), text);

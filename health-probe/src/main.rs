@@ -9,8 +9,12 @@ use okome_health_probe::{Config, TOOL, command, run};
 
 fn main() -> ExitCode {
     if let Err(error) = okome_common::defaults::load_into_env("health-probe") {
-        eprintln!("{TOOL}: error: {error}");
-        return ExitCode::from(exit::USAGE);
+        // keepalived runs --check-local as `nobody`; a defaults file kept
+        // private (it may hold the Redis password) must not drop the VIP.
+        if !std::env::args_os().any(|arg| arg == "--check-local") {
+            eprintln!("{TOOL}: error: {error}");
+            return ExitCode::from(exit::USAGE);
+        }
     }
     okome_common::logging::init(TOOL, "info");
     let matches = match command().try_get_matches() {

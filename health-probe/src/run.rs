@@ -338,8 +338,10 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
 
     // 2. What the last runs left behind.
     let state_path = config.state_dir.join(STATE_FILE);
+    let mut state_known = true;
     let mut state = match fs::read_to_string(&state_path) {
         Ok(text) => hysteresis::parse(&text).unwrap_or_else(|error| {
+            state_known = false;
             log::warn!(
                 "state file {} is unreadable ({}); starting afresh",
                 state_path.display(),
@@ -347,7 +349,10 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
             );
             State::new(now_ms())
         }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => State::new(now_ms()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            state_known = false;
+            State::new(now_ms())
+        }
         Err(source) => {
             return Err(Error::Io {
                 what: "reading the state file",
@@ -368,6 +373,23 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
             });
         }
     };
+
+    // Someone created or removed the flag by hand: count from now, so the
+    // next transition and its "lasted" are about the gate as it really is.
+    if state_known && state.gate_closed != (gate_before == Gate::Closed) {
+        log::info!(
+            "gate found {} by hand ({} {}); the probe takes it from here",
+            gate_before.word(),
+            config.gate_file.display(),
+            if gate_before == Gate::Closed {
+                "appeared"
+            } else {
+                "disappeared"
+            }
+        );
+        state.streak = 0;
+        state.since_ms = now_ms();
+    }
 
     // 3. Check, and re-check once after a failure while the gate is open.
     let started = Instant::now();
@@ -432,6 +454,7 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     });
 
     // 6. Save what changed.
+    state.gate_closed = gate == Gate::Closed;
     let state_written =
         fsutil::write_if_changed(&state_path, hysteresis::render(&state).as_bytes(), 0o644)
             .map_err(|source| Error::Io {

@@ -510,3 +510,53 @@ fn a_failing_heartbeat_never_touches_the_gate_and_is_logged_once() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_gate_closed_by_hand_is_noticed_and_reopened_after_rise() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    let probe = || {
+        node.probe(&server.url())
+            .args(["--rise", "2"])
+            .output()
+            .unwrap()
+    };
+    assert_eq!(probe().status.code(), Some(0));
+    fs::write(node.gate(), "maintenance by hand\n").unwrap();
+    let output = probe();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "still closed: one good check of two"
+    );
+    assert!(
+        stderr(&output).contains("gate found closed by hand"),
+        "{}",
+        stderr(&output)
+    );
+    let output = probe();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("info: gate opened"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!node.gate().exists());
+}
+
+#[test]
+fn an_unreadable_defaults_file_stops_the_probe_but_not_check_local() {
+    let local = Server::start(Mode::Up("Active connections: 1".into()));
+    let node = Node::new();
+    // A directory where the file should be: reading it fails (EISDIR), as a
+    // root-only file does for keepalived's `nobody`.
+    fs::create_dir_all(node.dir.path().join("etc/default/okome-health-probe")).unwrap();
+    node.probe(&local.url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("etc/default/okome-health-probe"));
+    bare(node.dir.path())
+        .args(["--check-local", "--local-url", &local.url()])
+        .assert()
+        .code(0);
+}
