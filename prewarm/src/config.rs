@@ -131,6 +131,7 @@ impl Config {
             workers: num(m, "workers", 1, 16)?,
             max_rps: num(m, "max-rps", 0.01, 1000.0)?,
             burst: 1.0,
+            max_total_rps: num(m, "max-total-rps", 0.1, 1000.0)?,
             timeout: Duration::from_millis(timeout_ms),
             retries: num(m, "retries", 0, 2)?,
             backoff_base: Duration::from_millis(num(m, "backoff-ms", 1, 10_000)?),

@@ -92,7 +92,8 @@ CR/LF, .., %2f, %2e, %5c; at most 512 bytes).
 
 Origin budget: a token bucket charged before each request and refunded when
 nginx answered from cache (so hits are free and origin requests never exceed
-max-rps plus one), per-request timeout, at most 2 retries (jittered
+max-rps plus one; all requests, hits included, are capped at --max-total-rps
+so nginx's own per-client limit never answers 429), per-request timeout, at most 2 retries (jittered
 exponential backoff, Retry-After honoured, never on 4xx), a run deadline, and
 an emergency stop when a request that waited for the origin took longer than
 --emergency-ms or --max-errors errors piled up.
@@ -151,6 +152,7 @@ pub fn command() -> Command {
         .arg(opt("tail-bytes", "OKOME_WARM_TAIL_BYTES", "BYTES", Some("8388608"), "Read at most this much of the log per run"))
         .arg(opt("workers", "OKOME_WARM_WORKERS", "N", Some("2"), "Concurrent warm requests"))
         .arg(opt("max-rps", "OKOME_WARM_MAX_RPS", "RPS", Some("5"), "Requests per second that may reach the origin"))
+        .arg(opt("max-total-rps", "OKOME_WARM_MAX_TOTAL_RPS", "RPS", Some("15"), "Cap on all warm requests per second, hits included (below nginx's 20 r/s per-client UI limit)"))
         .arg(opt("timeout-ms", "OKOME_WARM_TIMEOUT_MS", "MS", Some("5000"), "Per-request timeout"))
         .arg(opt("retries", "OKOME_WARM_RETRIES", "N", Some("2"), "Retries on 5xx/timeout/connection errors (0-2; never on 4xx)"))
         .arg(opt("backoff-ms", "OKOME_WARM_BACKOFF_MS", "MS", Some("100"), "Backoff base (doubles per retry, jittered)"))

@@ -37,6 +37,10 @@ pub struct Settings {
     pub max_rps: f64,
     /// Token-bucket size.
     pub burst: f64,
+    /// Cap on all requests per second, hits included: the target nginx
+    /// rate-limits each client (shipped: 20 r/s, burst 60, then 429), and a
+    /// plan of hits must not trip that limit and look like errors.
+    pub max_total_rps: f64,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Retries after the first attempt (5xx, timeouts, connection errors).
@@ -148,7 +152,9 @@ struct Shared<'a> {
     start: Instant,
     end: Instant,
     next: AtomicUsize,
-    bucket: Mutex<TokenBucket>,
+    /// (origin bucket, all-requests bucket), under one lock so a worker
+    /// takes both tokens or neither.
+    bucket: Mutex<(TokenBucket, TokenBucket)>,
     stop: AtomicBool,
     emergency: Mutex<Option<String>>,
     deadline_hit: AtomicBool,
@@ -202,15 +208,26 @@ impl Shared<'_> {
             if self.stopped() {
                 return false;
             }
-            let result = self
-                .bucket
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .try_take(Instant::now());
+            let result = {
+                let mut buckets = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+                let (origin, all) = &mut *buckets;
+                let now = Instant::now();
+                match all.try_take(now) {
+                    Err(wait) => Err((wait, false)),
+                    Ok(()) => match origin.try_take(now) {
+                        Ok(()) => Ok(()),
+                        Err(wait) => {
+                            all.refund(now);
+                            Err((wait, true))
+                        }
+                    },
+                }
+            };
             match result {
                 Ok(()) => return true,
-                Err(wait) => {
-                    if !waited {
+                Err((wait, origin_limited)) => {
+                    // The metric counts waits for the origin budget only.
+                    if origin_limited && !waited {
                         waited = true;
                         self.waits.fetch_add(1, Ordering::Relaxed);
                     }
@@ -226,6 +243,7 @@ impl Shared<'_> {
         self.bucket
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .refund(Instant::now());
     }
 
@@ -419,7 +437,10 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
         start,
         end: start + settings.deadline,
         next: AtomicUsize::new(0),
-        bucket: Mutex::new(TokenBucket::new(settings.max_rps, settings.burst, start)),
+        bucket: Mutex::new((
+            TokenBucket::new(settings.max_rps, settings.burst, start),
+            TokenBucket::new(settings.max_total_rps, 1.0, start),
+        )),
         stop: AtomicBool::new(false),
         emergency: Mutex::new(None),
         deadline_hit: AtomicBool::new(false),
@@ -534,6 +555,7 @@ mod tests {
             workers: 2,
             max_rps: 1000.0,
             burst: 1.0,
+            max_total_rps: 1000.0,
             timeout: Duration::from_secs(2),
             retries: 2,
             backoff_base: Duration::from_millis(10),
@@ -737,6 +759,36 @@ mod tests {
         // Generous bound: 10 paced requests would need 9 s.
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(report.rate_limit_waits, 0);
+    }
+
+    #[test]
+    fn all_requests_are_capped_below_the_targets_own_rate_limit() {
+        let srv = server(|_, _| (0, ok("HIT")));
+        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let mut s = settings();
+        s.max_total_rps = 10.0;
+        s.workers = 4;
+        let paths: Vec<String> = (0..16).map(|i| format!("/p{i}")).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let report = run(srv.addr, &t, &jobs(&refs), &s);
+        assert!(
+            report
+                .results
+                .iter()
+                .all(|r| r.outcome == Outcome::AlreadyHot)
+        );
+        assert_eq!(
+            report.rate_limit_waits, 0,
+            "hits never wait for the origin budget"
+        );
+        let seen = srv.seen.lock().unwrap();
+        for (i, (t0, _)) in seen.iter().enumerate() {
+            let in_window = seen[i..]
+                .iter()
+                .filter(|(t, _)| *t - *t0 < Duration::from_secs(1))
+                .count();
+            assert!(in_window <= 11, "{in_window} requests within 1 s");
+        }
     }
 
     #[test]

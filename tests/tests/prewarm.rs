@@ -442,3 +442,27 @@ fn the_standby_warms_from_the_active_nodes_list() {
     assert_eq!(doc["source"], "log");
     assert_eq!(standby2.stub.total(), 0);
 }
+
+#[test]
+fn a_hot_plan_stays_under_nginxs_own_per_client_limit() {
+    let lab = Lab::start();
+    let paths: Vec<String> = (0..80).map(|i| format!("/static/h{i}.js")).collect();
+    // Fill the cache from four other client addresses (20 each: well within
+    // the shipped 20 r/s, burst 60 per address).
+    for (i, path) in paths.iter().enumerate() {
+        let from = format!("127.0.0.{}", 2 + i / 20).parse().unwrap();
+        let r = lab.send(okome_lab::Request::get(path).from(from));
+        assert_eq!(r.cache_status(), "MISS", "{path}");
+    }
+    let spec: Vec<(&str, usize)> = paths.iter().map(|p| (p.as_str(), 1)).collect();
+    demand(&lab, &spec);
+    // 80 hits in a burst from 127.0.0.1 would pass nginx's burst of 60 and
+    // get 429s; the all-requests cap (15/s) keeps every answer a HIT.
+    let out = prewarm(&lab, &["--top-n", "80"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = report(&out);
+    assert_eq!(doc["summary"]["already_hot"], 80, "{}", doc["summary"]);
+    assert_eq!(doc["summary"]["failed"], 0);
+    assert_eq!(doc["summary"]["origin_requests"], 0);
+    assert_eq!(lab.stub.total(), 80, "only the fills reached the origin");
+}

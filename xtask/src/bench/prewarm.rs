@@ -113,7 +113,11 @@ pub fn main(args: &[String]) -> Result {
         })
         .collect();
     let shipped = warm_prewarm(&tool, &paths, &[])?;
-    let unthrottled = warm_prewarm(&tool, &paths, &["--max-rps", "1000"])?;
+    let unthrottled = warm_prewarm(
+        &tool,
+        &paths,
+        &["--max-rps", "1000", "--max-total-rps", "1000"],
+    )?;
     let curl = warm_curl(&paths)?;
 
     print!(
@@ -125,7 +129,7 @@ pub fn main(args: &[String]) -> Result {
             seed,
             &[
                 ("okome-prewarm (shipped: 5 rps, 2 workers)", shipped),
-                ("okome-prewarm --max-rps 1000", unthrottled),
+                ("okome-prewarm, origin budget off", unthrottled),
                 ("seed: sequential curl -I loop", curl),
             ]
         )
