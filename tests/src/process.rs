@@ -31,6 +31,15 @@ impl ProcessGuard {
     /// failure), else to the test's own output.
     pub fn spawn(name: &str, command: &mut Command, log: Option<&Path>) -> io::Result<Self> {
         command.process_group(0).stdin(Stdio::null());
+        // Safety net for when the test process itself is killed (no Drop
+        // runs then): the kernel sends SIGTERM to the child when the thread
+        // that spawned it dies; nginx's master then stops its workers.
+        // SAFETY: prctl is async-signal-safe and touches no Rust state.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)
+            });
+        }
         if let Some(log) = log {
             let file = File::create(log)?;
             command.stdout(file.try_clone()?).stderr(file);
