@@ -27,18 +27,23 @@ const PROBE: &str = "okome-health-probe";
 /// The probe rooted in `lab`, aimed at the stub (never the shipped default
 /// address), with no inherited OKOME_* settings.
 fn probe(lab: &Lab) -> Command {
-    let mut command = lab.tool(PROBE);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OKOME_") && key != "OKOME_BIN_DIR" {
-            command.env_remove(&key);
-        }
-    }
+    let mut command = clean(lab.tool(PROBE));
     command
         .env("OKOME_ROOT", lab.root.dir())
-        .env_remove("JOURNAL_STREAM")
         .arg("--url")
         .arg(format!("{}/health", lab.stub.url()))
         .args(["--node", "lab-node"]);
+    command
+}
+
+/// `command` without inherited OKOME_* settings or journald detection.
+fn clean(mut command: Command) -> Command {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OKOME_") {
+            command.env_remove(&key);
+        }
+    }
+    command.env_remove("JOURNAL_STREAM");
     command
 }
 
@@ -85,10 +90,8 @@ impl Timer {
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let tick = Instant::now();
-                let output = Command::new(tool_bin(PROBE))
+                let output = clean(Command::new(tool_bin(PROBE)))
                     .env("OKOME_ROOT", &root)
-                    .env_remove("OKOME_LOG")
-                    .env_remove("JOURNAL_STREAM")
                     .args(["--url", &url, "--node", "lab-node", "--json"])
                     .args(&args)
                     .output()
