@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,8 @@ pub enum HeartbeatError {
     Io(io::Error),
     /// Redis answered with an error or something unexpected.
     Redis(String),
+    /// The host name did not resolve.
+    Resolve(String),
 }
 
 impl fmt::Display for HeartbeatError {
@@ -155,6 +157,7 @@ impl fmt::Display for HeartbeatError {
             HeartbeatError::Timeout => write!(f, "timeout"),
             HeartbeatError::Io(error) => write!(f, "{error}"),
             HeartbeatError::Redis(reply) => write!(f, "redis replied {reply:?}"),
+            HeartbeatError::Resolve(why) => write!(f, "name resolution failed: {why}"),
         }
     }
 }
@@ -237,17 +240,14 @@ pub fn send(
             .filter(|d| !d.is_zero())
             .ok_or(HeartbeatError::Timeout)
     };
-    let addrs: Vec<SocketAddr> = match url.host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, url.port)],
-        // Heartbeat is best-effort: a name is resolved inline (documented).
-        Err(_) => (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(HeartbeatError::Io)?
-            .collect(),
-    };
+    // Names resolve within the same deadline: a hung resolver must not
+    // push the run past the timer period.
+    let addrs: Vec<SocketAddr> = crate::http::resolve_within(&url.host, url.port, deadline)
+        .map_err(HeartbeatError::Resolve)?
+        .ok_or(HeartbeatError::Timeout)?;
     let addr = addrs
         .first()
-        .ok_or_else(|| HeartbeatError::Redis("no address".into()))?;
+        .ok_or_else(|| HeartbeatError::Resolve("no address".into()))?;
     let mut stream = TcpStream::connect_timeout(addr, left()?).map_err(io_error)?;
     let (request, count) = commands(url, key, value);
     stream.set_write_timeout(Some(left()?)).map_err(io_error)?;

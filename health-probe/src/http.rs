@@ -199,23 +199,39 @@ fn left(deadline: Instant, what: &'static str) -> Result<Duration, FetchError> {
     Ok((deadline - now).max(Duration::from_millis(1)))
 }
 
-/// Resolve `url`'s host before `deadline`. IP literals never touch the
+/// Resolve `host`:`port` before `deadline`. IP literals never touch the
 /// resolver; names are resolved on a helper thread because getaddrinfo has no
-/// timeout of its own.
-fn resolve(url: &HttpUrl, deadline: Instant) -> Result<Vec<SocketAddr>, FetchError> {
-    if let Ok(ip) = url.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, url.port)]);
+/// timeout of its own (the thread is left behind if it overruns; the process
+/// ends soon after). `Ok(None)` means the deadline passed.
+pub fn resolve_within(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<Option<Vec<SocketAddr>>, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Some(vec![SocketAddr::new(ip, port)]));
     }
+    let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+        return Ok(None);
+    };
     let (tx, rx) = std::sync::mpsc::channel();
-    let target = (url.host.clone(), url.port);
+    let target = (host.to_string(), port);
     std::thread::spawn(move || {
         let _ = tx.send(target.to_socket_addrs().map(Vec::from_iter));
     });
-    match rx.recv_timeout(left(deadline, "resolving the host")?) {
-        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(FetchError::Resolve(format!("{}: no address", url.host))),
-        Ok(Err(error)) => Err(FetchError::Resolve(format!("{}: {error}", url.host))),
-        Err(_) => Err(FetchError::Timeout("resolving the host")),
+    match rx.recv_timeout(wait) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(Some(addrs)),
+        Ok(Ok(_)) => Err(format!("{host}: no address")),
+        Ok(Err(error)) => Err(format!("{host}: {error}")),
+        Err(_) => Ok(None),
+    }
+}
+
+fn resolve(url: &HttpUrl, deadline: Instant) -> Result<Vec<SocketAddr>, FetchError> {
+    match resolve_within(&url.host, url.port, deadline) {
+        Ok(Some(addrs)) => Ok(addrs),
+        Ok(None) => Err(FetchError::Timeout("resolving the host")),
+        Err(why) => Err(FetchError::Resolve(why)),
     }
 }
 

@@ -368,6 +368,68 @@ fn a_state_dir_without_write_permission_exits_2() {
     assert!(node.gate().exists(), "the gate stays as it was");
 }
 
+/// Run the binary as `nobody` (root ignores permission bits); `None` when
+/// that is not possible here (not root, no setpriv).
+fn as_nobody(node: &Node, args: &[&str]) -> Option<std::process::Output> {
+    let is_root = fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    if !is_root || !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to drop to nobody");
+        return None;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [node.dir.path().to_path_buf(), node.dir.path().join("run")] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("okome-health-probe"))
+        .args(args)
+        .env("OKOME_ROOT", node.dir.path())
+        .env_remove("OKOME_LOG")
+        .output()
+        .unwrap();
+    if output.status.code() == Some(126) || stderr(&output).contains("setpriv:") {
+        eprintln!(
+            "skipped: nobody cannot execute the test binary here: {}",
+            stderr(&output)
+        );
+        return None;
+    }
+    Some(output)
+}
+
+#[test]
+fn a_lock_file_left_by_root_does_not_stop_the_unprivileged_probe() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    // The unit's user owns /run/okome; here "world-writable" plays that role.
+    fs::set_permissions(node.state_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::create_dir_all(node.state_dir().join("metrics")).unwrap();
+    fs::set_permissions(
+        node.state_dir().join("metrics"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    node.probe(&server.url()).assert().code(0); // as root: root-owned 0644 files
+    let lock = node.state_dir().join("health-probe.lock");
+    assert_eq!(fs::metadata(&lock).unwrap().mode() & 0o777, 0o644);
+    server.set(Mode::Status(503));
+    let Some(output) = as_nobody(&node, &["--url", &server.url(), "--node", "n"]) else {
+        return;
+    };
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("gate closed"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(node.gate().exists());
+}
+
 #[test]
 fn a_corrupt_state_file_is_reported_and_replaced() {
     let server = Server::start(Mode::Up("ok".into()));
