@@ -53,6 +53,7 @@ pub mod redis;
 pub mod render;
 pub mod root;
 pub mod stub;
+pub mod tour;
 
 pub use bins::{bin_dir, configs_dir, tool_bin, try_tool_bin, workspace_root};
 pub use http::{OpenResponse, Request, Response};
