@@ -115,3 +115,34 @@ fn the_orchestrator_address_lives_in_one_file() {
         "site addresses must live only in upstream.conf"
     );
 }
+
+#[test]
+fn shipped_site_passes_nginx_t_inside_debians_own_nginx_conf() {
+    // On a node the site is included by Debian's nginx.conf, whose http{}
+    // already sets things (access_log, gzip, ssl_*): the site must coexist
+    // with it. Only its pid/log/include paths are moved into the lab root.
+    let debian = fs::read_to_string("/etc/nginx/nginx.conf")
+        .expect("/etc/nginx/nginx.conf (Debian's nginx package) is needed");
+    let root = LabRoot::new();
+    render_frontend(&root, &ports()).unwrap_or_else(|e| panic!("{e}"));
+    let r = root.dir().display().to_string();
+    let mut relocated = debian.clone();
+    for (from, to) in [
+        ("/run/nginx.pid", format!("{r}/run/nginx.pid")),
+        ("/var/log/nginx/", format!("{r}/var/log/nginx/")),
+        (
+            "/etc/nginx/sites-enabled/",
+            format!("{r}/etc/nginx/sites-enabled/"),
+        ),
+    ] {
+        assert!(
+            relocated.contains(from),
+            "Debian's nginx.conf no longer contains {from:?}"
+        );
+        relocated = relocated.replace(from, &to);
+    }
+    let main = root.path("/etc/nginx/debian-nginx.conf");
+    fs::write(&main, relocated).unwrap();
+    let out = nginx::nginx_test(root.dir(), &main).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("test is successful"), "{out}");
+}
