@@ -305,7 +305,7 @@ pub fn install_test(dist: &Dist) -> Result {
     std::fs::write(
         chroot.path("/etc/nginx/conf.d/zz-conflict.conf"),
         "# the install test's deliberate clash with okome-frontend's cache zone\n\
-         proxy_cache_path /var/cache/nginx/other keys_zone=okome_cache:1m;\n",
+         proxy_cache_path /tmp/okome-clash keys_zone=okome_cache:1m;\n",
     )?;
     let out = chroot.try_sh(&format!("{APT} {v1_args}"))?;
     if out.status.success() {

@@ -118,6 +118,7 @@ struct Options {
     arches: Vec<String>,
     tools: Vec<String>,
     no_lintian: bool,
+    test: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -132,10 +133,12 @@ fn parse(args: &[String]) -> Result<Options> {
                 .tools
                 .push(args.next().ok_or("--tool needs a value")?.clone()),
             "--no-lintian" => options.no_lintian = true,
+            "--test" => options.test = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
-                     --tool okome-…, --no-lintian; each may repeat)"
+                     --tool okome-…, --no-lintian; each may repeat; or --test alone: \
+                     the packaging checks of `cargo xtask test`)"
                 )
                 .into());
             }
@@ -156,6 +159,12 @@ fn parse(args: &[String]) -> Result<Options> {
 
 pub fn main(args: &[String]) -> Result {
     let options = parse(args)?;
+    if options.test {
+        if !options.arches.is_empty() || !options.tools.is_empty() || options.no_lintian {
+            return Err("--test checks every tool and architecture: it takes no other flag".into());
+        }
+        return test_suite();
+    }
     let targets: Vec<Target> = TARGETS
         .iter()
         .filter(|t| options.arches.is_empty() || options.arches.iter().any(|a| a == t.deb_arch))
