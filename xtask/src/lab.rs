@@ -38,6 +38,7 @@ pub fn main(args: &[String]) -> Result {
         }
     }
     deps::ensure_apt(LAB_PACKAGES)?;
+    let _fence = crate::contain::SiteLanFence::raise();
     let driver = probe_driver();
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod contain;
 mod deps;
 mod dist;
 mod lab;

@@ -41,6 +41,8 @@ pub fn main(args: &[String]) -> Result {
         return Err(format!("unknown argument {unknown:?} (accepted: --quick, skips dist)").into());
     }
     deps::ensure_apt(TEST_PACKAGES)?;
+    // Held until every test has run: nothing may reach the site LAN.
+    let _fence = crate::contain::SiteLanFence::raise();
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
         "clippy",
