@@ -308,3 +308,43 @@ pub fn main_nginx_conf(root: &LabRoot) -> String {
          }}\n"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(from: &str, to: &str) -> Substitution {
+        Substitution {
+            target: Target::Frontend,
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn one_pass_never_substitutes_a_substituted_value() {
+        // A lab root under /run must not have its /run/ replaced again.
+        let subs = [sub("/run/", "/run/lab/run/"), sub("/var/", "/run/lab/var/")];
+        let refs: Vec<&Substitution> = subs.iter().collect();
+        let mut used = [false; 2];
+        let out = substitute("pid /run/x; log /var/y;", &refs, &mut used);
+        assert_eq!(out, "pid /run/lab/run/x; log /run/lab/var/y;");
+        assert_eq!(used, [true, true]);
+    }
+
+    #[test]
+    fn the_longest_pattern_wins_and_unused_entries_are_reported() {
+        let subs = [
+            sub("/run/", "A"),
+            sub("/run/nginx-okome-gate.sock", "B"),
+            sub("absent", "C"),
+        ];
+        let refs: Vec<&Substitution> = subs.iter().collect();
+        let mut used = [false; 3];
+        assert_eq!(
+            substitute("/run/nginx-okome-gate.sock /run/okome/", &refs, &mut used),
+            "B Aokome/"
+        );
+        assert_eq!(used, [true, true, false]);
+    }
+}

@@ -117,3 +117,34 @@ fn prewarm_requests_are_marked_in_the_log_and_reach_the_origin_with_their_header
     assert!(seen[0].is_warm());
     assert_eq!(seen[0].user_agent(), Some("okome-prewarm/0.1.0"));
 }
+
+#[test]
+fn concurrent_misses_for_one_url_reach_the_origin_once() {
+    // proxy_cache_lock: while the first miss is being fetched, the others
+    // wait for it instead of stampeding the orchestrator.
+    let lab = std::sync::Arc::new(Lab::start());
+    let path = "/static/lock.css?hold=1";
+    let first = {
+        let lab = std::sync::Arc::clone(&lab);
+        std::thread::spawn(move || lab.get(path))
+    };
+    assert!(lab.stub.wait_held(1, Duration::from_secs(5)));
+    let others: Vec<_> = (0..4)
+        .map(|_| {
+            let lab = std::sync::Arc::clone(&lab);
+            std::thread::spawn(move || lab.get(path))
+        })
+        .collect();
+    // Give the followers time to arrive at nginx and queue on the lock.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.stub.held(), 1, "only the first miss reached the origin");
+    lab.stub.release();
+    let first = first.join().unwrap();
+    assert_eq!(first.cache_status(), "MISS");
+    for other in others {
+        let r = other.join().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, first.body);
+    }
+    assert_eq!(lab.stub.count("/static/lock.css"), 1);
+}
