@@ -17,6 +17,9 @@ use crate::render::{LabPorts, render_frontend, render_redis};
 use crate::root::LabRoot;
 use crate::stub::StubOrchestrator;
 
+/// How many ports the lab tries for nginx and redis before giving up.
+const PORT_ATTEMPTS: u32 = 3;
+
 /// Options for [`Lab`]; start with [`Lab::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct LabBuilder {
@@ -35,18 +38,44 @@ impl LabBuilder {
         let root = LabRoot::new();
         let stub = StubOrchestrator::start();
         let ipv6 = have_ipv6_loopback();
-        let ports = LabPorts {
-            http: if ipv6 { free_port_dual() } else { free_port() },
+        let pick_http = || if ipv6 { free_port_dual() } else { free_port() };
+        let mut ports = LabPorts {
+            http: pick_http(),
             ipv6,
             orchestrator: stub.addr(),
             redis: free_port(),
         };
-        let main_conf = render_frontend(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
-        let redis = self.redis.then(|| {
+        // A free port can be taken by a parallel test between picking and
+        // binding: then pick another, a few times.
+        let mut redis = None;
+        for attempt in 1..=PORT_ATTEMPTS {
+            if !self.redis {
+                break;
+            }
             let conf = render_redis(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
-            Redis::start(&root, &conf, ports.redis)
-        });
-        let nginx = Nginx::start(&root, &main_conf, ports.http, ipv6);
+            match Redis::try_start(&root, &conf, ports.redis) {
+                Ok(started) => {
+                    redis = Some(started);
+                    break;
+                }
+                Err(e) if attempt < PORT_ATTEMPTS && e.contains("in use") => {
+                    ports.redis = free_port()
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut attempt = 1;
+        let (nginx, main_conf) = loop {
+            let main_conf = render_frontend(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
+            match Nginx::try_start(&root, &main_conf, ports.http, ipv6) {
+                Ok(nginx) => break (nginx, main_conf),
+                Err(e) if attempt < PORT_ATTEMPTS && e.contains("in use") => {
+                    attempt += 1;
+                    ports.http = pick_http();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         Lab {
             nginx,
             redis,

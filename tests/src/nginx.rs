@@ -6,7 +6,7 @@ use std::fs;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -74,10 +74,21 @@ impl Nginx {
     /// `nginx -t`, then start nginx on `main_conf`; panics with nginx's
     /// output if either fails.
     pub fn start(root: &LabRoot, main_conf: &Path, port: u16, ipv6: bool) -> Self {
-        if let Err(message) = nginx_test(root.dir(), main_conf) {
-            panic!("{message}");
-        }
+        Self::try_start(root, main_conf, port, ipv6).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Nginx::start`], returning nginx's output on failure (the lab
+    /// retries on another port when the error says "Address already in use").
+    pub fn try_start(
+        root: &LabRoot,
+        main_conf: &Path,
+        port: u16,
+        ipv6: bool,
+    ) -> Result<Self, String> {
+        nginx_test(root.dir(), main_conf)?;
         let error_log = root.path("/var/log/nginx/error.log");
+        let pid_file = root.path("/run/nginx.pid");
+        let _ = fs::remove_file(&pid_file);
         let mut command = Command::new(nginx_binary());
         command
             .arg("-p")
@@ -91,21 +102,37 @@ impl Nginx {
             &mut command,
             Some(&root.path("/var/log/nginx/lab-stdout.log")),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .map_err(|e| e.to_string())?;
+        // nginx writes its pid file only after binding every listen socket:
+        // a connect alone could reach whoever else holds the port.
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        if !wait_listening(addr, Duration::from_secs(10)) {
-            let status = guard.try_wait();
-            panic!(
-                "nginx did not listen on {addr} within 10 s (exit: {status:?}); error.log:\n{}",
-                tail(&error_log, 30)
-            );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let expected = guard.pid().to_string();
+        loop {
+            if let Some(status) = guard.try_wait() {
+                return Err(format!(
+                    "nginx exited at start ({status}); error.log:\n{}",
+                    tail(&error_log, 30)
+                ));
+            }
+            let written = fs::read_to_string(&pid_file).unwrap_or_default();
+            if written.trim() == expected && wait_listening(addr, Duration::from_millis(200)) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "nginx did not come up on {addr} within 10 s; error.log:\n{}",
+                    tail(&error_log, 30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Self {
+        Ok(Self {
             guard,
             port,
             ipv6,
             error_log,
-        }
+        })
     }
 
     /// 127.0.0.1:port.

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::net::wait_listening;
 use crate::process::ProcessGuard;
@@ -42,8 +42,15 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Start redis-server on `conf`, listening on 127.0.0.1:`port`.
+    /// Start redis-server on `conf`, listening on 127.0.0.1:`port`;
+    /// panics with its log on failure.
     pub fn start(root: &LabRoot, conf: &Path, port: u16) -> Self {
+        Self::try_start(root, conf, port).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Redis::start`], returning redis' log on failure (the lab retries
+    /// on another port when it says "Address already in use").
+    pub fn try_start(root: &LabRoot, conf: &Path, port: u16) -> Result<Self, String> {
         let mut command = Command::new("redis-server");
         command.arg(conf);
         let mut guard = ProcessGuard::spawn(
@@ -51,18 +58,36 @@ impl Redis {
             &mut command,
             Some(&root.path("/var/log/redis/lab-redis.log")),
         )
-        .unwrap_or_else(|e| {
-            panic!("{e} (is redis-server installed? `cargo xtask test` installs it)")
-        });
+        .map_err(|e| format!("{e} (is redis-server installed? `cargo xtask test` installs it)"))?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        if !wait_listening(addr, Duration::from_secs(10)) {
-            let status = guard.try_wait();
-            panic!(
-                "redis-server did not listen on {addr} within 10 s (exit: {status:?}):\n{}",
-                guard.log_tail(30)
-            );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = guard.try_wait() {
+                return Err(format!(
+                    "redis-server exited at start ({status}):\n{}",
+                    guard.log_tail(30)
+                ));
+            }
+            // Ready = it is OUR redis: it knows the lab's operator password.
+            let redis = Self { guard, port };
+            if wait_listening(addr, Duration::from_millis(100))
+                && matches!(redis.command(&["PING"]), Ok(Reply::Simple(ref s)) if s == "PONG")
+            {
+                return Ok(redis);
+            }
+            guard = redis.into_guard();
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server did not answer on {addr} within 10 s:\n{}",
+                    guard.log_tail(30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Self { guard, port }
+    }
+
+    fn into_guard(self) -> ProcessGuard {
+        self.guard
     }
 
     /// 127.0.0.1:port.

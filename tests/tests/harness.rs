@@ -136,3 +136,22 @@ fn stub_modes_answer_as_documented_and_requests_are_recorded() {
     assert_eq!(seen[0].user_agent(), Some("okome-lab"));
     assert_eq!(stub.per_second().values().sum::<usize>(), stub.total());
 }
+
+#[test]
+fn nginx_on_a_taken_port_is_reported_not_mistaken_for_ready() {
+    // Someone else holds the port: a connect would succeed, but this is not
+    // our nginx. try_start must say so (the lab then picks another port).
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let root = LabRoot::new();
+    let ports = okome_lab::render::LabPorts {
+        http: port,
+        ipv6: false,
+        orchestrator: "127.0.0.1:9".parse().unwrap(),
+        redis: 0,
+    };
+    let main = okome_lab::render::render_frontend(&root, &ports).unwrap();
+    let err = okome_lab::nginx::Nginx::try_start(&root, &main, port, false)
+        .expect_err("nginx cannot own a port that is taken");
+    assert!(err.contains("in use"), "{err}");
+}
