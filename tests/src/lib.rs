@@ -42,6 +42,14 @@
 //! * [`ProcessGuard`]: kills a process group by PID on drop, even on panic.
 //! * [`free_port`], [`connect_from`], [`tool_bin`] / [`try_tool_bin`]
 //!   (`$OKOME_BIN_DIR`, else `target/debug`), [`nginx::nginx_test`].
+//! * [`render`]: the substitution table and the renderers
+//!   (`render_frontend`, `render_redis`); [`nginx::Nginx`] and
+//!   [`redis::Redis`] start the real programs (`try_start` returns their
+//!   output instead of panicking); [`tour::run`] is what `cargo xtask lab`
+//!   prints, every line a checked claim.
+//!
+//! Processes are started from the thread that owns the [`Lab`]: besides the
+//! guard's Drop, the kernel stops them (PDEATHSIG) when that thread ends.
 
 pub mod bins;
 pub mod http;

@@ -140,7 +140,7 @@ impl Nginx {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// [::1]:port, when nginx listens there.
+    /// `[::1]:port`, when nginx listens there.
     pub fn addr_v6(&self) -> Option<SocketAddr> {
         self.ipv6
             .then(|| SocketAddr::from((Ipv6Addr::LOCALHOST, self.port)))

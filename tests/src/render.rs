@@ -55,7 +55,7 @@ pub const LAB_REDIS_ORCHESTRATOR_PASSWORD: &str = "okome-lab-orchestrator";
 pub struct LabPorts {
     /// nginx's HTTP port (on 127.0.0.1, and ::1 when `ipv6`).
     pub http: u16,
-    /// Whether nginx also listens on [::1].
+    /// Whether nginx also listens on `[::1]`.
     pub ipv6: bool,
     /// The stub orchestrator.
     pub orchestrator: SocketAddr,

@@ -366,6 +366,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         };
         let (mode, health) = {
             let mut state = shared.lock();
+            if state.mode == Mode::Refused {
+                // A dead orchestrator receives nothing: drop the connection
+                // (nginx had it kept alive) without recording the request.
+                return Ok(());
+            }
             state.requests.push(request.clone());
             (state.mode, state.health)
         };
