@@ -332,6 +332,8 @@ fn dirty_input() -> impl Strategy<Value = Vec<u8>> {
         Just(b"\r\n".to_vec()),
         Just(vec![0u8; 17]),
         Just(br#"" cache=HIT rt="#.to_vec()),
+        Just(br#"\" \\" ] [ ""#.to_vec()),
+        Just(b" ".repeat(70)),
         proptest::collection::vec(any::<u8>(), 0..64),
     ];
     proptest::collection::vec(pieces, 0..40).prop_map(|pieces| pieces.concat())
