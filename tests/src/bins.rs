@@ -40,7 +40,13 @@ pub fn tool_bin(name: &str) -> PathBuf {
     })
 }
 
-/// The shipped configs directory (`<workspace>/configs`).
+/// The configs the lab renders: `<workspace>/configs`, or
+/// `$OKOME_LAB_CONFIGS` (a copy with a site's edits, to try them on the lab
+/// before shipping them; also how a reviewer checks that a broken config
+/// makes the tests fail).
 pub fn configs_dir() -> PathBuf {
-    workspace_root().join("configs")
+    match std::env::var_os("OKOME_LAB_CONFIGS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("configs"),
+    }
 }

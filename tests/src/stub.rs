@@ -8,8 +8,9 @@
 //! Paths:
 //! * `/health` → `200 {"status":"ok"}`, or per [`Mode`].
 //! * `/api/stream` → a chunked stream (`?chunks=N&interval_ms=M`, default
-//!   5 × 100 ms); with `hold=1` it sends the first chunk, then waits for
-//!   [`StubOrchestrator::release`].
+//!   5 × 100 ms); with `hold=1` it sends every chunk but the last, then
+//!   waits for [`StubOrchestrator::release`] before the last one;
+//!   `chunk_bytes=N` pads each chunk with N bytes (for backpressure tests).
 //! * `/api/…` → a small JSON answer, `Cache-Control: no-store`.
 //! * anything else (the UI) → `200`, `Cache-Control: public, max-age=60` and
 //!   a body naming the path and a serial number, so a test can tell a cached
@@ -86,6 +87,7 @@ struct State {
     shutdown: bool,
     holding: bool,
     held: usize,
+    streams_finished: usize,
     requests: Vec<RecordedRequest>,
 }
 
@@ -124,6 +126,7 @@ impl StubOrchestrator {
                 shutdown: false,
                 holding: true,
                 held: 0,
+                streams_finished: 0,
                 requests: Vec::new(),
             }),
             changed: Condvar::new(),
@@ -240,6 +243,11 @@ impl StubOrchestrator {
             *counts.entry(request.unix_second).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// How many `/api/stream` responses the stub has written completely.
+    pub fn streams_finished(&self) -> usize {
+        self.shared.lock().streams_finished
     }
 
     /// How many requests are waiting in a hold (`hold=1`) right now.
@@ -614,23 +622,30 @@ fn stream(
 ) -> io::Result<()> {
     let chunks = query_num(&request.target, "chunks").unwrap_or(5).max(1);
     let interval = Duration::from_millis(query_num(&request.target, "interval_ms").unwrap_or(100));
+    let padding = query_num(&request.target, "chunk_bytes").unwrap_or(0) as usize;
     writer.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nTransfer-Encoding: chunked\r\nServer: okome-stub-orchestrator\r\n\r\n",
     )?;
     for i in 1..=chunks {
         if i > 1 {
-            if hold && i == 2 {
+            if hold && i == chunks {
                 wait_hold(shared);
             } else {
                 thread::sleep(interval);
             }
         }
-        let data = format!("data: chunk {i} of {chunks}\n\n");
+        let mut data = format!("data: chunk {i} of {chunks}\n\n");
+        if padding > 0 {
+            data = format!("data: chunk {i} of {chunks} {}\n\n", "x".repeat(padding));
+        }
         writer.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())?;
         writer.flush()?;
     }
     writer.write_all(b"0\r\n\r\n")?;
-    writer.flush()
+    writer.flush()?;
+    shared.lock().streams_finished += 1;
+    shared.changed.notify_all();
+    Ok(())
 }
 
 fn reason(status: u16) -> &'static str {

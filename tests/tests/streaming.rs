@@ -1,27 +1,64 @@
 //! /api/ and streaming responses are passed through unbuffered and never
 //! cached (runbook 5b): the client gets the first chunk while the
-//! orchestrator is still in the middle of the response.
+//! orchestrator is still in the middle of the response, and a slow client
+//! slows the orchestrator down instead of nginx spooling the stream.
 
 use std::time::Duration;
 
 use okome_lab::{Lab, Request};
 
 #[test]
-fn first_chunk_arrives_before_the_orchestrator_finishes() {
+fn chunks_arrive_while_the_orchestrator_is_still_streaming() {
     let lab = Lab::start();
-    let mut open = Request::get("/api/stream?hold=1&chunks=3")
+    // The stub sends chunks 1 and 2 (100 ms apart), then holds chunk 3
+    // until released: both must reach the client before that.
+    let mut open = Request::get("/api/stream?hold=1&chunks=3&interval_ms=100")
         .open(lab.addr())
         .expect("opening the stream through nginx");
     assert_eq!(open.status, 200);
     assert_eq!(open.header("x-cache-status"), None, "/api/ is not cached");
-    let first = open.next_piece().expect("reading").expect("a first chunk");
-    assert_eq!(String::from_utf8_lossy(&first), "data: chunk 1 of 3\n\n");
-    // The orchestrator is still holding the rest of this response.
+    let mut received = String::new();
+    while !received.contains("chunk 2 of 3") {
+        let piece = open
+            .next_piece()
+            .expect("reading")
+            .expect("more of the stream");
+        received.push_str(&String::from_utf8_lossy(&piece));
+    }
+    assert_eq!(received, "data: chunk 1 of 3\n\ndata: chunk 2 of 3\n\n");
+    // The orchestrator has not finished: it is (about to be) holding chunk 3.
     assert!(lab.stub.wait_held(1, Duration::from_secs(5)));
-    assert_eq!(lab.stub.held(), 1);
+    assert_eq!(lab.stub.streams_finished(), 0);
     lab.stub.release();
     let rest = String::from_utf8(open.read_to_end().expect("the rest")).unwrap();
-    assert_eq!(rest, "data: chunk 2 of 3\n\ndata: chunk 3 of 3\n\n");
+    assert_eq!(rest, "data: chunk 3 of 3\n\n");
+}
+
+#[test]
+fn a_slow_client_holds_the_orchestrator_back_instead_of_nginx_spooling() {
+    // Unbuffered: nginx reads from the orchestrator only as fast as the
+    // client reads. 48 MB is far more than every socket buffer on the way
+    // (a few MB each), so while the client reads nothing the stream cannot
+    // finish. (With proxy_buffering on, nginx would spool it to a temp
+    // file and the orchestrator would finish at once.)
+    let lab = Lab::start();
+    let mut open = Request::get("/api/stream?chunks=768&interval_ms=0&chunk_bytes=65536")
+        .open(lab.addr())
+        .expect("opening the stream");
+    assert_eq!(open.status, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        lab.stub.streams_finished(),
+        0,
+        "the orchestrator finished without a reader"
+    );
+    let body = open.read_to_end().expect("the whole stream");
+    assert!(body.len() > 768 * 65536, "{} bytes", body.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lab.stub.streams_finished() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(lab.stub.streams_finished(), 1);
 }
 
 #[test]
