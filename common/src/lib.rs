@@ -4,7 +4,8 @@
 //! Cargo feature so a lean tool links nothing it does not need:
 //! `root` and `exit` (always), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
-//! `accesslog` (the nginx access-log reader and parser).
+//! `accesslog` (the nginx access-log reader and parser), `http` (a
+//! deadline-bounded plain-HTTP GET/HEAD client).
 
 pub mod defaults;
 pub mod exit;
@@ -14,7 +15,11 @@ pub mod root;
 pub mod accesslog;
 #[cfg(feature = "fs")]
 pub mod fsutil;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "log")]
 pub mod logging;
+#[cfg(feature = "http")]
+pub mod net;
 #[cfg(feature = "metrics")]
 pub mod prom;

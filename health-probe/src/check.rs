@@ -1,16 +1,27 @@
 //! One health check: a GET judged against the expected status and body.
 //!
-//! The result carries a [`Reason`] from a small closed set because the same
+//! The GET itself is okome-common's deadline-bounded client
+//! ([`okome_common::http`]); what is the probe's own is the judgement. The
+//! result carries a [`Reason`] from a small closed set because the same
 //! words label the failure counter in the textfile and appear in the
 //! transition log line ("timeout", "refused", "HTTP 503", "body mismatch").
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Deadlines, FetchError, HttpUrl};
+use okome_common::http::{self, FetchError, HttpUrl, Method, Request};
 
 /// Bytes of body kept for the substring match.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Connect and total deadlines for one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Longest wait for the TCP handshake.
+    pub connect: Duration,
+    /// Longest wait for the whole exchange, connect included.
+    pub total: Duration,
+}
 
 /// What a healthy answer looks like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -173,7 +184,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 pub fn check(url: &HttpUrl, deadlines: &Deadlines, expect: &Expect) -> Check {
     let started = Instant::now();
     let user_agent = concat!("okome-health-probe/", env!("CARGO_PKG_VERSION"));
-    let result = http::get(url, deadlines, user_agent, MAX_BODY);
+    let result = Request {
+        headers: &[("User-Agent", user_agent), ("Accept", "*/*")],
+        connect: Some(deadlines.connect),
+        max_body: MAX_BODY,
+        ..Request::new(Method::Get, url, deadlines.total)
+    }
+    .send();
     let elapsed = started.elapsed();
     let (failure, status) = judge(result, expect, deadlines);
     Check {
@@ -195,6 +212,7 @@ mod tests {
     fn answer(status: u16, body: &str) -> Result<http::Response, FetchError> {
         Ok(http::Response {
             status,
+            headers: Vec::new(),
             body: body.as_bytes().to_vec(),
         })
     }

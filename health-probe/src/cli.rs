@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
-use crate::check::Expect;
+use okome_common::http::HttpUrl;
+
+use crate::check::{Deadlines, Expect};
 use crate::heartbeat::RedisUrl;
-use crate::http::{Deadlines, HttpUrl};
 use crate::hysteresis::Policy;
 
 /// The orchestrator's health URL on the shipped network.

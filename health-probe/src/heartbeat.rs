@@ -242,7 +242,7 @@ pub fn send(
     };
     // Names resolve within the same deadline: a hung resolver must not
     // push the run past the timer period.
-    let addrs: Vec<SocketAddr> = crate::http::resolve_within(&url.host, url.port, deadline)
+    let addrs: Vec<SocketAddr> = okome_common::net::resolve_within(&url.host, url.port, deadline)
         .map_err(HeartbeatError::Resolve)?
         .ok_or(HeartbeatError::Timeout)?;
     let addr = addrs

@@ -1,7 +1,7 @@
 //! okome-health-probe: the OKOME edge's health gate, as a library.
 //!
 //! A systemd timer runs the binary every 5 s. Each run probes the
-//! orchestrator's health URL ([`check`], over the tiny client in [`http`]),
+//! orchestrator's health URL ([`check`], over okome-common's `http` client),
 //! feeds the result to the pure hysteresis machine ([`hysteresis`]) and, on a
 //! transition only, creates or removes the flag file nginx tests per request
 //! ([`run`]). Everything is a library so tests drive each piece directly;
@@ -10,7 +10,6 @@
 pub mod check;
 pub mod cli;
 pub mod heartbeat;
-pub mod http;
 pub mod hysteresis;
 pub mod json;
 pub mod metrics;

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use okome_common::exit;
 use okome_common::fsutil::{self, RunLock};
 
-use crate::check::{self, Check};
+use crate::check::{self, Check, Deadlines};
 use crate::cli::{Config, Mode};
 use crate::heartbeat;
-use crate::http::Deadlines;
 use crate::hysteresis::{self, Gate, State, Step};
 use crate::json;
 use crate::metrics;

@@ -147,7 +147,7 @@ impl Config {
         if refresh && !target.is_loopback() {
             return Err(Error::Config(format!(
                 "--refresh needs a loopback target (nginx honours X-OKOME-Refresh only from 127.0.0.1/::1), not {}",
-                target.host
+                target.url.host
             )));
         }
         let vip = match m.get_one::<String>("vip").map(|v| v.trim()) {

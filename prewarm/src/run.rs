@@ -292,7 +292,7 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
         let addr = config
             .target
             .resolve()
-            .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.host)))?;
+            .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.url.host)))?;
         // The deadline covers the whole run, planning and Redis included.
         let mut settings = config.warm.clone();
         settings.deadline = settings

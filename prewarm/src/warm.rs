@@ -12,7 +12,8 @@
 //! on a Pi, an async runtime would cost more than it saves.
 
 use crate::bucket::TokenBucket;
-use crate::http::{self, HttpError, Reply, Target};
+use crate::http::{Reply, Target};
+use okome_common::http::{FetchError, Method, Request};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -298,6 +299,13 @@ impl Shared<'_> {
             uncacheable_hint: None,
             detail: None,
         };
+        let url = match self.target.url.with_path(&job.path) {
+            Ok(url) => url,
+            Err(error) => {
+                result.detail = Some(error.to_string());
+                return Some(result);
+            }
+        };
         loop {
             if !self.take_token() {
                 if result.attempts == 0 {
@@ -310,7 +318,13 @@ impl Shared<'_> {
             let remaining = self.end.saturating_duration_since(Instant::now());
             let timeout = s.timeout.min(remaining).max(Duration::from_millis(1));
             let sent = Instant::now();
-            let answer = http::head(self.addr, self.target, &job.path, &headers, timeout);
+            let answer = Request {
+                headers: &headers,
+                addr: Some(self.addr),
+                ..Request::new(Method::Head, &url, timeout)
+            }
+            .send()
+            .map(|response| Reply::from(&response));
             let latency = sent.elapsed();
             result.latency_ms = Some(latency.as_millis() as u64);
             let mut retry_after = None;
@@ -372,7 +386,7 @@ impl Shared<'_> {
                         }
                     }
                 }
-                Err(HttpError::Timeout) => {
+                Err(FetchError::Timeout(_)) => {
                     // It may well have reached the origin: count it, keep the token.
                     self.origin.fetch_add(1, Ordering::Relaxed);
                     result.detail = Some(format!("timeout after {} ms", latency.as_millis()));
@@ -388,7 +402,10 @@ impl Shared<'_> {
                     true
                 }
                 Err(error) => {
-                    if matches!(error, HttpError::Connect(_)) {
+                    if matches!(
+                        error,
+                        FetchError::Refused | FetchError::Connect(_) | FetchError::Resolve(_)
+                    ) {
                         self.refund();
                     }
                     result.detail = Some(error.to_string());

@@ -1,0 +1,72 @@
+//! Deadline arithmetic and name resolution for the hand-written clients
+//! ([`crate::http`], and the heartbeat's RESP client in okome-health-probe).
+//!
+//! Both clients bound one whole exchange by a single deadline, so the same
+//! three small pieces serve them: time left before it (never the zero that
+//! means "block forever" to the socket API), "was this I/O error a timeout",
+//! and a resolver that gives up at the deadline even though getaddrinfo has
+//! no timeout of its own.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Whether a socket error means a read/write/connect timeout expired.
+pub(crate) fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Time left before `deadline`, at least 1 ms; `None` once it has passed.
+pub(crate) fn time_left(deadline: Instant) -> Option<Duration> {
+    let now = Instant::now();
+    (now < deadline).then(|| (deadline - now).max(Duration::from_millis(1)))
+}
+
+/// Resolve `host`:`port` before `deadline`. IP literals never touch the
+/// resolver; names are resolved on a helper thread because getaddrinfo has no
+/// timeout of its own (the thread is left behind if it overruns; the process
+/// ends soon after). `Ok(None)` means the deadline passed.
+pub fn resolve_within(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+) -> Result<Option<Vec<SocketAddr>>, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Some(vec![SocketAddr::new(ip, port)]));
+    }
+    let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+        return Ok(None);
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = (host.to_string(), port);
+    std::thread::spawn(move || {
+        let _ = tx.send(target.to_socket_addrs().map(Vec::from_iter));
+    });
+    match rx.recv_timeout(wait) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(Some(addrs)),
+        Ok(Ok(_)) => Err(format!("{host}: no address")),
+        Ok(Err(error)) => Err(format!("{host}: {error}")),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_resolve_without_the_resolver_and_late_calls_time_out() {
+        let soon = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            resolve_within("::1", 81, soon).unwrap().unwrap(),
+            vec!["[::1]:81".parse().unwrap()]
+        );
+        let past = Instant::now() - Duration::from_millis(1);
+        assert_eq!(resolve_within("localhost", 80, past), Ok(None));
+        assert_eq!(time_left(past), None);
+        assert!(time_left(soon).unwrap() > Duration::from_secs(4));
+    }
+}
