@@ -311,6 +311,21 @@ pub fn install_test(dist: &Dist) -> Result {
     if out.status.success() {
         return Err("okome-frontend configured although nginx -t failed with its site".into());
     }
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !said.contains("rolled back, nginx passes nginx -t again") {
+        return Err(format!(
+            "the failed install did not report its roll-back:\n{}",
+            tail(said.as_bytes())
+        )
+        .into());
+    }
+    eprintln!(
+        "xtask dist: okome-frontend refused a clashing nginx config and rolled back, as it must"
+    );
     chroot
         .sh("nginx -t")
         .map_err(|e| format!("okome-frontend left nginx failing nginx -t: {e}"))?;
@@ -383,6 +398,11 @@ pub fn install_test(dist: &Dist) -> Result {
     chroot.expect(edited, false, "purge deletes conffiles")?;
     for tool in TOOLS.iter().filter(|t| t.timer) {
         chroot.expect(&wants_link(tool.package), false, "purge forgets the timer")?;
+        chroot.expect(
+            &format!("/etc/systemd/system/{}.timer", tool.package),
+            false,
+            "purge drops the mask remove made",
+        )?;
     }
     chroot.expect("/run/okome", false, "purge deletes run state")?;
     chroot.expect("/var/lib/okome", false, "purge deletes persistent state")?;
@@ -411,10 +431,86 @@ pub fn install_test(dist: &Dist) -> Result {
         )?;
     }
     chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
+
+    // 6. The same life with systemd "running": systemd cannot be PID 1 here,
+    //    so /run/systemd/system exists and a stand-in systemctl records what
+    //    the maintainer scripts ask (deb-systemd-invoke is the real one). Tool
+    //    packages only: okome-frontend would apply its sysctl settings,
+    //    and /proc/sys is this machine's.
+    systemd_actions(&chroot, &v1, &v2)?;
     eprintln!(
         "xtask dist: install/upgrade/remove/purge in the chroot took {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Install, upgrade and remove the amd64 tool packages with a stand-in
+/// systemd: timers must be started, restarted, stopped; nothing else.
+fn systemd_actions(chroot: &Chroot, v1: &[PathBuf], v2: &[PathBuf]) -> Result {
+    const LOG: &str = "/var/log/okome-systemctl.log";
+    std::fs::create_dir_all(chroot.path("/run/systemd/system"))?;
+    let stub = chroot.path("/usr/bin/systemctl");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\n# okome install test: records what maintainer scripts ask of systemd\n\
+             echo \"$*\" >> {LOG}\n\
+             case \"$*\" in *is-enabled*) echo enabled ;; esac\nexit 0\n"
+        ),
+    )?;
+    run(Command::new("chmod").arg("755").arg(&stub))?;
+    // The stand-in starts nothing, so deb-systemd-invoke may "run" actions.
+    let policy = chroot.path("/usr/sbin/policy-rc.d");
+    let denying = std::fs::read_to_string(&policy)?;
+    std::fs::write(&policy, "#!/bin/sh\nexit 0\n")?;
+    let is_tool = |p: &&PathBuf| p.to_string_lossy().ends_with("_amd64.deb");
+    let args = |debs: &[PathBuf], dir: &str| -> String {
+        debs.iter()
+            .filter(is_tool)
+            .map(|p| {
+                format!(
+                    " {dir}/{}",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                )
+            })
+            .collect()
+    };
+    let tools: Vec<&str> = TOOLS.iter().map(|t| t.package).collect();
+    let steps = [
+        (format!("{APT}{}", args(v1, "/tmp/okome-debs/v1")), "start"),
+        (
+            format!("{APT}{}", args(v2, "/tmp/okome-debs/v2")),
+            "restart",
+        ),
+        (format!("apt-get remove -y -q {}", tools.join(" ")), "stop"),
+    ];
+    for (command, action) in steps {
+        let _ = std::fs::remove_file(chroot.path(LOG));
+        chroot.sh(&command)?;
+        let log = std::fs::read_to_string(chroot.path(LOG)).unwrap_or_default();
+        for line in log.lines().filter(|l| l.contains("okome")) {
+            eprintln!("xtask dist:   systemctl {line}");
+        }
+        for tool in TOOLS {
+            let timer = format!("{}.timer", tool.package);
+            let acted = log.lines().any(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words.contains(&action) && words.contains(&timer.as_str())
+            });
+            if acted != tool.timer {
+                return Err(format!(
+                    "`{command}`: expected {} `{action} {timer}`; systemctl was asked:\n{log}",
+                    if tool.timer { "a" } else { "no" }
+                )
+                .into());
+            }
+        }
+    }
+    chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
+    std::fs::write(&policy, denying)?;
+    std::fs::remove_file(&stub)?;
+    std::fs::remove_dir(chroot.path("/run/systemd/system"))?;
     Ok(())
 }
 
