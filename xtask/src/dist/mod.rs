@@ -89,8 +89,8 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
-/// Debian packages dist needs (llvm-strip, file, lintian, pip for zig).
-const DIST_APT: &[&str] = &["llvm", "file", "lintian", "python3-pip", "dpkg-dev"];
+/// Debian packages dist needs: llvm-strip, file (is it static?), lintian.
+const DIST_APT: &[&str] = &["llvm", "file", "lintian"];
 
 /// Where dist's cargo builds go. CI reruns on the same machine from a fresh
 /// clone: there a persistent dir under /var/cache/okome-ci keeps the nine
@@ -187,6 +187,7 @@ pub fn main(args: &[String]) -> Result {
 /// ARM binaries on qemu, lint every package, then install/upgrade/remove/
 /// purge them in a Debian chroot.
 pub fn test_suite() -> Result {
+    deps::ensure_apt(&["qemu-user-static", "debootstrap"])?;
     let dist = build_and_package(TOOLS, TARGETS, "1")?;
     dist.print();
     qemu::check(&dist)?;
@@ -305,6 +306,7 @@ fn ensure_zig() -> Result {
     }
     // Debian 12 marks the system Python externally managed; ziglang is a
     // self-contained binary wheel that touches nothing else.
+    deps::ensure_apt(&["python3-pip"])?;
     run(Command::new("python3").args([
         "-m",
         "pip",
