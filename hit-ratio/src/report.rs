@@ -581,7 +581,13 @@ impl Report {
             classes[class.min(5)] += n;
         }
         let mut line = String::from(" ");
-        for (class, n) in classes.iter().enumerate().skip(1) {
+        // 1xx only when there are any (nginx rarely logs them).
+        for (class, n) in classes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(c, n)| *c != 1 || **n > 0)
+        {
             let _ = write!(line, " {class}xx {:>7}", share(*n, l.counted));
         }
         let _ = writeln!(out, "{line}");
