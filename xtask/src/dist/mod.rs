@@ -37,7 +37,8 @@ pub struct Tool {
 pub const TOOLS: &[Tool] = &[
     Tool {
         package: "okome-hit-ratio",
-        timer: false,
+        // Every 5 min: the hit-ratio textfile for the dashboard (configs/).
+        timer: true,
     },
     Tool {
         package: "okome-health-probe",
@@ -432,6 +433,11 @@ mod tests {
         for tool in TOOLS {
             let dir = workspace_root().join(tool.package.trim_start_matches("okome-"));
             assert!(dir.join("Cargo.toml").is_file(), "{}", dir.display());
+            let units = workspace_root().join("configs/systemd");
+            for unit in ["timer", "service"] {
+                let file = units.join(format!("{}.{unit}", tool.package));
+                assert_eq!(file.is_file(), tool.timer, "{}", file.display());
+            }
         }
     }
 
