@@ -246,7 +246,7 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nokome-hit-ratio benchmark: {} ({:.0} MB, {lines} lines), best wall time of {runs} interleaved rounds (GoAccess: 1 run), {} cores",
+        "\nokome-hit-ratio benchmark: {} ({:.0} MB, {lines} lines), best wall time of {runs} interleaved rounds (GoAccess: 1 run), {} cores\n",
         log.display(),
         size as f64 / 1e6,
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -327,10 +327,10 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
     ];
     let _ = writeln!(
         out,
-        "\ntargets (issue 2, one thread, default report unless said):"
+        "\nTargets (issue 2; one thread, default report unless said):\n"
     );
     for (text, ok) in checks {
-        let _ = writeln!(out, "  [{}] {text}", if ok { "met" } else { "MISSED" });
+        let _ = writeln!(out, "- {} {text}", if ok { "met:" } else { "**missed**:" });
     }
     out
 }
