@@ -5,7 +5,7 @@
 //! `root` and `exit` (always), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
 //! `accesslog` (the nginx access-log reader and parser), `http` (a
-//! deadline-bounded plain-HTTP GET/HEAD client).
+//! deadline-bounded plain-HTTP GET/HEAD client), `redis` (a tiny RESP client).
 
 pub mod defaults;
 pub mod exit;
@@ -19,7 +19,9 @@ pub mod fsutil;
 pub mod http;
 #[cfg(feature = "log")]
 pub mod logging;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", feature = "redis"))]
 pub mod net;
 #[cfg(feature = "metrics")]
 pub mod prom;
+#[cfg(feature = "redis")]
+pub mod redis;

@@ -1,5 +1,5 @@
 //! Deadline arithmetic and name resolution for the hand-written clients
-//! ([`crate::http`], and the heartbeat's RESP client in okome-health-probe).
+//! (`http` and `redis`).
 //!
 //! Both clients bound one whole exchange by a single deadline, so the same
 //! three small pieces serve them: time left before it (never the zero that

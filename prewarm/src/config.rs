@@ -159,9 +159,10 @@ impl Config {
         };
         let redis = match m.get_one::<String>("redis").map(|v| v.trim()) {
             Some("") | None => None,
-            Some(v) => {
-                Some(RedisUrl::parse(v).map_err(|e| Error::Config(format!("--redis: {e}")))?)
-            }
+            Some(v) => Some(
+                v.parse::<RedisUrl>()
+                    .map_err(|e| Error::Config(format!("--redis: {e}")))?,
+            ),
         };
         let plan_key = s("plan-key");
         if plan_key.is_empty() || !plan_key.bytes().all(|b| b.is_ascii_graphic()) {
