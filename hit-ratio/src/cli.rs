@@ -55,7 +55,9 @@ first few with their line numbers.
 
 Inputs: any number of FILEs; '-' is stdin; gzip is recognised by content.
 A FILE that cannot be opened or read is named in an error; the other files are
-still read and reported, and the exit status is then 3.";
+still read and reported, and the exit status is then 3. With --since, a plain
+FILE is not read from its start: a binary search on its (time-ordered) lines
+skips to an hour before --since, so a recent window of a big log is quick.";
 
 const AFTER_LONG_HELP: &str = "\
 Formats:

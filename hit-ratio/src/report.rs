@@ -61,6 +61,10 @@ pub struct InputReport {
     pub lines: u64,
     /// Decompressed from gzip.
     pub gzip: bool,
+    /// Bytes at the start not read because they are older than `--since`
+    /// (binary search in a plain file; `lines` and malformed line numbers
+    /// count from the first line read).
+    pub skipped_bytes: u64,
     /// Why it could not be read (completely); `null` when it was.
     pub error: Option<String>,
 }
@@ -276,6 +280,7 @@ impl Report {
                     path: i.name,
                     lines: i.lines,
                     gzip: i.gzip,
+                    skipped_bytes: i.skipped_bytes,
                     error: i.error,
                 })
                 .collect(),

@@ -38,6 +38,10 @@ pub struct InputOutcome {
     pub lines: u64,
     /// Whether it was gzip.
     pub gzip: bool,
+    /// Bytes at the start of a plain file not read because they are older
+    /// than `--since` (found by binary search; line numbers count from the
+    /// first line read).
+    pub skipped_bytes: u64,
     /// Why it could not be (completely) read.
     pub error: Option<String>,
 }
@@ -89,14 +93,20 @@ pub fn scan(inputs: &[PathBuf], format: &LogFormat, options: &Options, threads: 
             name: path.display().to_string(),
             lines: 0,
             gzip: false,
+            skipped_bytes: 0,
             error: None,
         })
         .collect();
     let mut units = Vec::new();
     for (index, path) in inputs.iter().enumerate() {
-        match plan(index, path, threads) {
-            Ok((planned, gzip)) => {
+        match plan(index, path, threads, format, options.since) {
+            Ok(Plan {
+                units: planned,
+                gzip,
+                skipped,
+            }) => {
                 outcomes[index].gzip = gzip;
+                outcomes[index].skipped_bytes = skipped;
                 units.extend(planned);
             }
             Err(error) => outcomes[index].error = Some(with_path(path, &error)),
@@ -154,10 +164,36 @@ fn with_path(path: &Path, error: &io::Error) -> String {
     format!("{}: {error}", path.display())
 }
 
-/// Cut one input into units; also says whether it is gzip.
-fn plan(input: usize, path: &Path, threads: usize) -> io::Result<(Vec<Unit>, bool)> {
+/// How one input will be read.
+struct Plan {
+    units: Vec<Unit>,
+    gzip: bool,
+    skipped: u64,
+}
+
+/// How far before `--since` the binary search stops, for lines a little
+/// out of order (nginx logs a request when it ends).
+const SEEK_SLACK: i64 = 3600;
+/// Below this distance the binary search stops and reads on.
+const SEEK_RESOLUTION: u64 = 256 << 10;
+
+/// Cut one input into units. A plain file read with `--since` starts at the
+/// first line not older than `since` minus [`SEEK_SLACK`], found by binary
+/// search, so the timer's `--since 15m` does not read a whole day of log.
+fn plan(
+    input: usize,
+    path: &Path,
+    threads: usize,
+    format: &LogFormat,
+    since: Option<i64>,
+) -> io::Result<Plan> {
+    let stream = |gzip| Plan {
+        units: vec![Unit::Stream { input }],
+        gzip,
+        skipped: 0,
+    };
     if path.as_os_str() == "-" {
-        return Ok((vec![Unit::Stream { input }], false));
+        return Ok(stream(false));
     }
     let file = File::open(path)?;
     let metadata = file.metadata()?;
@@ -175,18 +211,23 @@ fn plan(input: usize, path: &Path, threads: usize) -> io::Result<(Vec<Unit>, boo
     };
     if !metadata.is_file() || is_gzip(&magic[..have]) {
         // A pipe or device cannot be cut, nor can a gzip stream.
-        return Ok((vec![Unit::Stream { input }], is_gzip(&magic[..have])));
+        return Ok(stream(is_gzip(&magic[..have])));
     }
     // Read only what exists now: nginx may append while we read.
     let size = metadata.len();
+    let first = match since {
+        Some(since) => seek(&file, size, since - SEEK_SLACK, format)?,
+        None => 0,
+    };
+    let span = size - first;
     let chunks = if threads > 1 {
-        (threads as u64 * 4).min(size / MIN_CHUNK).max(1)
+        (threads as u64 * 4).min(span / MIN_CHUNK).max(1)
     } else {
         1
     };
-    let mut starts = vec![0u64];
+    let mut starts = vec![first];
     for k in 1..chunks {
-        let start = line_start_at_or_after(&file, size * k / chunks, size)?;
+        let start = line_start_at_or_after(&file, first + span * k / chunks, size)?;
         if start > *starts.last().expect("non-empty") && start < size {
             starts.push(start);
         }
@@ -196,7 +237,47 @@ fn plan(input: usize, path: &Path, threads: usize) -> io::Result<(Vec<Unit>, boo
         let end = starts.get(k + 1).copied().unwrap_or(size);
         units.push(Unit::Range { input, start, end });
     }
-    Ok((units, false))
+    Ok(Plan {
+        units,
+        gzip: false,
+        skipped: first,
+    })
+}
+
+/// A line start at or before the first line whose time is `not_before` or
+/// later, in a log ordered by time (within [`SEEK_SLACK`]). Lines whose time
+/// cannot be read never move the search forward, so garbage only makes it
+/// read more.
+fn seek(file: &File, size: u64, not_before: i64, format: &LogFormat) -> io::Result<u64> {
+    let (mut low, mut high) = (0u64, size);
+    while high - low > SEEK_RESOLUTION {
+        let middle = low + (high - low) / 2;
+        let start = line_start_at_or_after(file, middle, size)?;
+        if start >= high {
+            high = middle;
+            continue;
+        }
+        match first_time_at(file, start, size, format)? {
+            Some(time) if time < not_before => low = start,
+            _ => high = middle,
+        }
+    }
+    Ok(low)
+}
+
+/// The time of the first parseable line among the few starting at `start`.
+fn first_time_at(
+    file: &File,
+    start: u64,
+    size: u64,
+    format: &LogFormat,
+) -> io::Result<Option<i64>> {
+    let mut buf = vec![0u8; (64 << 10).min((size - start) as usize)];
+    let have = read_at_most(file, &mut buf, start)?;
+    Ok(buf[..have]
+        .split(|&b| b == b'\n')
+        .take(64)
+        .find_map(|line| format.parse(line).and_then(|entry| entry.time_local())))
 }
 
 fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {

@@ -324,6 +324,54 @@ fn since_and_until_select_a_window() {
 }
 
 #[test]
+fn since_on_a_big_plain_log_skips_the_old_part_and_counts_the_same() {
+    // 33 hours of one request a second, in time order, ~25 MB.
+    let base = 1_795_100_000i64;
+    let n = 120_000i64;
+    let mut text = String::new();
+    for i in 0..n {
+        let t = base + i;
+        let (secs, day) = (
+            t.rem_euclid(86_400),
+            19 + (t - 1_795_046_400).div_euclid(86_400), // 2026-11-19 00:00 UTC
+        );
+        let cache = ["HIT", "HIT", "MISS", "STALE", "-"][(i % 5) as usize];
+        text.push_str(&format!(
+            "192.0.2.1 - - [{day:02}/Nov/2026:{:02}:{:02}:{:02} +0000] \"GET /p{} HTTP/1.1\" 200 {} \"-\" \"ua\" cache={cache} rt=0.001 urt=\"-\" rid=r canary=control warm=-\n",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            i % 97,
+            i % 1000,
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big.log");
+    std::fs::write(&log, &text).unwrap();
+    let since = format!("@{}", base + n - 5 * 3600);
+
+    let seeked = json(&["--since", &since, log.to_str().unwrap()]);
+    let out = hit_ratio()
+        .args(["--json", "--since", &since, "-"])
+        .write_stdin(text.clone())
+        .output()
+        .unwrap();
+    let streamed: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!(seeked["lines"]["counted"], 5 * 3600);
+    assert_eq!(seeked["lines"]["counted"], streamed["lines"]["counted"]);
+    assert_eq!(seeked["cache_status"], streamed["cache_status"]);
+    assert_eq!(seeked["ratios"], streamed["ratios"]);
+    assert_eq!(seeked["groups"], streamed["groups"]);
+    // Most of the file was never read; the slack hour before --since was.
+    let skipped = seeked["inputs"][0]["skipped_bytes"].as_u64().unwrap();
+    assert!(skipped > text.len() as u64 / 2, "{skipped}");
+    assert_eq!(streamed["inputs"][0]["skipped_bytes"], 0);
+    let read = seeked["lines"]["total"].as_u64().unwrap();
+    assert!((5 * 3600..=6 * 3600 + 2000).contains(&read), "{read}");
+}
+
+#[test]
 fn prewarm_requests_are_counted_only_when_asked() {
     let report = json(&["--include-warm", fixture().to_str().unwrap()]);
     assert_eq!(report["lines"]["counted"], 16);
