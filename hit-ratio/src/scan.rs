@@ -86,6 +86,18 @@ impl Unit {
 
 /// Read `inputs` with `threads` workers and count them with `format`.
 pub fn scan(inputs: &[PathBuf], format: &LogFormat, options: &Options, threads: usize) -> Scan {
+    scan_in_chunks(inputs, format, options, threads, MIN_CHUNK)
+}
+
+/// [`scan`] with plain files cut into chunks of at least `min_chunk` bytes
+/// (tests cut tiny files into many chunks).
+fn scan_in_chunks(
+    inputs: &[PathBuf],
+    format: &LogFormat,
+    options: &Options,
+    threads: usize,
+    min_chunk: u64,
+) -> Scan {
     let threads = threads.max(1);
     let mut outcomes: Vec<InputOutcome> = inputs
         .iter()
@@ -99,7 +111,7 @@ pub fn scan(inputs: &[PathBuf], format: &LogFormat, options: &Options, threads: 
         .collect();
     let mut units = Vec::new();
     for (index, path) in inputs.iter().enumerate() {
-        match plan(index, path, threads, format, options.since) {
+        match plan(index, path, threads, min_chunk, format, options.since) {
             Ok(Plan {
                 units: planned,
                 gzip,
@@ -184,6 +196,7 @@ fn plan(
     input: usize,
     path: &Path,
     threads: usize,
+    min_chunk: u64,
     format: &LogFormat,
     since: Option<i64>,
 ) -> io::Result<Plan> {
@@ -221,7 +234,7 @@ fn plan(
     };
     let span = size - first;
     let chunks = if threads > 1 {
-        (threads as u64 * 4).min(span / MIN_CHUNK).max(1)
+        (threads as u64 * 4).min(span / min_chunk.max(1)).max(1)
     } else {
         1
     };
@@ -454,6 +467,57 @@ impl Read for Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const LINE: &[u8] = br#"192.0.2.1 - - [20/Nov/2026:10:00:00 +0000] "GET /assets/a.js HTTP/1.1" 200 10 "-" "ua" cache=HIT rt=0.001 urt="-" rid=1 canary=control warm=-"#;
+
+    fn options() -> Options {
+        Options {
+            groups: vec![b"/assets".to_vec()],
+            include_warm: false,
+            since: None,
+            until: None,
+            by: Some(60),
+            top_capacity: Some(64),
+            latency: true,
+        }
+    }
+
+    proptest! {
+        /// Whatever the bytes and however a file is cut, every line is read
+        /// exactly once: parsed + malformed = lines, and the figures equal
+        /// those of one unbroken pass.
+        #[test]
+        fn chunking_never_loses_or_doubles_a_line(
+            pieces in proptest::collection::vec(prop_oneof![
+                Just(LINE.to_vec()),
+                Just(b"\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(vec![0u8; 9]),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ], 0..60),
+            threads in 2usize..5,
+            min_chunk in 1u64..200,
+        ) {
+            let bytes = pieces.concat();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("log");
+            std::fs::write(&path, &bytes).unwrap();
+            let format = LogFormat::okome();
+            let inputs = [path];
+            let whole = scan_in_chunks(&inputs, &format, &options(), 1, u64::MAX);
+            let cut = scan_in_chunks(&inputs, &format, &options(), threads, min_chunk);
+            let newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            let expected = newlines + u64::from(!bytes.is_empty() && !bytes.ends_with(b"\n"));
+            prop_assert_eq!(whole.tally.lines, expected);
+            prop_assert_eq!(cut.tally.lines, expected);
+            prop_assert_eq!(cut.tally.parsed() + cut.tally.malformed, expected);
+            prop_assert_eq!(cut.tally.malformed, whole.tally.malformed);
+            prop_assert_eq!(cut.tally.overall, whole.tally.overall);
+            prop_assert_eq!(cut.tally.cache, whole.tally.cache);
+            prop_assert_eq!(cut.samples, whole.samples);
+        }
+    }
 
     #[test]
     fn chunk_boundaries_fall_on_line_starts() {
