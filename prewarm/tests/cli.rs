@@ -5,6 +5,7 @@
 //! tests on real nginx are in `tests/tests/prewarm.rs`.
 
 use assert_cmd::Command;
+use okome_common::time::format_time_local;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -109,36 +110,11 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// `[$time_local]` text for a unix time (UTC).
-fn time_local(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{d:02}/{month}/{y}:{:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// One `okome`-format line.
 fn line(t: i64, request: &str, status: u16, ua: &str, warm: &str) -> String {
     format!(
         "192.0.2.7 - - [{}] \"{request}\" {status} 512 \"-\" \"{ua}\" cache=MISS rt=0.010 urt=\"0.009\" rid=abc canary=control warm={warm}\n",
-        time_local(t)
+        format_time_local(t)
     )
 }
 

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::Output;
 use std::time::Duration;
 
+use okome_common::time::format_time_local;
 use okome_lab::Lab;
 use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD;
 
@@ -21,34 +22,11 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// `$time_local` for a unix time, in UTC.
-fn time_local(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{d:02}/{month}/{y}:{:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 /// One access-log line as nginx writes it in the `okome` format.
 fn log_line(request: &str, status: u16, ua: &str) -> String {
     format!(
         "198.51.100.9 - - [{}] \"{request}\" {status} 1234 \"-\" \"{ua}\" cache=HIT rt=0.001 urt=\"-\" rid=0123456789abcdef0123456789abcdef canary=control warm=-\n",
-        time_local(now())
+        format_time_local(now())
     )
 }
 

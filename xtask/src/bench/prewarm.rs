@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use okome_common::time::format_time_local;
 use okome_lab::Lab;
 
 use crate::Result;
@@ -364,33 +365,11 @@ const UAS: [&str; 5] = [
     "Prometheus/2.45.0",
 ];
 
-fn time_local(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{d:02}/{month}/{y}:{:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 fn line(t: i64, method: &str, path: &str, status: u16, ua: &str, warm: &str) -> String {
     format!(
         "10.213.0.{} - - [{}] \"{method} {path} HTTP/1.1\" {status} 5120 \"https://okome.lan/\" \"{ua}\" cache=HIT rt=0.002 urt=\"-\" rid=4f1c2b0e9d8a7c6b5a4f3e2d1c0b9a88 canary=control warm={warm}\n",
         t % 200 + 2,
-        time_local(t)
+        format_time_local(t)
     )
 }
 
