@@ -154,7 +154,7 @@ impl By {
 pub struct Cli {
     /// Access logs to read: plain or gzip, '-' for stdin
     /// [default: /var/log/nginx/okome_access.log]
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", verbatim_doc_comment)]
     pub files: Vec<PathBuf>,
 
     /// Log format of the input
@@ -166,16 +166,23 @@ pub struct Cli {
     )]
     pub format: FormatName,
 
-    /// An nginx log_format string as written in nginx.conf (overrides --format)
-    #[arg(long, value_name = "SPEC", env = "OKOME_HIT_RATIO_LOG_FORMAT")]
+    /// An nginx log_format string as written in nginx.conf
+    /// (overrides --format)
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "OKOME_HIT_RATIO_LOG_FORMAT",
+        verbatim_doc_comment
+    )]
     pub log_format: Option<String>,
 
     /// Write the report as JSON (schema okome-hit-ratio/1)
     #[arg(long, conflicts_with = "prometheus")]
     pub json: bool,
 
-    /// Write Prometheus text exposition (for node_exporter's textfile collector)
-    #[arg(long)]
+    /// Write Prometheus text exposition
+    /// (for node_exporter's textfile collector)
+    #[arg(long, verbatim_doc_comment)]
     pub prometheus: bool,
 
     /// Write the output to FILE atomically instead of stdout
@@ -186,8 +193,9 @@ pub struct Cli {
     #[arg(long, value_name = "RATIO", env = "OKOME_HIT_RATIO_FAIL_BELOW")]
     pub fail_below: Option<String>,
 
-    /// Count only requests at or after TIME (2h, 30m, 1d, 2026-11-20T10:00, ...)
-    #[arg(long, value_name = "TIME")]
+    /// Count only requests at or after TIME
+    /// (2h, 30m, 1d, 2026-11-20, 2026-11-20T10:00+01:00, ...)
+    #[arg(long, value_name = "TIME", verbatim_doc_comment)]
     pub since: Option<String>,
 
     /// Count only requests before TIME
@@ -223,9 +231,15 @@ pub struct Cli {
     #[arg(long)]
     pub include_warm: bool,
 
-    /// Parsing threads [default: all cores]; gzip inputs also get one
-    /// decompression thread each
-    #[arg(short = 'j', long, value_name = "N", env = "OKOME_HIT_RATIO_THREADS")]
+    /// Parsing threads [default: all cores]; gzip inputs also get
+    /// one decompression thread each
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        env = "OKOME_HIT_RATIO_THREADS",
+        verbatim_doc_comment
+    )]
     pub threads: Option<usize>,
 
     /// Show the first malformed lines with their line numbers
