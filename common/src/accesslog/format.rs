@@ -643,9 +643,16 @@ impl<'a> Entry<'a> {
         }
         let request = self.known(Known::Request)?;
         let rest = &request[find_byte(b' ', request)? + 1..];
-        let rest = match rfind_byte(b' ', rest) {
-            Some(space) if same_prefix(&rest[space + 1..], b"HTTP/") => &rest[..space],
-            _ => rest,
+        // Nearly always ` HTTP/1.1`, ` HTTP/2.0` or ` HTTP/3.0`: check that
+        // shape in place before searching backwards.
+        let rest = match rest.len().checked_sub(9) {
+            Some(space) if rest[space] == b' ' && same_prefix(&rest[space + 1..], b"HTTP/") => {
+                &rest[..space]
+            }
+            _ => match rfind_byte(b' ', rest) {
+                Some(space) if same_prefix(&rest[space + 1..], b"HTTP/") => &rest[..space],
+                _ => rest,
+            },
         };
         (!rest.is_empty()).then_some(rest)
     }
