@@ -24,6 +24,9 @@ pub const DEFAULT_GROUPS: &str = "/assets,/static,/ui-schema,/api";
 /// Top-N counters kept per missed path asked for: enough that the top N
 /// are exact on realistic (Zipf) traffic, bounded whatever the log.
 const TOP_COUNTERS_PER_ENTRY: usize = 64;
+/// Bounds on the number of top-N counters per thread: at most 16 Ki keys of
+/// at most 256 bytes keeps `--top 1000` within the detail memory budget.
+const TOP_COUNTERS: (usize, usize) = (1024, 16 * 1024);
 
 const ABOUT: &str = "Is the OKOME edge cache doing its job? Hit ratios, origin load and top misses from nginx access logs.";
 
@@ -381,7 +384,8 @@ impl Config {
                 since,
                 until,
                 by: by.map(By::seconds),
-                top_capacity: top.map(|n| (n * TOP_COUNTERS_PER_ENTRY).max(1024)),
+                top_capacity: top
+                    .map(|n| (n * TOP_COUNTERS_PER_ENTRY).clamp(TOP_COUNTERS.0, TOP_COUNTERS.1)),
                 latency: cli.latency || cli.detail,
             },
             by: by.map(By::name),
