@@ -72,6 +72,15 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} has no command in assets.rs", tool.package));
             assert_eq!(command.get_name(), tool.package);
             command.debug_assert();
+            // The exit-status contract must reach the man page.
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page).unwrap();
+            let page = String::from_utf8_lossy(&page).to_lowercase();
+            assert!(
+                page.contains("exit status"),
+                "{}: man page without exit status",
+                tool.package
+            );
         }
     }
 }
