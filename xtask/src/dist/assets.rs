@@ -71,7 +71,7 @@ mod tests {
             let command = command_of(tool.package)
                 .unwrap_or_else(|| panic!("{} has no command in assets.rs", tool.package));
             assert_eq!(command.get_name(), tool.package);
-            command.debug_assert();
+            command.clone().debug_assert();
             // The exit-status contract must reach the man page.
             let mut page = Vec::new();
             clap_mangen::Man::new(command).render(&mut page).unwrap();
