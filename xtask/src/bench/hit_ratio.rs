@@ -155,14 +155,12 @@ pub fn main(args: &[String]) -> Result {
                 m.cpu,
                 m.rss_kib
             );
+            // Best wall and best CPU time (each its own minimum), worst RSS.
             *best = Some(match *best {
-                Some(b) if b.seconds <= m.seconds => Measure {
-                    rss_kib: b.rss_kib.max(m.rss_kib),
-                    ..b
-                },
                 Some(b) => Measure {
+                    seconds: b.seconds.min(m.seconds),
+                    cpu: b.cpu.min(m.cpu),
                     rss_kib: b.rss_kib.max(m.rss_kib),
-                    ..m
                 },
                 None => m,
             });
@@ -246,7 +244,7 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nokome-hit-ratio benchmark: {} ({:.0} MB, {lines} lines), best wall time of {runs} interleaved rounds (GoAccess: 1 run), {} cores\n",
+        "\nokome-hit-ratio benchmark: {} ({:.0} MB, {lines} lines), best of {runs} interleaved rounds (GoAccess: 1 run), {} cores\n",
         log.display(),
         size as f64 / 1e6,
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -268,6 +266,11 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
         );
     }
     let ratio = |a: Measure, b: Measure| a.seconds / b.seconds.max(0.01);
+    // On a machine shared with other work, CPU time is the steadier measure
+    // of a one-thread command: shown next to the wall-time ratio judged.
+    let cpu_ratio = |a: Measure, b: Measure| a.cpu / b.cpu.max(0.01);
+    let mawk = get("mawk per-status counts");
+    let goaccess = get("goaccess 1.7 (%C = cache status)");
     let detail = get("okome-hit-ratio -j1 --detail");
     let threads = get("okome-hit-ratio (all cores)");
     let gz = get("okome-hit-ratio .gz");
@@ -275,20 +278,26 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
     let checks = [
         (
             format!(
-                "≥ 3× faster than mawk: {:.1}×",
-                ratio(get("mawk per-status counts"), tool)
+                "≥ 3× faster than mawk: {:.2}× wall ({:.2}× CPU)",
+                ratio(mawk, tool),
+                cpu_ratio(mawk, tool)
             ),
-            ratio(get("mawk per-status counts"), tool) >= 3.0,
+            ratio(mawk, tool) >= 3.0,
         ),
         (
             format!(
-                "≥ 100× faster than GoAccess: {:.0}×",
-                ratio(get("goaccess 1.7 (%C = cache status)"), tool)
+                "≥ 100× faster than GoAccess: {:.0}× wall ({:.0}× CPU)",
+                ratio(goaccess, tool),
+                cpu_ratio(goaccess, tool)
             ),
-            ratio(get("goaccess 1.7 (%C = cache status)"), tool) >= 100.0,
+            ratio(goaccess, tool) >= 100.0,
         ),
         (
-            format!("within 5× of wc -l: {:.1}×", ratio(tool, wc)),
+            format!(
+                "within 5× of wc -l: {:.1}× wall ({:.1}× CPU)",
+                ratio(tool, wc),
+                cpu_ratio(tool, wc)
+            ),
             ratio(tool, wc) <= 5.0,
         ),
         (
