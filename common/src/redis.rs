@@ -174,6 +174,21 @@ pub enum Reply {
     Array(Vec<Reply>),
 }
 
+impl Reply {
+    /// What kind of reply this is, for error messages (a value is never
+    /// shown whole: it may be large, or someone's data).
+    pub fn describe(&self) -> String {
+        match self {
+            Reply::Simple(text) => format!("+{text}"),
+            Reply::Error(text) => format!("-{text}"),
+            Reply::Integer(value) => format!(":{value}"),
+            Reply::Bulk(data) => format!("a {}-byte value", data.len()),
+            Reply::Nil => "nil".to_string(),
+            Reply::Array(items) => format!("an array of {}", items.len()),
+        }
+    }
+}
+
 /// Why a Redis exchange failed. No variant ever holds the password.
 #[derive(Debug)]
 pub enum RedisError {
@@ -429,7 +444,7 @@ impl Connection {
 fn unexpected(command: &str, reply: Reply) -> RedisError {
     let reply = match reply {
         Reply::Error(text) | Reply::Simple(text) => text,
-        other => format!("{other:?}"),
+        other => other.describe(),
     };
     RedisError::Reply {
         command: command.to_string(),

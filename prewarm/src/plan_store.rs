@@ -22,7 +22,7 @@ pub const MAX_PLAN_BYTES: usize = 256 * 1024;
 
 /// One connection for one exchange, refusing values larger than a plan.
 fn open(url: &RedisUrl, timeout: Duration) -> io::Result<Connection> {
-    let mut conn = Connection::open(url, timeout).map_err(io::Error::other)?;
+    let mut conn = Connection::open(url, timeout).map_err(|e| io::Error::other(e.to_string()))?;
     conn.set_max_bulk(MAX_PLAN_BYTES);
     Ok(conn)
 }
@@ -59,14 +59,14 @@ pub fn publish(
             b"EX",
             ttl_secs.to_string().as_bytes(),
         ])
-        .map_err(io::Error::other)
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Fetch the plan under `key`; `Ok(None)` when there is none (expired).
 pub fn fetch(url: &RedisUrl, key: &str, timeout: Duration) -> io::Result<Option<SharedPlan>> {
     match open(url, timeout)?
         .command(&[b"GET", key.as_bytes()])
-        .map_err(io::Error::other)?
+        .map_err(|e| io::Error::other(e.to_string()))?
     {
         Reply::Nil => Ok(None),
         Reply::Bulk(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
@@ -76,7 +76,8 @@ pub fn fetch(url: &RedisUrl, key: &str, timeout: Duration) -> io::Result<Option<
             )
         }),
         other => Err(io::Error::other(format!(
-            "redis GET: unexpected reply {other:?}"
+            "redis GET: unexpected reply {}",
+            other.describe()
         ))),
     }
 }
