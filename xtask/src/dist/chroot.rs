@@ -166,11 +166,12 @@ fn base_tarball() -> Result<PathBuf> {
     }
     let started = Instant::now();
     let mirror = host_mirror();
+    // The guard removes a half-built tree too, if debootstrap fails.
+    let chroot = Chroot { root: build };
     run(Command::new("debootstrap")
         .args(["--variant=minbase", SUITE])
-        .arg(&build)
+        .arg(&chroot.root)
         .arg(&mirror))?;
-    let chroot = Chroot { root: build };
     // Daemons must never start inside the chroot: it shares this machine's
     // network, and the tests own their ports.
     std::fs::write(
@@ -352,16 +353,23 @@ pub fn install_test(dist: &Dist) -> Result {
 
     // 2. Upgrade over a locally edited conffile: the edit is kept, timers
     //    stay enabled.
+    //    A tool's defaults file and the frontend's site addresses, as an
+    //    operator edits them.
     let edited = "/etc/default/okome-prewarm";
     let marker = "# edited on this node by the install test";
-    let original =
-        std::fs::read_to_string(chroot.path(edited)).map_err(|e| format!("{edited}: {e}"))?;
-    std::fs::write(chroot.path(edited), format!("{original}{marker}\n"))?;
+    let conffiles = [edited, "/etc/nginx/okome/upstream.conf"];
+    for conffile in conffiles {
+        let original = std::fs::read_to_string(chroot.path(conffile))
+            .map_err(|e| format!("{conffile}: {e}"))?;
+        std::fs::write(chroot.path(conffile), format!("{original}{marker}\n"))?;
+    }
     chroot.sh(&format!("{APT} {v2_args}"))?;
     check_versions(&chroot, &packages, &format!("{}-2", super::deb::VERSION))?;
-    let after = std::fs::read_to_string(chroot.path(edited))?;
-    if !after.contains(marker) {
-        return Err(format!("upgrade replaced the locally edited conffile {edited}").into());
+    for conffile in conffiles {
+        let after = std::fs::read_to_string(chroot.path(conffile))?;
+        if !after.contains(marker) {
+            return Err(format!("upgrade replaced the locally edited conffile {conffile}").into());
+        }
     }
     check_installed(&chroot)?;
 
