@@ -2,13 +2,14 @@
 //!
 //! Only what at least two tools really use lives here, each part behind a
 //! Cargo feature so a lean tool links nothing it does not need:
-//! `root`, `exit` and `time` (always), `fs` (atomic writes, run locks),
+//! `root`, `exit`, `host` and `time` (always), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
 //! `accesslog` (the nginx access-log reader and parser), `http` (a
 //! deadline-bounded plain-HTTP GET/HEAD client), `redis` (a tiny RESP client).
 
 pub mod defaults;
 pub mod exit;
+pub mod host;
 pub mod root;
 pub mod time;
 

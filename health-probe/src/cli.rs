@@ -340,15 +340,9 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// The host name, for the heartbeat key. The systemd unit hides /proc/sys
-/// (`ProcSubset=pid`), hence /etc/hostname as the second source.
+/// The host name, for the heartbeat key (`frontend-cache` if none).
 fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .map(|name| name.trim().to_string())
-        .find(|name| !name.is_empty())
-        .unwrap_or_else(|| "frontend-cache".to_string())
+    okome_common::host::host_name().unwrap_or_else(|| "frontend-cache".to_string())
 }
 
 impl Config {

@@ -77,10 +77,9 @@ pub fn run(config: &Config) -> Result<u8, Error> {
     run_with(config, &vip::IpCommand, now_unix())
 }
 
+/// Who publishes the shared plan (`unknown` if the node has no name).
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+    okome_common::host::host_name().unwrap_or_else(|| "unknown".into())
 }
 
 /// Plan from the log: read the new tail, count, prune, rank.
