@@ -472,24 +472,10 @@ fn seconds(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_string(), |v| format!("{v:.3}"))
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC (civil_from_days, Howard Hinnant).
+/// `YYYY-MM-DD HH:MM` in UTC.
 pub fn utc(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    let (year, month, day, hour, minute, _) = okome_common::time::civil_from_unix(unix);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
 }
 
 /// Cut `text` to `width` characters, marking the cut with `…`.

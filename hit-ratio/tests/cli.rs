@@ -32,14 +32,21 @@ fn hit_ratio() -> assert_cmd::Command {
     cmd
 }
 
-fn json(args: &[&str]) -> Value {
-    let out = hit_ratio().arg("--json").args(args).output().unwrap();
+/// Run `cmd` (which writes JSON), require success, and parse its output.
+fn json_of(mut cmd: assert_cmd::Command) -> Value {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut cmd = hit_ratio();
+    cmd.arg("--json").args(args);
+    json_of(cmd)
 }
 
 fn close(value: &Value, expected: f64) {
@@ -272,13 +279,9 @@ fn rotated_plain_and_gzip_files_and_stdin_add_up() {
     assert_eq!(samples[4]["line"], 14);
 
     // gzip on stdin, recognised by content.
-    let out = hit_ratio()
-        .args(["--json", "-"])
-        .write_stdin(gzip(&data))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = hit_ratio();
+    cmd.args(["--json", "-"]).write_stdin(gzip(&data));
+    let report = json_of(cmd);
     assert_eq!(report["lines"]["counted"], 15);
 }
 
@@ -351,12 +354,10 @@ fn since_on_a_big_plain_log_skips_the_old_part_and_counts_the_same() {
     let since = format!("@{}", base + n - 5 * 3600);
 
     let seeked = json(&["--since", &since, log.to_str().unwrap()]);
-    let out = hit_ratio()
-        .args(["--json", "--since", &since, "-"])
-        .write_stdin(text.clone())
-        .output()
-        .unwrap();
-    let streamed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = hit_ratio();
+    cmd.args(["--json", "--since", &since, "-"])
+        .write_stdin(text.clone());
+    let streamed = json_of(cmd);
 
     assert_eq!(seeked["lines"]["counted"], 5 * 3600);
     assert_eq!(seeked["lines"]["counted"], streamed["lines"]["counted"]);
@@ -388,13 +389,11 @@ fn groups_are_configurable_by_flag_and_environment() {
         .map(|g| g["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["/", "/api", "/assets/", "other"]);
-    let out = hit_ratio()
-        .env("OKOME_HIT_RATIO_GROUPS", "/static")
+    let mut cmd = hit_ratio();
+    cmd.env("OKOME_HIT_RATIO_GROUPS", "/static")
         .arg("--json")
-        .arg(fixture())
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        .arg(fixture());
+    let report = json_of(cmd);
     assert_eq!(report["groups"][1]["name"], "/static");
     assert_eq!(report["groups"][1]["requests"], 2);
 }
@@ -590,13 +589,9 @@ fn the_default_log_is_read_under_okome_root() {
     let logs = root.path().join("var/log/nginx");
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::copy(fixture(), logs.join("okome_access.log")).unwrap();
-    let out = hit_ratio()
-        .env("OKOME_ROOT", root.path())
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = hit_ratio();
+    cmd.env("OKOME_ROOT", root.path()).arg("--json");
+    let report = json_of(cmd);
     assert_eq!(report["lines"]["counted"], 15);
 }
 
