@@ -24,7 +24,7 @@ const USAGE: &str = "usage: cargo xtask bench hit-ratio [--size-mb N] [--runs N]
 
 /// Generator version: bump when the generated content changes, so a cached
 /// log of the old shape is not reused.
-const GENERATOR: u32 = 1;
+const GENERATOR: u32 = 2;
 
 /// Per-status counts, as an operator would script them: the cache field is
 /// what follows the last `" cache=` (the user agent's closing quote).
@@ -79,6 +79,7 @@ pub fn main(args: &[String]) -> Result {
     }
     let size = std::fs::metadata(&log)?.len();
     let lines = count_lines(&log)?;
+    check_generated(&tool, &log, lines)?;
     let awk = dir.join("status.awk");
     std::fs::write(&awk, AWK_SCRIPT)?;
     let goaccess_out = dir.join("goaccess-report.json");
@@ -221,6 +222,30 @@ fn measure(argv: &[String]) -> Result<Measure> {
 
 fn tempfile_path(what: &str) -> PathBuf {
     std::env::temp_dir().join(format!("okome-bench-{what}-{}", std::process::id()))
+}
+
+/// The detail report must see the log as meant: every line read, a few
+/// malformed (the dirty ones, about 1 in 2000), times that parse. A
+/// benchmark of a parser rejecting most lines would measure nothing.
+fn check_generated(tool: &Path, log: &Path, lines: u64) -> Result {
+    let json = crate::cmd::output(Command::new(tool).args(["--json", "--detail"]).arg(log))?;
+    let figure = |name: &str| -> Option<u64> {
+        let at = json.find(&format!("\"{name}\": "))? + name.len() + 4;
+        json[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (figure("total"), figure("malformed")) {
+        (Some(total), Some(malformed)) if total == lines && malformed * 200 < total => Ok(()),
+        (total, malformed) => Err(format!(
+            "{}: okome-hit-ratio --detail read {total:?} lines, {malformed:?} malformed \
+             (expected {lines} lines, under 0.5 % malformed): the generator is broken",
+            log.display()
+        )
+        .into()),
+    }
 }
 
 fn count_lines(path: &Path) -> Result<u64> {
@@ -434,7 +459,8 @@ fn generate(path: &Path, target_bytes: u64) -> Result {
     let mut line = Vec::with_capacity(1 << 17);
     let mut written = 0u64;
     let mut n = 0u64;
-    // 2026-11-20 00:00:00 +0100, about 40 requests a second.
+    // Milliseconds since 2026-11-20 00:00:00 +0100; about 40 requests a
+    // second, so 1 GB of log spans a little over a day.
     let mut clock: u64 = 0;
     while written < target_bytes {
         n += 1;
@@ -553,9 +579,10 @@ fn write_line(line: &mut Vec<u8>, rng: &mut Rng, zipf: &Zipf, groups: &[(&str, u
         Some(ms) => ms + rng.below(3),
         None => rng.below(4),
     };
-    let seconds = clock / 40;
-    let (hh, mm, ss) = (seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
-    let day = 20 + seconds / 86_400;
+    // Wall-clock time at +0100 (2026-11-19 23:00 UTC is the start).
+    let local = 1_795_129_200 + 3600 + (clock / 1000) as i64;
+    let (year, month, day, hh, mm, ss) = okome_common::time::civil_from_unix(local);
+    let month = okome_common::time::MONTHS[month as usize - 1];
     if rng.below(10) == 0 {
         let _ = write!(
             line,
@@ -574,7 +601,7 @@ fn write_line(line: &mut Vec<u8>, rng: &mut Rng, zipf: &Zipf, groups: &[(&str, u
     }
     let _ = write!(
         line,
-        r#" - - [{day:02}/{MONTH}/2026:{hh:02}:{mm:02}:{ss:02} +0100] "{} "#,
+        r#" - - [{day:02}/{month}/{year}:{hh:02}:{mm:02}:{ss:02} +0100] "{} "#,
         if rng.below(20) == 0 { "HEAD" } else { "GET" },
     );
     if group == "/" {
