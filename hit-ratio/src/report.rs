@@ -341,7 +341,7 @@ impl Report {
             latency: tally.latency.as_ref().map(|histograms| {
                 histograms
                     .iter()
-                    .zip(CACHE_STATUSES.iter().copied().chain(["other"]))
+                    .zip(CACHE_STATUSES.iter().copied().chain(["unknown"]))
                     .filter(|(h, _)| h.total() > 0)
                     .map(|(h, status)| LatencyRow {
                         status: status.to_string(),
