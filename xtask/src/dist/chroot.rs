@@ -224,8 +224,10 @@ fn unpack(tarball: &Path) -> Result<Chroot> {
 }
 
 /// Build revision 2 of every amd64 package (same binaries, new version) for
-/// the upgrade step, and return (revision 1, revision 2, arm64) deb lists.
-fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>)> {
+/// the upgrade step, and return the revision 1 and revision 2 deb lists and
+/// the Pi packages per foreign architecture.
+type ForeignDebs = Vec<(&'static str, Vec<PathBuf>)>;
+fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>, ForeignDebs)> {
     let arch_of = |p: &PathBuf| {
         let name = p
             .file_name()
@@ -244,11 +246,17 @@ fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>
         .filter(|p| matches!(arch_of(p).as_str(), "amd64" | "all"))
         .cloned()
         .collect();
-    let arm64: Vec<PathBuf> = dist
-        .debs
-        .iter()
-        .filter(|p| arch_of(p) == "arm64")
-        .cloned()
+    let foreign: ForeignDebs = ["arm64", "armhf"]
+        .into_iter()
+        .map(|arch| {
+            let debs = dist
+                .debs
+                .iter()
+                .filter(|p| arch_of(p) == arch)
+                .cloned()
+                .collect();
+            (arch, debs)
+        })
         .collect();
     let upgrade_dir = super::out_dir().join("deb-upgrade");
     std::fs::create_dir_all(&upgrade_dir)?;
@@ -261,7 +269,7 @@ fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>
         v2.push(super::deb::tool_package(binary, "2", &upgrade_dir)?);
     }
     v2.extend(super::deb::config_packages("2", &upgrade_dir)?);
-    Ok((v1, v2, arm64))
+    Ok((v1, v2, foreign))
 }
 
 fn copy_in(chroot: &Chroot, debs: &[PathBuf], dir: &str) -> Result<String> {
@@ -281,12 +289,11 @@ const APT: &str = "apt-get install -y -q --no-install-recommends";
 /// The whole life of the packages in a fresh chroot.
 pub fn install_test(dist: &Dist) -> Result {
     crate::deps::ensure_apt(&["debootstrap"])?;
-    let (v1, v2, arm64) = package_sets(dist)?;
+    let (v1, v2, foreign) = package_sets(dist)?;
     let started = Instant::now();
     let chroot = unpack(&base_tarball()?)?;
     let v1_args = copy_in(&chroot, &v1, "/tmp/okome-debs/v1")?;
     let v2_args = copy_in(&chroot, &v2, "/tmp/okome-debs/v2")?;
-    let arm64_args = copy_in(&chroot, &arm64, "/tmp/okome-debs/arm64")?;
     let packages: Vec<String> = v1
         .iter()
         .map(|p| {
@@ -420,25 +427,39 @@ pub fn install_test(dist: &Dist) -> Result {
         "purge deletes the nginx includes",
     )?;
 
-    // 5. The arm64 packages install on an arm64-enabled dpkg (their metadata
-    //    is right; the binaries cannot run here) and purge again.
-    chroot.sh("dpkg --add-architecture arm64")?;
+    // 5. The Pi packages (arm64, then armhf) install on a dpkg that knows
+    //    the architecture (their metadata is right; the binaries cannot run
+    //    here), enable their timers, and purge again.
     let tools: Vec<&str> = TOOLS.iter().map(|t| t.package).collect();
-    chroot.sh(&format!("{APT} {arm64_args}"))?;
-    for tool in &tools {
-        let arch = chroot.sh(&format!("dpkg-query -W -f='${{Architecture}}' {tool}"))?;
-        if arch.trim() != "arm64" {
-            return Err(format!("{tool}: installed architecture {arch}, expected arm64").into());
+    for (arch, debs) in &foreign {
+        if debs.len() != TOOLS.len() {
+            return Err(format!(
+                "expected {} {arch} packages, built {}",
+                TOOLS.len(),
+                debs.len()
+            )
+            .into());
         }
+        let args = copy_in(&chroot, debs, &format!("/tmp/okome-debs/{arch}"))?;
+        chroot.sh(&format!("dpkg --add-architecture {arch}"))?;
+        chroot.sh(&format!("{APT} {args}"))?;
+        for tool in &tools {
+            let got = chroot.sh(&format!("dpkg-query -W -f='${{Architecture}}' {tool}"))?;
+            if got.trim() != *arch {
+                return Err(
+                    format!("{tool}: installed architecture {got}, expected {arch}").into(),
+                );
+            }
+        }
+        for tool in TOOLS.iter().filter(|t| t.timer) {
+            chroot.expect(
+                &wants_link(tool.package),
+                true,
+                "a Pi package enables its timer",
+            )?;
+        }
+        chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
     }
-    for tool in TOOLS.iter().filter(|t| t.timer) {
-        chroot.expect(
-            &wants_link(tool.package),
-            true,
-            "arm64 package enables its timer",
-        )?;
-    }
-    chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
 
     // 6. The same life with systemd "running": systemd cannot be PID 1 here,
     //    so /run/systemd/system exists and a stand-in systemctl records what

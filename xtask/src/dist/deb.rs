@@ -49,7 +49,48 @@ pub fn tool_package(binary: &Binary, revision: &str, deb_dir: &Path) -> Result<P
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
         return Err(format!("cargo deb wrote {}, expected {expected}", path.display()).into());
     }
+    verify_tool_package(&path, binary)?;
     Ok(path)
+}
+
+/// The package must say the right architecture and carry exactly the
+/// binary dist built, stripped and measured (not some other build that
+/// cargo-deb found in a target dir).
+fn verify_tool_package(deb: &Path, binary: &Binary) -> Result {
+    let arch = cmd::output(
+        Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(deb)
+            .arg("Architecture"),
+    )?;
+    if arch.trim() != binary.target.deb_arch {
+        return Err(format!(
+            "{}: Architecture {}, expected {}",
+            deb.display(),
+            arch.trim(),
+            binary.target.deb_arch
+        )
+        .into());
+    }
+    let packaged = Command::new("sh")
+        .args([
+            "-c",
+            "dpkg-deb --fsys-tarfile \"$0\" | tar -xO \"./usr/bin/$1\"",
+        ])
+        .arg(deb)
+        .arg(binary.tool.package)
+        .output()
+        .map_err(|e| format!("reading {}: {e}", deb.display()))?;
+    let built = std::fs::read(&binary.path)?;
+    if !packaged.status.success() || packaged.stdout != built {
+        return Err(format!(
+            "{} does not carry the binary dist built ({})",
+            deb.display(),
+            binary.path.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Where one shipped file lands on a node.
