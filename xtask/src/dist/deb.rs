@@ -120,7 +120,8 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
     ConfigPackage {
         name: "okome-frontend",
         depends: "nginx, keepalived, fail2ban, python3-systemd, openssh-server, \
-                  okome-health-probe (>= 0.1.0), okome-prewarm (>= 0.1.0)",
+                  okome-health-probe (>= 0.1.0), okome-prewarm (>= 0.1.0), \
+                  okome-hit-ratio (>= 0.1.0)",
         synopsis: "OKOME edge-cache node: nginx, keepalived, fail2ban, sshd, sysctl configs",
         description: " The configuration of an OKOME frontend Raspberry Pi: the nginx edge\n \
                       cache site with its health gate and canary policies, keepalived\n \
