@@ -206,6 +206,17 @@ fn base_tarball() -> Result<PathBuf> {
 }
 
 fn unpack(tarball: &Path) -> Result<Chroot> {
+    // A run killed outright (SIGKILL, power loss) could not drop its guard:
+    // remove trees whose process is gone.
+    for entry in std::fs::read_dir("/var/tmp")?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("okome-install-test-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            eprintln!("xtask: removing a dead run's chroot /var/tmp/{name}");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let root = PathBuf::from(format!(
         "/var/tmp/okome-install-test-{}",
         std::process::id()
