@@ -2,8 +2,9 @@
 //!
 //! A compiled [`LogFormat`] is a prefix literal and a list of variables,
 //! each with the literal that follows it. [`LogFormat::parse`] walks a line
-//! once, finding each literal with a SIMD byte search from where the last
-//! field ended, and records field boundaries in a fixed array: no
+//! once, finding each literal from where the last field ended (a word-at-
+//! a-time scan for the short fields, SIMD `memchr` past 32 bytes, one word
+//! compare per candidate), and records field ends in a fixed array: no
 //! allocation, no UTF-8 decoding. Cheap shape checks on the fields whose
 //! shape nginx fixes (`$status`, `$body_bytes_sent`, `$time_local`, …)
 //! catch lines of another format that happen to contain the same literals.
