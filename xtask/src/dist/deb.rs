@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Binary, build_dir, out_dir};
+use super::{Binary, out_dir};
 use crate::Result;
 use crate::cmd::{self, cargo, run, workspace_root};
 
@@ -34,7 +34,7 @@ pub fn tool_package(binary: &Binary, revision: &str, deb_dir: &Path) -> Result<P
             .arg(deb_dir)
             // cargo-deb finds `target/release/<bin>` of its assets under the
             // dist target dir, per triple.
-            .env("CARGO_TARGET_DIR", build_dir()),
+            .env("CARGO_TARGET_DIR", super::target_dir(&target)),
     )?;
     let path = stdout
         .lines()

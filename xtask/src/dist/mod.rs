@@ -113,6 +113,18 @@ pub fn out_dir() -> PathBuf {
     workspace_root().join("target").join("dist")
 }
 
+/// The cargo target dir of one target. build-std builds get their own:
+/// they need `RUSTC_BOOTSTRAP=1`, which proc-macro2's build script tracks,
+/// so sharing host artifacts with the other builds would rebuild
+/// proc-macro2, syn and every derive on each switch between them.
+pub fn target_dir(target: &Target) -> PathBuf {
+    if target.build_std {
+        build_dir().join("build-std")
+    } else {
+        build_dir()
+    }
+}
+
 /// What `cargo xtask dist` accepts.
 #[derive(Debug, Default)]
 struct Options {
@@ -319,7 +331,7 @@ fn ensure_zig() -> Result {
 
 /// Build one tool for one target, alone, strip it and measure it.
 fn build(tool: Tool, target: Target) -> Result<Binary> {
-    let dir = build_dir();
+    let dir = target_dir(&target);
     let mut command = cargo();
     if target.build_std {
         // GUIDE §3: no downloadable armv7 musl std here; build it, link with
