@@ -318,43 +318,8 @@ pub fn install_test(dist: &Dist) -> Result {
         .collect();
     let package_list = packages.join(" ");
 
-    // 1. First install, with a conflicting nginx config already on the node:
-    //    okome-frontend must refuse to leave nginx failing `nginx -t`.
-    std::fs::create_dir_all(chroot.path("/etc/nginx/conf.d"))?;
-    std::fs::write(
-        chroot.path("/etc/nginx/conf.d/zz-conflict.conf"),
-        "# the install test's deliberate clash with okome-frontend's cache zone\n\
-         proxy_cache_path /tmp/okome-clash keys_zone=okome_cache:1m;\n",
-    )?;
-    let out = chroot.try_sh(&format!("{APT} {v1_args}"))?;
-    if out.status.success() {
-        return Err("okome-frontend configured although nginx -t failed with its site".into());
-    }
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !said.contains("rolled back, nginx passes nginx -t again") {
-        return Err(format!(
-            "the failed install did not report its roll-back:\n{}",
-            tail(said.as_bytes())
-        )
-        .into());
-    }
-    eprintln!(
-        "xtask dist: okome-frontend refused a clashing nginx config and rolled back, as it must"
-    );
-    chroot
-        .sh("nginx -t")
-        .map_err(|e| format!("okome-frontend left nginx failing nginx -t: {e}"))?;
-    chroot.expect(
-        "/etc/nginx/sites-enabled/okome-frontend.conf",
-        false,
-        "the failed postinst must take its site out again",
-    )?;
-    std::fs::remove_file(chroot.path("/etc/nginx/conf.d/zz-conflict.conf"))?;
-    chroot.sh("dpkg --configure -a")?;
+    // 1. First install: everything from apt, exit 0, no systemd anywhere.
+    chroot.sh(&format!("{APT} {v1_args}"))?;
     chroot.sh("nginx -t")?;
     chroot.expect(
         "/etc/nginx/sites-enabled/okome-frontend.conf",
@@ -419,7 +384,59 @@ pub fn install_test(dist: &Dist) -> Result {
     )?;
     chroot.sh("nginx -t")?;
 
-    // 4. Purge: conffiles, timer enablement and run state go.
+    // 4. Reinstall (from the removed state) on a node whose nginx already
+    //    has a config clashing with okome's: okome-frontend must refuse to
+    //    leave nginx failing `nginx -t`, roll back, say so and fail; once
+    //    the clash is gone, `dpkg --configure -a` finishes the job.
+    std::fs::write(
+        chroot.path("/etc/nginx/conf.d/zz-conflict.conf"),
+        "# the install test's deliberate clash with okome-frontend's cache zone\n\
+         proxy_cache_path /tmp/okome-clash keys_zone=okome_cache:1m;\n",
+    )?;
+    let out = chroot.try_sh(&format!("{APT} {v2_args}"))?;
+    if out.status.success() {
+        return Err("okome-frontend configured although nginx -t failed with its site".into());
+    }
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !said.contains("rolled back, nginx passes nginx -t again") {
+        return Err(format!(
+            "the failed install did not report its roll-back:\n{}",
+            tail(said.as_bytes())
+        )
+        .into());
+    }
+    chroot
+        .sh("nginx -t")
+        .map_err(|e| format!("okome-frontend left nginx failing nginx -t: {e}"))?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/okome-frontend.conf",
+        false,
+        "the failed postinst must take its site out again",
+    )?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/default",
+        true,
+        "the failed postinst must give Debian's site back",
+    )?;
+    eprintln!(
+        "xtask dist: okome-frontend refused a clashing nginx config and rolled back, as it must"
+    );
+    std::fs::remove_file(chroot.path("/etc/nginx/conf.d/zz-conflict.conf"))?;
+    chroot.sh("dpkg --configure -a")?;
+    chroot.sh("nginx -t")?;
+    chroot.expect(
+        "/etc/nginx/sites-enabled/okome-frontend.conf",
+        true,
+        "a reinstall after remove enables the site again",
+    )?;
+    check_versions(&chroot, &packages, &format!("{}-2", super::deb::VERSION))?;
+
+    // 5. Remove and purge: conffiles, timer enablement and run state go.
+    chroot.sh(&format!("apt-get remove -y -q {package_list}"))?;
     chroot.sh(&format!("apt-get purge -y -q {package_list}"))?;
     chroot.expect(edited, false, "purge deletes conffiles")?;
     for tool in TOOLS.iter().filter(|t| t.timer) {
@@ -437,8 +454,13 @@ pub fn install_test(dist: &Dist) -> Result {
         false,
         "purge deletes the nginx includes",
     )?;
+    chroot.expect(
+        "/var/cache/nginx/okome",
+        false,
+        "purge deletes the edge cache",
+    )?;
 
-    // 5. The Pi packages (arm64, then armhf) install on a dpkg that knows
+    // 6. The Pi packages (arm64, then armhf) install on a dpkg that knows
     //    the architecture (their metadata is right; the binaries cannot run
     //    here), enable their timers, and purge again.
     let tools: Vec<&str> = TOOLS.iter().map(|t| t.package).collect();
@@ -472,7 +494,7 @@ pub fn install_test(dist: &Dist) -> Result {
         chroot.sh(&format!("apt-get purge -y -q {}", tools.join(" ")))?;
     }
 
-    // 6. The same life with systemd "running": systemd cannot be PID 1 here,
+    // 7. The same life with systemd "running": systemd cannot be PID 1 here,
     //    so /run/systemd/system exists and a stand-in systemctl records what
     //    the maintainer scripts ask (deb-systemd-invoke is the real one). Tool
     //    packages only: okome-frontend would apply its sysctl settings,
