@@ -135,6 +135,9 @@ pub struct LogFormat {
     variables: Vec<Variable>,
     known: [u8; KNOWN_COUNT],
     escape: Escape,
+    /// This is the `okome` format: lines are split by the unrolled copy of
+    /// the rule in `okome.rs`.
+    okome: bool,
 }
 
 /// Why a `log_format` string was refused.
@@ -373,6 +376,7 @@ impl LogFormat {
             variables,
             known,
             escape,
+            okome: format == super::OKOME_LOG_FORMAT && escape == Escape::Default,
         })
     }
 
@@ -410,7 +414,19 @@ impl LogFormat {
     /// Leading NUL bytes (what a power cut leaves where unwritten log
     /// blocks were) are skipped: the text after them is a line nginx wrote
     /// after the reboot.
+    #[inline]
     pub fn check<'a>(&'a self, line: &'a [u8]) -> Result<Entry<'a>, Malformed<'a>> {
+        self.check_with(line, self.okome)
+    }
+
+    /// [`LogFormat::check`], through the unrolled `okome` splitter when
+    /// `unrolled` (tests compare it with the generic walk).
+    #[inline(always)]
+    pub(super) fn check_with<'a>(
+        &'a self,
+        line: &'a [u8],
+        unrolled: bool,
+    ) -> Result<Entry<'a>, Malformed<'a>> {
         let line = match line.first() {
             Some(0) => &line[line.iter().position(|&b| b != 0).unwrap_or(line.len())..],
             _ => line,
@@ -423,6 +439,13 @@ impl LogFormat {
         }
         if !same_prefix(line, &self.prefix) {
             return Err(Malformed::Prefix);
+        }
+        if unrolled && let Some(ends) = super::okome::split(line) {
+            return Ok(Entry {
+                format: self,
+                line,
+                ends,
+            });
         }
         let mut ends = [0u32; MAX_VARIABLES];
         let mut at = self.prefix.len();
@@ -529,22 +552,21 @@ fn byte_in_word(word: u64, byte: u8) -> Option<usize> {
     (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
-/// `memchr`, with the first bytes scanned inline a word at a time.
+/// `memchr`, with the first bytes scanned inline a word at a time
+/// (whole 8-byte chunks: no bounds check or length test per word).
 #[inline(always)]
 pub(crate) fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while at + 8 <= haystack.len() {
-        let word = u64::from_le_bytes(haystack[at..at + 8].try_into().expect("8 bytes"));
-        if let Some(offset) = byte_in_word(word, byte) {
-            return Some(at + offset);
-        }
-        at += 8;
-        if at >= INLINE_SCAN {
-            return memchr::memchr(byte, &haystack[at..]).map(|offset| at + offset);
+    let (words, tail) = haystack.as_chunks::<8>();
+    for (index, word) in words.iter().take(INLINE_SCAN / 8).enumerate() {
+        if let Some(offset) = byte_in_word(u64::from_le_bytes(*word), byte) {
+            return Some(index * 8 + offset);
         }
     }
-    haystack[at..]
-        .iter()
+    if words.len() > INLINE_SCAN / 8 {
+        return memchr::memchr(byte, &haystack[INLINE_SCAN..]).map(|offset| INLINE_SCAN + offset);
+    }
+    let at = words.len() * 8;
+    tail.iter()
         .position(|&b| b == byte)
         .map(|offset| at + offset)
 }
@@ -669,11 +691,11 @@ impl<'a> Entry<'a> {
 
     /// `$status`.
     pub fn status(&self) -> Option<u16> {
-        let raw = self.known(Known::Status)?;
-        if raw.len() != 3 || !raw.iter().all(u8::is_ascii_digit) {
+        let &[a, b, c] = self.known(Known::Status)? else {
             return None;
-        }
-        Some(raw.iter().fold(0u16, |v, &b| v * 10 + u16::from(b - b'0')))
+        };
+        let digit = |byte: u8| Some(u16::from(byte.wrapping_sub(b'0'))).filter(|d| *d <= 9);
+        Some(digit(a)? * 100 + digit(b)? * 10 + digit(c)?)
     }
 
     /// `$body_bytes_sent`, else `$bytes_sent`.
@@ -681,10 +703,14 @@ impl<'a> Entry<'a> {
         let raw = self
             .known(Known::BodyBytesSent)
             .or_else(|| self.known(Known::BytesSent))?;
-        if raw.is_empty() || raw.len() > 19 || !raw.iter().all(u8::is_ascii_digit) {
+        if raw.is_empty() || raw.len() > 19 {
             return None;
         }
-        Some(raw.iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0')))
+        // One pass: check and accumulate together.
+        raw.iter().try_fold(0u64, |value, &byte| {
+            let digit = byte.wrapping_sub(b'0');
+            (digit <= 9).then(|| value * 10 + u64::from(digit))
+        })
     }
 
     /// `$http_user_agent`.

@@ -19,6 +19,7 @@
 
 mod fields;
 mod format;
+mod okome;
 mod reader;
 
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
