@@ -538,7 +538,7 @@ pub(crate) fn same_prefix(haystack: &[u8], literal: &[u8]) -> bool {
 /// How far a byte search scans inline, eight bytes at a time, before
 /// handing over to SIMD `memchr`: most fields are a few bytes long, and a
 /// call costs more than the scan.
-const INLINE_SCAN: usize = 32;
+const INLINE_SCAN: usize = 40;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -553,16 +553,21 @@ fn byte_in_word(word: u64, byte: u8) -> Option<usize> {
 }
 
 /// `memchr`, with the first bytes scanned inline a word at a time
-/// (whole 8-byte chunks: no bounds check or length test per word).
+/// (whole 8-byte chunks: no length test per word). A plain loop rather
+/// than iterator adaptors: callers are inlined into crates built for size,
+/// where adaptors are not always folded away.
 #[inline(always)]
 pub(crate) fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
     let (words, tail) = haystack.as_chunks::<8>();
-    for (index, word) in words.iter().take(INLINE_SCAN / 8).enumerate() {
-        if let Some(offset) = byte_in_word(u64::from_le_bytes(*word), byte) {
+    let inline = words.len().min(INLINE_SCAN / 8);
+    let mut index = 0;
+    while index < inline {
+        if let Some(offset) = byte_in_word(u64::from_le_bytes(words[index]), byte) {
             return Some(index * 8 + offset);
         }
+        index += 1;
     }
-    if words.len() > INLINE_SCAN / 8 {
+    if words.len() > inline {
         return memchr::memchr(byte, &haystack[INLINE_SCAN..]).map(|offset| INLINE_SCAN + offset);
     }
     let at = words.len() * 8;
