@@ -387,14 +387,12 @@ impl Tally {
             self.malformed(|| "line longer than the line cap".to_string());
             return;
         }
-        let entry = match format.check(bytes) {
-            Ok(entry) => entry,
-            Err(why) => {
-                self.malformed(|| why.to_string());
-                return;
-            }
-        };
-        self.entry(&entry, options);
+        // Borrowed where it lies: an entry is mostly its field-end array,
+        // and moving it out of the result costs a copy per line.
+        match &format.check(bytes) {
+            Ok(entry) => self.entry(entry, options),
+            Err(why) => self.malformed(|| why.to_string()),
+        }
     }
 
     #[inline]

@@ -440,14 +440,14 @@ impl LogFormat {
         if !same_prefix(line, &self.prefix) {
             return Err(Malformed::Prefix);
         }
-        if unrolled && let Some(ends) = super::okome::split(line) {
+        let mut ends = [0u32; MAX_VARIABLES];
+        if unrolled && super::okome::split(line, &mut ends).is_some() {
             return Ok(Entry {
                 format: self,
                 line,
                 ends,
             });
         }
-        let mut ends = [0u32; MAX_VARIABLES];
         let mut at = self.prefix.len();
         for (field_end, variable) in ends.iter_mut().zip(&self.variables) {
             let end = if variable.after.is_empty() {

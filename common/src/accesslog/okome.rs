@@ -34,15 +34,15 @@ fn digits(field: &[u8]) -> bool {
     field.iter().all(u8::is_ascii_digit)
 }
 
-/// Field ends of an `okome` line, as [`LogFormat::check`] would record
-/// them; `None` when the line does not fit (the caller then asks the
-/// generic path why). `line` is non-empty, without leading NULs, and
-/// shorter than 4 GiB.
+/// Record the field ends of an `okome` line in `ends`, as
+/// [`LogFormat::check`] would; `None` when the line does not fit (the
+/// caller then asks the generic path why). Written in place: the array is
+/// most of an `Entry`, and moving it costs more than a short field's search.
+/// `line` is non-empty, without leading NULs, and shorter than 4 GiB.
 ///
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
-pub(super) fn split(line: &[u8]) -> Option<[u32; MAX_VARIABLES]> {
-    let mut ends = [0u32; MAX_VARIABLES];
+pub(super) fn split(line: &[u8], ends: &mut [u32; MAX_VARIABLES]) -> Option<()> {
     // $remote_addr - $remote_user [
     let end = find_literal(line, 0, b" - ")?;
     ends[0] = end as u32;
@@ -109,5 +109,5 @@ pub(super) fn split(line: &[u8]) -> Option<[u32; MAX_VARIABLES]> {
         return None;
     }
     ends[13] = line.len() as u32;
-    Some(ends)
+    Some(())
 }
