@@ -87,10 +87,24 @@ pub fn analyse(config: &Config) -> report::Report {
 /// Input errors and the `--fail-below` verdict go to stderr here.
 pub fn run(config: &Config) -> Result<u8, Error> {
     let report = analyse(config);
+    let others_counted = report.inputs.len() > 1;
     for input in &report.inputs {
         if let Some(error) = &input.error {
-            log::error!("{error} (the other inputs are still counted)");
+            if others_counted {
+                log::error!("{error} (the other inputs are still counted)");
+            } else {
+                log::error!("{error}");
+            }
         }
+    }
+    // Nothing could be read at all: a report of zeros would be a lie, and
+    // with `--output` it would overwrite the dashboard's last good figures.
+    if report
+        .inputs
+        .iter()
+        .all(|i| i.error.is_some() && i.lines == 0)
+    {
+        return Ok(exit::INTERNAL);
     }
     if config.verbose && config.output != Output::Human {
         for sample in &report.malformed_samples {

@@ -524,6 +524,43 @@ fn fail_below_exits_1_under_the_threshold_and_0_above() {
 }
 
 #[test]
+fn when_nothing_is_readable_no_report_is_written_and_the_last_metrics_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("okome-hit-ratio.prom");
+    hit_ratio()
+        .args(["--prometheus", "--output"])
+        .arg(&metrics)
+        .arg(fixture())
+        .assert()
+        .success();
+    let good = std::fs::read(&metrics).unwrap();
+
+    let missing = "/nonexistent/okome_access.log";
+    let out = hit_ratio()
+        .args(["--prometheus", "--output"])
+        .arg(&metrics)
+        .arg(missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(missing), "{stderr}");
+    assert!(
+        !stderr.contains("other inputs"),
+        "there are no others: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&metrics).unwrap(),
+        good,
+        "metrics overwritten"
+    );
+
+    let out = hit_ratio().arg(missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty(), "an empty report was printed");
+}
+
+#[test]
 fn an_unreadable_file_is_named_the_others_still_count_and_the_exit_is_3() {
     let missing = "/nonexistent/okome_access.log.3.gz";
     let out = hit_ratio()
