@@ -3,14 +3,29 @@
 //!
 //! The tools, their tests and the benches write access-log lines and report
 //! times but need no time zones, so a date crate would be all weight: this
-//! is Howard Hinnant's `civil_from_days`, once, with no feature gate so
-//! tests, xtask and every tool can use it. The inverse (text to unix time)
-//! is the access-log parser's `parse_time_local`.
+//! is Howard Hinnant's `civil_from_days` and `days_from_civil`, once, with
+//! no feature gate so tests, xtask and every tool can use them. The
+//! access-log parser's `parse_time_local` (text to unix time) is built on
+//! `days_from_civil`.
 
 /// Month abbreviations as nginx writes them in `$time_local`.
 pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+#[inline]
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month = i64::from(month);
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
 
 /// `(year, month 1-12, day 1-31)` of a day count since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
@@ -56,6 +71,16 @@ mod tests {
             format_time_local(1_795_168_800 + 3_723),
             "20/Nov/2026:11:02:03 +0000"
         );
+    }
+
+    #[test]
+    fn days_and_dates_convert_both_ways() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
 
     #[test]

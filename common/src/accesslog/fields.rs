@@ -5,18 +5,7 @@
 //! they run once per line on millions of lines, must accept invalid UTF-8
 //! around them, and only ever meet the few fixed shapes nginx writes.
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
+use crate::time::days_from_civil;
 
 fn digits(raw: &[u8]) -> Option<u32> {
     if raw.is_empty() || raw.len() > 9 {
