@@ -5,7 +5,7 @@
 //! shares its plan (`SET … EX` / `GET`): a handful of commands on a
 //! connection that lives for one run. The `redis` crate would bring a
 //! connection manager, URL and value machinery for that; this is RESP for
-//! the replies they meet (simple, error, integer, bulk, nil, array). `AUTH`
+//! the replies they meet (simple, error, integer, bulk, nil). `AUTH`
 //! and `SELECT` are queued on connect and sent in one write with the first
 //! command, so a heartbeat is still one round trip. Resolve, connect, every
 //! write and every read share one deadline, so a hung Redis costs exactly
@@ -157,7 +157,8 @@ impl FromStr for RedisUrl {
     }
 }
 
-/// One RESP reply, as far as the tools need them.
+/// One RESP reply, as far as the tools need them (no command they send
+/// answers with an array, so arrays are refused rather than carried).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK`
@@ -170,8 +171,6 @@ pub enum Reply {
     Bulk(Vec<u8>),
     /// `$-1` or `*-1`: no such key.
     Nil,
-    /// `*2\r\n…`
-    Array(Vec<Reply>),
 }
 
 impl Reply {
@@ -184,7 +183,6 @@ impl Reply {
             Reply::Integer(value) => format!(":{value}"),
             Reply::Bulk(data) => format!("a {}-byte value", data.len()),
             Reply::Nil => "nil".to_string(),
-            Reply::Array(items) => format!("an array of {}", items.len()),
         }
     }
 }
@@ -283,23 +281,10 @@ pub fn parse_reply(buf: &[u8], max_bulk: usize) -> Result<Option<(Reply, usize)>
             }
             Ok(Some((Reply::Bulk(data[..len].to_vec()), used + len + 2)))
         }
-        b'*' => {
-            let Ok(count) = usize::try_from(number("array length")?) else {
-                return Ok(Some((Reply::Nil, used)));
-            };
-            let mut items = Vec::with_capacity(count.min(64));
-            let mut at = used;
-            for _ in 0..count {
-                match parse_reply(&buf[at..], max_bulk)? {
-                    Some((item, took)) => {
-                        items.push(item);
-                        at += took;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some((Reply::Array(items), at)))
-        }
+        b'*' if number("array length")? < 0 => Ok(Some((Reply::Nil, used))),
+        b'*' => Err(bad(
+            "an array reply (no command sent here answers with one)",
+        )),
         _ => {
             let shown: String = String::from_utf8_lossy(&buf[..end])
                 .chars()
@@ -518,10 +503,6 @@ mod tests {
             (b"$0\r\n\r\n", Reply::Bulk(Vec::new())),
             (b"$-1\r\n", Reply::Nil),
             (b"*-1\r\n", Reply::Nil),
-            (
-                b"*2\r\n:1\r\n$1\r\nx\r\n",
-                Reply::Array(vec![Reply::Integer(1), Reply::Bulk(b"x".to_vec())]),
-            ),
         ] {
             assert_eq!(
                 parse_reply(raw, cap).unwrap(),
@@ -537,6 +518,7 @@ mod tests {
             }
         }
         assert!(parse_reply(b"$2000\r\n", cap).is_err());
+        assert!(parse_reply(b"*2\r\n:1\r\n:2\r\n", cap).is_err());
         assert!(parse_reply(b"$2\r\nokXX", cap).is_err());
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\n", cap).is_err());
         assert!(parse_reply(b":x\r\n", cap).is_err());
