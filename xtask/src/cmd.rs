@@ -2,7 +2,7 @@
 //! name and status, so a red CI log says what broke without scrolling.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use crate::Result;
 
@@ -26,9 +26,9 @@ pub fn run(command: &mut Command) -> Result {
     Ok(())
 }
 
-/// Run `command` and return its stdout; an unsuccessful exit is an error
-/// that includes stderr.
-pub fn output(command: &mut Command) -> Result<String> {
+/// Run `command` with no stdin and return what it printed; an unsuccessful
+/// exit is an error that includes stderr.
+pub fn captured(command: &mut Command) -> Result<Output> {
     let out = command
         .stdin(Stdio::null())
         .output()
@@ -42,7 +42,12 @@ pub fn output(command: &mut Command) -> Result<String> {
         )
         .into());
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out)
+}
+
+/// Run `command` and return its stdout as text (see [`captured`]).
+pub fn output(command: &mut Command) -> Result<String> {
+    captured(command).map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Whether `program` is on PATH.

@@ -16,6 +16,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::Rng;
 use crate::Result;
 use crate::cmd::{cargo, run, workspace_root};
 use crate::deps;
@@ -370,40 +371,6 @@ fn table(size: u64, lines: u64, log: &Path, results: &[(&str, Measure)], runs: u
 }
 
 // ---- the generated log ----------------------------------------------------
-
-/// splitmix64: small, fast, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Pick by weights.
-    fn pick<T: Copy>(&mut self, table: &[(T, u32)]) -> T {
-        let total: u32 = table.iter().map(|(_, w)| w).sum();
-        let mut x = self.below(u64::from(total)) as u32;
-        for (value, weight) in table {
-            if x < *weight {
-                return *value;
-            }
-            x -= weight;
-        }
-        table[table.len() - 1].0
-    }
-}
 
 /// Zipf(s) ranks 0..n by inverse CDF.
 struct Zipf {

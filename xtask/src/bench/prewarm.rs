@@ -21,6 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use okome_common::time::format_time_local;
 use okome_lab::Lab;
 
+use super::Rng;
 use crate::Result;
 use crate::cmd::{cargo, run, workspace_root};
 use crate::deps;
@@ -339,23 +340,6 @@ fn table(size_mb: u64, lines: u64, ours: Measure, seed: Measure, warms: &[(&str,
 }
 
 // ---- the generated log ----------------------------------------------------
-
-/// splitmix64: small, fast, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const UAS: [&str; 5] = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",

@@ -10,11 +10,11 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use super::{Binary, Dist};
 use crate::Result;
-use crate::cmd::{describe, workspace_root};
+use crate::cmd::{captured, describe, workspace_root};
 
 /// Run every ARM binary's checks; fail naming the binary and the check.
 pub fn check(dist: &Dist) -> Result {
@@ -28,7 +28,7 @@ pub fn check(dist: &Dist) -> Result {
             .ok_or_else(|| format!("no amd64 build of {} to compare with", binary.tool.package))?;
         let mut version = Command::new(qemu);
         version.arg(&binary.path).arg("--version");
-        let out = ok(&mut version)?;
+        let out = captured(&mut version)?;
         let expected = format!("{} {}", binary.tool.package, super::deb::VERSION);
         if !String::from_utf8_lossy(&out.stdout).contains(&expected) {
             return Err(format!(
@@ -39,7 +39,7 @@ pub fn check(dist: &Dist) -> Result {
         }
         let mut help = Command::new(qemu);
         help.arg(&binary.path).arg("--help");
-        let out = ok(&mut help)?;
+        let out = captured(&mut help)?;
         if !String::from_utf8_lossy(&out.stdout).contains("Usage:") {
             return Err(format!("{}: --help shows no usage", describe(&help)).into());
         }
@@ -113,7 +113,7 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
                 .arg(root.join("run/orchestrator.down"));
         }
         command.env("OKOME_ROOT", &root);
-        let out = ok(&mut command)?;
+        let out = captured(&mut command)?;
         if root.join("run/orchestrator.down").exists() {
             return Err(format!(
                 "{}: closed the gate on a healthy upstream",
@@ -184,23 +184,6 @@ fn blank_values(json: &[u8], keys: &[&str]) -> Vec<u8> {
     }
     out.push_str(rest);
     out.into_bytes()
-}
-
-/// Run and require exit 0, reporting stderr otherwise.
-fn ok(command: &mut Command) -> Result<Output> {
-    let out = command
-        .output()
-        .map_err(|e| format!("{}: {e}", describe(command)))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}\n{}",
-            describe(command),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(out)
 }
 
 pub fn fixture(name: &str) -> PathBuf {
