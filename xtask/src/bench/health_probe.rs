@@ -134,30 +134,10 @@ fn measure(command: &mut Command) -> Result<(Usage, i32)> {
     ))
 }
 
-/// Peak RSS of `command` as GNU time reports it (KiB). GNU time forks a
-/// small process before exec; a child spawned straight from this (larger)
-/// process would inherit this process's high-water mark across exec, which
-/// is why `wait4`'s `ru_maxrss` is not used for RSS.
+/// Peak RSS of `command` as GNU time reports it (KiB); see
+/// [`super::gnu_time`] for why not `wait4`'s figure.
 fn peak_rss_kib(command: &Command) -> Result<u64> {
-    let report = std::env::temp_dir().join(format!("okome-bench-rss-{}", std::process::id()));
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
-        .arg(&report)
-        .arg(command.get_program())
-        .args(command.get_args())
-        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    let text = std::fs::read_to_string(&report)?;
-    let _ = std::fs::remove_file(&report);
-    let kib = text
-        .lines()
-        .last()
-        .and_then(|line| line.trim().parse().ok())
-        .ok_or_else(|| format!("unexpected /usr/bin/time output {text:?} ({status})"))?;
-    Ok(kib)
+    super::gnu_time(command).map(|timed| timed.rss_kib)
 }
 
 /// Totals over N runs.

@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::Rng;
@@ -190,39 +190,19 @@ struct Measure {
     rss_kib: u64,
 }
 
-/// Run `argv` under `/usr/bin/time`, stdout discarded, and read its wall
-/// time and peak RSS (the child's own `getrusage`, via GNU time).
+/// Run `argv` under GNU time (stdout discarded): wall, CPU and peak RSS.
 fn measure(argv: &[String]) -> Result<Measure> {
-    let report = tempfile_path("time");
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%e %U %S %M", "-o"])
-        .arg(&report)
-        .args(argv)
-        .env("LC_ALL", "C")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err(format!("{} failed: {status}", argv.join(" ")).into());
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    let timed = super::gnu_time(&command)?;
+    if !timed.status.success() {
+        return Err(format!("{} failed: {}", argv.join(" "), timed.status).into());
     }
-    let text = std::fs::read_to_string(&report)?;
-    let _ = std::fs::remove_file(&report);
-    let fields: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    match fields[..] {
-        [seconds, user, system, rss_kib] => Ok(Measure {
-            seconds,
-            cpu: user + system,
-            rss_kib: rss_kib as u64,
-        }),
-        _ => Err(format!("unexpected /usr/bin/time output {text:?}").into()),
-    }
-}
-
-fn tempfile_path(what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("okome-bench-{what}-{}", std::process::id()))
+    Ok(Measure {
+        seconds: timed.seconds,
+        cpu: timed.cpu,
+        rss_kib: timed.rss_kib,
+    })
 }
 
 /// The detail report must see the log as meant: every line read, a few

@@ -5,6 +5,8 @@ mod health_probe;
 mod hit_ratio;
 mod prewarm;
 
+use std::process::{Command, ExitStatus, Stdio};
+
 use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
@@ -51,5 +53,58 @@ impl Rng {
             x -= weight;
         }
         table[table.len() - 1].0
+    }
+}
+
+/// What GNU time measured for one run of a command.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// User + system CPU seconds.
+    pub cpu: f64,
+    /// Peak resident set size, KiB.
+    pub rss_kib: u64,
+    /// How the command exited; callers decide what counts as failure.
+    pub status: ExitStatus,
+}
+
+/// Run `command` under `/usr/bin/time` with every stream discarded.
+///
+/// GNU time forks a small process before exec, so the peak RSS is the
+/// command's own: a child spawned straight from xtask would inherit xtask's
+/// higher water mark across exec in `wait4`'s `ru_maxrss`.
+pub fn gnu_time(command: &Command) -> Result<Timed> {
+    let report = std::env::temp_dir().join(format!("okome-bench-time-{}", std::process::id()));
+    let status = Command::new("/usr/bin/time")
+        .args(["-f", "%e %U %S %M", "-o"])
+        .arg(&report)
+        .arg(command.get_program())
+        .args(command.get_args())
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let text = std::fs::read_to_string(&report)?;
+    let _ = std::fs::remove_file(&report);
+    // On failure GNU time writes "Command exited with non-zero status N"
+    // first; the figures are always the last line.
+    let fields: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    match fields[..] {
+        [seconds, user, system, rss_kib] => Ok(Timed {
+            seconds,
+            cpu: user + system,
+            rss_kib: rss_kib as u64,
+            status,
+        }),
+        _ => Err(format!("unexpected /usr/bin/time output {text:?} ({status})").into()),
     }
 }

@@ -161,29 +161,18 @@ fn best(a: Option<Measure>, b: Measure) -> Measure {
 
 /// Run `argv` under GNU time: wall seconds and peak RSS (KiB).
 fn measure(argv: &[&str], env: &[(&str, String)]) -> Result<Measure> {
-    let report = tempfile_path("time");
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M", "-o"])
-        .arg(&report)
-        .args(argv)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("LC_ALL", "C")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err(format!("{} failed: {status}", argv.join(" ")).into());
+    let mut command = Command::new(argv[0]);
+    command
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let timed = super::gnu_time(&command)?;
+    if !timed.status.success() {
+        return Err(format!("{} failed: {}", argv.join(" "), timed.status).into());
     }
-    let text = std::fs::read_to_string(&report)?;
-    let _ = std::fs::remove_file(&report);
-    let mut fields = text.split_whitespace();
-    match (
-        fields.next().and_then(|s| s.parse().ok()),
-        fields.next().and_then(|s| s.parse().ok()),
-    ) {
-        (Some(seconds), Some(rss_kib)) => Ok(Measure { seconds, rss_kib }),
-        _ => Err(format!("unexpected /usr/bin/time output {text:?}").into()),
-    }
+    Ok(Measure {
+        seconds: timed.seconds,
+        rss_kib: timed.rss_kib,
+    })
 }
 
 fn tempfile_path(what: &str) -> PathBuf {
