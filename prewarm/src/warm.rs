@@ -523,6 +523,20 @@ mod tests {
 
     /// A tiny HTTP server that answers every request by `respond(path, n)`
     /// and records the request lines: the real network path, no mocks.
+    /// The most requests the server saw within any one-second window.
+    fn busiest_second(seen: &[(Instant, String)]) -> usize {
+        seen.iter()
+            .enumerate()
+            .map(|(i, (t0, _))| {
+                seen[i..]
+                    .iter()
+                    .filter(|(t, _)| *t - *t0 < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     struct Server {
         addr: SocketAddr,
         seen: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -746,14 +760,8 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        let seen = srv.seen.lock().unwrap();
-        for (i, (t0, _)) in seen.iter().enumerate() {
-            let in_window = seen[i..]
-                .iter()
-                .filter(|(t, _)| *t - *t0 < Duration::from_secs(1))
-                .count();
-            assert!(in_window <= 6, "{in_window} requests within 1 s");
-        }
+        let busiest = busiest_second(&srv.seen.lock().unwrap());
+        assert!(busiest <= 6, "{busiest} requests within 1 s");
     }
 
     #[test]
@@ -798,14 +806,8 @@ mod tests {
             report.rate_limit_waits, 0,
             "hits never wait for the origin budget"
         );
-        let seen = srv.seen.lock().unwrap();
-        for (i, (t0, _)) in seen.iter().enumerate() {
-            let in_window = seen[i..]
-                .iter()
-                .filter(|(t, _)| *t - *t0 < Duration::from_secs(1))
-                .count();
-            assert!(in_window <= 11, "{in_window} requests within 1 s");
-        }
+        let busiest = busiest_second(&srv.seen.lock().unwrap());
+        assert!(busiest <= 11, "{busiest} requests within 1 s");
     }
 
     #[test]
