@@ -58,21 +58,25 @@ orchestrator; tracking it would move the VIP for nothing).
 Configuration: flag > OKOME_HEALTH_* environment variable >
 /etc/default/okome-health-probe > built-in default. Default paths are placed
 under $OKOME_ROOT (default /); paths given explicitly are used as written.
-Log level: OKOME_LOG (default info; transitions are warning/info, the rest debug).";
+Log level: OKOME_LOG (default info; transitions are warning/info, the rest
+debug).";
 
 const AFTER_LONG_HELP: &str = "\
 Examples:
   okome-health-probe                          one run as the timer does it
   okome-health-probe --json                   the same, decision printed as JSON
-  okome-health-probe --url http://10.0.0.5:8000/health --expect-status 200 --expect-body '\"ok\"'
+  okome-health-probe --url http://10.0.0.5:8000/health \\
+      --expect-status 200 --expect-body '\"ok\"'
   okome-health-probe --check-local            keepalived's track script
   OKOME_LOG=debug okome-health-probe          show every check and streak
 
 Exit status:
-  0  upstream healthy: the gate is open after this run (or another run holds the lock)
+  0  upstream healthy: the gate is open after this run
+     (or another run holds the lock)
   1  upstream unhealthy: the gate is closed after this run
      (--check-local: 0 local nginx answered, 1 it did not)
-  2  usage or configuration error (bad URL, state directory not usable): nothing was changed
+  2  usage or configuration error (bad URL, state directory not usable):
+     nothing was changed
   3  internal failure (the gate file or state could not be written)
 
 The systemd unit should treat 1 as success (SuccessExitStatus=1): a closed
@@ -85,6 +89,9 @@ pub fn command() -> Command {
         .about(ABOUT)
         .long_about(LONG_ABOUT)
         .after_long_help(AFTER_LONG_HELP)
+        // -h and --help fit 80 columns (clap's wrap_help; narrower terminals
+        // get narrower help).
+        .max_term_width(80)
         // A later flag wins over an earlier one, so wrappers can append.
         .args_override_self(true)
         .arg(

@@ -152,6 +152,8 @@ impl By {
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_long_help = AFTER_LONG_HELP,
+    // -h and --help fit 80 columns (clap's wrap_help; narrower terminals
+    // get narrower help).
     max_term_width = 80
 )]
 pub struct Cli {
@@ -234,15 +236,9 @@ pub struct Cli {
     #[arg(long)]
     pub include_warm: bool,
 
-    /// Parsing threads [default: all cores]; gzip inputs also get
-    /// one decompression thread each
-    #[arg(
-        short = 'j',
-        long,
-        value_name = "N",
-        env = "OKOME_HIT_RATIO_THREADS",
-        verbatim_doc_comment
-    )]
+    /// Parsing threads [default: all cores]; gzip inputs also get one
+    /// decompression thread each
+    #[arg(short = 'j', long, value_name = "N", env = "OKOME_HIT_RATIO_THREADS")]
     pub threads: Option<usize>,
 
     /// Show the first malformed lines with their line numbers

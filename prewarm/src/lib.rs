@@ -74,13 +74,15 @@ impl ExitStatus for Error {
 
 const AFTER_HELP: &str = "\
 Configuration (flag > environment > /etc/default/okome-prewarm > default):
-  OKOME_WARM_TARGET      where HEADs go; scheme, host and port only      [http://127.0.0.1]
-  OKOME_WARM_TOP_N       paths warmed per run                             [40]
-  OKOME_NGINX_LOG        the okome-format access log                      [/var/log/nginx/okome_access.log]
-  OKOME_WARM_STRATEGY    selective | priority | breadth                   [priority]
-  OKOME_WARM_MAX_RPS     requests per second that may reach the origin    [5]
-  OKOME_WARM_VIP         keepalived VIP: holder publishes, standby follows [unset]
-  OKOME_WARM_REDIS       redis://[user:password@]host[:port][/db]       [unset]
+  OKOME_WARM_TARGET    where HEADs go; scheme, host and port only
+                       [http://127.0.0.1]
+  OKOME_WARM_TOP_N     paths warmed per run [40]
+  OKOME_NGINX_LOG      the okome-format access log
+                       [/var/log/nginx/okome_access.log]
+  OKOME_WARM_STRATEGY  selective | priority | breadth [priority]
+  OKOME_WARM_MAX_RPS   requests per second that may reach the origin [5]
+  OKOME_WARM_VIP       keepalived VIP: holder publishes, standby follows [unset]
+  OKOME_WARM_REDIS     redis://[user:password@]host[:port][/db] [unset]
   …and every other flag's OKOME_WARM_* variable, shown next to it above.
 
 What counts as demand: successful GET/HEAD of /, /assets/*, /static/*,
@@ -93,10 +95,10 @@ CR/LF, .., %2f, %2e, %5c; at most 512 bytes).
 Origin budget: a token bucket charged before each request and refunded when
 nginx answered from cache (so hits are free and origin requests never exceed
 max-rps plus one; all requests, hits included, are capped at --max-total-rps
-so nginx's own per-client limit never answers 429), per-request timeout, at most 2 retries (jittered
-exponential backoff, Retry-After honoured, never on 4xx), a run deadline, and
-an emergency stop when a request that waited for the origin took longer than
---emergency-ms or --max-errors errors piled up.
+so nginx's own per-client limit never answers 429), per-request timeout, at
+most 2 retries (jittered exponential backoff, Retry-After honoured, never on
+4xx), a run deadline, and an emergency stop when a request that waited for the
+origin took longer than --emergency-ms or --max-errors errors piled up.
 
 Examples:
   okome-prewarm --dry-run                  show the plan with scores and why
@@ -133,6 +135,31 @@ fn opt(
     }
 }
 
+/// `--exclude-ua`'s long help. Its default is one 187-character word clap
+/// cannot wrap, so clap does not show it (`hide_default_value`); this lists
+/// it over lines that fit 80 columns, in `--help` and the man page.
+fn exclude_ua_long_help() -> String {
+    let mut text =
+        String::from("Comma-separated User-Agent substrings of monitors (not demand)\n\nDefault:");
+    let mut width = text.len() - text.rfind('\n').map_or(0, |n| n + 1);
+    let monitors: Vec<&str> = ingest::DEFAULT_MONITORS.split(',').collect();
+    for (i, monitor) in monitors.iter().enumerate() {
+        let comma = if i + 1 < monitors.len() { "," } else { "" };
+        // 70 = 80 columns less clap's indent of an option's long help.
+        if width + 1 + monitor.len() + comma.len() > 70 {
+            text.push('\n');
+            width = 0;
+        } else {
+            text.push(' ');
+            width += 1;
+        }
+        text.push_str(monitor);
+        text.push_str(comma);
+        width += monitor.len() + comma.len();
+    }
+    text
+}
+
 /// The command line, for `main`, man pages and completions.
 pub fn command() -> Command {
     Command::new("okome-prewarm")
@@ -144,6 +171,9 @@ pub fn command() -> Command {
              budget. Meant to run every 2 minutes from okome-prewarm.timer.",
         )
         .after_help(AFTER_HELP)
+        // -h and --help fit 80 columns (clap's wrap_help; narrower terminals
+        // get narrower help).
+        .max_term_width(80)
         .arg(opt("target", "OKOME_WARM_TARGET", "URL", Some("http://127.0.0.1"), "Warm target: http://host[:port], nothing else"))
         .arg(opt("top-n", "OKOME_WARM_TOP_N", "N", Some("40"), "Paths to warm per run"))
         .arg(opt("log", "OKOME_NGINX_LOG", "PATH", Some("/var/log/nginx/okome_access.log"), "nginx access log in the okome format"))
@@ -160,7 +190,7 @@ pub fn command() -> Command {
         .arg(opt("emergency-ms", "OKOME_WARM_EMERGENCY_MS", "MS", Some("2000"), "Emergency stop when an origin request is slower than this"))
         .arg(opt("max-errors", "OKOME_WARM_MAX_ERRORS", "N", Some("5"), "Emergency stop after this many errors (5xx, 429, timeouts)"))
         .arg(opt("accept-encoding", "OKOME_WARM_ACCEPT_ENCODING", "VALUE", Some("gzip, deflate, br"), "Accept-Encoding sent, as real browsers do"))
-        .arg(opt("exclude-ua", "OKOME_WARM_EXCLUDE_UA", "LIST", Some(ingest::DEFAULT_MONITORS), "Comma-separated User-Agent substrings of monitors (not demand)"))
+        .arg(opt("exclude-ua", "OKOME_WARM_EXCLUDE_UA", "LIST", Some(ingest::DEFAULT_MONITORS), "Comma-separated User-Agent substrings of monitors (not demand) [default: see --help]").hide_default_value(true).long_help(exclude_ua_long_help()))
         .arg(opt("quarantine-after", "OKOME_WARM_QUARANTINE_AFTER", "RUNS", Some("3"), "Quarantine a path that MISSes this many runs in a row"))
         .arg(opt("quarantine-secs", "OKOME_WARM_QUARANTINE_SECS", "SECS", Some("21600"), "How long a quarantine lasts"))
         .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).value_parser(clap::builder::BoolishValueParser::new()).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
@@ -199,6 +229,34 @@ mod tests {
         ] {
             assert!(help.contains(needle), "--help lacks {needle}");
         }
+    }
+
+    #[test]
+    fn exclude_ua_help_lists_the_default_monitors() {
+        let help = exclude_ua_long_help();
+        let (_, listed) = help.split_once("Default:").expect("the default is listed");
+        let listed: Vec<&str> = listed.split(',').map(str::trim).collect();
+        let default: Vec<&str> = ingest::DEFAULT_MONITORS.split(',').collect();
+        assert_eq!(listed, default);
+        assert!(
+            help.lines().all(|line| line.chars().count() <= 70),
+            "{help}"
+        );
+        // clap shows no `[default: …]` for it, so tests/tests/configs.rs cannot
+        // compare the /etc/default file's copy with the tool's: done here.
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/default/okome-prewarm"
+        );
+        let text = std::fs::read_to_string(file).unwrap();
+        let shown: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.trim_start_matches('#')
+                    .strip_prefix("OKOME_WARM_EXCLUDE_UA=")
+            })
+            .collect();
+        assert_eq!(shown, [ingest::DEFAULT_MONITORS]);
     }
 
     #[test]
