@@ -267,7 +267,7 @@ impl Report {
             inputs,
             samples,
         } = scan;
-        let overall = tally.overall;
+        let overall = tally.overall();
         let mut group_names = vec!["/".to_string()];
         group_names.extend(shape.groups.iter().cloned());
         group_names.push("other".to_string());
@@ -303,13 +303,13 @@ impl Report {
             cache_status: cache_rows(&tally),
             http_status: http_rows(&tally),
             groups: tally
-                .groups
+                .groups()
                 .iter()
                 .zip(&group_names)
                 .map(|(mix, name)| mix_row(name, mix))
                 .collect(),
             canary: tally
-                .canary
+                .canary()
                 .iter()
                 .zip(CANARY_VARIANTS)
                 .map(|(mix, name)| mix_row(name, mix))
@@ -365,13 +365,13 @@ impl Report {
 }
 
 fn origin(tally: &Tally) -> Origin {
-    let overall = &tally.overall;
+    let overall = &tally.overall();
     let mean = |mix: &Mix| {
         (mix.miss_upstream_n > 0).then(|| mix.miss_upstream_ms as f64 / mix.miss_upstream_n as f64)
     };
     let overall_mean = mean(overall);
     let avoided_ms: f64 = tally
-        .groups
+        .groups()
         .iter()
         .map(|g| g.without_origin as f64 * mean(g).or(overall_mean).unwrap_or(0.0))
         .sum();
@@ -391,7 +391,7 @@ fn cache_rows(tally: &Tally) -> Vec<StatusRow> {
     };
     let mut rows: Vec<StatusRow> = CACHE_STATUSES
         .iter()
-        .zip(&tally.cache)
+        .zip(&tally.cache())
         .map(|(status, count)| row(status, count))
         .collect();
     for (name, count) in &tally.unknown {

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use okome_common::accesslog::{LineReader, LogFormat, is_gzip, open_input};
+use okome_common::accesslog::{LineReader, LogFormat, Record, is_gzip, open_input};
 
 use crate::tally::{Options, Sample, Tally};
 
@@ -513,8 +513,10 @@ mod tests {
             prop_assert_eq!(cut.tally.lines, expected);
             prop_assert_eq!(cut.tally.parsed() + cut.tally.malformed, expected);
             prop_assert_eq!(cut.tally.malformed, whole.tally.malformed);
-            prop_assert_eq!(cut.tally.overall, whole.tally.overall);
-            prop_assert_eq!(cut.tally.cache, whole.tally.cache);
+            prop_assert_eq!(cut.tally.overall(), whole.tally.overall());
+            prop_assert_eq!(cut.tally.cache(), whole.tally.cache());
+            prop_assert_eq!(cut.tally.groups(), whole.tally.groups());
+            prop_assert_eq!(cut.tally.canary(), whole.tally.canary());
             prop_assert_eq!(cut.samples, whole.samples);
         }
     }

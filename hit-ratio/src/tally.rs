@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use okome_common::accesslog::{Entry, LogFormat};
+use okome_common::accesslog::{LogFormat, Record};
 
 use crate::histogram::Histogram;
 use crate::topn::TopN;
@@ -33,6 +33,8 @@ const REVALIDATED: usize = 5;
 const DASH: usize = 7;
 /// Index used for a cache status nginx does not define.
 const UNKNOWN: usize = 8;
+/// Cache-status indexes: the statuses nginx defines, and `UNKNOWN`.
+const CACHE_INDEXES: usize = CACHE_STATUSES.len() + 1;
 
 /// Distinct unknown cache-status values kept by name; more go to `other`.
 pub const MAX_UNKNOWN: usize = 16;
@@ -41,7 +43,8 @@ pub const SAMPLES: usize = 10;
 /// Time-series buckets kept (the most recent); a week of minutes.
 pub const MAX_BUCKETS: usize = 10_080;
 /// Canary variants, in report order; anything else is `other`.
-pub const CANARY_VARIANTS: [&str; 5] = ["control", "canary", "debug", "-", "other"];
+pub const CANARY_VARIANTS: [&str; VARIANTS] = ["control", "canary", "debug", "-", "other"];
+const VARIANTS: usize = 5;
 
 /// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`.
 #[inline]
@@ -123,54 +126,58 @@ pub struct Mix {
 }
 
 impl Mix {
-    #[inline]
-    fn add(&mut self, cache: usize, bytes: u64, upstream_ms: Option<u64>) {
-        self.requests += 1;
-        if let Some(ms) = upstream_ms {
-            self.origin += 1;
-            self.upstream_ms += ms;
-        }
+    /// Fold in the requests of one cache status.
+    fn add(&mut self, cache: usize, cell: &Cell) {
+        let n = cell.requests;
+        self.requests += n;
+        self.origin += cell.origin;
+        self.upstream_ms += cell.upstream_ms;
         if cache == DASH {
             return;
         }
-        self.with_status += 1;
-        self.bytes_with_status += bytes;
+        self.with_status += n;
+        self.bytes_with_status += cell.bytes;
         match cache {
             HIT | STALE | UPDATING | REVALIDATED => {
-                self.from_cache += 1;
-                self.bytes_from_cache += bytes;
+                self.from_cache += n;
+                self.bytes_from_cache += cell.bytes;
                 if cache != REVALIDATED {
-                    self.without_origin += 1;
+                    self.without_origin += n;
                 }
                 if cache == HIT {
-                    self.hits += 1;
-                    self.hit_miss_expired += 1;
+                    self.hits += n;
+                    self.hit_miss_expired += n;
                 }
             }
             MISS | EXPIRED => {
-                self.hit_miss_expired += 1;
-                if let Some(ms) = upstream_ms {
-                    self.miss_upstream_n += 1;
-                    self.miss_upstream_ms += ms;
-                }
+                self.hit_miss_expired += n;
+                self.miss_upstream_n += cell.origin;
+                self.miss_upstream_ms += cell.upstream_ms;
             }
             _ => {}
         }
     }
+}
 
-    fn merge(&mut self, o: &Mix) {
+/// The requests of one path group, canary variant and cache status. Every
+/// figure of a [`Mix`] is a sum over such cells, so the hot loop adds each
+/// line to one cell (four additions) and the mixes are folded from the
+/// cells when the report asks.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Cell {
+    requests: u64,
+    bytes: u64,
+    /// Requests with an upstream response time, and that time (ms).
+    origin: u64,
+    upstream_ms: u64,
+}
+
+impl Cell {
+    fn merge(&mut self, o: &Cell) {
         self.requests += o.requests;
-        self.with_status += o.with_status;
-        self.from_cache += o.from_cache;
-        self.hits += o.hits;
-        self.hit_miss_expired += o.hit_miss_expired;
-        self.bytes_with_status += o.bytes_with_status;
-        self.bytes_from_cache += o.bytes_from_cache;
-        self.without_origin += o.without_origin;
+        self.bytes += o.bytes;
         self.origin += o.origin;
         self.upstream_ms += o.upstream_ms;
-        self.miss_upstream_n += o.miss_upstream_n;
-        self.miss_upstream_ms += o.miss_upstream_ms;
     }
 }
 
@@ -313,22 +320,16 @@ pub struct Tally {
     pub outside: u64,
     /// The first few malformed lines.
     pub samples: Vec<Sample>,
-    /// Per cache status, indexed like [`CACHE_STATUSES`].
-    pub cache: [Count; 8],
+    /// Per path group × canary variant × cache index; see [`Tally::cell`].
+    cells: Vec<Cell>,
     /// Unknown cache statuses by name (at most [`MAX_UNKNOWN`]).
     pub unknown: Vec<(Vec<u8>, Count)>,
     /// Unknown cache statuses beyond that.
     pub unknown_other: Count,
-    /// All counted requests.
-    pub overall: Mix,
     /// Requests per HTTP status code (100–599); others in `http_other`.
     pub http: Box<[u64; 600]>,
     /// Requests with a status outside 100–599 or none.
     pub http_other: u64,
-    /// Per path group: `/`, each prefix, `other`.
-    pub groups: Vec<Mix>,
-    /// Per canary variant, indexed like [`CANARY_VARIANTS`].
-    pub canary: [Mix; 5],
     /// Hit ratio over time (`--by`).
     pub series: Option<Series>,
     /// Most-missed paths (`--top`).
@@ -350,14 +351,11 @@ impl Tally {
             warm: 0,
             outside: 0,
             samples: Vec::new(),
-            cache: [Count::default(); 8],
+            cells: vec![Cell::default(); (options.groups.len() + 2) * VARIANTS * CACHE_INDEXES],
             unknown: Vec::new(),
             unknown_other: Count::default(),
-            overall: Mix::default(),
             http: Box::new([0; 600]),
             http_other: 0,
-            groups: vec![Mix::default(); options.groups.len() + 2],
-            canary: [Mix::default(); 5],
             series: options.by.map(Series::new),
             top: options.top_capacity.map(TopN::new),
             latency: options
@@ -387,6 +385,10 @@ impl Tally {
             self.malformed(|| "line longer than the line cap".to_string());
             return;
         }
+        if let Some(entry) = format.check_okome(bytes) {
+            self.entry(&entry, options);
+            return;
+        }
         // Borrowed where it lies: an entry is mostly its field-end array,
         // and moving it out of the result costs a copy per line.
         match &format.check(bytes) {
@@ -396,7 +398,7 @@ impl Tally {
     }
 
     #[inline]
-    fn entry(&mut self, entry: &Entry<'_>, options: &Options) {
+    fn entry<'a>(&mut self, entry: &impl Record<'a>, options: &Options) {
         if !options.include_warm && entry.warm() {
             self.warm += 1;
             return;
@@ -421,20 +423,15 @@ impl Tally {
         let cache = cache_index(status);
         let bytes = entry.body_bytes().unwrap_or(0);
         let upstream_ms = entry.upstream_time_ms();
-        let counted = Count { requests: 1, bytes };
         if cache == UNKNOWN {
-            self.count_unknown(status.unwrap_or_default(), counted);
-        } else {
-            self.cache[cache].add(counted);
+            self.count_unknown(status.unwrap_or_default(), Count { requests: 1, bytes });
         }
-        self.overall.add(cache, bytes, upstream_ms);
         match entry.status() {
             Some(code @ 100..=599) => self.http[code as usize] += 1,
             _ => self.http_other += 1,
         }
         let path = entry.path();
         let group = group_of(&options.groups, path);
-        self.groups[group].add(cache, bytes, upstream_ms);
         let variant = match entry.canary() {
             Some([b'c', b'o', b'n', b't', b'r', b'o', b'l']) => 0,
             Some([b'c', b'a', b'n', b'a', b'r', b'y']) => 1,
@@ -442,7 +439,13 @@ impl Tally {
             None => 3,
             Some(_) => 4,
         };
-        self.canary[variant].add(cache, bytes, upstream_ms);
+        let cell = &mut self.cells[Self::cell(group, variant, cache)];
+        cell.requests += 1;
+        cell.bytes += bytes;
+        if let Some(ms) = upstream_ms {
+            cell.origin += 1;
+            cell.upstream_ms += ms;
+        }
         if let (Some(series), Some(t)) = (&mut self.series, time) {
             series.add(t, cache);
         }
@@ -468,9 +471,67 @@ impl Tally {
         }
     }
 
+    /// Where the cell of a path group, canary variant and cache index is.
+    #[inline]
+    fn cell(group: usize, variant: usize, cache: usize) -> usize {
+        (group * VARIANTS + variant) * CACHE_INDEXES + cache
+    }
+
+    /// Each cell with its path group, canary variant and cache index.
+    fn cells(&self) -> impl Iterator<Item = (usize, usize, usize, &Cell)> {
+        self.cells.iter().enumerate().map(|(index, cell)| {
+            let cache = index % CACHE_INDEXES;
+            let variant = index / CACHE_INDEXES % VARIANTS;
+            let group = index / CACHE_INDEXES / VARIANTS;
+            (group, variant, cache, cell)
+        })
+    }
+
+    /// All counted requests.
+    pub fn overall(&self) -> Mix {
+        let mut mix = Mix::default();
+        for (_, _, cache, cell) in self.cells() {
+            mix.add(cache, cell);
+        }
+        mix
+    }
+
+    /// Per path group: `/`, each prefix, `other`.
+    pub fn groups(&self) -> Vec<Mix> {
+        let mut mixes = vec![Mix::default(); self.cells.len() / (VARIANTS * CACHE_INDEXES)];
+        for (group, _, cache, cell) in self.cells() {
+            mixes[group].add(cache, cell);
+        }
+        mixes
+    }
+
+    /// Per canary variant, indexed like [`CANARY_VARIANTS`].
+    pub fn canary(&self) -> [Mix; VARIANTS] {
+        let mut mixes = [Mix::default(); VARIANTS];
+        for (_, variant, cache, cell) in self.cells() {
+            mixes[variant].add(cache, cell);
+        }
+        mixes
+    }
+
+    /// Per cache status, indexed like [`CACHE_STATUSES`] (unknown statuses
+    /// are in `unknown`).
+    pub fn cache(&self) -> [Count; CACHE_STATUSES.len()] {
+        let mut counts = [Count::default(); CACHE_STATUSES.len()];
+        for (_, _, cache, cell) in self.cells() {
+            if let Some(count) = counts.get_mut(cache) {
+                count.add(Count {
+                    requests: cell.requests,
+                    bytes: cell.bytes,
+                });
+            }
+        }
+        counts
+    }
+
     /// Requests counted (parsed, not prewarm, inside the time window).
     pub fn counted(&self) -> u64 {
-        self.overall.requests
+        self.cells.iter().map(|cell| cell.requests).sum()
     }
 
     /// Lines that parsed.
@@ -486,24 +547,17 @@ impl Tally {
         self.malformed += other.malformed;
         self.warm += other.warm;
         self.outside += other.outside;
-        for (mine, theirs) in self.cache.iter_mut().zip(&other.cache) {
-            mine.add(*theirs);
+        for (mine, theirs) in self.cells.iter_mut().zip(&other.cells) {
+            mine.merge(theirs);
         }
         for (name, count) in other.unknown {
             self.count_unknown(&name, count);
         }
         self.unknown_other.add(other.unknown_other);
-        self.overall.merge(&other.overall);
         for (mine, theirs) in self.http.iter_mut().zip(other.http.iter()) {
             *mine += theirs;
         }
         self.http_other += other.http_other;
-        for (mine, theirs) in self.groups.iter_mut().zip(&other.groups) {
-            mine.merge(theirs);
-        }
-        for (mine, theirs) in self.canary.iter_mut().zip(&other.canary) {
-            mine.merge(theirs);
-        }
         if let (Some(mine), Some(theirs)) = (&mut self.series, &mut other.series) {
             mine.merge(theirs);
         }
@@ -632,7 +686,7 @@ mod tests {
         ];
         let tally = tally(&lines, &options());
         assert_eq!((tally.lines, tally.malformed, tally.warm), (9, 0, 1));
-        let m = tally.overall;
+        let m = tally.overall();
         assert_eq!(m.requests, 8);
         assert_eq!(m.with_status, 7);
         assert_eq!(m.from_cache, 3); // HIT STALE REVALIDATED
@@ -641,7 +695,7 @@ mod tests {
         assert_eq!((m.bytes_from_cache, m.bytes_with_status), (150, 470));
         assert_eq!((m.origin, m.upstream_ms), (5, 840));
         assert_eq!((m.miss_upstream_n, m.miss_upstream_ms), (2, 700));
-        assert_eq!(tally.cache[DASH].requests, 1);
+        assert_eq!(tally.cache()[DASH].requests, 1);
         assert_eq!(
             tally.unknown,
             vec![(
@@ -655,9 +709,9 @@ mod tests {
         assert_eq!(tally.http[200], 5);
         assert_eq!(tally.http[304], 1);
         // groups: "/", /assets, /api, other
-        let requests: Vec<u64> = tally.groups.iter().map(|g| g.requests).collect();
+        let requests: Vec<u64> = tally.groups().iter().map(|g| g.requests).collect();
         assert_eq!(requests, [1, 2, 2, 3]);
-        let canary: Vec<u64> = tally.canary.iter().map(|g| g.requests).collect();
+        let canary: Vec<u64> = tally.canary().iter().map(|g| g.requests).collect();
         assert_eq!(canary, [2, 2, 1, 2, 1]);
         let top = tally.top.as_ref().unwrap().top(5);
         assert_eq!(top.len(), 2);
@@ -708,9 +762,9 @@ mod tests {
         let whole = tally(&lines, &options());
         let mut first = tally(&lines[..20], &options());
         first.merge(tally(&lines[20..], &options()));
-        assert_eq!(first.overall, whole.overall);
-        assert_eq!(first.cache, whole.cache);
-        assert_eq!(first.groups, whole.groups);
+        assert_eq!(first.overall(), whole.overall());
+        assert_eq!(first.cache(), whole.cache());
+        assert_eq!(first.groups(), whole.groups());
         assert_eq!(first.top.unwrap().top(3), whole.top.unwrap().top(3));
     }
 

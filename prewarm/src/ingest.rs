@@ -11,7 +11,7 @@
 use crate::pathsafe::{self, Refusal};
 use crate::rank;
 use crate::state::PathStats;
-use okome_common::accesslog::{Entry, LogFormat};
+use okome_common::accesslog::{Entry, LogFormat, Record};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

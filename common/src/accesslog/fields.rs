@@ -72,6 +72,90 @@ fn parse_offset(raw: &[u8]) -> Option<i64> {
     Some(sign * i64::from(hours * 3600 + minutes * 60))
 }
 
+/// Eight bytes of `line` ending at `end`, as a little-endian word (the
+/// byte at `end - 1` is the most significant); `None` when `end < 8`.
+#[inline(always)]
+fn word_ending_at(line: &[u8], end: usize) -> Option<u64> {
+    let bytes: &[u8; 8] = line.get(end.checked_sub(8)?..end)?.try_into().ok()?;
+    Some(u64::from_le_bytes(*bytes))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const ZEROS: u64 = 0x30 * ONES;
+const HIGH_NIBBLES: u64 = 0xf0 * ONES;
+
+/// `word` with its `8 - len` low bytes (those before a `len`-byte field
+/// that ends the word) replaced by `'0'`: leading zeros.
+#[inline(always)]
+fn zero_padded(word: u64, len: usize) -> u64 {
+    let field = u64::MAX << (8 * (8 - len));
+    (word & field) | (ZEROS & !field)
+}
+
+/// Whether every byte of `word` is an ASCII digit. A carry out of one
+/// byte needs an invalid byte, which fails its own test anyway.
+#[inline(always)]
+fn all_digits(word: u64) -> bool {
+    (word & HIGH_NIBBLES) == ZEROS && (word.wrapping_add(6 * ONES) & HIGH_NIBBLES) == ZEROS
+}
+
+/// The decimal value of `line[end - len..end]` when that is 1 to 8 ASCII
+/// digits, checked and converted a word at a time (no loop over the
+/// digits); `None` when it is not, or when it cannot be loaded as a word
+/// (`end < 8`, longer fields: the caller's byte loop decides those).
+#[inline(always)]
+pub(crate) fn digits_ending_at(line: &[u8], end: usize, len: usize) -> Option<u64> {
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    let word = zero_padded(word_ending_at(line, end)?, len);
+    if !all_digits(word) {
+        return None;
+    }
+    // Eight digits to a number in three multiplications (the first digit
+    // is the lowest byte).
+    let digits = word - ZEROS;
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    const LOW_OF_PAIRS: u64 = 0x0000_00ff_0000_00ff;
+    let value = (pairs & LOW_OF_PAIRS)
+        .wrapping_mul(100 + (1_000_000 << 32))
+        .wrapping_add(((pairs >> 16) & LOW_OF_PAIRS).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    Some(value)
+}
+
+/// Whether `line[end - len..end]` is 1 to 8 bytes of ASCII digits and
+/// dots, checked a word at a time; `None` when it cannot be loaded as a
+/// word (the caller's byte loop decides).
+#[inline(always)]
+pub(crate) fn digits_and_dots_ending_at(line: &[u8], end: usize, len: usize) -> Option<bool> {
+    if !(1..=8).contains(&len) {
+        return None;
+    }
+    let word = zero_padded(word_ending_at(line, end)?, len);
+    // Dots become `'0'`: the exact zero-byte test of `word ^ "........"`
+    // (no borrow between bytes) marks them.
+    const LOW7: u64 = 0x7f * ONES;
+    let x = word ^ (u64::from(b'.') * ONES);
+    let dots = !(((x & LOW7) + LOW7) | x) & !LOW7;
+    Some(all_digits(word ^ ((dots >> 7) * u64::from(b'.' ^ b'0'))))
+}
+
+/// A byte count (`$body_bytes_sent`): ASCII digits that fit a `u64`.
+pub(crate) fn parse_count(raw: &[u8]) -> Option<u64> {
+    if raw.is_empty() {
+        return None;
+    }
+    // One pass: check and accumulate together.
+    raw.iter().try_fold(0u64, |value, &byte| {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 /// Unix seconds of an nginx `$time_local` value: `20/Nov/2026:10:00:00 +0100`.
 pub fn parse_time_local(raw: &[u8]) -> Option<i64> {
     if raw.len() != 26
@@ -260,6 +344,47 @@ mod tests {
         assert_eq!(parse_seconds_ms(b"-"), None);
         assert_eq!(parse_seconds_ms(b""), None);
         assert_eq!(parse_seconds_ms(b"1.2.3"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_digit_checks_agree_with_byte_loops(
+            line in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(b"0123456789./: -".to_vec()),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..24,
+            ),
+            end in 0usize..26,
+            len in 0usize..10,
+        ) {
+            let field = end.checked_sub(len).and_then(|start| line.get(start..end));
+            let loadable = end >= 8 && end <= line.len() && (1..=8).contains(&len);
+            let by_bytes = field.filter(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
+            let expected = by_bytes
+                .map(|f| f.iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0')));
+            proptest::prop_assert_eq!(
+                digits_ending_at(&line, end, len),
+                if loadable { expected } else { None }
+            );
+            let dotted = field.is_some_and(|f| {
+                !f.is_empty() && f.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+            });
+            proptest::prop_assert_eq!(
+                digits_and_dots_ending_at(&line, end, len),
+                loadable.then_some(dotted)
+            );
+        }
+    }
+
+    #[test]
+    fn counts_that_do_not_fit_are_refused() {
+        assert_eq!(parse_count(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_count(b"18446744073709551616"), None);
+        assert_eq!(parse_count(b"99999999999999999999"), None);
+        assert_eq!(parse_count(b"12a"), None);
+        assert_eq!(parse_count(b""), None);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 
 use std::fmt;
 
-use super::fields;
+use super::okome::OkomeEntry;
+use super::record::{FIELD_COUNT, Field, Record};
 
 /// Most variables a format may have; [`Entry`] keeps field boundaries in a
 /// fixed array of this size so parsing never allocates.
@@ -29,51 +30,6 @@ pub enum Escape {
     /// `escape=none`: nothing escaped (a `"` in a user agent can then
     /// misalign a line; such lines come out malformed).
     None,
-}
-
-/// Variables the typed accessors of [`Entry`] read.
-#[derive(Debug, Clone, Copy)]
-enum Known {
-    TimeLocal,
-    TimeIso8601,
-    Msec,
-    Request,
-    RequestMethod,
-    RequestUri,
-    Status,
-    BodyBytesSent,
-    BytesSent,
-    UserAgent,
-    CacheStatus,
-    RequestTime,
-    UpstreamResponseTime,
-    Canary,
-    Warm,
-}
-
-const KNOWN_COUNT: usize = 15;
-
-impl Known {
-    fn of(name: &str) -> Option<Known> {
-        Some(match name {
-            "time_local" => Known::TimeLocal,
-            "time_iso8601" => Known::TimeIso8601,
-            "msec" => Known::Msec,
-            "request" => Known::Request,
-            "request_method" => Known::RequestMethod,
-            "request_uri" => Known::RequestUri,
-            "status" => Known::Status,
-            "body_bytes_sent" => Known::BodyBytesSent,
-            "bytes_sent" => Known::BytesSent,
-            "http_user_agent" => Known::UserAgent,
-            "upstream_cache_status" => Known::CacheStatus,
-            "request_time" => Known::RequestTime,
-            "upstream_response_time" => Known::UpstreamResponseTime,
-            "okome_canary" => Known::Canary,
-            "okome_warm" => Known::Warm,
-            _ => return None,
-        })
-    }
 }
 
 /// A shape check applied while splitting, so that a line of another format
@@ -133,7 +89,7 @@ pub struct LogFormat {
     source: String,
     prefix: Box<[u8]>,
     variables: Vec<Variable>,
-    known: [u8; KNOWN_COUNT],
+    known: [u8; FIELD_COUNT],
     escape: Escape,
     /// This is the `okome` format: lines are split by the unrolled copy of
     /// the rule in `okome.rs`.
@@ -361,9 +317,9 @@ impl LogFormat {
                 n => (1u64 << (8 * n)) - 1,
             };
         }
-        let mut known = [ABSENT; KNOWN_COUNT];
+        let mut known = [ABSENT; FIELD_COUNT];
         for (index, variable) in variables.iter().enumerate() {
-            if let Some(which) = Known::of(&variable.name) {
+            if let Some(which) = Field::of(&variable.name) {
                 // The first occurrence wins, as a reader of the line expects.
                 if known[which as usize] == ABSENT {
                     known[which as usize] = index as u8;
@@ -380,6 +336,13 @@ impl LogFormat {
         })
     }
 
+    /// The length of the literal after each variable (tests hold the
+    /// `okome` fast path's constants to them).
+    #[cfg(test)]
+    pub(super) fn literal_lengths(&self) -> Vec<usize> {
+        self.variables.iter().map(|v| v.after.len()).collect()
+    }
+
     /// The format string as compiled (pieces joined, unquoted).
     pub fn source(&self) -> &str {
         &self.source
@@ -392,7 +355,7 @@ impl LogFormat {
 
     /// Whether lines carry a time ($time_local, $time_iso8601 or $msec).
     pub fn has_time(&self) -> bool {
-        [Known::TimeLocal, Known::TimeIso8601, Known::Msec]
+        [Field::TimeLocal, Field::TimeIso8601, Field::Msec]
             .iter()
             .any(|&k| self.known[k as usize] != ABSENT)
     }
@@ -407,6 +370,20 @@ impl LogFormat {
     #[inline]
     pub fn parse<'a>(&'a self, line: &'a [u8]) -> Option<Entry<'a>> {
         self.check(line).ok()
+    }
+
+    /// Split an `okome` line by the fast path alone: `None` when this is
+    /// not the `okome` format or the fast path leaves the line to
+    /// [`LogFormat::check`] (a line it does not fit, leading NULs, or a
+    /// shape it does not judge). The hot loop of a log scan tries this
+    /// first: its fields are found without looking up the format.
+    #[inline(always)]
+    pub fn check_okome<'a>(&self, line: &'a [u8]) -> Option<OkomeEntry<'a>> {
+        // Leading NULs are the generic walk's to skip.
+        if !self.okome || line.first() == Some(&0) || line.len() > u32::MAX as usize {
+            return None;
+        }
+        OkomeEntry::split(line)
     }
 
     /// Split `line`, or say why it does not fit.
@@ -441,7 +418,8 @@ impl LogFormat {
             return Err(Malformed::Prefix);
         }
         let mut ends = [0u32; MAX_VARIABLES];
-        if unrolled && super::okome::split(line, &mut ends).is_some() {
+        if unrolled && let Some(okome) = super::okome::split(line) {
+            ends[..okome.ends.len()].copy_from_slice(&okome.ends);
             return Ok(Entry {
                 format: self,
                 line,
@@ -528,6 +506,16 @@ fn find(haystack: &[u8], variable: &Variable, escape: Escape) -> Option<usize> {
     }
 }
 
+/// Whether `literal` occurs in `line` at `at`. A compare of a fixed-size
+/// array: a few word compares inline, whatever the optimisation level of
+/// the crate this is inlined into (a slice compare is a loop or a call).
+#[inline(always)]
+pub(crate) fn is_at<const N: usize>(line: &[u8], at: usize, literal: &[u8; N]) -> bool {
+    line.get(at..at + N)
+        .and_then(|candidate| <&[u8; N]>::try_from(candidate).ok())
+        .is_some_and(|candidate| candidate == literal)
+}
+
 /// `haystack.starts_with(literal)` for the short literals of a format,
 /// inlined: a `memcmp` call per field costs more than the comparison.
 #[inline(always)]
@@ -535,46 +523,15 @@ pub(crate) fn same_prefix(haystack: &[u8], literal: &[u8]) -> bool {
     haystack.len() >= literal.len() && haystack.iter().zip(literal).all(|(a, b)| a == b)
 }
 
-/// How far a byte search scans inline, eight bytes at a time, before
-/// handing over to SIMD `memchr`: most fields are a few bytes long, and a
-/// call costs more than the scan.
-const INLINE_SCAN: usize = 40;
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The lowest byte of `word` equal to `byte`, found with SWAR arithmetic
-/// (the classic has-zero-byte trick: exact for the lowest match).
-#[inline(always)]
-fn byte_in_word(word: u64, byte: u8) -> Option<usize> {
-    let x = word ^ (u64::from(byte) * ONES);
-    let found = x.wrapping_sub(ONES) & !x & HIGHS;
-    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
-}
-
-/// `memchr`, with the first bytes scanned inline a word at a time
-/// (whole 8-byte chunks: no length test per word). A plain loop rather
-/// than iterator adaptors: callers are inlined into crates built for size,
-/// where adaptors are not always folded away.
+/// `memchr`, with the first bytes compared inline sixteen at a time: most
+/// fields are a few bytes long, and a call costs more than the compare.
 #[inline(always)]
 pub(crate) fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
-    let (words, tail) = haystack.as_chunks::<8>();
-    let inline = words.len().min(INLINE_SCAN / 8);
-    let mut index = 0;
-    while index < inline {
-        if let Some(offset) = byte_in_word(u64::from_le_bytes(words[index]), byte) {
-            return Some(index * 8 + offset);
-        }
-        index += 1;
-    }
-    if words.len() > inline {
-        return memchr::memchr(byte, &haystack[INLINE_SCAN..]).map(|offset| INLINE_SCAN + offset);
-    }
-    let at = words.len() * 8;
-    tail.iter()
-        .position(|&b| b == byte)
-        .map(|offset| at + offset)
+    super::bytemask::find(byte, haystack)
 }
+
+/// How far [`rfind_byte`] scans inline before calling `memrchr`.
+const INLINE_SCAN: usize = 40;
 
 /// `memrchr`, with the last bytes scanned inline.
 #[inline(always)]
@@ -628,19 +585,6 @@ impl<'a> Entry<'a> {
         &self.line[start..self.ends[index] as usize]
     }
 
-    #[inline]
-    fn raw(&self, which: Known) -> Option<&'a [u8]> {
-        match self.format.known[which as usize] {
-            ABSENT => None,
-            index => Some(self.span(index as usize)),
-        }
-    }
-
-    #[inline]
-    fn known(&self, which: Known) -> Option<&'a [u8]> {
-        self.raw(which).filter(|field| !matches!(field, [b'-']))
-    }
-
     /// The line the entry was split from (without leading NULs).
     pub fn line(&self) -> &'a [u8] {
         self.line
@@ -652,123 +596,14 @@ impl<'a> Entry<'a> {
         let field = self.span(self.format.index_of(var)?);
         (!matches!(field, [b'-'])).then_some(field)
     }
+}
 
-    /// The request method (`$request_method`, else from `$request`).
-    pub fn method(&self) -> Option<&'a [u8]> {
-        if let Some(method) = self.known(Known::RequestMethod) {
-            return Some(method);
+impl<'a> Record<'a> for Entry<'a> {
+    #[inline]
+    fn raw(&self, which: Field) -> Option<&'a [u8]> {
+        match self.format.known[which as usize] {
+            ABSENT => None,
+            index => Some(self.span(index as usize)),
         }
-        let request = self.known(Known::Request)?;
-        let space = find_byte(b' ', request)?;
-        Some(&request[..space])
-    }
-
-    /// The request target, path and query as the client sent them
-    /// (`$request_uri`, else from `$request` = `GET /x?y HTTP/1.1`).
-    pub fn target(&self) -> Option<&'a [u8]> {
-        if let Some(uri) = self.known(Known::RequestUri) {
-            return Some(uri);
-        }
-        let request = self.known(Known::Request)?;
-        let rest = &request[find_byte(b' ', request)? + 1..];
-        // Nearly always ` HTTP/1.1`, ` HTTP/2.0` or ` HTTP/3.0`: check that
-        // shape in place before searching backwards.
-        let rest = match rest.len().checked_sub(9) {
-            Some(space) if rest[space] == b' ' && same_prefix(&rest[space + 1..], b"HTTP/") => {
-                &rest[..space]
-            }
-            _ => match rfind_byte(b' ', rest) {
-                Some(space) if same_prefix(&rest[space + 1..], b"HTTP/") => &rest[..space],
-                _ => rest,
-            },
-        };
-        (!rest.is_empty()).then_some(rest)
-    }
-
-    /// The request path: [`Entry::target`] without its query string.
-    pub fn path(&self) -> Option<&'a [u8]> {
-        let target = self.target()?;
-        Some(match find_byte(b'?', target) {
-            Some(query) => &target[..query],
-            None => target,
-        })
-    }
-
-    /// `$status`.
-    pub fn status(&self) -> Option<u16> {
-        let &[a, b, c] = self.known(Known::Status)? else {
-            return None;
-        };
-        let digit = |byte: u8| Some(u16::from(byte.wrapping_sub(b'0'))).filter(|d| *d <= 9);
-        Some(digit(a)? * 100 + digit(b)? * 10 + digit(c)?)
-    }
-
-    /// `$body_bytes_sent`, else `$bytes_sent`.
-    pub fn body_bytes(&self) -> Option<u64> {
-        let raw = self
-            .known(Known::BodyBytesSent)
-            .or_else(|| self.known(Known::BytesSent))?;
-        if raw.is_empty() || raw.len() > 19 {
-            return None;
-        }
-        // One pass: check and accumulate together.
-        raw.iter().try_fold(0u64, |value, &byte| {
-            let digit = byte.wrapping_sub(b'0');
-            (digit <= 9).then(|| value * 10 + u64::from(digit))
-        })
-    }
-
-    /// `$http_user_agent`.
-    pub fn user_agent(&self) -> Option<&'a [u8]> {
-        self.known(Known::UserAgent)
-    }
-
-    /// `$upstream_cache_status` (`HIT`, `MISS`, …); `None` for `-` (the
-    /// request never reached the cache, e.g. answered by the health gate).
-    pub fn cache_status(&self) -> Option<&'a [u8]> {
-        self.known(Known::CacheStatus)
-    }
-
-    /// `$request_time` in seconds.
-    pub fn request_time(&self) -> Option<f64> {
-        self.request_time_ms().map(|ms| ms as f64 / 1000.0)
-    }
-
-    /// `$request_time` in milliseconds (nginx's resolution).
-    pub fn request_time_ms(&self) -> Option<u64> {
-        fields::parse_seconds_ms(self.known(Known::RequestTime)?)
-    }
-
-    /// `$upstream_response_time` in seconds, summed over retries.
-    pub fn upstream_time(&self) -> Option<f64> {
-        self.upstream_time_ms().map(|ms| ms as f64 / 1000.0)
-    }
-
-    /// `$upstream_response_time` in milliseconds, summed over retries;
-    /// `None` when no upstream answered (a cache hit).
-    pub fn upstream_time_ms(&self) -> Option<u64> {
-        fields::sum_seconds_ms(self.known(Known::UpstreamResponseTime)?)
-    }
-
-    /// Unix seconds of the request, from `$time_local`, `$time_iso8601` or
-    /// `$msec`, whichever the format logs.
-    pub fn time_local(&self) -> Option<i64> {
-        if let Some(raw) = self.known(Known::TimeLocal) {
-            return fields::parse_time_local(raw);
-        }
-        if let Some(raw) = self.known(Known::TimeIso8601) {
-            return fields::parse_iso8601(raw);
-        }
-        fields::parse_msec(self.known(Known::Msec)?)
-    }
-
-    /// `$okome_canary`: `control`, `canary` or `debug`.
-    pub fn canary(&self) -> Option<&'a [u8]> {
-        self.known(Known::Canary)
-    }
-
-    /// Whether okome-prewarm sent the request (`$okome_warm` is `1`).
-    pub fn warm(&self) -> bool {
-        matches!(self.raw(Known::Warm), Some([b'1']))
     }
 }

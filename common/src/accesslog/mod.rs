@@ -17,16 +17,20 @@
 //! whole file, no per-line allocation), fed by [`open_input`], which
 //! recognises gzip by its magic bytes the way logrotate leaves `.2.gz`.
 
+mod bytemask;
 mod fields;
 mod format;
 mod okome;
 mod reader;
+mod record;
 
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
 pub use format::{Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed};
+pub use okome::OkomeEntry;
 pub use reader::{
     DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, Line, LineReader, is_gzip, open_input,
 };
+pub use record::{Field, Record};
 
 /// The `okome` log format, exactly as the quoted string in
 /// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).

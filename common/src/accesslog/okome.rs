@@ -1,17 +1,109 @@
-//! The generic splitting rule, unrolled for the `okome` format.
+//! The generic splitting rule, specialised for the `okome` format.
 //!
 //! [`LogFormat::check`](super::LogFormat::check) walks a list of variables
-//! and loads each closing literal, its first byte, its mask and its shape
-//! from memory for every field of every line. For the one format the
-//! toolkit's own nginx writes, the same walk is spelled out here with the
-//! literals and shapes as constants, so each field search compiles to a
-//! byte scan and an inline compare. It is the same rule, not a new one:
-//! each field still ends at the first occurrence of its closing literal and
-//! is shape-checked as the generic path does, and any line it does not
-//! accept goes through the generic path, which gives the reason. A property
-//! test (`tests.rs`) holds both paths to the same answer on dirty input.
+//! and searches for each closing literal from where the last field ended.
+//! For the one format the toolkit's own nginx writes, most of that search
+//! can be skipped: five of its closing literals contain a `"`, and nginx
+//! writes `"` inside a value only as `\x22`. So where a literal that
+//! contains a quote first occurs is fixed by where the line's quotes are,
+//! and those are found sixteen bytes per step ([`first_positions`]) instead
+//! of one search per field across the long request, referer and user
+//! agent. Each field then ends where the generic walk would end it (the
+//! first occurrence of its closing literal, checked byte for byte below)
+//! and gets the same shape check. Any line this path does not accept goes
+//! through the generic walk, which gives the reason; a property test
+//! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use super::format::{MAX_VARIABLES, find_byte};
+use super::bytemask::{find_from, first_positions};
+use super::fields;
+use super::format::is_at;
+use super::record::{Field, Record};
+
+/// Variables in the `okome` format.
+pub(super) const VARIABLES: usize = 14;
+
+/// The length of the literal after each variable of the `okome` format
+/// (`" - "` after `$remote_addr`, …): where each field starts, as
+/// constants (a test holds them to the compiled format).
+pub(super) const AFTER: [usize; VARIABLES] = [3, 2, 3, 2, 1, 2, 3, 8, 4, 6, 6, 8, 6, 0];
+
+/// Where each field of an `okome` line ends.
+pub(super) type Ends = [u32; VARIABLES];
+
+/// An `okome` line split by the fast path: the same fields as an
+/// [`Entry`](super::Entry) of the `okome` format, found without looking
+/// anything up in a compiled format.
+#[derive(Debug, Clone, Copy)]
+pub struct OkomeEntry<'a> {
+    line: &'a [u8],
+    ends: Ends,
+    /// `$status` and `$body_bytes_sent`, decoded while their shape was
+    /// checked.
+    status: u16,
+    body_bytes: Option<u64>,
+}
+
+impl<'a> OkomeEntry<'a> {
+    /// Split `line` by the fast path; `None` when it does not take the
+    /// line (the generic walk then decides, and says why).
+    #[inline(always)]
+    pub(super) fn split(line: &'a [u8]) -> Option<Self> {
+        let Split {
+            ends,
+            status,
+            body_bytes,
+        } = split(line)?;
+        Some(OkomeEntry {
+            line,
+            ends,
+            status,
+            body_bytes,
+        })
+    }
+
+    #[inline(always)]
+    fn span(&self, index: usize) -> &'a [u8] {
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1] as usize + AFTER[index - 1],
+        };
+        &self.line[start..self.ends[index] as usize]
+    }
+}
+
+impl<'a> Record<'a> for OkomeEntry<'a> {
+    #[inline(always)]
+    fn raw(&self, which: Field) -> Option<&'a [u8]> {
+        let index = match which {
+            Field::TimeLocal => 2,
+            Field::Request => 3,
+            Field::Status => 4,
+            Field::BodyBytesSent => 5,
+            Field::UserAgent => 7,
+            Field::CacheStatus => 8,
+            Field::RequestTime => 9,
+            Field::UpstreamResponseTime => 10,
+            Field::Canary => 12,
+            Field::Warm => 13,
+            Field::TimeIso8601
+            | Field::Msec
+            | Field::RequestMethod
+            | Field::RequestUri
+            | Field::BytesSent => return None,
+        };
+        Some(self.span(index))
+    }
+
+    #[inline(always)]
+    fn status(&self) -> Option<u16> {
+        Some(self.status)
+    }
+
+    #[inline(always)]
+    fn body_bytes(&self) -> Option<u64> {
+        self.body_bytes
+    }
+}
 
 /// The first occurrence of `literal` in `line` at or after `from`: the
 /// generic path's `find` for a constant literal and the default escaping.
@@ -19,95 +111,162 @@ use super::format::{MAX_VARIABLES, find_byte};
 fn find_literal<const N: usize>(line: &[u8], from: usize, literal: &[u8; N]) -> Option<usize> {
     let mut at = from;
     loop {
-        let found = at + find_byte(literal[0], line.get(at..)?)?;
+        let found = find_from(literal[0], line, at)?;
         // A literal that does not fit before the end of the line cannot
         // occur further on either.
-        let candidate: &[u8; N] = line.get(found..found + N)?.try_into().ok()?;
-        if candidate == literal {
+        if is_at(line, found, literal) {
             return Some(found);
+        }
+        if found + N > line.len() {
+            return None;
         }
         at = found + 1;
     }
 }
 
-fn digits(field: &[u8]) -> bool {
-    field.iter().all(u8::is_ascii_digit)
+/// Where a literal that starts with a space first occurs in `line` at or
+/// after `from`, when that is at the first space: a space not followed by
+/// the rest of the literal makes the line the generic walk's to judge.
+#[inline(always)]
+fn at_first_space<const N: usize>(line: &[u8], from: usize, literal: &[u8; N]) -> Option<usize> {
+    let space = find_from(b' ', line, from)?;
+    is_at(line, space, literal).then_some(space)
 }
 
-/// Record the field ends of an `okome` line in `ends`, as
-/// [`LogFormat::check`] would; `None` when the line does not fit (the
-/// caller then asks the generic path why). Written in place: the array is
-/// most of an `Entry`, and moving it costs more than a short field's search.
-/// `line` is non-empty, without leading NULs, and shorter than 4 GiB.
+/// What [`split`] finds in a line.
+pub(super) struct Split {
+    pub(super) ends: Ends,
+    pub(super) status: u16,
+    pub(super) body_bytes: Option<u64>,
+}
+
+/// The field ends of an `okome` line, as [`LogFormat::check`] would find
+/// them; `None` when the line does not fit or is not one this path can
+/// judge (the caller then asks the generic path). `line` is shorter than
+/// 4 GiB.
 ///
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
-pub(super) fn split(line: &[u8], ends: &mut [u32; MAX_VARIABLES]) -> Option<()> {
-    // $remote_addr - $remote_user [
-    let end = find_literal(line, 0, b" - ")?;
-    ends[0] = end as u32;
-    let at = end + 3;
-    let end = find_literal(line, at, b" [")?;
-    ends[1] = end as u32;
-    let at = end + 2;
-    // $time_local] "
-    let end = find_literal(line, at, b"] \"")?;
-    let time = &line[at..end];
-    if time.len() != 26 || time[2] != b'/' || time[6] != b'/' || time[11] != b':' {
+pub(super) fn split(line: &[u8]) -> Option<Split> {
+    let mut ends = [0u32; VARIABLES];
+    // The quotes around $request, $http_referer, $http_user_agent and
+    // $upstream_response_time, in that order.
+    let mut quotes = [0u32; 8];
+    if first_positions(b'"', line, &mut quotes) < quotes.len() {
         return None;
     }
-    ends[2] = end as u32;
-    let at = end + 3;
+    // Read where used: a converted copy of the array costs a loop.
+    let [
+        request,
+        request_end,
+        referer,
+        referer_end,
+        agent,
+        agent_end,
+        upstream,
+        upstream_end,
+    ] = quotes;
+    let (request, request_end, referer, referer_end) = (
+        request as usize,
+        request_end as usize,
+        referer as usize,
+        referer_end as usize,
+    );
+    let (agent, agent_end, upstream, upstream_end) = (
+        agent as usize,
+        agent_end as usize,
+        upstream as usize,
+        upstream_end as usize,
+    );
+
+    // $remote_addr - $remote_user [$time_local] "  — the time is 26 bytes,
+    // so `[` is 29 bytes before the first quote.
+    let user_end = request.checked_sub(30)?;
+    if !is_at(line, user_end, b" [") || !is_at(line, request - 2, b"] ") {
+        return None;
+    }
+    let addr_end = at_first_space(line, 0, b" - ")?;
+    // The first ` [` after the user must be the one before the time (`-`
+    // in nearly every line: one short search).
+    if find_literal(line, addr_end + 3, b" [")? != user_end {
+        return None;
+    }
+    let time = &line[user_end + 2..request - 2];
+    if time[2] != b'/' || time[6] != b'/' || time[11] != b':' {
+        return None;
+    }
+    ends[0] = addr_end as u32;
+    ends[1] = user_end as u32;
+    ends[2] = (request - 2) as u32;
+
     // $request" $status $body_bytes_sent "
-    let end = find_literal(line, at, b"\" ")?;
-    ends[3] = end as u32;
-    let at = end + 2;
-    let end = find_literal(line, at, b" ")?;
-    if end - at != 3 || !digits(&line[at..end]) {
-        return None;
-    }
-    ends[4] = end as u32;
-    let at = end + 1;
-    let end = find_literal(line, at, b" \"")?;
-    if end == at || !digits(&line[at..end]) {
-        return None;
-    }
-    ends[5] = end as u32;
-    let at = end + 2;
-    // $http_referer" "$http_user_agent" cache=
-    let end = find_literal(line, at, b"\" \"")?;
-    ends[6] = end as u32;
-    let at = end + 3;
-    let end = find_literal(line, at, b"\" cache=")?;
-    ends[7] = end as u32;
-    let at = end + 8;
-    // $upstream_cache_status rt=$request_time urt="
-    let end = find_literal(line, at, b" rt=")?;
-    ends[8] = end as u32;
-    let at = end + 4;
-    let end = find_literal(line, at, b" urt=\"")?;
-    let seconds = &line[at..end];
-    if !(seconds == b"-"
-        || (!seconds.is_empty() && seconds.iter().all(|&b| b.is_ascii_digit() || b == b'.')))
+    let status = request_end + 2;
+    let bytes_end = referer.checked_sub(1)?;
+    if line[request_end + 1] != b' '
+        || bytes_end <= status + 4
+        || line[status + 3] != b' '
+        || line[bytes_end] != b' '
     {
         return None;
     }
-    ends[9] = end as u32;
-    let at = end + 6;
+    let status_code = fields::digits_ending_at(line, status + 3, 3)? as u16;
+    let body_bytes = &line[status + 4..bytes_end];
+    let body_bytes = match fields::digits_ending_at(line, bytes_end, body_bytes.len()) {
+        Some(value) => Some(value),
+        // Longer than eight digits: the shape is still digits only.
+        None if body_bytes.len() > 8 && body_bytes.iter().all(u8::is_ascii_digit) => {
+            fields::parse_count(body_bytes)
+        }
+        None => return None,
+    };
+    ends[3] = request_end as u32;
+    ends[4] = (status + 3) as u32;
+    ends[5] = bytes_end as u32;
+
+    // $http_referer" "$http_user_agent" cache=
+    if agent != referer_end + 2 || line[referer_end + 1] != b' ' {
+        return None;
+    }
+    if !is_at(line, agent_end, b"\" cache=") {
+        return None;
+    }
+    ends[6] = referer_end as u32;
+    ends[7] = agent_end as u32;
+
+    // $upstream_cache_status rt=$request_time urt="
+    let cache_end = at_first_space(line, agent_end + 8, b" rt=")?;
+    let time_end = upstream.checked_sub(5)?;
+    if time_end <= cache_end + 4 || !is_at(line, time_end, b" urt=") {
+        return None;
+    }
+    let seconds = &line[cache_end + 4..time_end];
+    let shaped = match fields::digits_and_dots_ending_at(line, time_end, seconds.len()) {
+        Some(shaped) => shaped,
+        None => seconds.iter().all(|&b| b.is_ascii_digit() || b == b'.'),
+    };
+    if seconds != b"-" && !shaped {
+        return None;
+    }
+    ends[8] = cache_end as u32;
+    ends[9] = time_end as u32;
+
     // $upstream_response_time" rid=$request_id canary=$okome_canary warm=
-    let end = find_literal(line, at, b"\" rid=")?;
-    ends[10] = end as u32;
-    let at = end + 6;
-    let end = find_literal(line, at, b" canary=")?;
-    ends[11] = end as u32;
-    let at = end + 8;
-    let end = find_literal(line, at, b" warm=")?;
-    ends[12] = end as u32;
-    let at = end + 6;
+    if !is_at(line, upstream_end, b"\" rid=") {
+        return None;
+    }
+    ends[10] = upstream_end as u32;
+    let rid_end = at_first_space(line, upstream_end + 6, b" canary=")?;
+    ends[11] = rid_end as u32;
+    let canary_end = at_first_space(line, rid_end + 8, b" warm=")?;
+    ends[12] = canary_end as u32;
     // $okome_warm runs to the end of the line and must not be empty.
-    if at == line.len() {
+    if canary_end + 6 >= line.len() {
         return None;
     }
     ends[13] = line.len() as u32;
-    Some(())
+    Some(Split {
+        ends,
+        status: status_code,
+        body_bytes,
+    })
 }

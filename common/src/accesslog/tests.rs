@@ -373,11 +373,35 @@ fn clean_okome_lines_take_the_unrolled_path() {
         okome_line("::1", "GET / HTTP/2.0", "-", "MISS", "0.002, 0.010 : 0.004"),
     ] {
         assert!(
-            okome::split(&line, &mut [0; MAX_VARIABLES]).is_some(),
+            LogFormat::okome().check_okome(&line).is_some(),
             "{}",
             String::from_utf8_lossy(&line)
         );
     }
+}
+
+const ALL_FIELDS: [Field; 15] = [
+    Field::TimeLocal,
+    Field::TimeIso8601,
+    Field::Msec,
+    Field::Request,
+    Field::RequestMethod,
+    Field::RequestUri,
+    Field::Status,
+    Field::BodyBytesSent,
+    Field::BytesSent,
+    Field::UserAgent,
+    Field::CacheStatus,
+    Field::RequestTime,
+    Field::UpstreamResponseTime,
+    Field::Canary,
+    Field::Warm,
+];
+
+#[test]
+fn the_fast_paths_constants_are_the_okome_formats_literals() {
+    let format = LogFormat::okome();
+    assert_eq!(format.literal_lengths(), okome::AFTER);
 }
 
 /// An okome line whose fields are each the usual value, that value with
@@ -442,6 +466,28 @@ fn assembled_line() -> impl Strategy<Value = Vec<u8>> {
 /// The unrolled okome splitter and the generic walk give the same fields,
 /// or the same reason.
 fn same_split(format: &LogFormat, line: &[u8]) -> Result<(), TestCaseError> {
+    // The hot loop's entry: the same bytes for every field the accessors
+    // read, for every line it takes.
+    if let Some(fast) = format.check_okome(line) {
+        let generic = format.check_with(line, false);
+        prop_assert!(
+            generic.is_ok(),
+            "fast path took a line the generic walk refuses: {:?}",
+            generic
+        );
+        let generic = generic.unwrap();
+        for field in ALL_FIELDS {
+            prop_assert_eq!(fast.raw(field), generic.raw(field), "{:?}", field);
+        }
+        prop_assert_eq!(fast.status(), generic.status());
+        prop_assert_eq!(fast.body_bytes(), generic.body_bytes());
+        prop_assert_eq!(fast.target(), generic.target());
+        prop_assert_eq!(fast.path(), generic.path());
+        prop_assert_eq!(fast.request_time_ms(), generic.request_time_ms());
+        prop_assert_eq!(fast.upstream_time_ms(), generic.upstream_time_ms());
+        prop_assert_eq!(fast.time_local(), generic.time_local());
+        prop_assert_eq!(fast.warm(), generic.warm());
+    }
     match (
         format.check_with(line, true),
         format.check_with(line, false),

@@ -1,0 +1,193 @@
+//! What a parsed line says, typed: the accessors both splitters share.
+//!
+//! A line split by the generic walk ([`Entry`](super::Entry)) and one split
+//! by the `okome` fast path ([`OkomeEntry`](super::OkomeEntry)) differ only
+//! in where a field's bytes are found ([`Record::raw`]); decoding them
+//! (status, sizes, durations, the request target) is written once, here.
+
+use super::fields;
+use super::format::{find_byte, is_at, rfind_byte};
+
+/// The variables the typed accessors read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `$time_local`
+    TimeLocal,
+    /// `$time_iso8601`
+    TimeIso8601,
+    /// `$msec`
+    Msec,
+    /// `$request`
+    Request,
+    /// `$request_method`
+    RequestMethod,
+    /// `$request_uri`
+    RequestUri,
+    /// `$status`
+    Status,
+    /// `$body_bytes_sent`
+    BodyBytesSent,
+    /// `$bytes_sent`
+    BytesSent,
+    /// `$http_user_agent`
+    UserAgent,
+    /// `$upstream_cache_status`
+    CacheStatus,
+    /// `$request_time`
+    RequestTime,
+    /// `$upstream_response_time`
+    UpstreamResponseTime,
+    /// `$okome_canary`
+    Canary,
+    /// `$okome_warm`
+    Warm,
+}
+
+/// How many [`Field`]s there are.
+pub(crate) const FIELD_COUNT: usize = 15;
+
+impl Field {
+    /// The field logged by `$name`, if the accessors read it.
+    pub(crate) fn of(name: &str) -> Option<Field> {
+        Some(match name {
+            "time_local" => Field::TimeLocal,
+            "time_iso8601" => Field::TimeIso8601,
+            "msec" => Field::Msec,
+            "request" => Field::Request,
+            "request_method" => Field::RequestMethod,
+            "request_uri" => Field::RequestUri,
+            "status" => Field::Status,
+            "body_bytes_sent" => Field::BodyBytesSent,
+            "bytes_sent" => Field::BytesSent,
+            "http_user_agent" => Field::UserAgent,
+            "upstream_cache_status" => Field::CacheStatus,
+            "request_time" => Field::RequestTime,
+            "upstream_response_time" => Field::UpstreamResponseTime,
+            "okome_canary" => Field::Canary,
+            "okome_warm" => Field::Warm,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed line's fields, typed on demand.
+pub trait Record<'a> {
+    /// The bytes of `which` as logged; `None` when the format does not log it.
+    fn raw(&self, which: Field) -> Option<&'a [u8]>;
+
+    /// [`Record::raw`], with nginx's `-` for "no value" as `None`.
+    #[inline]
+    fn known(&self, which: Field) -> Option<&'a [u8]> {
+        self.raw(which).filter(|field| !matches!(field, [b'-']))
+    }
+
+    /// The request method (`$request_method`, else from `$request`).
+    fn method(&self) -> Option<&'a [u8]> {
+        if let Some(method) = self.known(Field::RequestMethod) {
+            return Some(method);
+        }
+        let request = self.known(Field::Request)?;
+        let space = find_byte(b' ', request)?;
+        Some(&request[..space])
+    }
+
+    /// The request target, path and query as the client sent them
+    /// (`$request_uri`, else from `$request` = `GET /x?y HTTP/1.1`).
+    fn target(&self) -> Option<&'a [u8]> {
+        if let Some(uri) = self.known(Field::RequestUri) {
+            return Some(uri);
+        }
+        let request = self.known(Field::Request)?;
+        let rest = &request[find_byte(b' ', request)? + 1..];
+        // Nearly always ` HTTP/1.1`, ` HTTP/2.0` or ` HTTP/3.0`: check that
+        // shape in place before searching backwards.
+        let rest = match rest.len().checked_sub(9) {
+            Some(space) if is_at(rest, space, b" HTTP/") => &rest[..space],
+            _ => match rfind_byte(b' ', rest) {
+                Some(space) if is_at(rest, space, b" HTTP/") => &rest[..space],
+                _ => rest,
+            },
+        };
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    /// The request path: [`Entry::target`] without its query string.
+    fn path(&self) -> Option<&'a [u8]> {
+        let target = self.target()?;
+        Some(match find_byte(b'?', target) {
+            Some(query) => &target[..query],
+            None => target,
+        })
+    }
+
+    /// `$status`.
+    fn status(&self) -> Option<u16> {
+        let &[a, b, c] = self.known(Field::Status)? else {
+            return None;
+        };
+        let digit = |byte: u8| Some(u16::from(byte.wrapping_sub(b'0'))).filter(|d| *d <= 9);
+        Some(digit(a)? * 100 + digit(b)? * 10 + digit(c)?)
+    }
+
+    /// `$body_bytes_sent`, else `$bytes_sent`.
+    fn body_bytes(&self) -> Option<u64> {
+        fields::parse_count(
+            self.known(Field::BodyBytesSent)
+                .or_else(|| self.known(Field::BytesSent))?,
+        )
+    }
+
+    /// `$http_user_agent`.
+    fn user_agent(&self) -> Option<&'a [u8]> {
+        self.known(Field::UserAgent)
+    }
+
+    /// `$upstream_cache_status` (`HIT`, `MISS`, …); `None` for `-` (the
+    /// request never reached the cache, e.g. answered by the health gate).
+    fn cache_status(&self) -> Option<&'a [u8]> {
+        self.known(Field::CacheStatus)
+    }
+
+    /// `$request_time` in seconds.
+    fn request_time(&self) -> Option<f64> {
+        self.request_time_ms().map(|ms| ms as f64 / 1000.0)
+    }
+
+    /// `$request_time` in milliseconds (nginx's resolution).
+    fn request_time_ms(&self) -> Option<u64> {
+        fields::parse_seconds_ms(self.known(Field::RequestTime)?)
+    }
+
+    /// `$upstream_response_time` in seconds, summed over retries.
+    fn upstream_time(&self) -> Option<f64> {
+        self.upstream_time_ms().map(|ms| ms as f64 / 1000.0)
+    }
+
+    /// `$upstream_response_time` in milliseconds, summed over retries;
+    /// `None` when no upstream answered (a cache hit).
+    fn upstream_time_ms(&self) -> Option<u64> {
+        fields::sum_seconds_ms(self.known(Field::UpstreamResponseTime)?)
+    }
+
+    /// Unix seconds of the request, from `$time_local`, `$time_iso8601` or
+    /// `$msec`, whichever the format logs.
+    fn time_local(&self) -> Option<i64> {
+        if let Some(raw) = self.known(Field::TimeLocal) {
+            return fields::parse_time_local(raw);
+        }
+        if let Some(raw) = self.known(Field::TimeIso8601) {
+            return fields::parse_iso8601(raw);
+        }
+        fields::parse_msec(self.known(Field::Msec)?)
+    }
+
+    /// `$okome_canary`: `control`, `canary` or `debug`.
+    fn canary(&self) -> Option<&'a [u8]> {
+        self.known(Field::Canary)
+    }
+
+    /// Whether okome-prewarm sent the request (`$okome_warm` is `1`).
+    fn warm(&self) -> bool {
+        matches!(self.raw(Field::Warm), Some([b'1']))
+    }
+}
