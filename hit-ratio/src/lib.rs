@@ -12,6 +12,7 @@
 //! The JSON schema is [`report::Report`], documented in `README.md` here.
 
 pub mod cli;
+pub mod groups;
 pub mod histogram;
 pub mod metrics;
 pub mod report;

@@ -374,7 +374,7 @@ fn count(
 ) -> io::Result<()> {
     let mut lines = LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE);
     while let Some(line) = lines.next_line()? {
-        tally.line(format, options, line.bytes, line.truncated);
+        tally.line(format, options, &line);
     }
     Ok(())
 }

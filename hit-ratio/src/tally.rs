@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use okome_common::accesslog::{LogFormat, Record};
+use okome_common::accesslog::{Line, LogFormat, Record};
 
+use crate::groups::PathGroups;
 use crate::histogram::Histogram;
 use crate::topn::TopN;
 
@@ -47,7 +48,7 @@ pub const CANARY_VARIANTS: [&str; VARIANTS] = ["control", "canary", "debug", "-"
 const VARIANTS: usize = 5;
 
 /// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`.
-#[inline]
+#[inline(always)]
 fn cache_index(status: Option<&[u8]>) -> usize {
     // Array patterns compile to inline byte compares (a `b"HIT"` pattern
     // on a slice calls memcmp, which shows in profiles at this rate).
@@ -322,6 +323,8 @@ pub struct Tally {
     pub samples: Vec<Sample>,
     /// Per path group × canary variant × cache index; see [`Tally::cell`].
     cells: Vec<Cell>,
+    /// `options.groups`, compiled.
+    groups: PathGroups,
     /// Unknown cache statuses by name (at most [`MAX_UNKNOWN`]).
     pub unknown: Vec<(Vec<u8>, Count)>,
     /// Unknown cache statuses beyond that.
@@ -345,13 +348,15 @@ pub struct Tally {
 impl Tally {
     /// An empty tally for `options`.
     pub fn new(options: &Options) -> Self {
+        let groups = PathGroups::new(&options.groups);
         Tally {
             lines: 0,
             malformed: 0,
             warm: 0,
             outside: 0,
             samples: Vec::new(),
-            cells: vec![Cell::default(); (options.groups.len() + 2) * VARIANTS * CACHE_INDEXES],
+            cells: vec![Cell::default(); groups.len() * VARIANTS * CACHE_INDEXES],
+            groups,
             unknown: Vec::new(),
             unknown_other: Count::default(),
             http: Box::new([0; 600]),
@@ -376,22 +381,22 @@ impl Tally {
         }
     }
 
-    /// Count one line. `truncated` lines (longer than the reader's cap) are
+    /// Count one line. Truncated lines (longer than the reader's cap) are
     /// malformed.
     #[inline]
-    pub fn line(&mut self, format: &LogFormat, options: &Options, bytes: &[u8], truncated: bool) {
+    pub fn line(&mut self, format: &LogFormat, options: &Options, line: &Line<'_>) {
         self.lines += 1;
-        if truncated {
+        if line.truncated {
             self.malformed(|| "line longer than the line cap".to_string());
             return;
         }
-        if let Some(entry) = format.check_okome(bytes) {
+        if let Some(entry) = format.check_okome_line(&line) {
             self.entry(&entry, options);
             return;
         }
         // Borrowed where it lies: an entry is mostly its field-end array,
         // and moving it out of the result costs a copy per line.
-        match &format.check(bytes) {
+        match &format.check(line.bytes) {
             Ok(entry) => self.entry(entry, options),
             Err(why) => self.malformed(|| why.to_string()),
         }
@@ -430,8 +435,8 @@ impl Tally {
             Some(code @ 100..=599) => self.http[code as usize] += 1,
             _ => self.http_other += 1,
         }
-        let path = entry.path();
-        let group = group_of(&options.groups, path);
+        let target = entry.target();
+        let group = self.groups.of_target(target);
         let variant = match entry.canary() {
             Some([b'c', b'o', b'n', b't', b'r', b'o', b'l']) => 0,
             Some([b'c', b'a', b'n', b'a', b'r', b'y']) => 1,
@@ -452,7 +457,7 @@ impl Tally {
         if let Some(top) = &mut self.top
             && matches!(cache, MISS | EXPIRED)
         {
-            top.add(path.unwrap_or(b"-"));
+            top.add(entry.path().unwrap_or(b"-"));
         }
         if let Some(latency) = &mut self.latency
             && let Some(ms) = entry.request_time_ms()
@@ -580,31 +585,10 @@ impl Tally {
     }
 }
 
-/// The group index of `path`: 0 is `/` itself, 1.. the prefixes in order
-/// (a prefix matches itself and anything below it: `/api`, `/api/x`,
-/// `/api?x`, not `/apix`), last is `other`.
-#[inline]
-pub fn group_of(prefixes: &[Vec<u8>], path: Option<&[u8]>) -> usize {
-    let other = prefixes.len() + 1;
-    let Some(path) = path else { return other };
-    if matches!(path, [b'/']) {
-        return 0;
-    }
-    for (index, prefix) in prefixes.iter().enumerate() {
-        // Inline compare: a memcmp call per group per line shows in profiles.
-        if path.len() >= prefix.len() && path.iter().zip(prefix).all(|(a, b)| a == b) {
-            let rest = &path[prefix.len()..];
-            if rest.is_empty() || prefix.last() == Some(&b'/') || rest[0] == b'/' {
-                return index + 1;
-            }
-        }
-    }
-    other
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use okome_common::accesslog::LineReader;
 
     fn options() -> Options {
         Options {
@@ -639,7 +623,10 @@ mod tests {
         let format = LogFormat::okome();
         let mut tally = Tally::new(options);
         for l in lines {
-            tally.line(&format, options, l.as_bytes(), false);
+            let mut reader = LineReader::new(l.as_bytes());
+            while let Some(line) = reader.next_line().unwrap() {
+                tally.line(&format, options, &line);
+            }
         }
         tally
     }
@@ -766,17 +753,6 @@ mod tests {
         assert_eq!(first.cache(), whole.cache());
         assert_eq!(first.groups(), whole.groups());
         assert_eq!(first.top.unwrap().top(3), whole.top.unwrap().top(3));
-    }
-
-    #[test]
-    fn groups_match_whole_segments() {
-        let prefixes = vec![b"/api".to_vec(), b"/static/".to_vec()];
-        assert_eq!(group_of(&prefixes, Some(b"/")), 0);
-        assert_eq!(group_of(&prefixes, Some(b"/api")), 1);
-        assert_eq!(group_of(&prefixes, Some(b"/api/v1")), 1);
-        assert_eq!(group_of(&prefixes, Some(b"/apix")), 3);
-        assert_eq!(group_of(&prefixes, Some(b"/static/x")), 2);
-        assert_eq!(group_of(&prefixes, None), 3);
     }
 
     #[test]

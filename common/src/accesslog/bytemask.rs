@@ -26,7 +26,7 @@ pub(crate) fn first_positions<const N: usize>(
     for chunk in chunks {
         let mut bits = chunk_bits(chunk, needle);
         while bits != 0 {
-            out[found] = base + bits.trailing_zeros() / STRIDE;
+            out[found] = base + bits.trailing_zeros();
             found += 1;
             if found == N {
                 return N;
@@ -64,24 +64,26 @@ pub(crate) fn find(needle: u8, haystack: &[u8]) -> Option<usize> {
 #[inline(always)]
 pub(crate) fn find_from(needle: u8, line: &[u8], from: usize) -> Option<usize> {
     let rest = line.get(from..)?;
-    let (chunks, tail) = rest.as_chunks::<CHUNK>();
-    for (index, chunk) in chunks.iter().enumerate().take(INLINE / CHUNK) {
+    let mut at = 0;
+    while let Some(chunk) = rest.get(at..).and_then(<[u8]>::first_chunk::<CHUNK>) {
         let bits = chunk_bits(chunk, needle);
         if bits != 0 {
-            return Some(from + index * CHUNK + (bits.trailing_zeros() / STRIDE) as usize);
+            return Some(from + at + bits.trailing_zeros() as usize);
+        }
+        at += CHUNK;
+        if at == INLINE {
+            return memchr::memchr(needle, &rest[INLINE..]).map(|found| from + INLINE + found);
         }
     }
-    if chunks.len() > INLINE / CHUNK {
-        return memchr::memchr(needle, &rest[INLINE..]).map(|at| from + INLINE + at);
-    }
+    let tail = &rest[at..];
     if tail.is_empty() {
         return None;
     }
     let start = line.len() - tail.len();
     if let Some(last) = line.last_chunk::<CHUNK>() {
         // The last sixteen bytes of the line, less those before `start`.
-        let bits = chunk_bits(last, needle) >> ((CHUNK - tail.len()) as u32 * STRIDE);
-        return (bits != 0).then(|| start + (bits.trailing_zeros() / STRIDE) as usize);
+        let bits = chunk_bits(last, needle) >> (CHUNK - tail.len());
+        return (bits != 0).then(|| start + (bits.trailing_zeros()) as usize);
     }
     // A line shorter than a chunk: its first and last eight bytes as words
     // (overlapping when shorter than sixteen), or byte by byte under eight.
@@ -113,16 +115,187 @@ fn word_bits(word: u64, needle: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x) & !LOW7
 }
 
-/// Bits per byte in [`chunk_bits`]'s answer: byte `i` matched when bit
-/// `STRIDE * i` (x86_64, fallback) or `STRIDE * i + 3` (aarch64) is set.
-#[cfg(target_arch = "x86_64")]
-const STRIDE: u32 = 1;
-#[cfg(target_arch = "aarch64")]
-const STRIDE: u32 = 4;
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const STRIDE: u32 = 1;
+/// Bytes per word of an [`Index`].
+const BLOCK: usize = 64;
 
-/// One bit per byte of `chunk` that equals `needle` (SSE2's `pmovmskb`).
+/// Where the quotes and newlines are in a buffer: a bit per byte, a word
+/// per 64-byte block. Built in one pass over bytes read, so that finding a
+/// line's end and its first quotes costs a few bit operations per word
+/// rather than a search per line and another per quote.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    quotes: Vec<u64>,
+    newlines: Vec<u64>,
+}
+
+impl Index {
+    /// Classify `buf[from..end]`, from the start of the block `from` is in
+    /// (bytes at or past `end` count as neither, until classified again).
+    pub(crate) fn classify(&mut self, buf: &[u8], from: usize, end: usize) {
+        let blocks = end.div_ceil(BLOCK);
+        if self.quotes.len() < blocks {
+            self.quotes.resize(blocks, 0);
+            self.newlines.resize(blocks, 0);
+        }
+        let first = from / BLOCK;
+        let bytes = &buf[first * BLOCK..end];
+        let (whole, tail) = bytes.as_chunks::<BLOCK>();
+        let words = first..first + whole.len();
+        classify_blocks(
+            whole,
+            &mut self.quotes[words.clone()],
+            &mut self.newlines[words],
+        );
+        if !tail.is_empty() {
+            // The block the data ends in: once per read, byte by byte.
+            let (mut quotes, mut newlines) = (0, 0);
+            for (bit, &byte) in tail.iter().enumerate() {
+                quotes |= u64::from(byte == b'"') << bit;
+                newlines |= u64::from(byte == b'\n') << bit;
+            }
+            self.quotes[first + whole.len()] = quotes;
+            self.newlines[first + whole.len()] = newlines;
+        }
+    }
+
+    /// The first newline in `from..end` (classified bytes).
+    #[inline(always)]
+    pub(crate) fn next_newline(&self, from: usize, end: usize) -> Option<usize> {
+        let mut block = from / BLOCK;
+        let mut bits = *self.newlines.get(block)? & (u64::MAX << (from % BLOCK));
+        loop {
+            if bits != 0 {
+                let at = block * BLOCK + bits.trailing_zeros() as usize;
+                return (at < end).then_some(at);
+            }
+            block += 1;
+            if block * BLOCK >= end {
+                return None;
+            }
+            bits = self.newlines[block];
+        }
+    }
+
+    /// The first `N` quotes (or fewer) in `from..to`, as offsets from
+    /// `from`; how many there are.
+    #[inline(always)]
+    pub(crate) fn quotes<const N: usize>(
+        &self,
+        from: usize,
+        to: usize,
+        out: &mut [u32; N],
+    ) -> usize {
+        let mut found = 0;
+        let mut block = from / BLOCK;
+        let mut bits = match self.quotes.get(block) {
+            Some(&word) => word & (u64::MAX << (from % BLOCK)),
+            None => return 0,
+        };
+        loop {
+            while bits != 0 {
+                let at = block * BLOCK + bits.trailing_zeros() as usize;
+                if at >= to {
+                    return found;
+                }
+                out[found] = (at - from) as u32;
+                found += 1;
+                if found == N {
+                    return N;
+                }
+                bits &= bits - 1;
+            }
+            block += 1;
+            if block * BLOCK >= to {
+                return found;
+            }
+            bits = self.quotes[block];
+        }
+    }
+}
+
+/// The quote and newline bits of whole blocks, with the widest compare
+/// this CPU has: on x86_64, AVX-512BW or AVX2 when present (checked once
+/// and cached by std), SSE2 otherwise; NEON on aarch64; words elsewhere.
+fn classify_blocks(blocks: &[[u8; BLOCK]], quotes: &mut [u64], newlines: &mut [u64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: this CPU has AVX-512BW, checked just above.
+            return unsafe { wide::classify_avx512(blocks, quotes, newlines) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: this CPU has AVX2, checked just above.
+            return unsafe { wide::classify_avx2(blocks, quotes, newlines) };
+        }
+    }
+    classify_by_chunks(blocks, quotes, newlines);
+}
+
+/// [`classify_blocks`] sixteen bytes per compare.
+fn classify_by_chunks(blocks: &[[u8; BLOCK]], quotes: &mut [u64], newlines: &mut [u64]) {
+    for ((block, quote_bits), newline_bits) in blocks.iter().zip(quotes).zip(newlines) {
+        let (chunks, _) = block.as_chunks::<CHUNK>();
+        let (mut quote, mut newline) = (0, 0);
+        for (index, chunk) in chunks.iter().enumerate() {
+            quote |= chunk_bits(chunk, b'"') << (CHUNK * index);
+            newline |= chunk_bits(chunk, b'\n') << (CHUNK * index);
+        }
+        *quote_bits = quote;
+        *newline_bits = newline;
+    }
+}
+
+/// The x86_64 extensions beyond the SSE2 baseline, used only where the CPU
+/// reports them.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::{
+        __m256i, __m512i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
+    };
+
+    use super::BLOCK;
+
+    /// A whole block per compare, its matches straight into a mask.
+    #[target_feature(enable = "avx512bw")]
+    pub(super) fn classify_avx512(
+        blocks: &[[u8; BLOCK]],
+        quotes: &mut [u64],
+        newlines: &mut [u64],
+    ) {
+        let (quote, newline) = (_mm512_set1_epi8(b'"' as i8), _mm512_set1_epi8(b'\n' as i8));
+        for ((block, quote_bits), newline_bits) in blocks.iter().zip(quotes).zip(newlines) {
+            // SAFETY: `block` is 64 readable bytes; the load is unaligned.
+            let bytes = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
+            *quote_bits = _mm512_cmpeq_epi8_mask(bytes, quote);
+            *newline_bits = _mm512_cmpeq_epi8_mask(bytes, newline);
+        }
+    }
+
+    /// Half a block per compare.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn classify_avx2(blocks: &[[u8; BLOCK]], quotes: &mut [u64], newlines: &mut [u64]) {
+        let (quote, newline) = (_mm256_set1_epi8(b'"' as i8), _mm256_set1_epi8(b'\n' as i8));
+        let mask = |equal: __m256i| u64::from(_mm256_movemask_epi8(equal) as u32);
+        for ((block, quote_bits), newline_bits) in blocks.iter().zip(quotes).zip(newlines) {
+            let (halves, _) = block.as_chunks::<32>();
+            // SAFETY: each half is 32 readable bytes; the loads are unaligned.
+            let (low, high) = unsafe {
+                (
+                    _mm256_loadu_si256(halves[0].as_ptr().cast::<__m256i>()),
+                    _mm256_loadu_si256(halves[1].as_ptr().cast::<__m256i>()),
+                )
+            };
+            *quote_bits =
+                mask(_mm256_cmpeq_epi8(low, quote)) | mask(_mm256_cmpeq_epi8(high, quote)) << 32;
+            *newline_bits = mask(_mm256_cmpeq_epi8(low, newline))
+                | mask(_mm256_cmpeq_epi8(high, newline)) << 32;
+        }
+    }
+}
+
+/// One bit per byte of `chunk` that equals `needle`, byte `i` at bit `i`
+/// (SSE2's `pmovmskb`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
@@ -137,26 +310,27 @@ fn chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
     u64::from(mask as u16)
 }
 
-/// Four bits per byte of `chunk`, the top one set when the byte equals
-/// `needle` (NEON has no `pmovmskb`; narrowing the compare by four bits
-/// per byte is the usual stand-in).
+/// [`chunk_bits`] for NEON, which has no `pmovmskb`: each matching byte
+/// keeps its bit weight within its half, and each half is summed across.
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
 fn chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
     use std::arch::aarch64::{
-        vceqq_u8, vdupq_n_u8, vget_lane_u64, vld1q_u8, vreinterpret_u64_u8, vreinterpretq_u16_u8,
-        vshrn_n_u16,
+        vaddv_u8, vandq_u8, vceqq_u8, vdupq_n_u8, vget_high_u8, vget_low_u8, vld1q_u8,
     };
+    const WEIGHTS: [u8; CHUNK] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
     // SAFETY: NEON is part of the aarch64 baseline, so the target feature
-    // these intrinsics require is always there; `chunk` is 16 readable
-    // bytes.
-    let nibbles = unsafe {
+    // these intrinsics require is always there; `chunk` and `WEIGHTS` are
+    // 16 readable bytes.
+    let (low, high) = unsafe {
         let equal = vceqq_u8(vld1q_u8(chunk.as_ptr()), vdupq_n_u8(needle));
-        vget_lane_u64::<0>(vreinterpret_u64_u8(vshrn_n_u16::<4>(vreinterpretq_u16_u8(
-            equal,
-        ))))
+        let weighted = vandq_u8(equal, vld1q_u8(WEIGHTS.as_ptr()));
+        (
+            vaddv_u8(vget_low_u8(weighted)),
+            vaddv_u8(vget_high_u8(weighted)),
+        )
     };
-    nibbles & 0x8888_8888_8888_8888
+    u64::from(low) | u64::from(high) << 8
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -187,6 +361,8 @@ fn swar_chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    type Blocks<'a> = &'a [[u8; BLOCK]];
 
     fn naive(needle: u8, haystack: &[u8], limit: usize) -> Vec<u32> {
         haystack
@@ -226,6 +402,74 @@ mod tests {
                     .and_then(|rest| rest.iter().position(|&b| b == needle))
                     .map(|at| from + at);
                 prop_assert_eq!(find_from(needle, &haystack, from), expected, "from {}", from);
+            }
+        }
+
+        #[test]
+        fn the_index_finds_newlines_and_quotes_as_byte_loops_do(
+            buf in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\n'), Just(b'a'), any::<u8>()],
+                0..300,
+            ),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+        ) {
+            // Classified in pieces, as a reader fills its buffer.
+            let mut ends: Vec<usize> = cuts.iter().map(|cut| cut.index(buf.len() + 1)).collect();
+            ends.push(buf.len());
+            ends.sort();
+            let mut index = Index::default();
+            let mut done = 0;
+            for end in ends {
+                index.classify(&buf, done, end);
+                done = end;
+            }
+            for from in 0..buf.len() {
+                let newline = buf[from..].iter().position(|&b| b == b'\n').map(|at| from + at);
+                prop_assert_eq!(index.next_newline(from, buf.len()), newline);
+                let to = newline.unwrap_or(buf.len());
+                let mut out = [0u32; 8];
+                let found = index.quotes(from, to, &mut out);
+                prop_assert_eq!(&out[..found], &naive(b'"', &buf[from..to], 8)[..]);
+            }
+        }
+
+        #[test]
+        fn every_block_classifier_agrees(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\n'), Just(0xa2u8), Just(0x8au8), any::<u8>()],
+                0..8 * BLOCK,
+            ),
+        ) {
+            let (blocks, _) = bytes.as_chunks::<BLOCK>();
+            let expected: Vec<(u64, u64)> = blocks
+                .iter()
+                .map(|block| {
+                    let bits = |needle: u8| {
+                        block.iter().enumerate().fold(0u64, |bits, (at, &byte)| {
+                            bits | u64::from(byte == needle) << at
+                        })
+                    };
+                    (bits(b'"'), bits(b'\n'))
+                })
+                .collect();
+            let run = |classify: &dyn Fn(Blocks, &mut [u64], &mut [u64])| {
+                let mut quotes = vec![0; blocks.len()];
+                let mut newlines = vec![0; blocks.len()];
+                classify(blocks, &mut quotes, &mut newlines);
+                quotes.into_iter().zip(newlines).collect::<Vec<_>>()
+            };
+            prop_assert_eq!(&run(&classify_by_chunks), &expected);
+            prop_assert_eq!(&run(&classify_blocks), &expected);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: this CPU has AVX2.
+                    prop_assert_eq!(&run(&|b, q, n| unsafe { wide::classify_avx2(b, q, n) }), &expected);
+                }
+                if std::arch::is_x86_feature_detected!("avx512bw") {
+                    // SAFETY: this CPU has AVX-512BW.
+                    prop_assert_eq!(&run(&|b, q, n| unsafe { wide::classify_avx512(b, q, n) }), &expected);
+                }
             }
         }
 

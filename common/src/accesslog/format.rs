@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use super::Line;
 use super::okome::OkomeEntry;
 use super::record::{FIELD_COUNT, Field, Record};
 
@@ -379,11 +380,34 @@ impl LogFormat {
     /// first: its fields are found without looking up the format.
     #[inline(always)]
     pub fn check_okome<'a>(&self, line: &'a [u8]) -> Option<OkomeEntry<'a>> {
-        // Leading NULs are the generic walk's to skip.
-        if !self.okome || line.first() == Some(&0) || line.len() > u32::MAX as usize {
+        if !self.okome {
             return None;
         }
-        OkomeEntry::split(line)
+        Self::okome_fast_path(line, &super::okome::quotes(line)?)
+    }
+
+    /// [`LogFormat::check_okome`] for a line from a [`LineReader`], which
+    /// found the line's quotes while it looked for its end.
+    ///
+    /// [`LineReader`]: super::LineReader
+    #[inline(always)]
+    pub fn check_okome_line<'a>(&self, line: &Line<'a>) -> Option<OkomeEntry<'a>> {
+        if !self.okome {
+            return None;
+        }
+        Self::okome_fast_path(line.bytes, line.quotes.try_into().ok()?)
+    }
+
+    #[inline(always)]
+    fn okome_fast_path<'a>(
+        line: &'a [u8],
+        quotes: &[u32; super::LINE_QUOTES],
+    ) -> Option<OkomeEntry<'a>> {
+        // Leading NULs are the generic walk's to skip.
+        if line.first() == Some(&0) || line.len() > u32::MAX as usize {
+            return None;
+        }
+        OkomeEntry::split(line, quotes)
     }
 
     /// Split `line`, or say why it does not fit.

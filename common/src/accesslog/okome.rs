@@ -47,12 +47,12 @@ impl<'a> OkomeEntry<'a> {
     /// Split `line` by the fast path; `None` when it does not take the
     /// line (the generic walk then decides, and says why).
     #[inline(always)]
-    pub(super) fn split(line: &'a [u8]) -> Option<Self> {
+    pub(super) fn split(line: &'a [u8], quotes: &[u32; QUOTES]) -> Option<Self> {
         let Split {
             ends,
             status,
             body_bytes,
-        } = split(line)?;
+        } = split_at(line, quotes)?;
         Some(OkomeEntry {
             line,
             ends,
@@ -140,6 +140,19 @@ pub(super) struct Split {
     pub(super) body_bytes: Option<u64>,
 }
 
+/// The quotes an `okome` line has before its last fields: around
+/// `$request`, `$http_referer`, `$http_user_agent` and
+/// `$upstream_response_time`.
+pub(super) const QUOTES: usize = 8;
+
+/// The first [`QUOTES`] quotes of `line`, found sixteen bytes at a time;
+/// `None` when it has fewer.
+#[inline(always)]
+pub(super) fn quotes(line: &[u8]) -> Option<[u32; QUOTES]> {
+    let mut quotes = [0u32; QUOTES];
+    (first_positions(b'"', line, &mut quotes) == QUOTES).then_some(quotes)
+}
+
 /// The field ends of an `okome` line, as [`LogFormat::check`] would find
 /// them; `None` when the line does not fit or is not one this path can
 /// judge (the caller then asks the generic path). `line` is shorter than
@@ -148,13 +161,13 @@ pub(super) struct Split {
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
 pub(super) fn split(line: &[u8]) -> Option<Split> {
+    split_at(line, &quotes(line)?)
+}
+
+/// [`split`], given the line's first [`QUOTES`] quotes.
+#[inline(always)]
+fn split_at(line: &[u8], quotes: &[u32; QUOTES]) -> Option<Split> {
     let mut ends = [0u32; VARIABLES];
-    // The quotes around $request, $http_referer, $http_user_agent and
-    // $upstream_response_time, in that order.
-    let mut quotes = [0u32; 8];
-    if first_positions(b'"', line, &mut quotes) < quotes.len() {
-        return None;
-    }
     // Read where used: a converted copy of the array costs a loop.
     let [
         request,
@@ -165,7 +178,7 @@ pub(super) fn split(line: &[u8]) -> Option<Split> {
         agent_end,
         upstream,
         upstream_end,
-    ] = quotes;
+    ] = *quotes;
     let (request, request_end, referer, referer_end) = (
         request as usize,
         request_end as usize,

@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use super::bytemask::Index;
+
 /// The two bytes every gzip member starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -69,7 +71,16 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// The line was longer than the cap and was cut; the rest was skipped.
     pub truncated: bool,
+    /// Where the line's first quotes are (at most [`LINE_QUOTES`]), as
+    /// offsets into `bytes`: found while the reader looked for the line's
+    /// end, and where the `okome` fast path starts.
+    pub quotes: &'a [u32],
 }
+
+/// How many of a line's first quotes [`Line::quotes`] holds: the eight
+/// that enclose an `okome` line's request, referer, user agent and
+/// upstream times.
+pub const LINE_QUOTES: usize = 8;
 
 /// Splits a byte stream into lines through one reused buffer.
 ///
@@ -90,6 +101,9 @@ pub struct LineReader<R> {
     /// Inside the tail of an over-long line that was already handed out.
     skipping: bool,
     lines: u64,
+    /// Where the newlines and quotes in `buf[..end]` are.
+    index: Index,
+    quotes: [u32; LINE_QUOTES],
 }
 
 impl<R: Read> LineReader<R> {
@@ -112,6 +126,8 @@ impl<R: Read> LineReader<R> {
             eof: false,
             skipping: false,
             lines: 0,
+            index: Index::default(),
+            quotes: [0; LINE_QUOTES],
         }
     }
 
@@ -130,19 +146,15 @@ impl<R: Read> LineReader<R> {
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         loop {
             let from = self.start + self.scanned;
-            if let Some(offset) = memchr::memchr(b'\n', &self.buf[from..self.end]) {
-                let (start, newline) = (self.start, from + offset);
+            if let Some(newline) = self.index.next_newline(from, self.end) {
+                let start = self.start;
                 self.start = newline + 1;
                 self.scanned = 0;
                 if self.skipping {
                     self.skipping = false;
                     continue;
                 }
-                self.lines += 1;
-                return Ok(Some(Line {
-                    bytes: strip_cr(&self.buf[start..newline]),
-                    truncated: false,
-                }));
+                return Ok(Some(self.line(start, newline, false)));
             }
             if self.skipping {
                 // Drop the rest of an over-long line as it streams past.
@@ -157,30 +169,42 @@ impl<R: Read> LineReader<R> {
                 let start = self.start;
                 self.start = self.end;
                 self.scanned = 0;
-                self.lines += 1;
-                return Ok(Some(Line {
-                    bytes: strip_cr(&self.buf[start..self.end]),
-                    truncated: false,
-                }));
+                return Ok(Some(self.line(start, self.end, false)));
             }
             if pending >= self.max_line {
                 let start = self.start;
                 self.start = self.end;
                 self.scanned = 0;
                 self.skipping = true;
-                self.lines += 1;
-                return Ok(Some(Line {
-                    bytes: &self.buf[start..start + self.max_line],
-                    truncated: true,
-                }));
+                return Ok(Some(self.line(start, start + self.max_line, true)));
             }
             self.make_room();
             match self.inner.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.index.classify(&self.buf, self.end, self.end + n);
+                    self.end += n;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// The line `buf[start..end]` (its `\r` dropped unless `truncated`),
+    /// counted, with its first quotes.
+    #[inline(always)]
+    fn line(&mut self, start: usize, end: usize, truncated: bool) -> Line<'_> {
+        self.lines += 1;
+        let bytes = &self.buf[start..end];
+        let bytes = if truncated { bytes } else { strip_cr(bytes) };
+        let found = self
+            .index
+            .quotes(start, start + bytes.len(), &mut self.quotes);
+        Line {
+            bytes,
+            truncated,
+            quotes: &self.quotes[..found],
         }
     }
 
@@ -194,6 +218,7 @@ impl<R: Read> LineReader<R> {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            self.index.classify(&self.buf, 0, self.end);
         }
         if self.end == self.buf.len() {
             let grown = (self.buf.len() * 2)

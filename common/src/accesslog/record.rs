@@ -76,12 +76,13 @@ pub trait Record<'a> {
     fn raw(&self, which: Field) -> Option<&'a [u8]>;
 
     /// [`Record::raw`], with nginx's `-` for "no value" as `None`.
-    #[inline]
+    #[inline(always)]
     fn known(&self, which: Field) -> Option<&'a [u8]> {
         self.raw(which).filter(|field| !matches!(field, [b'-']))
     }
 
     /// The request method (`$request_method`, else from `$request`).
+    #[inline(always)]
     fn method(&self) -> Option<&'a [u8]> {
         if let Some(method) = self.known(Field::RequestMethod) {
             return Some(method);
@@ -93,6 +94,7 @@ pub trait Record<'a> {
 
     /// The request target, path and query as the client sent them
     /// (`$request_uri`, else from `$request` = `GET /x?y HTTP/1.1`).
+    #[inline(always)]
     fn target(&self) -> Option<&'a [u8]> {
         if let Some(uri) = self.known(Field::RequestUri) {
             return Some(uri);
@@ -112,6 +114,7 @@ pub trait Record<'a> {
     }
 
     /// The request path: [`Entry::target`] without its query string.
+    #[inline(always)]
     fn path(&self) -> Option<&'a [u8]> {
         let target = self.target()?;
         Some(match find_byte(b'?', target) {
@@ -121,6 +124,7 @@ pub trait Record<'a> {
     }
 
     /// `$status`.
+    #[inline(always)]
     fn status(&self) -> Option<u16> {
         let &[a, b, c] = self.known(Field::Status)? else {
             return None;
@@ -130,6 +134,7 @@ pub trait Record<'a> {
     }
 
     /// `$body_bytes_sent`, else `$bytes_sent`.
+    #[inline(always)]
     fn body_bytes(&self) -> Option<u64> {
         fields::parse_count(
             self.known(Field::BodyBytesSent)
@@ -138,39 +143,46 @@ pub trait Record<'a> {
     }
 
     /// `$http_user_agent`.
+    #[inline(always)]
     fn user_agent(&self) -> Option<&'a [u8]> {
         self.known(Field::UserAgent)
     }
 
     /// `$upstream_cache_status` (`HIT`, `MISS`, …); `None` for `-` (the
     /// request never reached the cache, e.g. answered by the health gate).
+    #[inline(always)]
     fn cache_status(&self) -> Option<&'a [u8]> {
         self.known(Field::CacheStatus)
     }
 
     /// `$request_time` in seconds.
+    #[inline(always)]
     fn request_time(&self) -> Option<f64> {
         self.request_time_ms().map(|ms| ms as f64 / 1000.0)
     }
 
     /// `$request_time` in milliseconds (nginx's resolution).
+    #[inline(always)]
     fn request_time_ms(&self) -> Option<u64> {
         fields::parse_seconds_ms(self.known(Field::RequestTime)?)
     }
 
     /// `$upstream_response_time` in seconds, summed over retries.
+    #[inline(always)]
     fn upstream_time(&self) -> Option<f64> {
         self.upstream_time_ms().map(|ms| ms as f64 / 1000.0)
     }
 
     /// `$upstream_response_time` in milliseconds, summed over retries;
     /// `None` when no upstream answered (a cache hit).
+    #[inline(always)]
     fn upstream_time_ms(&self) -> Option<u64> {
         fields::sum_seconds_ms(self.known(Field::UpstreamResponseTime)?)
     }
 
     /// Unix seconds of the request, from `$time_local`, `$time_iso8601` or
     /// `$msec`, whichever the format logs.
+    #[inline(always)]
     fn time_local(&self) -> Option<i64> {
         if let Some(raw) = self.known(Field::TimeLocal) {
             return fields::parse_time_local(raw);
@@ -182,11 +194,13 @@ pub trait Record<'a> {
     }
 
     /// `$okome_canary`: `control`, `canary` or `debug`.
+    #[inline(always)]
     fn canary(&self) -> Option<&'a [u8]> {
         self.known(Field::Canary)
     }
 
     /// Whether okome-prewarm sent the request (`$okome_warm` is `1`).
+    #[inline(always)]
     fn warm(&self) -> bool {
         matches!(self.raw(Field::Warm), Some([b'1']))
     }

@@ -529,6 +529,19 @@ proptest! {
         while let Some(line) = reader.next_line().unwrap() {
             lines += 1;
             prop_assert!(line.bytes.len() <= max_line);
+            let quotes: Vec<u32> = line
+                .bytes
+                .iter()
+                .enumerate()
+                .filter(|&(_, &b)| b == b'"')
+                .map(|(at, _)| at as u32)
+                .take(LINE_QUOTES)
+                .collect();
+            prop_assert_eq!(line.quotes, &quotes[..]);
+            // The reader's quotes give the fast path the same answer.
+            let with_reader = formats[0].check_okome_line(&line).map(|e| format!("{e:?}"));
+            let alone = formats[0].check_okome(line.bytes).map(|e| format!("{e:?}"));
+            prop_assert_eq!(with_reader, alone);
             for format in &formats {
                 match format.parse(line.bytes) {
                     Some(entry) => {
