@@ -49,7 +49,7 @@ impl PathGroups {
     }
 
     /// How many groups there are, `/` and `other` included.
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.prefixes.len() + 2
     }
 

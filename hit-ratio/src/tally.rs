@@ -355,7 +355,7 @@ impl Tally {
             warm: 0,
             outside: 0,
             samples: Vec::new(),
-            cells: vec![Cell::default(); groups.len() * VARIANTS * CACHE_INDEXES],
+            cells: vec![Cell::default(); groups.count() * VARIANTS * CACHE_INDEXES],
             groups,
             unknown: Vec::new(),
             unknown_other: Count::default(),
@@ -390,7 +390,7 @@ impl Tally {
             self.malformed(|| "line longer than the line cap".to_string());
             return;
         }
-        if let Some(entry) = format.check_okome_line(&line) {
+        if let Some(entry) = format.check_okome_line(line) {
             self.entry(&entry, options);
             return;
         }

@@ -362,7 +362,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    type Blocks<'a> = &'a [[u8; BLOCK]];
+    type Classifier = dyn Fn(&[[u8; BLOCK]], &mut [u64], &mut [u64]);
 
     fn naive(needle: u8, haystack: &[u8], limit: usize) -> Vec<u32> {
         haystack
@@ -452,7 +452,7 @@ mod tests {
                     (bits(b'"'), bits(b'\n'))
                 })
                 .collect();
-            let run = |classify: &dyn Fn(Blocks, &mut [u64], &mut [u64])| {
+            let run = |classify: &Classifier| {
                 let mut quotes = vec![0; blocks.len()];
                 let mut newlines = vec![0; blocks.len()];
                 classify(blocks, &mut quotes, &mut newlines);
