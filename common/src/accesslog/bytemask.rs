@@ -176,40 +176,60 @@ impl Index {
         }
     }
 
-    /// The first `N` quotes (or fewer) in `from..to`, as offsets from
-    /// `from`; how many there are.
+    /// The quotes in `from..to`, as offsets from `from`.
     #[inline(always)]
-    pub(crate) fn quotes<const N: usize>(
-        &self,
-        from: usize,
-        to: usize,
-        out: &mut [u32; N],
-    ) -> usize {
-        let mut found = 0;
-        let mut block = from / BLOCK;
-        let mut bits = match self.quotes.get(block) {
-            Some(&word) => word & (u64::MAX << (from % BLOCK)),
-            None => return 0,
-        };
-        loop {
-            while bits != 0 {
-                let at = block * BLOCK + bits.trailing_zeros() as usize;
-                if at >= to {
-                    return found;
-                }
-                out[found] = (at - from) as u32;
-                found += 1;
-                if found == N {
-                    return N;
-                }
-                bits &= bits - 1;
-            }
-            block += 1;
-            if block * BLOCK >= to {
-                return found;
-            }
-            bits = self.quotes[block];
+    pub(crate) fn quotes(&self, from: usize, to: usize) -> Quotes<'_> {
+        if from >= to {
+            return Quotes::default();
         }
+        let words = &self.quotes[from / BLOCK..=(to - 1) / BLOCK];
+        Quotes {
+            bits: words[0] & (u64::MAX << (from % BLOCK)),
+            words: &words[1..],
+            // Offsets count from `from`, part-way into the first word.
+            base: 0usize.wrapping_sub(from % BLOCK),
+            len: to - from,
+        }
+    }
+}
+
+/// Where a line's quotes are, in order, as offsets into the line: read
+/// off an [`Index`] a bit at a time, as far as the caller asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotes<'a> {
+    /// The quote bits not yet returned, of the word `base` is the offset of.
+    bits: u64,
+    /// The line's later words.
+    words: &'a [u64],
+    base: usize,
+    len: usize,
+}
+
+impl Quotes<'_> {
+    /// The quotes of a line without an index, found sixteen bytes at a
+    /// time (at most `N`).
+    #[inline(always)]
+    pub(crate) fn first_in<const N: usize>(line: &[u8]) -> impl Iterator<Item = usize> {
+        let mut positions = [0u32; N];
+        let found = first_positions(b'"', line, &mut positions);
+        positions.into_iter().take(found).map(|at| at as usize)
+    }
+}
+
+impl Iterator for Quotes<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            let (&word, rest) = self.words.split_first()?;
+            self.bits = word;
+            self.words = rest;
+            self.base = self.base.wrapping_add(BLOCK);
+        }
+        let at = self.base.wrapping_add(self.bits.trailing_zeros() as usize);
+        self.bits &= self.bits - 1;
+        (at < self.len).then_some(at)
     }
 }
 
@@ -427,9 +447,8 @@ mod tests {
                 let newline = buf[from..].iter().position(|&b| b == b'\n').map(|at| from + at);
                 prop_assert_eq!(index.next_newline(from, buf.len()), newline);
                 let to = newline.unwrap_or(buf.len());
-                let mut out = [0u32; 8];
-                let found = index.quotes(from, to, &mut out);
-                prop_assert_eq!(&out[..found], &naive(b'"', &buf[from..to], 8)[..]);
+                let quotes: Vec<u32> = index.quotes(from, to).map(|at| at as u32).collect();
+                prop_assert_eq!(quotes, naive(b'"', &buf[from..to], usize::MAX));
             }
         }
 

@@ -12,6 +12,7 @@
 use std::fmt;
 
 use super::Line;
+use super::bytemask::Quotes;
 use super::okome::OkomeEntry;
 use super::record::{FIELD_COUNT, Field, Record};
 
@@ -383,7 +384,7 @@ impl LogFormat {
         if !self.okome {
             return None;
         }
-        Self::okome_fast_path(line, &super::okome::quotes(line)?)
+        Self::okome_fast_path(line, Quotes::first_in::<8>(line))
     }
 
     /// [`LogFormat::check_okome`] for a line from a [`LineReader`], which
@@ -395,13 +396,13 @@ impl LogFormat {
         if !self.okome {
             return None;
         }
-        Self::okome_fast_path(line.bytes, line.quotes.try_into().ok()?)
+        Self::okome_fast_path(line.bytes, line.quotes)
     }
 
     #[inline(always)]
     fn okome_fast_path<'a>(
         line: &'a [u8],
-        quotes: &[u32; super::LINE_QUOTES],
+        quotes: impl Iterator<Item = usize>,
     ) -> Option<OkomeEntry<'a>> {
         // Leading NULs are the generic walk's to skip.
         if line.first() == Some(&0) || line.len() > u32::MAX as usize {

@@ -24,12 +24,12 @@ mod okome;
 mod reader;
 mod record;
 
+pub use bytemask::Quotes;
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
 pub use format::{Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed};
 pub use okome::OkomeEntry;
 pub use reader::{
-    DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, LINE_QUOTES, Line, LineReader, is_gzip,
-    open_input,
+    DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, Line, LineReader, is_gzip, open_input,
 };
 pub use record::{Field, Record};
 

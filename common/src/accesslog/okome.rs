@@ -14,7 +14,7 @@
 //! through the generic walk, which gives the reason; a property test
 //! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use super::bytemask::{find_from, first_positions};
+use super::bytemask::{Quotes, find_from};
 use super::fields;
 use super::format::is_at;
 use super::record::{Field, Record};
@@ -47,7 +47,7 @@ impl<'a> OkomeEntry<'a> {
     /// Split `line` by the fast path; `None` when it does not take the
     /// line (the generic walk then decides, and says why).
     #[inline(always)]
-    pub(super) fn split(line: &'a [u8], quotes: &[u32; QUOTES]) -> Option<Self> {
+    pub(super) fn split(line: &'a [u8], quotes: impl Iterator<Item = usize>) -> Option<Self> {
         let Split {
             ends,
             status,
@@ -140,19 +140,6 @@ pub(super) struct Split {
     pub(super) body_bytes: Option<u64>,
 }
 
-/// The quotes an `okome` line has before its last fields: around
-/// `$request`, `$http_referer`, `$http_user_agent` and
-/// `$upstream_response_time`.
-pub(super) const QUOTES: usize = 8;
-
-/// The first [`QUOTES`] quotes of `line`, found sixteen bytes at a time;
-/// `None` when it has fewer.
-#[inline(always)]
-pub(super) fn quotes(line: &[u8]) -> Option<[u32; QUOTES]> {
-    let mut quotes = [0u32; QUOTES];
-    (first_positions(b'"', line, &mut quotes) == QUOTES).then_some(quotes)
-}
-
 /// The field ends of an `okome` line, as [`LogFormat::check`] would find
 /// them; `None` when the line does not fit or is not one this path can
 /// judge (the caller then asks the generic path). `line` is shorter than
@@ -161,37 +148,16 @@ pub(super) fn quotes(line: &[u8]) -> Option<[u32; QUOTES]> {
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
 pub(super) fn split(line: &[u8]) -> Option<Split> {
-    split_at(line, &quotes(line)?)
+    split_at(line, Quotes::first_in::<8>(line))
 }
 
-/// [`split`], given the line's first [`QUOTES`] quotes.
+/// [`split`], given where the line's quotes are.
 #[inline(always)]
-fn split_at(line: &[u8], quotes: &[u32; QUOTES]) -> Option<Split> {
+pub(super) fn split_at(line: &[u8], mut quotes: impl Iterator<Item = usize>) -> Option<Split> {
     let mut ends = [0u32; VARIABLES];
-    // Read where used: a converted copy of the array costs a loop.
-    let [
-        request,
-        request_end,
-        referer,
-        referer_end,
-        agent,
-        agent_end,
-        upstream,
-        upstream_end,
-    ] = *quotes;
-    let (request, request_end, referer, referer_end) = (
-        request as usize,
-        request_end as usize,
-        referer as usize,
-        referer_end as usize,
-    );
-    let (agent, agent_end, upstream, upstream_end) = (
-        agent as usize,
-        agent_end as usize,
-        upstream as usize,
-        upstream_end as usize,
-    );
-
+    // The quotes around $request, $http_referer, $http_user_agent and
+    // $upstream_response_time, each taken when its field is checked.
+    let request = quotes.next()?;
     // $remote_addr - $remote_user [$time_local] "  — the time is 26 bytes,
     // so `[` is 29 bytes before the first quote.
     let user_end = request.checked_sub(30)?;
@@ -213,6 +179,7 @@ fn split_at(line: &[u8], quotes: &[u32; QUOTES]) -> Option<Split> {
     ends[2] = (request - 2) as u32;
 
     // $request" $status $body_bytes_sent "
+    let (request_end, referer) = (quotes.next()?, quotes.next()?);
     let status = request_end + 2;
     let bytes_end = referer.checked_sub(1)?;
     if line[request_end + 1] != b' '
@@ -237,6 +204,7 @@ fn split_at(line: &[u8], quotes: &[u32; QUOTES]) -> Option<Split> {
     ends[5] = bytes_end as u32;
 
     // $http_referer" "$http_user_agent" cache=
+    let (referer_end, agent, agent_end) = (quotes.next()?, quotes.next()?, quotes.next()?);
     if agent != referer_end + 2 || line[referer_end + 1] != b' ' {
         return None;
     }
@@ -247,6 +215,7 @@ fn split_at(line: &[u8], quotes: &[u32; QUOTES]) -> Option<Split> {
     ends[7] = agent_end as u32;
 
     // $upstream_cache_status rt=$request_time urt="
+    let (upstream, upstream_end) = (quotes.next()?, quotes.next()?);
     let cache_end = at_first_space(line, agent_end + 8, b" rt=")?;
     let time_end = upstream.checked_sub(5)?;
     if time_end <= cache_end + 4 || !is_at(line, time_end, b" urt=") {

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::bytemask::Index;
+use super::bytemask::{Index, Quotes};
 
 /// The two bytes every gzip member starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -71,16 +71,10 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// The line was longer than the cap and was cut; the rest was skipped.
     pub truncated: bool,
-    /// Where the line's first quotes are (at most [`LINE_QUOTES`]), as
-    /// offsets into `bytes`: found while the reader looked for the line's
-    /// end, and where the `okome` fast path starts.
-    pub quotes: &'a [u32],
+    /// Where the line's quotes are: found while the reader looked for the
+    /// line's end, and where the `okome` fast path starts.
+    pub quotes: Quotes<'a>,
 }
-
-/// How many of a line's first quotes [`Line::quotes`] holds: the eight
-/// that enclose an `okome` line's request, referer, user agent and
-/// upstream times.
-pub const LINE_QUOTES: usize = 8;
 
 /// Splits a byte stream into lines through one reused buffer.
 ///
@@ -103,7 +97,6 @@ pub struct LineReader<R> {
     lines: u64,
     /// Where the newlines and quotes in `buf[..end]` are.
     index: Index,
-    quotes: [u32; LINE_QUOTES],
 }
 
 impl<R: Read> LineReader<R> {
@@ -127,7 +120,6 @@ impl<R: Read> LineReader<R> {
             skipping: false,
             lines: 0,
             index: Index::default(),
-            quotes: [0; LINE_QUOTES],
         }
     }
 
@@ -198,13 +190,10 @@ impl<R: Read> LineReader<R> {
         self.lines += 1;
         let bytes = &self.buf[start..end];
         let bytes = if truncated { bytes } else { strip_cr(bytes) };
-        let found = self
-            .index
-            .quotes(start, start + bytes.len(), &mut self.quotes);
         Line {
             bytes,
             truncated,
-            quotes: &self.quotes[..found],
+            quotes: self.index.quotes(start, start + bytes.len()),
         }
     }
 
