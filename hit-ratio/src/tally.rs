@@ -383,7 +383,7 @@ impl Tally {
 
     /// Count one line. Truncated lines (longer than the reader's cap) are
     /// malformed.
-    #[inline]
+    #[inline(always)]
     pub fn line(&mut self, format: &LogFormat, options: &Options, line: &Line<'_>) {
         self.lines += 1;
         if line.truncated {
