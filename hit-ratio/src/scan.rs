@@ -372,11 +372,8 @@ fn count(
     options: &Options,
     tally: &mut Tally,
 ) -> io::Result<()> {
-    let mut lines = LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE);
-    while let Some(line) = lines.next_line()? {
-        tally.line(format, options, &line);
-    }
-    Ok(())
+    LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE)
+        .each_line(|line| tally.line(format, options, &line))
 }
 
 /// A reader whose source is read (and decompressed) in its own thread,

@@ -12,8 +12,7 @@
 use std::fmt;
 
 use super::Line;
-use super::bytemask::Quotes;
-use super::okome::OkomeEntry;
+use super::okome::{Indexed, OkomeEntry, Searched, Structure};
 use super::record::{FIELD_COUNT, Field, Record};
 
 /// Most variables a format may have; [`Entry`] keeps field boundaries in a
@@ -384,7 +383,7 @@ impl LogFormat {
         if !self.okome {
             return None;
         }
-        Self::okome_fast_path(line, Quotes::first_in::<8>(line))
+        Self::okome_fast_path(line, &Searched)
     }
 
     /// [`LogFormat::check_okome`] for a line from a [`LineReader`], which
@@ -396,19 +395,22 @@ impl LogFormat {
         if !self.okome {
             return None;
         }
-        Self::okome_fast_path(line.bytes, line.quotes)
+        Self::okome_fast_path(
+            line.bytes,
+            &Indexed {
+                quotes: line.quotes,
+                spaces: line.spaces,
+            },
+        )
     }
 
     #[inline(always)]
-    fn okome_fast_path<'a>(
-        line: &'a [u8],
-        quotes: impl Iterator<Item = usize>,
-    ) -> Option<OkomeEntry<'a>> {
+    fn okome_fast_path<'a>(line: &'a [u8], structure: &impl Structure) -> Option<OkomeEntry<'a>> {
         // Leading NULs are the generic walk's to skip.
         if line.first() == Some(&0) || line.len() > u32::MAX as usize {
             return None;
         }
-        OkomeEntry::split(line, quotes)
+        OkomeEntry::split(line, structure)
     }
 
     /// Split `line`, or say why it does not fit.
@@ -443,7 +445,7 @@ impl LogFormat {
             return Err(Malformed::Prefix);
         }
         let mut ends = [0u32; MAX_VARIABLES];
-        if unrolled && let Some(okome) = super::okome::split(line) {
+        if unrolled && let Some(okome) = super::okome::split(line, &Searched) {
             ends[..okome.ends.len()].copy_from_slice(&okome.ends);
             return Ok(Entry {
                 format: self,

@@ -24,7 +24,7 @@ mod okome;
 mod reader;
 mod record;
 
-pub use bytemask::Quotes;
+pub use bytemask::{BitIter, Bits};
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
 pub use format::{Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed};
 pub use okome::OkomeEntry;

@@ -14,7 +14,7 @@
 //! through the generic walk, which gives the reason; a property test
 //! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use super::bytemask::{Quotes, find_from};
+use super::bytemask::{Bits, find_from, first_positions};
 use super::fields;
 use super::format::is_at;
 use super::record::{Field, Record};
@@ -47,12 +47,12 @@ impl<'a> OkomeEntry<'a> {
     /// Split `line` by the fast path; `None` when it does not take the
     /// line (the generic walk then decides, and says why).
     #[inline(always)]
-    pub(super) fn split(line: &'a [u8], quotes: impl Iterator<Item = usize>) -> Option<Self> {
+    pub(super) fn split(line: &'a [u8], structure: &impl Structure) -> Option<Self> {
         let Split {
             ends,
             status,
             body_bytes,
-        } = split_at(line, quotes)?;
+        } = split(line, structure)?;
         Some(OkomeEntry {
             line,
             ends,
@@ -105,22 +105,46 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
     }
 }
 
-/// The first occurrence of `literal` in `line` at or after `from`: the
-/// generic path's `find` for a constant literal and the default escaping.
-#[inline(always)]
-fn find_literal<const N: usize>(line: &[u8], from: usize, literal: &[u8; N]) -> Option<usize> {
-    let mut at = from;
-    loop {
-        let found = find_from(literal[0], line, at)?;
-        // A literal that does not fit before the end of the line cannot
-        // occur further on either.
-        if is_at(line, found, literal) {
-            return Some(found);
-        }
-        if found + N > line.len() {
-            return None;
-        }
-        at = found + 1;
+/// Where a line's quotes and spaces are, as the splitter asks for them.
+pub(super) trait Structure {
+    /// The quotes of `line`, in order.
+    fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize>;
+    /// The first space of `line` at or after `at`.
+    fn space_from(&self, line: &[u8], at: usize) -> Option<usize>;
+}
+
+/// A line from a [`LineReader`](super::LineReader): read off its index.
+pub(super) struct Indexed<'a> {
+    pub(super) quotes: Bits<'a>,
+    pub(super) spaces: Bits<'a>,
+}
+
+impl Structure for Indexed<'_> {
+    #[inline(always)]
+    fn quotes(&self, _: &[u8]) -> impl Iterator<Item = usize> {
+        self.quotes.iter()
+    }
+
+    #[inline(always)]
+    fn space_from(&self, _: &[u8], at: usize) -> Option<usize> {
+        self.spaces.first_from(at)
+    }
+}
+
+/// A line on its own: searched, sixteen bytes at a time.
+pub(super) struct Searched;
+
+impl Structure for Searched {
+    #[inline(always)]
+    fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize> {
+        let mut positions = [0u32; 8];
+        let found = first_positions(b'"', line, &mut positions);
+        positions.into_iter().take(found).map(|at| at as usize)
+    }
+
+    #[inline(always)]
+    fn space_from(&self, line: &[u8], at: usize) -> Option<usize> {
+        find_from(b' ', line, at)
     }
 }
 
@@ -128,8 +152,13 @@ fn find_literal<const N: usize>(line: &[u8], from: usize, literal: &[u8; N]) -> 
 /// after `from`, when that is at the first space: a space not followed by
 /// the rest of the literal makes the line the generic walk's to judge.
 #[inline(always)]
-fn at_first_space<const N: usize>(line: &[u8], from: usize, literal: &[u8; N]) -> Option<usize> {
-    let space = find_from(b' ', line, from)?;
+fn at_first_space<const N: usize>(
+    line: &[u8],
+    structure: &impl Structure,
+    from: usize,
+    literal: &[u8; N],
+) -> Option<usize> {
+    let space = structure.space_from(line, from)?;
     is_at(line, space, literal).then_some(space)
 }
 
@@ -147,13 +176,8 @@ pub(super) struct Split {
 ///
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
-pub(super) fn split(line: &[u8]) -> Option<Split> {
-    split_at(line, Quotes::first_in::<8>(line))
-}
-
-/// [`split`], given where the line's quotes are.
-#[inline(always)]
-pub(super) fn split_at(line: &[u8], mut quotes: impl Iterator<Item = usize>) -> Option<Split> {
+pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
+    let mut quotes = structure.quotes(line);
     let mut ends = [0u32; VARIABLES];
     // The quotes around $request, $http_referer, $http_user_agent and
     // $upstream_response_time, each taken when its field is checked.
@@ -164,10 +188,18 @@ pub(super) fn split_at(line: &[u8], mut quotes: impl Iterator<Item = usize>) -> 
     if !is_at(line, user_end, b" [") || !is_at(line, request - 2, b"] ") {
         return None;
     }
-    let addr_end = at_first_space(line, 0, b" - ")?;
-    // The first ` [` after the user must be the one before the time (`-`
-    // in nearly every line: one short search).
-    if find_literal(line, addr_end + 3, b" [")? != user_end {
+    let addr_end = at_first_space(line, structure, 0, b" - ")?;
+    // The first ` [` after the user must be the one before the time (the
+    // user is `-` in nearly every line: one space further on).
+    let mut space = addr_end + 3;
+    loop {
+        space = structure.space_from(line, space)?;
+        if is_at(line, space, b" [") {
+            break;
+        }
+        space += 1;
+    }
+    if space != user_end {
         return None;
     }
     let time = &line[user_end + 2..request - 2];
@@ -216,7 +248,7 @@ pub(super) fn split_at(line: &[u8], mut quotes: impl Iterator<Item = usize>) -> 
 
     // $upstream_cache_status rt=$request_time urt="
     let (upstream, upstream_end) = (quotes.next()?, quotes.next()?);
-    let cache_end = at_first_space(line, agent_end + 8, b" rt=")?;
+    let cache_end = at_first_space(line, structure, agent_end + 8, b" rt=")?;
     let time_end = upstream.checked_sub(5)?;
     if time_end <= cache_end + 4 || !is_at(line, time_end, b" urt=") {
         return None;
@@ -237,9 +269,9 @@ pub(super) fn split_at(line: &[u8], mut quotes: impl Iterator<Item = usize>) -> 
         return None;
     }
     ends[10] = upstream_end as u32;
-    let rid_end = at_first_space(line, upstream_end + 6, b" canary=")?;
+    let rid_end = at_first_space(line, structure, upstream_end + 6, b" canary=")?;
     ends[11] = rid_end as u32;
-    let canary_end = at_first_space(line, rid_end + 8, b" warm=")?;
+    let canary_end = at_first_space(line, structure, rid_end + 8, b" warm=")?;
     ends[12] = canary_end as u32;
     // $okome_warm runs to the end of the line and must not be empty.
     if canary_end + 6 >= line.len() {

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::bytemask::{Index, Quotes};
+use super::bytemask::{Bits, Class, Index};
 
 /// The two bytes every gzip member starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -71,9 +71,11 @@ pub struct Line<'a> {
     pub bytes: &'a [u8],
     /// The line was longer than the cap and was cut; the rest was skipped.
     pub truncated: bool,
-    /// Where the line's quotes are: found while the reader looked for the
-    /// line's end, and where the `okome` fast path starts.
-    pub quotes: Quotes<'a>,
+    /// Where the line's quotes are, and its spaces: found while the reader
+    /// looked for the line's end, and where the `okome` fast path starts.
+    pub quotes: Bits<'a>,
+    /// See `quotes`.
+    pub spaces: Bits<'a>,
 }
 
 /// Splits a byte stream into lines through one reused buffer.
@@ -138,7 +140,11 @@ impl<R: Read> LineReader<R> {
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         loop {
             let from = self.start + self.scanned;
-            if let Some(newline) = self.index.next_newline(from, self.end) {
+            let newline = self
+                .index
+                .bits(Class::Newline, from, self.end)
+                .first_from(0);
+            if let Some(newline) = newline.map(|at| from + at) {
                 let start = self.start;
                 self.start = newline + 1;
                 self.scanned = 0;
@@ -190,10 +196,34 @@ impl<R: Read> LineReader<R> {
         self.lines += 1;
         let bytes = &self.buf[start..end];
         let bytes = if truncated { bytes } else { strip_cr(bytes) };
-        Line {
-            bytes,
-            truncated,
-            quotes: self.index.quotes(start, start + bytes.len()),
+        line_at(&self.index, bytes, start, truncated)
+    }
+
+    /// Hand every line to `each`, in order: what [`LineReader::next_line`]
+    /// returns, in a loop the reader drives. The complete lines of each
+    /// buffer-full are walked straight off its newline bits, without the
+    /// refill and over-long-line checks `next_line` makes per line.
+    pub fn each_line(&mut self, mut each: impl FnMut(Line<'_>)) -> io::Result<()> {
+        loop {
+            if !self.skipping {
+                let from = self.start + self.scanned;
+                let mut start = self.start;
+                for newline in self.index.bits(Class::Newline, from, self.end).iter() {
+                    let end = from + newline;
+                    let bytes = strip_cr(&self.buf[start..end]);
+                    each(line_at(&self.index, bytes, start, false));
+                    self.lines += 1;
+                    start = end + 1;
+                }
+                if start != self.start {
+                    self.start = start;
+                    self.scanned = 0;
+                }
+            }
+            match self.next_line()? {
+                Some(line) => each(line),
+                None => return Ok(()),
+            }
         }
     }
 
@@ -218,6 +248,19 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// The line `bytes`, which starts at `start` in the indexed buffer.
+#[inline(always)]
+fn line_at<'a>(index: &'a Index, bytes: &'a [u8], start: usize, truncated: bool) -> Line<'a> {
+    let end = start + bytes.len();
+    Line {
+        bytes,
+        truncated,
+        quotes: index.bits(Class::Quote, start, end),
+        spaces: index.bits(Class::Space, start, end),
+    }
+}
+
+#[inline(always)]
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -233,6 +276,14 @@ mod tests {
         while let Some(line) = reader.next_line().unwrap() {
             lines.push((line.bytes.to_vec(), line.truncated));
         }
+        assert_eq!(reader.lines(), lines.len() as u64);
+        // The reader-driven loop hands out the same lines.
+        let mut reader = LineReader::with_capacity(input, buffer, max_line);
+        let mut each = Vec::new();
+        reader
+            .each_line(|line| each.push((line.bytes.to_vec(), line.truncated)))
+            .unwrap();
+        assert_eq!(each, lines);
         assert_eq!(reader.lines(), lines.len() as u64);
         lines
     }

@@ -536,7 +536,7 @@ proptest! {
                 .filter(|&(_, &b)| b == b'"')
                 .map(|(at, _)| at as u32)
                 .collect();
-            prop_assert_eq!(line.quotes.map(|at| at as u32).collect::<Vec<_>>(), quotes);
+            prop_assert_eq!(line.quotes.iter().map(|at| at as u32).collect::<Vec<_>>(), quotes);
             // The reader's quotes give the fast path the same answer.
             let with_reader = formats[0].check_okome_line(&line).map(|e| format!("{e:?}"));
             let alone = formats[0].check_okome(line.bytes).map(|e| format!("{e:?}"));
