@@ -16,6 +16,8 @@ struct Prefix {
     mask: u64,
     /// A prefix with a query string can never match a path.
     never: bool,
+    /// The prefix ends with `/`: whatever follows it is below it.
+    ends_segment: bool,
 }
 
 /// The configured prefixes, in order: group 0 is `/` itself, 1.. the
@@ -26,8 +28,10 @@ pub struct PathGroups {
 }
 
 impl PathGroups {
-    /// Compile `prefixes` (each starting with `/`, as `--groups` checks).
+    /// Compile `prefixes` (each starting with `/`, as `--groups` checks;
+    /// at most 64, a bit each when matching).
     pub fn new(prefixes: &[Vec<u8>]) -> Self {
+        assert!(prefixes.len() <= 64, "at most 64 path-group prefixes");
         let prefixes = prefixes
             .iter()
             .map(|bytes| {
@@ -42,6 +46,7 @@ impl PathGroups {
                         n => (1u64 << (8 * n)) - 1,
                     },
                     never: bytes.contains(&b'?'),
+                    ends_segment: bytes.last() == Some(&b'/'),
                 }
             })
             .collect();
@@ -65,6 +70,10 @@ impl PathGroups {
         let head = target
             .first_chunk::<8>()
             .map(|head| u64::from_le_bytes(*head));
+        // Every prefix is tried and the first match kept: a loop of fixed
+        // length, where stopping at the match would be a branch as random
+        // as the log's paths.
+        let mut matches = 0u64;
         for (index, prefix) in self.prefixes.iter().enumerate() {
             let starts = match head {
                 Some(head) if prefix.bytes.len() <= 8 => head & prefix.mask == prefix.head,
@@ -75,13 +84,12 @@ impl PathGroups {
                 None => target.starts_with(&prefix.bytes),
             };
             // The byte after the prefix must end a path segment.
-            if starts
-                && !prefix.never
-                && (prefix.bytes.last() == Some(&b'/')
-                    || matches!(target.get(prefix.bytes.len()), None | Some(b'/' | b'?')))
-            {
-                return index + 1;
-            }
+            let next = target.get(prefix.bytes.len()).copied().unwrap_or(b'/');
+            let ends_segment = prefix.ends_segment | (next == b'/') | (next == b'?');
+            matches |= u64::from(starts & !prefix.never & ends_segment) << index;
+        }
+        if matches != 0 {
+            return matches.trailing_zeros() as usize + 1;
         }
         other
     }
