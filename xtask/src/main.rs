@@ -24,7 +24,8 @@ verbs:
                     (tools: hit-ratio, health-probe, prewarm)
   dist              build static armv7/aarch64 binaries and the .deb packages
                     ([--arch armhf|arm64|amd64]… [--tool okome-…]… [--no-lintian];
-                    --test: the packaging checks of `test` alone: qemu, lintian, chroot install)";
+                    --test: the packaging checks of `test` alone: qemu, lintian, chroot install;
+                    --parser-tests [--arch armhf|arm64]: okome-common's unit tests under qemu)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

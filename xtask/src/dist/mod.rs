@@ -9,7 +9,10 @@
 //! from source with zig as the linker (GUIDE §3); and dist builds use their
 //! own target dir, so release/cross builds never invalidate the debug builds
 //! everyone else is running. `test_suite()` is what `cargo xtask test` runs:
-//! the same build, then proof under qemu, lintian and the chroot install test.
+//! the same build, then proof under qemu (each ARM binary does a real job,
+//! and okome-common's unit tests, the access-log parser's per-architecture
+//! code among them, are cross-built and pass on each ARM target), lintian
+//! and the chroot install test. `--parser-tests` runs those unit tests alone.
 
 mod assets;
 mod chroot;
@@ -133,6 +136,7 @@ struct Options {
     tools: Vec<String>,
     no_lintian: bool,
     test: bool,
+    parser_tests: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -148,11 +152,13 @@ fn parse(args: &[String]) -> Result<Options> {
                 .push(args.next().ok_or("--tool needs a value")?.clone()),
             "--no-lintian" => options.no_lintian = true,
             "--test" => options.test = true,
+            "--parser-tests" => options.parser_tests = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
                      --tool okome-…, --no-lintian; each may repeat; or --test alone: \
-                     the packaging checks of `cargo xtask test`)"
+                     the packaging checks of `cargo xtask test`; or --parser-tests \
+                     [--arch armhf|arm64]: okome-common's unit tests under qemu)"
                 )
                 .into());
             }
@@ -179,6 +185,23 @@ pub fn main(args: &[String]) -> Result {
         }
         return test_suite();
     }
+    if options.parser_tests {
+        if !options.tools.is_empty() || options.no_lintian {
+            return Err("--parser-tests takes only --arch".into());
+        }
+        let targets: Vec<Target> = TARGETS
+            .iter()
+            .filter(|t| t.qemu.is_some())
+            .filter(|t| options.arches.is_empty() || options.arches.iter().any(|a| a == t.deb_arch))
+            .copied()
+            .collect();
+        if targets.is_empty() {
+            return Err("--parser-tests: amd64 runs them natively (`cargo test`)".into());
+        }
+        deps::ensure_apt(&["qemu-user-static"])?;
+        ensure_toolchain(&targets)?;
+        return qemu::unit_tests(&targets);
+    }
     let targets: Vec<Target> = TARGETS
         .iter()
         .filter(|t| options.arches.is_empty() || options.arches.iter().any(|a| a == t.deb_arch))
@@ -198,13 +221,14 @@ pub fn main(args: &[String]) -> Result {
 }
 
 /// The packaging checks `cargo xtask test` runs: build everything, prove the
-/// ARM binaries on qemu, lint every package, then install/upgrade/remove/
-/// purge them in a Debian chroot.
+/// ARM binaries on qemu, run okome-common's unit tests on qemu, lint every
+/// package, then install/upgrade/remove/purge them in a Debian chroot.
 pub fn test_suite() -> Result {
     deps::ensure_apt(&["qemu-user-static", "debootstrap"])?;
     let dist = build_and_package(TOOLS, TARGETS, "1")?;
     dist.print();
     qemu::check(&dist)?;
+    qemu::unit_tests(TARGETS)?;
     deb::lintian(&dist.debs)?;
     let started = Instant::now();
     chroot::install_test(&dist)?;
@@ -330,10 +354,13 @@ fn ensure_zig() -> Result {
     ]))
 }
 
-/// Build one tool for one target, alone, strip it and measure it.
-fn build(tool: Tool, target: Target) -> Result<Binary> {
-    let dir = target_dir(&target);
-    let mut command = cargo();
+/// What a cargo command needs for `target`, whatever it builds: the same
+/// linker, flags and environment for the release binaries and for the unit
+/// tests run under qemu, so neither invalidates the other's artifacts in the
+/// shared (in CI, cached) target dir. `test`: `cargo test` instead of
+/// `cargo build`. The caller adds the profile and the package.
+fn cross_cargo(target: &Target, test: bool) -> Command {
+    let mut command;
     if target.build_std {
         // GUIDE §3: no downloadable armv7 musl std here; build it, link with
         // zig (which brings its own musl), not with rustc's self-contained
@@ -342,12 +369,21 @@ fn build(tool: Tool, target: Target) -> Result<Binary> {
             "CARGO_TARGET_{}_RUSTFLAGS",
             target.triple.to_uppercase().replace('-', "_")
         );
+        if test {
+            // `cargo zigbuild` only builds; cargo-zigbuild's own `test`
+            // subcommand is `cargo test` with the same zig linker setup.
+            command = Command::new("cargo-zigbuild");
+            command.current_dir(workspace_root()).arg("test");
+        } else {
+            command = cargo();
+            command.arg("zigbuild");
+        }
         command
-            .arg("zigbuild")
             .env(flags_var, "-C link-self-contained=no")
             .env("RUSTC_BOOTSTRAP", "1");
     } else {
-        command.arg("build");
+        command = cargo();
+        command.arg(if test { "test" } else { "build" });
         if target.deb_arch == "amd64" {
             // x86_64 musl defaults to static-pie, which lintian takes for a
             // shared library; build a plain static executable like the ARM
@@ -358,13 +394,24 @@ fn build(tool: Tool, target: Target) -> Result<Binary> {
             );
         }
     }
-    command.args(["--release", "-p", tool.package, "--target", target.triple]);
+    command.args(["--target", target.triple]);
     if target.build_std {
+        // A test build adds libtest (and panic_unwind) to these by itself.
         command.arg("-Zbuild-std=std,panic_abort");
     }
-    command.arg("--target-dir").arg(&dir);
+    command.arg("--target-dir").arg(target_dir(target));
+    command
+}
+
+/// Build one tool for one target, alone, strip it and measure it.
+fn build(tool: Tool, target: Target) -> Result<Binary> {
+    let mut command = cross_cargo(&target, false);
+    command.args(["--release", "-p", tool.package]);
     run(&mut command)?;
-    let path = dir.join(target.triple).join("release").join(tool.package);
+    let path = target_dir(&target)
+        .join(target.triple)
+        .join("release")
+        .join(tool.package);
     // The release profile strips already; llvm-strip understands every
     // target (host `strip` cannot read ARM) and makes sure of it.
     run(Command::new("llvm-strip").arg("--strip-all").arg(&path))?;
@@ -462,5 +509,15 @@ mod tests {
         let ok = parse(&["--arch".into(), "arm64".into(), "--no-lintian".into()]).unwrap();
         assert_eq!(ok.arches, ["arm64"]);
         assert!(ok.no_lintian);
+    }
+
+    #[test]
+    fn parser_tests_take_only_emulated_arches() {
+        let ok = parse(&["--parser-tests".into(), "--arch".into(), "armhf".into()]).unwrap();
+        assert!(ok.parser_tests);
+        assert!(main(&["--parser-tests".into(), "--no-lintian".into()]).is_err());
+        // amd64 has no qemu: its unit tests are the host's `cargo test`.
+        let err = main(&["--parser-tests".into(), "--arch".into(), "amd64".into()]).unwrap_err();
+        assert!(err.to_string().contains("natively"), "{err}");
     }
 }
