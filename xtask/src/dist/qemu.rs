@@ -63,7 +63,7 @@ pub fn check(dist: &Dist) -> Result {
 /// Proptest cases per property under emulation. Measured here (2 shared
 /// cores, `--test-threads=2`): with proptest's defaults the armv7 run took
 /// 155 s (arm64: 41 s), most of it the splitter property that asks for 2,048
-/// cases; at 256 armv7 took 95 s, at 64 it takes ~31 s. PROPTEST_CASES
+/// cases; at 256 armv7 took 95 s, at 64 ~30 s (arm64: 6 s). PROPTEST_CASES
 /// overrides every property's own count, that one included. The host's
 /// `cargo test` still runs the full counts on the same properties; here they
 /// only need to reach the ARM code paths, with a fresh seed on every run.
@@ -94,8 +94,13 @@ pub fn unit_tests(targets: &[Target]) -> Result {
 }
 
 /// `cargo test --no-run` of okome-common's lib tests for `target`, with the
-/// same linker, std and target dir as its release binaries; returns the
-/// test executable cargo reports.
+/// same linker, build-std setup and target dir as its release binaries;
+/// returns the test executable cargo reports. armv7's std cannot be shared
+/// with the release builds (another profile: no LTO, unwinding, debug
+/// assertions), so the first run builds a test-profile std next to the
+/// release one (with the test dependencies: 2 min 45 s cold here); the
+/// cached target dir keeps it, and later runs and the release builds stay
+/// fresh.
 fn build_unit_tests(target: &Target) -> Result<PathBuf> {
     let mut command = super::cross_cargo(target, true);
     command.args([
