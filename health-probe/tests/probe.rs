@@ -30,33 +30,6 @@ fn help_teaches_and_lists_the_exit_statuses() {
 }
 
 #[test]
-fn help_fits_80_columns_however_wide_the_terminal() {
-    let node = Node::new();
-    for flag in ["-h", "--help"] {
-        let output = bare(node.dir.path())
-            .env("COLUMNS", "200")
-            .arg(flag)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{flag}");
-        assert_eq!(
-            wider_than_80(&output.stdout),
-            Vec::<String>::new(),
-            "{flag}"
-        );
-    }
-}
-
-/// Lines of a help text wider than 80 columns (counted in characters).
-fn wider_than_80(help: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(help)
-        .lines()
-        .filter(|line| line.chars().count() > 80)
-        .map(String::from)
-        .collect()
-}
-
-#[test]
 fn a_healthy_orchestrator_keeps_the_gate_open_and_says_so_in_json() {
     let server = Server::start(Mode::Up("{\"status\":\"ok\"}".into()));
     let node = Node::new();

@@ -633,28 +633,6 @@ fn the_default_log_is_read_under_okome_root() {
 }
 
 #[test]
-fn help_fits_80_columns_however_wide_the_terminal() {
-    for flag in ["-h", "--help"] {
-        let out = hit_ratio()
-            .env("COLUMNS", "200")
-            .arg(flag)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{flag}");
-        assert_eq!(wider_than_80(&out.stdout), Vec::<String>::new(), "{flag}");
-    }
-}
-
-/// Lines of a help text wider than 80 columns (counted in characters).
-fn wider_than_80(help: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(help)
-        .lines()
-        .filter(|line| line.chars().count() > 80)
-        .map(String::from)
-        .collect()
-}
-
-#[test]
 fn help_defines_the_ratios_and_the_exit_statuses() {
     let out = hit_ratio().arg("--help").output().unwrap();
     assert!(out.status.success());

@@ -177,30 +177,6 @@ fn json(output: &[u8]) -> serde_json::Value {
 }
 
 #[test]
-fn help_fits_80_columns_however_wide_the_terminal() {
-    let node = Node::new();
-    for flag in ["-h", "--help"] {
-        let out = node
-            .cmd("http://127.0.0.1:1")
-            .env("COLUMNS", "200")
-            .arg(flag)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{flag}");
-        assert_eq!(wider_than_80(&out.stdout), Vec::<String>::new(), "{flag}");
-    }
-}
-
-/// Lines of a help text wider than 80 columns (counted in characters).
-fn wider_than_80(help: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(help)
-        .lines()
-        .filter(|line| line.chars().count() > 80)
-        .map(String::from)
-        .collect()
-}
-
-#[test]
 fn help_teaches_and_version_answers() {
     let node = Node::new();
     let out = node

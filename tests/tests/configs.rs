@@ -2450,6 +2450,24 @@ fn defaults_problems(tool: &str, defaults: &str, help: &str) -> Vec<String> {
 }
 
 #[test]
+fn every_tools_help_fits_80_columns_however_wide_the_terminal() {
+    for tool in TOOLS {
+        for flag in ["-h", "--help"] {
+            let mut command = Command::new(built_tool(tool));
+            command.env("COLUMNS", "200").arg(flag);
+            let output = run(&mut command);
+            assert!(output.status.success(), "{}", describe(&command, &output));
+            let help = text_of(&output);
+            let wide: Vec<&str> = help
+                .lines()
+                .filter(|line| line.chars().count() > 80)
+                .collect();
+            assert_eq!(wide, Vec::<&str>::new(), "{tool} {flag}");
+        }
+    }
+}
+
+#[test]
 fn defaults_files_list_exactly_the_variables_each_tool_accepts() {
     for tool in TOOLS {
         let text = read(&shipped(&format!("default/{tool}")));

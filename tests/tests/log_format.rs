@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use okome_common::accesslog::{LogFormat, OKOME_LOG_FORMAT};
+use okome_common::accesslog::{LogFormat, OKOME_LOG_FORMAT, Record};
 use okome_lab::{Lab, Request, configs_dir, workspace_root};
 
 /// The single-quoted string after `log_format okome` in `text`.
