@@ -560,6 +560,35 @@ proptest! {
     }
 
     #[test]
+    fn the_reader_driven_loop_hands_out_what_next_line_does(
+        input in prop_oneof![dirty_input(), proptest::collection::vec(any::<u8>(), 0..2048)],
+        buffer in 1usize..300,
+        max_line in 1usize..600,
+    ) {
+        let format = LogFormat::okome();
+        // Each line with its quotes, spaces and fast-path split.
+        let describe = |line: Line<'_>| {
+            (
+                line.bytes.to_vec(),
+                line.truncated,
+                line.quotes.iter().collect::<Vec<_>>(),
+                line.spaces.iter().collect::<Vec<_>>(),
+                format.check_okome_line(&line).map(|entry| format!("{entry:?}")),
+            )
+        };
+        let mut pulled = Vec::new();
+        let mut reader = LineReader::with_capacity(&input[..], buffer, max_line);
+        while let Some(line) = reader.next_line().unwrap() {
+            pulled.push(describe(line));
+        }
+        let mut driven = Vec::new();
+        let mut reader = LineReader::with_capacity(&input[..], buffer, max_line);
+        reader.each_line(|line| driven.push(describe(line))).unwrap();
+        prop_assert_eq!(reader.lines(), driven.len() as u64);
+        prop_assert_eq!(driven, pulled);
+    }
+
+    #[test]
     fn arbitrary_format_strings_never_panic(spec in ".{0,80}", line in proptest::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(format) = LogFormat::from_nginx(&spec)
             && let Some(entry) = format.parse(&line)
