@@ -1,13 +1,15 @@
-//! Where one byte value occurs in a line, sixteen bytes per step.
+//! Where quotes, newlines and spaces are, many bytes per step.
 //!
-//! The `okome` splitter needs the positions of a line's first quotes: they
-//! bound the request, referer, user agent and upstream-time fields, which
-//! are most of a line's bytes. Comparing sixteen bytes at once and reading
-//! the matches off as bits costs a few instructions per chunk; a search
-//! per quote costs a call and a restart each. SSE2 on x86_64 and NEON on
-//! aarch64 are part of those architectures' baselines, so no run-time
-//! detection is needed; elsewhere (armv7 without guaranteed NEON) the same
-//! bits come from word-at-a-time arithmetic.
+//! A log line's end, and the quotes and spaces that bound its fields, are
+//! all the `okome` fast path needs to place every field. Comparing sixteen
+//! to sixty-four bytes at once and reading the matches off as bits costs a
+//! few instructions per block; a search per delimiter costs a call and a
+//! restart each. [`Index`] holds those bits for a reader's buffer, built
+//! once per read; [`find_from`] and [`first_positions`] search a line
+//! without one. SSE2 on x86_64 and NEON on aarch64 are part of those
+//! architectures' baselines; AVX2 and AVX-512BW are used where the CPU
+//! reports them; elsewhere (armv7 without guaranteed NEON) the same bits
+//! come from word-at-a-time arithmetic.
 
 /// Bytes compared per step.
 const CHUNK: usize = 16;
@@ -188,8 +190,8 @@ impl Index {
 }
 
 /// Where one byte value occurs in a stretch of a buffer (a line, or the
-/// complete lines read so far), as offsets from its start: a view of an
-/// [`Index`].
+/// complete lines read so far), as offsets from its start: a view of a
+/// reader's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bits<'a> {
     /// The index words the stretch lies in.

@@ -16,6 +16,14 @@
 //! Reading is a [`LineReader`] over one reused buffer (no mapping of the
 //! whole file, no per-line allocation), fed by [`open_input`], which
 //! recognises gzip by its magic bytes the way logrotate leaves `.2.gz`.
+//! The reader classifies each buffer-full once, a bit per byte for quotes,
+//! newlines and spaces, so a line comes with where its delimiters are.
+//!
+//! The typed fields of a line are read through [`Record`], which both the
+//! generic walk's [`Entry`] and the `okome` fast path's [`OkomeEntry`]
+//! implement: the fast path places the okome format's fields from the
+//! reader's bits, by the same rule, and leaves every line it does not take
+//! to the generic walk ([`LogFormat::check_okome_line`]).
 
 mod bytemask;
 mod fields;

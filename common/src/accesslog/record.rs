@@ -113,7 +113,7 @@ pub trait Record<'a> {
         (!rest.is_empty()).then_some(rest)
     }
 
-    /// The request path: [`Entry::target`] without its query string.
+    /// The request path: [`Record::target`] without its query string.
     #[inline(always)]
     fn path(&self) -> Option<&'a [u8]> {
         let target = self.target()?;
