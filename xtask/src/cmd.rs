@@ -26,13 +26,19 @@ pub fn run(command: &mut Command) -> Result {
     Ok(())
 }
 
+/// Run `command` with no stdin and return what it printed, however it
+/// exited; only failing to start it is an error.
+pub fn finished(command: &mut Command) -> Result<Output> {
+    Ok(command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("{}: {error}", describe(command)))?)
+}
+
 /// Run `command` with no stdin and return what it printed; an unsuccessful
 /// exit is an error that includes stderr.
 pub fn captured(command: &mut Command) -> Result<Output> {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("{}: {error}", describe(command)))?;
+    let out = finished(command)?;
     if !out.status.success() {
         return Err(format!(
             "{} failed: {}\n{}",

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use super::{Binary, Dist, Target};
 use crate::Result;
-use crate::cmd::{captured, describe, workspace_root};
+use crate::cmd::{self, captured, describe, workspace_root};
 
 /// Run every ARM binary's checks; fail naming the binary and the check.
 pub fn check(dist: &Dist) -> Result {
@@ -167,10 +167,7 @@ fn executables(json_lines: &str) -> Result<Vec<PathBuf>> {
 /// failed tests' panics are in stdout); so is a run that reports no test.
 fn run_libtest(command: &mut Command) -> Result<u64> {
     eprintln!("+ {}", describe(command));
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("{}: {error}", describe(command)))?;
+    let out = cmd::finished(command)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(format!(
