@@ -150,7 +150,6 @@ struct Shared<'a> {
     target: &'a Target,
     jobs: &'a [Job],
     settings: &'a Settings,
-    start: Instant,
     end: Instant,
     next: AtomicUsize,
     /// (origin bucket, all-requests bucket), under one lock so a worker
@@ -451,7 +450,6 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
         target,
         jobs,
         settings,
-        start,
         end: start + settings.deadline,
         next: AtomicUsize::new(0),
         bucket: Mutex::new((
@@ -500,7 +498,6 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
             })
         })
         .collect();
-    let _ = shared.start;
     Report {
         results,
         origin_requests: shared.origin.into_inner(),
