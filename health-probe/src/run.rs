@@ -369,22 +369,12 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     };
 
     // 2. What the last runs left behind.
+    // The text read is kept: step 6 compares against it instead of reading
+    // the file a second time (the lock keeps it unchanged meanwhile).
     let state_path = config.state_dir.join(STATE_FILE);
-    let mut state_known = true;
-    let mut state = match fs::read_to_string(&state_path) {
-        Ok(text) => hysteresis::parse(&text).unwrap_or_else(|error| {
-            state_known = false;
-            log::warn!(
-                "state file {} is unreadable ({}); starting afresh",
-                state_path.display(),
-                error.0
-            );
-            State::new(now_ms())
-        }),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            state_known = false;
-            State::new(now_ms())
-        }
+    let state_text = match fs::read_to_string(&state_path) {
+        Ok(text) => Some(text),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(Error::Io {
                 what: "reading the state file",
@@ -392,6 +382,20 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
                 source,
             });
         }
+    };
+    let parsed = state_text.as_deref().map(hysteresis::parse);
+    let state_known = matches!(parsed, Some(Ok(_)));
+    let mut state = match parsed {
+        Some(Ok(state)) => state,
+        Some(Err(error)) => {
+            log::warn!(
+                "state file {} is unreadable ({}); starting afresh",
+                state_path.display(),
+                error.0
+            );
+            State::new(now_ms())
+        }
+        None => State::new(now_ms()),
     };
     // The flag file is the truth about the gate (it is what nginx sees).
     let gate_before = match fs::symlink_metadata(&config.gate_file) {
@@ -487,13 +491,17 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
 
     // 6. Save what changed.
     state.gate_closed = gate == Gate::Closed;
-    let state_written =
-        fsutil::write_if_changed(&state_path, hysteresis::render(&state).as_bytes(), 0o644)
-            .map_err(|source| Error::Io {
+    let rendered = hysteresis::render(&state);
+    let state_written = state_text.as_deref() != Some(rendered.as_str());
+    if state_written {
+        fsutil::atomic_write(&state_path, rendered.as_bytes(), 0o644).map_err(|source| {
+            Error::Io {
                 what: "writing the state file",
                 path: state_path.clone(),
                 source,
-            })?;
+            }
+        })?;
+    }
     let metrics_written = match &config.metrics_dir {
         None => false,
         Some(dir) => {
