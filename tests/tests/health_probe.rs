@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD;
-use okome_lab::{Lab, Mode, tool_bin};
+use okome_lab::{Lab, Mode};
 
 const PROBE: &str = "okome-health-probe";
 
@@ -81,21 +81,13 @@ impl Timer {
     fn start(lab: &Lab, args: &[&str], period: Duration) -> Timer {
         let runs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (root, url) = (
-            lab.root.dir().to_path_buf(),
-            format!("{}/health", lab.stub.url()),
-        );
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut command = probe(lab);
+        command.arg("--json").args(args);
         let (runs2, stop2) = (Arc::clone(&runs), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 let tick = Instant::now();
-                let output = clean(Command::new(tool_bin(PROBE)))
-                    .env("OKOME_ROOT", &root)
-                    .args(["--url", &url, "--node", "lab-node", "--json"])
-                    .args(&args)
-                    .output()
-                    .expect("running the probe");
+                let output = command.output().expect("running the probe");
                 let decision =
                     serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
                 runs2.lock().unwrap().push(Run {
