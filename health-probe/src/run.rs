@@ -302,7 +302,8 @@ fn check_local(config: &Config) -> Outcome {
 }
 
 /// Make sure `dir` exists and is a directory we can create files in
-/// (`access(2)`, so checking writes nothing).
+/// (`access(2)`, so checking writes nothing). `create_dir_all` already fails
+/// when `dir` exists as anything but a directory.
 fn usable_dir(dir: &Path) -> Result<(), Error> {
     use nix::unistd::{AccessFlags, access};
     let fail = |source| Error::StateDir {
@@ -310,12 +311,6 @@ fn usable_dir(dir: &Path) -> Result<(), Error> {
         source,
     };
     fs::create_dir_all(dir).map_err(fail)?;
-    if !fs::metadata(dir).map_err(fail)?.is_dir() {
-        return Err(fail(io::Error::new(
-            io::ErrorKind::NotADirectory,
-            "not a directory",
-        )));
-    }
     access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|errno| fail(io::Error::from(errno)))
 }
 
@@ -354,10 +349,13 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     // 1. Everything that can be a deployment error, before touching anything.
     usable_dir(&config.state_dir)?;
     let gate_dir = match config.gate_file.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     };
-    usable_dir(&gate_dir)?;
+    // By default the gate file lives in the state directory: check it once.
+    if gate_dir != config.state_dir {
+        usable_dir(gate_dir)?;
+    }
     let lock_path = config.state_dir.join(LOCK_FILE);
     let lock = acquire(&lock_path).map_err(|source| Error::StateDir {
         path: lock_path.clone(),
