@@ -130,14 +130,15 @@ pub fn plan(log: &Path, prev: Option<&LogPos>, max_bytes: u64) -> io::Result<Tai
     let meta = file.metadata()?;
     let len = meta.len();
     let head_len = len.min(HEAD_LEN);
-    let pos_for = |end: u64, file: &File| -> io::Result<LogPos> {
-        Ok(LogPos {
-            dev: meta.dev(),
-            inode: meta.ino(),
-            offset: end,
-            head_len,
-            head_hash: head_hash(file, head_len)?,
-        })
+    // Read once: stored in the new position, and compared with the last
+    // one when the file is the same.
+    let head = head_hash(&file, head_len)?;
+    let pos_for = |end: u64| LogPos {
+        dev: meta.dev(),
+        inode: meta.ino(),
+        offset: end,
+        head_len,
+        head_hash: head,
     };
     let tail_of = |file: &File| -> io::Result<(Segment, u64)> {
         let start = len.saturating_sub(max_bytes);
@@ -156,23 +157,30 @@ pub fn plan(log: &Path, prev: Option<&LogPos>, max_bytes: u64) -> io::Result<Tai
         let (segment, end) = tail_of(&file)?;
         return Ok(Tail {
             segments: vec![segment],
-            pos: pos_for(end, &file)?,
+            pos: pos_for(end),
             start: Start::FirstRun,
         });
     };
     if prev.dev == meta.dev() && prev.inode == meta.ino() {
         let start_kind = if len < prev.offset {
             Some(Start::Truncated)
-        } else if prev.head_len > len || head_hash(&file, prev.head_len)? != prev.head_hash {
+        } else if prev.head_len > len {
             Some(Start::Replaced)
         } else {
-            None
+            // The bytes the last run hashed: `head` unless the file was
+            // shorter than HEAD_LEN then.
+            let then = if prev.head_len == head_len {
+                head
+            } else {
+                head_hash(&file, prev.head_len)?
+            };
+            (then != prev.head_hash).then_some(Start::Replaced)
         };
         if let Some(kind) = start_kind {
             let (segment, end) = tail_of(&file)?;
             return Ok(Tail {
                 segments: vec![segment],
-                pos: pos_for(end, &file)?,
+                pos: pos_for(end),
                 start: kind,
             });
         }
@@ -189,7 +197,7 @@ pub fn plan(log: &Path, prev: Option<&LogPos>, max_bytes: u64) -> io::Result<Tai
                 end,
                 skip_first,
             }],
-            pos: pos_for(end, &file)?,
+            pos: pos_for(end),
             start: kind,
         });
     }
@@ -218,7 +226,7 @@ pub fn plan(log: &Path, prev: Option<&LogPos>, max_bytes: u64) -> io::Result<Tai
     segments.push(segment);
     Ok(Tail {
         segments,
-        pos: pos_for(end, &file)?,
+        pos: pos_for(end),
         start: Start::Rotated,
     })
 }
