@@ -518,8 +518,6 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::Arc;
 
-    /// A tiny HTTP server that answers every request by `respond(path, n)`
-    /// and records the request lines: the real network path, no mocks.
     /// The most requests the server saw within any one-second window.
     fn busiest_second(seen: &[(Instant, String)]) -> usize {
         seen.iter()
@@ -539,6 +537,9 @@ mod tests {
         seen: Arc<Mutex<Vec<(Instant, String)>>>,
     }
 
+    /// A tiny HTTP server that answers every request by `respond(path, n)`
+    /// (`n`: how many times this request line came) and records the
+    /// requests: the real network path, no mocks.
     fn server(respond: impl Fn(&str, usize) -> (u64, String) + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -578,6 +579,13 @@ mod tests {
         Server { addr, seen }
     }
 
+    impl Server {
+        /// The warm target naming this server.
+        fn target(&self) -> Target {
+            Target::parse(&format!("http://{}", self.addr)).unwrap()
+        }
+    }
+
     fn settings() -> Settings {
         Settings {
             workers: 2,
@@ -604,6 +612,16 @@ mod tests {
             .collect()
     }
 
+    /// `n` jobs: `/p0`, `/p1`, …
+    fn numbered(n: usize) -> Vec<Job> {
+        (0..n)
+            .map(|i| Job {
+                path: format!("/p{i}"),
+                refresh: false,
+            })
+            .collect()
+    }
+
     fn ok(cache: &str) -> String {
         format!("HTTP/1.1 200 OK\r\nX-Cache-Status: {cache}\r\n\r\n")
     }
@@ -619,7 +637,7 @@ mod tests {
             };
             (0, ok(cache))
         });
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let report = run(srv.addr, &t, &jobs(&["/a", "/b", "/c", "/d"]), &settings());
         let got: Vec<Outcome> = report.results.iter().map(|r| r.outcome).collect();
         assert_eq!(
@@ -650,7 +668,7 @@ mod tests {
                 "HTTP/1.1 502 Bad Gateway\r\nX-Cache-Status: MISS\r\n\r\n".into(),
             ),
         });
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.max_errors = 100;
         let report = run(srv.addr, &t, &jobs(&["/gone", "/broken"]), &s);
@@ -682,7 +700,7 @@ mod tests {
                 (0, ok("MISS"))
             }
         });
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let report = run(srv.addr, &t, &jobs(&["/x"]), &settings());
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
         let seen = srv.seen.lock().unwrap();
@@ -693,13 +711,11 @@ mod tests {
     #[test]
     fn a_slow_origin_trips_the_emergency_stop_and_skips_the_rest() {
         let srv = server(|_, _| (400, ok("MISS")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.workers = 1;
         s.emergency_latency = Duration::from_millis(200);
-        let paths: Vec<String> = (0..20).map(|i| format!("/p{i}")).collect();
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let report = run(srv.addr, &t, &jobs(&refs), &s);
+        let report = run(srv.addr, &t, &numbered(20), &s);
         let why = report.emergency.clone().expect("stopped");
         assert!(why.contains("origin latency"), "{why}");
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
@@ -714,7 +730,7 @@ mod tests {
     #[test]
     fn slow_hits_do_not_trip_the_stop() {
         let srv = server(|_, _| (300, ok("HIT")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.emergency_latency = Duration::from_millis(100);
         let report = run(srv.addr, &t, &jobs(&["/a", "/b", "/c"]), &s);
@@ -741,14 +757,12 @@ mod tests {
     #[test]
     fn the_bucket_caps_origin_requests_per_second() {
         let srv = server(|_, _| (0, ok("MISS")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.max_rps = 5.0;
         s.workers = 4;
-        let paths: Vec<String> = (0..12).map(|i| format!("/p{i}")).collect();
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let started = Instant::now();
-        let report = run(srv.addr, &t, &jobs(&refs), &s);
+        let report = run(srv.addr, &t, &numbered(12), &s);
         assert!(report.results.iter().all(|r| r.outcome == Outcome::Warmed));
         assert!(report.rate_limit_waits > 0);
         // 1 saved + 5/s: 12 requests need at least 11/5 s.
@@ -764,14 +778,12 @@ mod tests {
     #[test]
     fn hits_are_refunded_so_a_hot_plan_is_not_paced() {
         let srv = server(|_, _| (0, ok("HIT")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.max_rps = 1.0;
         s.workers = 1;
-        let paths: Vec<String> = (0..10).map(|i| format!("/p{i}")).collect();
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
         let started = Instant::now();
-        let report = run(srv.addr, &t, &jobs(&refs), &s);
+        let report = run(srv.addr, &t, &numbered(10), &s);
         assert!(
             report
                 .results
@@ -786,13 +798,11 @@ mod tests {
     #[test]
     fn all_requests_are_capped_below_the_targets_own_rate_limit() {
         let srv = server(|_, _| (0, ok("HIT")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let mut s = settings();
         s.max_total_rps = 10.0;
         s.workers = 4;
-        let paths: Vec<String> = (0..16).map(|i| format!("/p{i}")).collect();
-        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-        let report = run(srv.addr, &t, &jobs(&refs), &s);
+        let report = run(srv.addr, &t, &numbered(16), &s);
         assert!(
             report
                 .results
@@ -810,7 +820,7 @@ mod tests {
     #[test]
     fn refresh_jobs_carry_the_bypass_header_and_count_bypass_as_warmed() {
         let srv = server(|_, _| (0, ok("BYPASS")));
-        let t = Target::parse(&format!("http://{}", srv.addr)).unwrap();
+        let t = srv.target();
         let job = Job {
             path: "/version".into(),
             refresh: true,
