@@ -6,11 +6,11 @@
 
 use assert_cmd::Command;
 use okome_common::time::format_time_local;
+use okome_prewarm::run::now_unix as now;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A recorded request: request line and headers.
 #[derive(Debug, Clone)]
@@ -103,13 +103,6 @@ impl Target {
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// One `okome`-format line.
 fn line(t: i64, request: &str, status: u16, ua: &str, warm: &str) -> String {
     format!(
@@ -144,6 +137,14 @@ impl Node {
     }
     fn path(&self, p: &str) -> PathBuf {
         self.root.path().join(p.trim_start_matches('/'))
+    }
+    /// The Prometheus textfile the last run wrote.
+    fn prom(&self) -> String {
+        std::fs::read_to_string(self.path("/run/okome/metrics/okome-prewarm.prom")).unwrap()
+    }
+    /// The state file the last run wrote.
+    fn state(&self) -> serde_json::Value {
+        json(&std::fs::read(self.path("/run/okome/prewarm.state")).unwrap())
     }
     fn cmd(&self, target: &str) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("okome-prewarm"));
@@ -372,15 +373,13 @@ fn warms_with_real_client_headers_remembers_and_reports() {
     );
     assert!(stderr.contains("warmed=2 already_hot=0"), "{stderr}");
 
-    let prom = std::fs::read_to_string(node.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    let prom = node.prom();
     assert!(prom.contains("okome_prewarm_jobs_total 2\n"), "{prom}");
     assert!(
         prom.contains("okome_prewarm_origin_requests_total 2\n"),
         "{prom}"
     );
-    let state_path = node.path("/run/okome/prewarm.state");
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    let state = node.state();
     assert_eq!(
         state["log"]["offset"],
         std::fs::metadata(node.log()).unwrap().len()
@@ -400,7 +399,7 @@ fn warms_with_real_client_headers_remembers_and_reports() {
     assert_eq!(doc["summary"]["already_hot"], 2, "{doc}");
     assert_eq!(doc["summary"]["origin_requests"], 0);
     assert_eq!(doc["log"]["bytes"], 0);
-    let prom = std::fs::read_to_string(node.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    let prom = node.prom();
     assert!(
         prom.contains("okome_prewarm_jobs_total 4\n"),
         "totals accumulate: {prom}"
@@ -533,9 +532,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         .stdout
         .clone();
     assert_eq!(json(&out)["summary"]["quarantined"], 1);
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(node.path("/run/okome/prewarm.state")).unwrap())
-            .unwrap();
+    let state = node.state();
     let q = &state["quarantine"]["/ui-schema/private"];
     assert!(
         q["reason"].as_str().unwrap().contains("MISS on 2 runs"),
@@ -565,7 +562,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         !asked.contains(&"/ui-schema/private".to_string()),
         "{asked:?}"
     );
-    let prom = std::fs::read_to_string(node.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    let prom = node.prom();
     assert!(
         prom.contains("okome_prewarm_quarantined_urls 1\n"),
         "{prom}"
@@ -596,7 +593,7 @@ fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
     );
     assert_eq!(doc["summary"]["skipped"], 9);
     assert!(String::from_utf8_lossy(&out.stderr).contains("emergency_stop=\"origin latency"));
-    let prom = std::fs::read_to_string(node.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    let prom = node.prom();
     assert!(
         prom.contains("okome_prewarm_emergency_stops_total 1\n")
             && prom.contains("okome_prewarm_emergency_stop 1\n"),
