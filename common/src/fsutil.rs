@@ -73,14 +73,25 @@ pub struct RunLock {
 impl RunLock {
     /// Take the lock at `path`, creating the file. `Ok(None)` means another
     /// run holds it: the caller should exit quietly.
+    ///
+    /// A lock file left behind by root (an operator's `sudo okome-…`) is
+    /// 0644 root and cannot be opened for writing by a unit's user; `flock`
+    /// works on a read-only descriptor, so that is taken instead of failing
+    /// every tick.
     pub fn try_acquire(path: &Path) -> io::Result<Option<RunLock>> {
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|error| with_path(error, path))?;
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                File::open(path).map_err(|_| with_path(error, path))?
+            }
+            Err(error) => return Err(with_path(error, path)),
+        };
         match file.try_lock() {
             Ok(()) => Ok(Some(RunLock {
                 _file: file,

@@ -314,37 +314,6 @@ fn usable_dir(dir: &Path) -> Result<(), Error> {
     access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|errno| fail(io::Error::from(errno)))
 }
 
-/// The run lock, held until dropped (the fields are never read: holding
-/// them is the point).
-#[derive(Debug)]
-enum Held {
-    /// The shared crate's lock.
-    Lock(#[allow(dead_code)] RunLock),
-    /// A read-only descriptor of a lock file we may not write to.
-    ReadOnly(#[allow(dead_code)] fs::File),
-}
-
-/// Take the run lock. A lock file left behind by root (an operator's
-/// `sudo okome-health-probe`) is 0644 root and cannot be opened for writing
-/// by the unit's user; `flock` works on a read-only descriptor, so fall back
-/// to that instead of failing every tick.
-fn acquire(path: &Path) -> io::Result<Option<Held>> {
-    match RunLock::try_acquire(path) {
-        Ok(lock) => Ok(lock.map(Held::Lock)),
-        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-            let Ok(file) = fs::File::open(path) else {
-                return Err(error);
-            };
-            match file.try_lock() {
-                Ok(()) => Ok(Some(Held::ReadOnly(file))),
-                Err(fs::TryLockError::WouldBlock) => Ok(None),
-                Err(fs::TryLockError::Error(_)) => Err(error),
-            }
-        }
-        Err(error) => Err(error),
-    }
-}
-
 fn probe(config: &Config) -> Result<Outcome, Error> {
     // 1. Everything that can be a deployment error, before touching anything.
     usable_dir(&config.state_dir)?;
@@ -357,7 +326,7 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         usable_dir(gate_dir)?;
     }
     let lock_path = config.state_dir.join(LOCK_FILE);
-    let lock = acquire(&lock_path).map_err(|source| Error::StateDir {
+    let lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
         path: lock_path.clone(),
         source,
     })?;
