@@ -16,7 +16,7 @@
 //! Note what that means: within the clamp, `frequency × (1 + growth)` is just
 //! the recent rate, and the clamp keeps a single fresh request (recent ≫
 //! historical) from outranking steady demand. Counters decay only when new
-//! requests arrive, so an idle log changes nothing in the state file.
+//! requests arrive, so an idle log leaves the demand counters as they are.
 
 use crate::state::{PathStats, Quarantine};
 use std::collections::BTreeMap;

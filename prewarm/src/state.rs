@@ -5,7 +5,9 @@
 //! copytruncate are noticed), the decayed per-path demand counters the
 //! predictor needs across runs, the quarantine of uncacheable paths and the
 //! cumulative metric totals. It lives on tmpfs and is written atomically,
-//! and only when its serialised form changed: an idle site causes no writes.
+//! and only when its serialised form changed. The run counter changes every
+//! run that warms, so on an idle site that is still once a tick, on tmpfs,
+//! never the SD card.
 //! A missing or unreadable file is a cold start, never an error: losing it
 //! costs one run of history, refusing to run would cost the warm cache.
 
