@@ -218,26 +218,9 @@ impl OpenResponse {
         }
         match self.framing {
             Framing::Chunked => {
-                let mut size_line = String::new();
-                self.reader.read_line(&mut size_line)?;
-                let size_text = size_line.trim().split(';').next().unwrap_or("");
-                let size = usize::from_str_radix(size_text, 16).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("bad chunk size line {size_line:?}"),
-                    )
-                })?;
-                if size == 0 {
-                    // Trailers, then the final empty line.
-                    let _ = read_headers(&mut self.reader)?;
-                    self.done = true;
-                    return Ok(None);
-                }
-                let mut chunk = vec![0; size];
-                self.reader.read_exact(&mut chunk)?;
-                let mut crlf = [0; 2];
-                self.reader.read_exact(&mut crlf)?;
-                Ok(Some(chunk))
+                let chunk = read_chunk(&mut self.reader)?;
+                self.done = chunk.is_none();
+                Ok(chunk)
             }
             Framing::Length(remaining) => {
                 if remaining == 0 {
@@ -279,7 +262,32 @@ impl OpenResponse {
     }
 }
 
-fn read_headers(reader: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
+/// One HTTP chunk of a chunked body; `None` after the last (zero-size)
+/// chunk and its trailers.
+pub(crate) fn read_chunk(reader: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    let mut size_line = String::new();
+    reader.read_line(&mut size_line)?;
+    let size_text = size_line.trim().split(';').next().unwrap_or("");
+    let size = usize::from_str_radix(size_text, 16).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad chunk size line {size_line:?}"),
+        )
+    })?;
+    if size == 0 {
+        // Trailers, then the final empty line.
+        let _ = read_headers(reader)?;
+        return Ok(None);
+    }
+    let mut chunk = vec![0; size];
+    reader.read_exact(&mut chunk)?;
+    let mut crlf = [0; 2];
+    reader.read_exact(&mut crlf)?;
+    Ok(Some(chunk))
+}
+
+/// Header lines up to the empty line that ends them.
+pub(crate) fn read_headers(reader: &mut impl BufRead) -> io::Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();

@@ -419,8 +419,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     }
 }
 
-/// Read one request (head and body); `None` when the peer closed or the
-/// stub is shutting down.
+/// Read one request (head and body); `None` when the peer closed between
+/// requests or the stub is shutting down, an error (the connection is
+/// dropped) when it closed or sent nonsense mid-request.
 fn read_request(
     reader: &mut BufReader<TcpStream>,
     shared: &Shared,
@@ -451,38 +452,11 @@ fn read_request(
     reader
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 {
-            return Ok(None);
-        }
-        let h = h.trim_end_matches(['\r', '\n']);
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
+    let headers = crate::http::read_headers(reader)?;
     let header = |n: &str| crate::http::header_of(&headers, n).map(str::to_owned);
     let mut body = Vec::new();
     if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line)?;
-            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
-            if size == 0 {
-                let mut end = String::new();
-                while reader.read_line(&mut end)? > 0 && !end.trim().is_empty() {
-                    end.clear();
-                }
-                break;
-            }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            chunk.truncate(size);
+        while let Some(chunk) = crate::http::read_chunk(reader)? {
             body.extend_from_slice(&chunk);
         }
     } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
