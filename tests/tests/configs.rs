@@ -15,14 +15,15 @@
 //!
 //! Every check is paired with a negative case (a deliberately broken copy, or
 //! a positive control next to each refusal) so a check that silently passes
-//! everything would fail here. The file is self-contained on purpose: the lab
-//! harness in `tests/src` is written concurrently, and these checks need only
-//! a temp dir, a free port and a kill-on-drop process guard.
+//! everything would fail here. These checks need no lab: they take the
+//! workspace, the tool binaries and free ports from the lab crate, and keep
+//! their own temp dir and kill-on-drop process guard (SIGTERM first, so
+//! nginx and keepalived shut down cleanly).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,19 +31,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-// ---------------------------------------------------------------------------
-// Small self-contained harness
-// ---------------------------------------------------------------------------
+use okome_lab::{free_port, tool_bin, try_tool_bin, workspace_root};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
+// ---------------------------------------------------------------------------
+// Small local harness (the rest comes from okome_lab)
+// ---------------------------------------------------------------------------
 
 fn shipped(relative: &str) -> PathBuf {
-    repo_root().join("configs").join(relative)
+    workspace_root().join("configs").join(relative)
 }
 
 fn read(path: &Path) -> String {
@@ -142,14 +138,6 @@ impl Drop for Guard {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
 fn wait_for_port(port: u16, guard: &mut Guard, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(15);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -207,36 +195,15 @@ fn render(text: &str, substitutions: &[(&str, &str)]) -> String {
     out
 }
 
-/// Where the tool binaries are (design.md: `$OKOME_BIN_DIR`, default target/debug).
-fn bin_dir() -> PathBuf {
-    std::env::var_os("OKOME_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target").join("debug"))
-}
-
 /// The built tool if it exists, otherwise `/usr/bin/true` as a stand-in. Only
 /// used where a validator insists the program exists (systemd-analyze verify
 /// fails on a missing ExecStart binary, keepalived on a missing script): the
 /// file's content is what is checked, not the tool.
 fn tool_or_stand_in(tool: &str) -> String {
-    let built = bin_dir().join(tool);
-    if built.is_file() {
-        built.display().to_string()
-    } else {
-        "/usr/bin/true".to_string()
-    }
-}
-
-/// The built tool; the test fails if it was not built (cargo xtask test builds
-/// every binary before running the tests).
-fn built_tool(tool: &str) -> PathBuf {
-    let path = bin_dir().join(tool);
-    assert!(
-        path.is_file(),
-        "{} not found: build the tools first (cargo build --workspace --bins) or set OKOME_BIN_DIR",
-        path.display()
-    );
-    path
+    try_tool_bin(tool).map_or_else(
+        || "/usr/bin/true".to_string(),
+        |built| built.display().to_string(),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -702,7 +669,7 @@ fn keepalived_pair_is_consistent_and_tracks_the_local_nginx() {
 
 #[test]
 fn keepalived_track_script_flag_exists_in_the_probe() {
-    let probe = built_tool("okome-health-probe");
+    let probe = tool_bin("okome-health-probe");
     let mut command = Command::new(&probe);
     command.arg("--help");
     let output = run(&mut command);
@@ -883,7 +850,7 @@ fn wait_until(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
 fn vip_failover_scenario(master_text: &str, backup_text: &str) -> ((bool, bool), String) {
     let pis = TwoPis::new();
     let dir = TempDir::new("vip");
-    let probe = built_tool("okome-health-probe").display().to_string();
+    let probe = tool_bin("okome-health-probe").display().to_string();
     let mut keepalived_guards = Vec::new();
     let mut nginx = Vec::new();
     for (ns, text) in [(0, master_text), (1, backup_text)] {
@@ -1578,7 +1545,7 @@ fn hit_ratio_unit_command_writes_the_dashboard_textfile() {
             .collect();
         assert!(args.contains(&prom.display().to_string()), "{exec}");
         assert!(args.contains(&log.display().to_string()), "{exec}");
-        let mut command = Command::new(built_tool("okome-hit-ratio"));
+        let mut command = Command::new(tool_bin("okome-hit-ratio"));
         command.args(&args);
         let output = run(&mut command);
         (command, output)
@@ -2072,7 +2039,7 @@ fn fstab_parses_and_says_what_stays_off_tmpfs() {
 
 /// Metric names listed in docs/metrics.md (first cell of each table row).
 fn listed_metrics() -> BTreeSet<String> {
-    read(&repo_root().join("docs/metrics.md"))
+    read(&workspace_root().join("docs/metrics.md"))
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
@@ -2453,7 +2420,7 @@ fn defaults_problems(tool: &str, defaults: &str, help: &str) -> Vec<String> {
 fn every_tools_help_fits_80_columns_however_wide_the_terminal() {
     for tool in TOOLS {
         for flag in ["-h", "--help"] {
-            let mut command = Command::new(built_tool(tool));
+            let mut command = Command::new(tool_bin(tool));
             command.env("COLUMNS", "200").arg(flag);
             let output = run(&mut command);
             assert!(output.status.success(), "{}", describe(&command, &output));
@@ -2471,7 +2438,7 @@ fn every_tools_help_fits_80_columns_however_wide_the_terminal() {
 fn defaults_files_list_exactly_the_variables_each_tool_accepts() {
     for tool in TOOLS {
         let text = read(&shipped(&format!("default/{tool}")));
-        let mut command = Command::new(built_tool(tool));
+        let mut command = Command::new(tool_bin(tool));
         command.arg("--help");
         let output = run(&mut command);
         assert!(output.status.success(), "{}", describe(&command, &output));
