@@ -74,9 +74,29 @@ impl<const N: usize> ByLength<N> {
     #[inline(always)]
     fn find(&self, field: &[u8], otherwise: usize) -> usize {
         match self.0.get(field.len()) {
-            Some(&Some((name, index))) if field == name => index,
+            Some(&Some((name, index))) if same_short(field, name) => index,
             _ => otherwise,
         }
+    }
+}
+
+/// `a == b` for slices of one length below 16, compared as two
+/// overlapping words (each as wide as fits) instead of by a call to
+/// `memcmp`, which costs more than the compare for names this short.
+#[inline(always)]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    #[inline(always)]
+    fn ends<const W: usize>(bytes: &[u8]) -> ([u8; W], [u8; W]) {
+        let head = bytes.first_chunk::<W>().expect("at least W bytes");
+        let tail = bytes.last_chunk::<W>().expect("at least W bytes");
+        (*head, *tail)
+    }
+    debug_assert!(a.len() == b.len() && a.len() < 16);
+    match a.len() {
+        8.. => ends::<8>(a) == ends::<8>(b),
+        4.. => ends::<4>(a) == ends::<4>(b),
+        2.. => ends::<2>(a) == ends::<2>(b),
+        _ => a == b,
     }
 }
 
@@ -404,13 +424,31 @@ impl Tally {
             self.malformed(|| "line longer than the line cap".to_string());
             return;
         }
-        if let Some(entry) = format.check_okome_line(line) {
-            self.entry(&entry, options);
+        if !format.is_okome() {
+            self.generic_line(format, options, line.bytes);
             return;
         }
+        match format.check_okome_line(line) {
+            Some(entry) => self.entry(&entry, options),
+            None => self.okome_miss(format, options, line.bytes),
+        }
+    }
+
+    /// A line of an `okome` log that its fast path did not take (rare:
+    /// malformed, or an older format). Out of line and cold, so that the
+    /// fast path's many early exits keep nothing in registers for it.
+    #[cold]
+    #[inline(never)]
+    fn okome_miss(&mut self, format: &LogFormat, options: &Options, line: &[u8]) {
+        self.generic_line(format, options, line);
+    }
+
+    /// A line split by the generic walk.
+    #[inline(always)]
+    fn generic_line(&mut self, format: &LogFormat, options: &Options, line: &[u8]) {
         // Borrowed where it lies: an entry is mostly its field-end array,
         // and moving it out of the result costs a copy per line.
-        match &format.check(line.bytes) {
+        match &format.check(line) {
             Ok(entry) => self.entry(entry, options),
             Err(why) => self.malformed(|| why.to_string()),
         }
@@ -599,6 +637,22 @@ impl Tally {
 mod tests {
     use super::*;
     use okome_common::accesslog::LineReader;
+
+    #[test]
+    fn same_short_is_equality_at_every_length_and_byte() {
+        for len in 0..16 {
+            let name: Vec<u8> = (b'A'..).take(len).collect();
+            assert!(same_short(&name, &name.clone()));
+            for at in 0..len {
+                let mut other = name.clone();
+                other[at] ^= 0x20;
+                assert!(!same_short(&name, &other), "length {len}, byte {at}");
+            }
+        }
+        assert_eq!(cache_index(Some(b"HIT")), HIT);
+        assert_eq!(cache_index(Some(b"HIX")), UNKNOWN);
+        assert_eq!(cache_index(Some(b"REVALIDATEd")), UNKNOWN);
+    }
 
     fn options() -> Options {
         Options {

@@ -386,6 +386,12 @@ impl LogFormat {
         Self::okome_fast_path(line, &Searched)
     }
 
+    /// Whether this is the `okome` format, which
+    /// [`LogFormat::check_okome`] splits by its fast path.
+    pub fn is_okome(&self) -> bool {
+        self.okome
+    }
+
     /// [`LogFormat::check_okome`] for a line from a [`LineReader`], which
     /// found the line's quotes while it looked for its end.
     ///
