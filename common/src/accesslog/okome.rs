@@ -189,18 +189,21 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
         return None;
     }
     let addr_end = at_first_space(line, structure, 0, b" - ")?;
-    // The first ` [` after the user must be the one before the time (the
-    // user is `-` in nearly every line: one space further on).
-    let mut space = addr_end + 3;
-    loop {
-        space = structure.space_from(line, space)?;
-        if is_at(line, space, b" [") {
-            break;
+    // The first ` [` after the user must be the one before the time. A
+    // one-byte user (`-` in nearly every line) holds none: a ` [` at its
+    // byte would need a `[` where the space before the time is.
+    if user_end != addr_end + 4 {
+        let mut space = addr_end + 3;
+        loop {
+            space = structure.space_from(line, space)?;
+            if is_at(line, space, b" [") {
+                break;
+            }
+            space += 1;
         }
-        space += 1;
-    }
-    if space != user_end {
-        return None;
+        if space != user_end {
+            return None;
+        }
     }
     let time = &line[user_end + 2..request - 2];
     if time[2] != b'/' || time[6] != b'/' || time[11] != b':' {
