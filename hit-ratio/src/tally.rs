@@ -106,7 +106,10 @@ const CACHE_BY_LENGTH: ByLength<12> = ByLength::new(&CACHE_STATUSES);
 /// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`.
 #[inline(always)]
 fn cache_index(status: Option<&[u8]>) -> usize {
-    status.map_or(DASH, |status| CACHE_BY_LENGTH.find(status, UNKNOWN))
+    match status {
+        Some(status) => CACHE_BY_LENGTH.find(status, UNKNOWN),
+        None => DASH,
+    }
 }
 
 /// The canary variants nginx logs (each of a different length).
