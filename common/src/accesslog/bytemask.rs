@@ -136,6 +136,7 @@ const CLASSES: [u8; 3] = [b'"', b'\n', b' '];
 /// word per 64-byte block, per class. Built in one pass over the bytes
 /// read, so that finding a line's end, its quotes and the spaces between
 /// its short fields costs a few bit operations each rather than a search.
+/// Only the x86_64 reader builds one (`reader::INDEXED`).
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     bits: [Vec<u64>; CLASSES.len()],
