@@ -136,6 +136,7 @@ const CLASSES: [u8; 3] = [b'"', b'\n', b' '];
 /// word per 64-byte block, per class. Built in one pass over the bytes
 /// read, so that finding a line's end, its quotes and the spaces between
 /// its short fields costs a few bit operations each rather than a search.
+/// Only the x86_64 reader builds one (`reader::INDEXED`).
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     bits: [Vec<u64>; CLASSES.len()],
@@ -411,22 +412,52 @@ fn chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
     swar_chunk_bits(chunk, needle)
 }
 
-/// [`chunk_bits`] with plain 64-bit arithmetic: one bit per byte.
+/// [`chunk_bits`] with plain word arithmetic: one bit per byte.
 #[cfg_attr(
     any(target_arch = "x86_64", target_arch = "aarch64"),
     allow(dead_code, reason = "the fallback, compiled everywhere to be tested")
 )]
 #[inline(always)]
 fn swar_chunk_bits(chunk: &[u8; CHUNK], needle: u8) -> u64 {
-    /// Gathers the lowest bit of each byte into the top byte, in order.
+    let (groups, _) = chunk.as_chunks::<8>();
+    let halves = [
+        eight_bits(&groups[0], needle),
+        eight_bits(&groups[1], needle),
+    ];
+    u64::from(u16::from_le_bytes(halves))
+}
+
+/// One bit per byte of `bytes` that equals `needle`, byte `i` at bit `i`,
+/// in the CPU's own words: a 32-bit CPU emulates each 64-bit add, shift and
+/// multiply with several instructions, so there two words' matches are
+/// interleaved and gathered by one 32-bit multiply.
+#[inline(always)]
+fn eight_bits(bytes: &[u8; 8], needle: u8) -> u8 {
+    /// Gathers bit `8 * i` into bit `56 + i` (of a 32-bit word: the top
+    /// half, `0x0102_0408`, gathers it into bit `24 + i`).
     const GATHER: u64 = 0x0102_0408_1020_4080;
-    let (words, _) = chunk.as_chunks::<8>();
-    let mut bits = 0;
-    for (index, word) in words.iter().enumerate() {
-        let high = word_bits(u64::from_le_bytes(*word), needle);
-        bits |= ((high >> 7).wrapping_mul(GATHER) >> 56) << (8 * index);
+    let word = u64::from_le_bytes(*bytes);
+    #[cfg(target_pointer_width = "64")]
+    {
+        ((word_bits(word, needle) >> 7).wrapping_mul(GATHER) >> 56) as u8
     }
-    bits
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        let low = narrow_word_bits(word as u32, needle) >> 7;
+        // At bits 8i + 4, the multiply takes these to bits 28 + i, above
+        // the low word's, and no two partial products overlap.
+        let high = narrow_word_bits((word >> 32) as u32, needle) >> 3;
+        ((low | high).wrapping_mul((GATHER >> 32) as u32) >> 24) as u8
+    }
+}
+
+/// [`word_bits`] for a 32-bit word.
+#[cfg(not(target_pointer_width = "64"))]
+#[inline(always)]
+fn narrow_word_bits(word: u32, needle: u8) -> u32 {
+    const LOW7: u32 = 0x7f7f_7f7f;
+    let x = word ^ (u32::from(needle) * 0x0101_0101);
+    !(((x & LOW7) + LOW7) | x) & !LOW7
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::fmt;
 
 use super::Line;
 use super::okome::{Indexed, OkomeEntry, Searched, Structure};
+use super::reader::INDEXED;
 use super::record::{FIELD_COUNT, Field, Record};
 
 /// Most variables a format may have; [`Entry`] keeps field boundaries in a
@@ -393,13 +394,17 @@ impl LogFormat {
     }
 
     /// [`LogFormat::check_okome`] for a line from a [`LineReader`], which
-    /// found the line's quotes while it looked for its end.
+    /// found the line's quotes while it looked for its end (where it keeps
+    /// an index; elsewhere the line is searched, as by `check_okome`).
     ///
     /// [`LineReader`]: super::LineReader
     #[inline(always)]
     pub fn check_okome_line<'a>(&self, line: &Line<'a>) -> Option<OkomeEntry<'a>> {
         if !self.okome {
             return None;
+        }
+        if !INDEXED {
+            return Self::okome_fast_path(line.bytes, &Searched);
         }
         Self::okome_fast_path(
             line.bytes,

@@ -16,8 +16,11 @@
 //! Reading is a [`LineReader`] over one reused buffer (no mapping of the
 //! whole file, no per-line allocation), fed by [`open_input`], which
 //! recognises gzip by its magic bytes the way logrotate leaves `.2.gz`.
-//! The reader classifies each buffer-full once, a bit per byte for quotes,
-//! newlines and spaces, so a line comes with where its delimiters are.
+//! On x86_64 the reader classifies each buffer-full once, a bit per byte for
+//! quotes, newlines and spaces, so a line comes with where its delimiters
+//! are; elsewhere (the Pis' aarch64 and armv7, where that was measured to
+//! cost more than it saves) each line's end and each field's delimiter are
+//! searched for instead.
 //!
 //! The typed fields of a line are read through [`Record`], which both the
 //! generic walk's [`Entry`] and the `okome` fast path's [`OkomeEntry`]

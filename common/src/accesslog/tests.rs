@@ -536,6 +536,8 @@ proptest! {
                 .filter(|&(_, &b)| b == b'"')
                 .map(|(at, _)| at as u32)
                 .collect();
+            // Without an index the reader hands out no quotes.
+            let quotes = if reader::INDEXED { quotes } else { Vec::new() };
             prop_assert_eq!(line.quotes.iter().map(|at| at as u32).collect::<Vec<_>>(), quotes);
             // The reader's quotes give the fast path the same answer.
             let with_reader = formats[0].check_okome_line(&line).map(|e| format!("{e:?}"));
