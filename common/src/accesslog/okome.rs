@@ -224,7 +224,7 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
     {
         return None;
     }
-    let status_code = fields::digits_ending_at(line, status + 3, 3)? as u16;
+    let status_code = fields::three_digits(line.get(status..status + 3)?.try_into().ok()?)?;
     let body_bytes = &line[status + 4..bytes_end];
     let body_bytes = match fields::digits_ending_at(line, bytes_end, body_bytes.len()) {
         Some(value) => Some(value),
@@ -256,12 +256,7 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
     if time_end <= cache_end + 4 || !is_at(line, time_end, b" urt=") {
         return None;
     }
-    let seconds = &line[cache_end + 4..time_end];
-    let shaped = match fields::digits_and_dots_ending_at(line, time_end, seconds.len()) {
-        Some(shaped) => shaped,
-        None => seconds.iter().all(|&b| b.is_ascii_digit() || b == b'.'),
-    };
-    if seconds != b"-" && !shaped {
+    if !fields::seconds_shaped_ending_at(line, time_end, time_end - (cache_end + 4)) {
         return None;
     }
     ends[8] = cache_end as u32;

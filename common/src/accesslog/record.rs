@@ -126,11 +126,7 @@ pub trait Record<'a> {
     /// `$status`.
     #[inline(always)]
     fn status(&self) -> Option<u16> {
-        let &[a, b, c] = self.known(Field::Status)? else {
-            return None;
-        };
-        let digit = |byte: u8| Some(u16::from(byte.wrapping_sub(b'0'))).filter(|d| *d <= 9);
-        Some(digit(a)? * 100 + digit(b)? * 10 + digit(c)?)
+        fields::three_digits(self.known(Field::Status)?.try_into().ok()?)
     }
 
     /// `$body_bytes_sent`, else `$bytes_sent`.
