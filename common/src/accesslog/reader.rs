@@ -221,26 +221,15 @@ impl<R: Read> LineReader<R> {
         loop {
             if !self.skipping {
                 let from = self.start + self.scanned;
-                let mut start = self.start;
-                // Two copies of the loop: one body in a closure cost the
-                // x86_64 path 3 instructions per line.
-                if INDEXED {
-                    for newline in self.index.bits(Class::Newline, from, self.end).iter() {
-                        let end = from + newline;
-                        let bytes = strip_cr(&self.buf[start..end]);
-                        each(line_at(&self.index, bytes, start, false));
-                        self.lines += 1;
-                        start = end + 1;
-                    }
+                let (index, buf) = (&self.index, &self.buf[..self.end]);
+                let (start, lines) = if INDEXED {
+                    let newlines = index.bits(Class::Newline, from, buf.len()).iter();
+                    hand_out(index, buf, self.start, from, newlines, &mut each)
                 } else {
-                    for newline in memchr::memchr_iter(b'\n', &self.buf[from..self.end]) {
-                        let end = from + newline;
-                        let bytes = strip_cr(&self.buf[start..end]);
-                        each(line_at(&self.index, bytes, start, false));
-                        self.lines += 1;
-                        start = end + 1;
-                    }
-                }
+                    let newlines = memchr::memchr_iter(b'\n', &buf[from..]);
+                    hand_out(index, buf, self.start, from, newlines, &mut each)
+                };
+                self.lines += lines;
                 if start != self.start {
                     self.start = start;
                     self.scanned = 0;
@@ -274,6 +263,28 @@ impl<R: Read> LineReader<R> {
             self.buf.resize(grown, 0);
         }
     }
+}
+
+/// Hand `each` the lines of `buf` from `start` on that end at `newlines`
+/// (offsets from `from`); where the next line starts, and how many there
+/// were.
+#[inline(always)]
+fn hand_out(
+    index: &Index,
+    buf: &[u8],
+    mut start: usize,
+    from: usize,
+    newlines: impl Iterator<Item = usize>,
+    each: &mut impl FnMut(Line<'_>),
+) -> (usize, u64) {
+    let mut lines = 0;
+    for newline in newlines {
+        let end = from + newline;
+        each(line_at(index, strip_cr(&buf[start..end]), start, false));
+        lines += 1;
+        start = end + 1;
+    }
+    (start, lines)
 }
 
 /// The line `bytes`, which starts at `start` in the indexed buffer.
