@@ -124,23 +124,6 @@ pub(crate) fn digits_ending_at(line: &[u8], end: usize, len: usize) -> Option<u6
     Some(value)
 }
 
-/// Whether `line[end - len..end]` is 1 to 8 bytes of ASCII digits and
-/// dots, checked a word at a time; `None` when it cannot be loaded as a
-/// word (the caller's byte loop decides).
-#[inline(always)]
-pub(crate) fn digits_and_dots_ending_at(line: &[u8], end: usize, len: usize) -> Option<bool> {
-    if !(1..=8).contains(&len) {
-        return None;
-    }
-    let word = zero_padded(word_ending_at(line, end)?, len);
-    // Dots become `'0'`: the exact zero-byte test of `word ^ "........"`
-    // (no borrow between bytes) marks them.
-    const LOW7: u64 = 0x7f * ONES;
-    let x = word ^ (u64::from(b'.') * ONES);
-    let dots = !(((x & LOW7) + LOW7) | x) & !LOW7;
-    Some(all_digits(word ^ ((dots >> 7) * u64::from(b'.' ^ b'0'))))
-}
-
 /// Whether `line[end - len..end]` has the shape the generic walk asks of a
 /// time in seconds: `-`, or ASCII digits and dots. What nginx writes for
 /// `$request_time`, one to four digits, a dot and three digits (`0.085`),
@@ -156,14 +139,16 @@ pub(crate) fn seconds_shaped_ending_at(line: &[u8], end: usize, len: usize) -> b
     {
         return true;
     }
-    let Some(field) = end.checked_sub(len).and_then(|start| line.get(start..end)) else {
-        return false;
-    };
-    field == b"-"
-        || match digits_and_dots_ending_at(line, end, len) {
-            Some(shaped) => shaped,
-            None => !field.is_empty() && field.iter().all(|&b| b.is_ascii_digit() || b == b'.'),
-        }
+    end.checked_sub(len)
+        .and_then(|start| line.get(start..end))
+        .is_some_and(seconds_shaped)
+}
+
+/// Whether `field` has the shape of a time in seconds: `-`, or ASCII
+/// digits and dots.
+pub(crate) fn seconds_shaped(field: &[u8]) -> bool {
+    matches!(field, [b'-'])
+        || (!field.is_empty() && field.iter().all(|&b| b.is_ascii_digit() || b == b'.'))
 }
 
 /// The value of three ASCII digits (`$status`).
@@ -416,10 +401,6 @@ mod tests {
             let dotted = field.is_some_and(|f| {
                 !f.is_empty() && f.iter().all(|&b| b.is_ascii_digit() || b == b'.')
             });
-            proptest::prop_assert_eq!(
-                digits_and_dots_ending_at(&line, end, len),
-                loadable.then_some(dotted)
-            );
             proptest::prop_assert_eq!(
                 seconds_shaped_ending_at(&line, end, len),
                 dotted || field == Some(b"-")

@@ -12,6 +12,7 @@
 use std::fmt;
 
 use super::Line;
+use super::fields;
 use super::okome::{Indexed, OkomeEntry, Searched, Structure};
 use super::reader::INDEXED;
 use super::record::{FIELD_COUNT, Field, Record};
@@ -64,10 +65,7 @@ impl Shape {
             Shape::TimeLocal => {
                 field.len() == 26 && field[2] == b'/' && field[6] == b'/' && field[11] == b':'
             }
-            Shape::Seconds => {
-                matches!(field, [b'-'])
-                    || (!field.is_empty() && field.iter().all(|&b| b.is_ascii_digit() || b == b'.'))
-            }
+            Shape::Seconds => fields::seconds_shaped(field),
         }
     }
 }
