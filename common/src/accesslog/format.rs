@@ -398,11 +398,11 @@ impl LogFormat {
     /// [`LineReader`]: super::LineReader
     #[inline(always)]
     pub fn check_okome_line<'a>(&self, line: &Line<'a>) -> Option<OkomeEntry<'a>> {
+        if !INDEXED {
+            return self.check_okome(line.bytes);
+        }
         if !self.okome {
             return None;
-        }
-        if !INDEXED {
-            return Self::okome_fast_path(line.bytes, &Searched);
         }
         Self::okome_fast_path(
             line.bytes,
