@@ -185,28 +185,23 @@ pub fn main(args: &[String]) -> Result {
         }
         return test_suite();
     }
-    if options.parser_tests {
-        if !options.tools.is_empty() || options.no_lintian {
-            return Err("--parser-tests takes only --arch".into());
-        }
-        let targets: Vec<Target> = TARGETS
-            .iter()
-            .filter(|t| t.qemu.is_some())
-            .filter(|t| options.arches.is_empty() || options.arches.iter().any(|a| a == t.deb_arch))
-            .copied()
-            .collect();
-        if targets.is_empty() {
-            return Err("--parser-tests: amd64 runs them natively (`cargo test`)".into());
-        }
-        deps::ensure_apt(&["qemu-user-static"])?;
-        ensure_toolchain(&targets)?;
-        return qemu::unit_tests(&targets);
-    }
     let targets: Vec<Target> = TARGETS
         .iter()
         .filter(|t| options.arches.is_empty() || options.arches.iter().any(|a| a == t.deb_arch))
         .copied()
         .collect();
+    if options.parser_tests {
+        if !options.tools.is_empty() || options.no_lintian {
+            return Err("--parser-tests takes only --arch".into());
+        }
+        let emulated: Vec<Target> = targets.into_iter().filter(|t| t.qemu.is_some()).collect();
+        if emulated.is_empty() {
+            return Err("--parser-tests: amd64 runs them natively (`cargo test`)".into());
+        }
+        deps::ensure_apt(&["qemu-user-static"])?;
+        ensure_toolchain(&emulated)?;
+        return qemu::unit_tests(&emulated);
+    }
     let tools: Vec<Tool> = TOOLS
         .iter()
         .filter(|t| options.tools.is_empty() || options.tools.iter().any(|p| p == t.package))
