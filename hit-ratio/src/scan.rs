@@ -372,8 +372,11 @@ fn count(
     options: &Options,
     tally: &mut Tally,
 ) -> io::Result<()> {
-    LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE)
-        .each_line(|line| tally.line(format, options, &line))
+    tally.count_lines(
+        &mut LineReader::with_capacity(reader, READ_BUFFER, MAX_LINE),
+        format,
+        options,
+    )
 }
 
 /// A reader whose source is read (and decompressed) in its own thread,
