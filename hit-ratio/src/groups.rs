@@ -46,6 +46,14 @@ const PAD: u64 = u64::from_le_bytes([b'?'; 8]);
 const ROOT: u64 = (b'/' ^ b'?') as u64;
 
 impl Compare {
+    /// This prefix's group if it matches the target's head, else `group`.
+    #[inline(always)]
+    fn select(&self, low: u64, high: u64, group: usize) -> usize {
+        let differs =
+            ((low & self.mask[0]) ^ self.bytes[0]) | ((high & self.mask[1]) ^ self.bytes[1]);
+        select_unpredictable(differs == 0, self.group, group)
+    }
+
     /// `None` when the prefix and the byte after it do not fit in 16 bytes.
     fn new(prefix: &[u8], group: usize) -> Option<Self> {
         let mut mask = [0u8; 16];
@@ -89,9 +97,12 @@ impl Compare {
 #[derive(Debug, Clone)]
 pub struct PathGroups {
     prefixes: Vec<Prefix>,
-    /// One per prefix, last first; empty when some prefix does not fit
-    /// (then `prefixes` are matched one word and a slice compare at a time).
-    compares: Vec<Compare>,
+    /// One per prefix, last first, in pairs (the first half of the first
+    /// one a never-matching pad when there is an odd number of prefixes).
+    compares: Vec<[Compare; 2]>,
+    /// Some prefix does not fit in the head: `prefixes` are matched one
+    /// word and a slice compare at a time.
+    by_word: bool,
 }
 
 impl PathGroups {
@@ -99,10 +110,14 @@ impl PathGroups {
     /// at most 64, a bit each when matching).
     pub fn new(prefixes: &[Vec<u8>]) -> Self {
         assert!(prefixes.len() <= 64, "at most 64 path-group prefixes");
-        let compares = (prefixes.iter().enumerate().rev())
-            .map(|(index, prefix)| Compare::new(prefix, index + 1))
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
+        let pad = (prefixes.len() % 2 == 1).then(|| Compare::new(b"?", 0));
+        let compares = (pad.into_iter())
+            .chain((prefixes.iter().enumerate().rev()).map(|(i, p)| Compare::new(p, i + 1)))
+            .collect::<Option<Vec<_>>>();
+        let by_word = compares.is_none();
+        let compares = (compares.unwrap_or_default().chunks_exact(2))
+            .map(|pair| [pair[0], pair[1]])
+            .collect();
         let prefixes = prefixes
             .iter()
             .map(|bytes| {
@@ -121,7 +136,11 @@ impl PathGroups {
                 }
             })
             .collect();
-        PathGroups { prefixes, compares }
+        PathGroups {
+            prefixes,
+            compares,
+            by_word,
+        }
     }
 
     /// How many groups there are, `/` and `other` included.
@@ -135,7 +154,7 @@ impl PathGroups {
     pub fn of_target(&self, target: Option<&[u8]>) -> usize {
         let other = self.prefixes.len() + 1;
         let Some(target) = target else { return other };
-        if self.compares.len() != self.prefixes.len() {
+        if self.by_word {
             return self.of_target_by_word(target);
         }
         let [low, high] = head(target);
@@ -144,17 +163,15 @@ impl PathGroups {
         // branch as random as the log's paths, and a select where keeping
         // the match would be one.
         let mut group = other;
-        for compare in &self.compares {
-            let differs = ((low & compare.mask[0]) ^ compare.bytes[0])
-                | ((high & compare.mask[1]) ^ compare.bytes[1]);
-            group = select_unpredictable(differs == 0, compare.group, group);
+        for [first, second] in &self.compares {
+            group = first.select(low, high, group);
+            group = second.select(low, high, group);
         }
         select_unpredictable(low & 0xffff == ROOT, 0, group)
     }
 
     /// [`Self::of_target`] with a prefix that does not fit in 16 bytes.
-    #[cold]
-    #[inline(never)]
+    #[inline(always)]
     fn of_target_by_word(&self, target: &[u8]) -> usize {
         let other = self.prefixes.len() + 1;
         if matches!(target, [b'/'] | [b'/', b'?', ..]) {
@@ -306,7 +323,7 @@ mod tests {
             (&prefixes[3..], true),
         ] {
             let groups = PathGroups::new(prefixes);
-            assert_eq!(groups.compares.len() == prefixes.len(), fast);
+            assert_eq!(!groups.by_word, fast);
             for target in [
                 &b""[..],
                 b"/",
@@ -378,7 +395,7 @@ mod tests {
             prefixes in prefixes(b"/a?b\x00\x1f\x6f", 15),
             target in targets(b"/a?b\x00\x1f\x6f"),
         ) {
-            prop_assert!(PathGroups::new(&prefixes).compares.len() == prefixes.len());
+            prop_assert!(!PathGroups::new(&prefixes).by_word);
             check(&prefixes, &target)?;
         }
 
