@@ -288,6 +288,7 @@ impl Iterator for BitIter<'_> {
 /// has: on x86_64, AVX-512BW or AVX2 when present (checked once and cached
 /// by std), SSE2 otherwise; NEON on aarch64; words elsewhere.
 fn classify_blocks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
+    debug_assert!(out.iter().all(|words| words.len() == blocks.len()));
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512bw") {
@@ -302,10 +303,21 @@ fn classify_blocks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
     classify_by_chunks(blocks, out);
 }
 
+/// Each block's word of every class, in step: zipped rather than indexed,
+/// so that a block costs no bounds check per class.
+#[inline(always)]
+fn outputs(out: [&mut [u64]; CLASSES.len()]) -> impl Iterator<Item = [&mut u64; CLASSES.len()]> {
+    let [quotes, newlines, spaces] = out;
+    quotes
+        .iter_mut()
+        .zip(newlines)
+        .zip(spaces)
+        .map(|((quote, newline), space)| [quote, newline, space])
+}
+
 /// [`classify_blocks`] sixteen bytes per compare.
 fn classify_by_chunks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
-    let [quotes, newlines, spaces] = out;
-    for (k, block) in blocks.iter().enumerate() {
+    for (block, words) in blocks.iter().zip(outputs(out)) {
         let (chunks, _) = block.as_chunks::<CHUNK>();
         let mut bits = [0u64; CLASSES.len()];
         for (index, chunk) in chunks.iter().enumerate() {
@@ -313,7 +325,9 @@ fn classify_by_chunks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) 
                 *class |= chunk_bits(chunk, needle) << (CHUNK * index);
             }
         }
-        [quotes[k], newlines[k], spaces[k]] = bits;
+        for (word, bits) in words.into_iter().zip(bits) {
+            *word = bits;
+        }
     }
 }
 
@@ -326,19 +340,18 @@ mod wide {
         _mm256_set1_epi8, _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
     };
 
-    use super::{BLOCK, CLASSES};
+    use super::{BLOCK, CLASSES, outputs};
 
     /// A whole block per compare, its matches straight into a mask.
     #[target_feature(enable = "avx512bw")]
     pub(super) fn classify_avx512(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
         let needles = CLASSES.map(|needle| _mm512_set1_epi8(needle as i8));
-        let [quotes, newlines, spaces] = out;
-        for (k, block) in blocks.iter().enumerate() {
+        for (block, [quote, newline, space]) in blocks.iter().zip(outputs(out)) {
             // SAFETY: `block` is 64 readable bytes; the load is unaligned.
             let bytes = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
-            quotes[k] = _mm512_cmpeq_epi8_mask(bytes, needles[0]);
-            newlines[k] = _mm512_cmpeq_epi8_mask(bytes, needles[1]);
-            spaces[k] = _mm512_cmpeq_epi8_mask(bytes, needles[2]);
+            *quote = _mm512_cmpeq_epi8_mask(bytes, needles[0]);
+            *newline = _mm512_cmpeq_epi8_mask(bytes, needles[1]);
+            *space = _mm512_cmpeq_epi8_mask(bytes, needles[2]);
         }
     }
 
@@ -347,8 +360,7 @@ mod wide {
     pub(super) fn classify_avx2(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
         let needles = CLASSES.map(|needle| _mm256_set1_epi8(needle as i8));
         let mask = |equal: __m256i| u64::from(_mm256_movemask_epi8(equal) as u32);
-        let [quotes, newlines, spaces] = out;
-        for (k, block) in blocks.iter().enumerate() {
+        for (block, [quote, newline, space]) in blocks.iter().zip(outputs(out)) {
             let (halves, _) = block.as_chunks::<32>();
             // SAFETY: each half is 32 readable bytes; the loads are unaligned.
             let (low, high) = unsafe {
@@ -360,9 +372,9 @@ mod wide {
             let bits = |needle| {
                 mask(_mm256_cmpeq_epi8(low, needle)) | mask(_mm256_cmpeq_epi8(high, needle)) << 32
             };
-            quotes[k] = bits(needles[0]);
-            newlines[k] = bits(needles[1]);
-            spaces[k] = bits(needles[2]);
+            *quote = bits(needles[0]);
+            *newline = bits(needles[1]);
+            *space = bits(needles[2]);
         }
     }
 }
