@@ -211,6 +211,36 @@ impl<'a> Bits<'a> {
     /// line (a branch the CPU would mispredict on every other line).
     #[inline(always)]
     pub fn first_from(&self, at: usize) -> Option<usize> {
+        let window = self.window(at)?;
+        let found = if window != 0 {
+            at + window.trailing_zeros() as usize
+        } else {
+            self.first_bit_from(self.shift + at + BLOCK)? - self.shift
+        };
+        (found < self.len).then_some(found)
+    }
+
+    /// The first two offsets at or after `at`: the second, when it is
+    /// near, out of the same window as the first ([`Bits::first_from`]
+    /// for each would read it twice).
+    #[inline(always)]
+    pub fn first_two_from(&self, at: usize) -> Option<(usize, Option<usize>)> {
+        let window = self.window(at)?;
+        let rest = window & window.wrapping_sub(1);
+        if rest == 0 {
+            // None in the window, or only one.
+            let first = self.first_from(at)?;
+            return Some((first, self.first_from(first + 1)));
+        }
+        let first = at + window.trailing_zeros() as usize;
+        let second = at + rest.trailing_zeros() as usize;
+        (first < self.len).then_some((first, (second < self.len).then_some(second)))
+    }
+
+    /// The 64 bits from offset `at` on, read from two words; `None` past
+    /// the last word.
+    #[inline(always)]
+    fn window(&self, at: usize) -> Option<u64> {
         let bit = self.shift + at;
         let (block, offset) = (bit / BLOCK, bit % BLOCK);
         let low = *self.words.get(block)? >> offset;
@@ -220,13 +250,7 @@ impl<'a> Bits<'a> {
             .words
             .get(block + 1)
             .map_or(0, |&word| (word << 1) << (BLOCK - 1 - offset));
-        let window = low | high;
-        let found = if window != 0 {
-            at + window.trailing_zeros() as usize
-        } else {
-            self.first_bit_from(bit + BLOCK)? - self.shift
-        };
-        (found < self.len).then_some(found)
+        Some(low | high)
     }
 
     /// The first set bit at or after `bit`, word by word.
@@ -555,10 +579,13 @@ mod tests {
                     let all: Vec<u32> = bits.iter().map(|at| at as u32).collect();
                     prop_assert_eq!(&all, &naive(needle, line, usize::MAX));
                     for at in 0..=line.len() + 1 {
-                        let expected = line.get(at..)
+                        let first_from = |at: usize| line.get(at..)
                             .and_then(|rest| rest.iter().position(|&b| b == needle))
                             .map(|found| at + found);
+                        let expected = first_from(at);
                         prop_assert_eq!(bits.first_from(at), expected, "from {} at {}", from, at);
+                        let two = expected.map(|first| (first, first_from(first + 1)));
+                        prop_assert_eq!(bits.first_two_from(at), two, "from {} at {}", from, at);
                     }
                 }
             }

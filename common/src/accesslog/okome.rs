@@ -111,6 +111,8 @@ pub(super) trait Structure {
     fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize>;
     /// The first space of `line` at or after `at`.
     fn space_from(&self, line: &[u8], at: usize) -> Option<usize>;
+    /// The first space of `line` at or after `at`, and the one after it.
+    fn two_spaces_from(&self, line: &[u8], at: usize) -> Option<(usize, Option<usize>)>;
 }
 
 /// A line from a [`LineReader`](super::LineReader): read off its index.
@@ -129,6 +131,11 @@ impl Structure for Indexed<'_> {
     fn space_from(&self, _: &[u8], at: usize) -> Option<usize> {
         self.spaces.first_from(at)
     }
+
+    #[inline(always)]
+    fn two_spaces_from(&self, _: &[u8], at: usize) -> Option<(usize, Option<usize>)> {
+        self.spaces.first_two_from(at)
+    }
 }
 
 /// A line on its own: searched, sixteen bytes at a time.
@@ -145,6 +152,12 @@ impl Structure for Searched {
     #[inline(always)]
     fn space_from(&self, line: &[u8], at: usize) -> Option<usize> {
         find_from(b' ', line, at)
+    }
+
+    #[inline(always)]
+    fn two_spaces_from(&self, line: &[u8], at: usize) -> Option<(usize, Option<usize>)> {
+        let first = find_from(b' ', line, at)?;
+        Some((first, find_from(b' ', line, first + 1)))
     }
 }
 
@@ -267,9 +280,19 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
         return None;
     }
     ends[10] = upstream_end as u32;
-    let rid_end = at_first_space(line, structure, upstream_end + 6, b" canary=")?;
+    // The space after $request_id and the next one, from one look: the
+    // request id (32 hex digits) and `canary=control` fit one index word.
+    // ` canary=` holds no other space, so once it is checked the next
+    // space is the first one after it.
+    let (rid_end, next_space) = structure.two_spaces_from(line, upstream_end + 6)?;
+    if !is_at(line, rid_end, b" canary=") {
+        return None;
+    }
     ends[11] = rid_end as u32;
-    let canary_end = at_first_space(line, structure, rid_end + 8, b" warm=")?;
+    let canary_end = next_space?;
+    if !is_at(line, canary_end, b" warm=") {
+        return None;
+    }
     ends[12] = canary_end as u32;
     // $okome_warm runs to the end of the line and must not be empty.
     if canary_end + 6 >= line.len() {

@@ -435,6 +435,8 @@ fn assembled_line() -> impl Strategy<Value = Vec<u8>> {
                 }),
                 1 => Just(Vec::new()),
                 1 => Just(b"-".to_vec()),
+                // Longer than an index word: past what one window holds.
+                1 => Just(usual.repeat(70 / usual.len() + 1).into_bytes()),
                 2 => proptest::collection::vec(
                     proptest::sample::select(b" \"[]-=:/.09aHIT\\".to_vec()),
                     0..30,
@@ -616,6 +618,66 @@ proptest! {
         same_split(&format, &damaged)?;
         for line in dirty.split(|&b| b == b'\n') {
             same_split(&format, line)?;
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_fast_path_reads_the_readers_index_as_it_searches_a_line(
+        padding in 0usize..130,
+        assembled in assembled_line(),
+        damaged in damaged_line(),
+    ) {
+        // Preceded by a line of `padding` bytes, so that the line's quotes
+        // and spaces fall anywhere in the index words.
+        let mut input = vec![b' '; padding];
+        for line in [&assembled, &damaged] {
+            input.push(b'\n');
+            input.extend_from_slice(line);
+        }
+        let format = LogFormat::okome();
+        let mut reader = LineReader::new(&input[..]);
+        while let Some(line) = reader.next_line().unwrap() {
+            let with_reader = format.check_okome_line(&line).map(|e| format!("{e:?}"));
+            let alone = format.check_okome(line.bytes).map(|e| format!("{e:?}"));
+            prop_assert_eq!(with_reader, alone);
+        }
+    }
+}
+
+#[test]
+fn the_fast_path_finds_the_spaces_after_the_request_id_wherever_they_are() {
+    // The spaces after $request_id and $okome_canary, near and far apart
+    // (one index word, two, or more), anywhere in the index words.
+    let format = LogFormat::okome();
+    let (head, _) = GOOD.split_at(GOOD.len() - "4f2a9c canary=control warm=-".len());
+    for rid in 1..=80 {
+        for canary in ["-", "control", "debug", &"c".repeat(70)] {
+            let mut line = head.to_vec();
+            line.extend(b"0".repeat(rid));
+            line.extend(format!(" canary={canary} warm=1").bytes());
+            let mut input = Vec::new();
+            for padding in 0..64 {
+                input.extend(b" ".repeat(padding));
+                input.push(b'\n');
+                input.extend(&line);
+                input.push(b'\n');
+            }
+            let mut reader = LineReader::new(&input[..]);
+            while let Some(line) = reader.next_line().unwrap() {
+                let with_reader = format.check_okome_line(&line);
+                let alone = format.check_okome(line.bytes);
+                assert_eq!(format!("{with_reader:?}"), format!("{alone:?}"));
+                if line.bytes.len() > 64 {
+                    let entry = with_reader.expect("taken by the fast path");
+                    assert_eq!(
+                        entry.canary(),
+                        Some(canary.as_bytes()).filter(|c| c != b"-")
+                    );
+                    assert!(entry.warm());
+                }
+            }
         }
     }
 }
