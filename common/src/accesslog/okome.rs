@@ -36,6 +36,9 @@ pub(super) type Ends = [u32; VARIABLES];
 #[derive(Debug, Clone, Copy)]
 pub struct OkomeEntry<'a> {
     line: &'a [u8],
+    /// Field `i` is `line[start(i)..ends[i]]`, `start(i)` being 0 or
+    /// `ends[i - 1] + AFTER[i - 1]`; [`split`] only returns ends for which
+    /// every such range lies in `line` (see [`OkomeEntry::in_line`]).
     ends: Ends,
     /// `$status` and `$body_bytes_sent`, decoded while their shape was
     /// checked.
@@ -48,26 +51,59 @@ impl<'a> OkomeEntry<'a> {
     /// line (the generic walk then decides, and says why).
     #[inline(always)]
     pub(super) fn split(line: &'a [u8], structure: &impl Structure) -> Option<Self> {
+        // `split`'s ends fit a `u32` only then (the caller has checked:
+        // this folds away).
+        if line.len() > u32::MAX as usize {
+            return None;
+        }
         let Split {
             ends,
             status,
             body_bytes,
         } = split(line, structure)?;
-        Some(OkomeEntry {
+        let entry = OkomeEntry {
             line,
             ends,
             status,
             body_bytes,
-        })
+        };
+        debug_assert!(
+            (0..VARIABLES).all(|index| entry.in_line(index)),
+            "{entry:?}"
+        );
+        Some(entry)
     }
 
+    /// Where field `index` starts and ends in the line.
     #[inline(always)]
-    fn span(&self, index: usize) -> &'a [u8] {
+    fn range(&self, index: usize) -> (usize, usize) {
         let start = match index {
             0 => 0,
             _ => self.ends[index - 1] as usize + AFTER[index - 1],
         };
-        &self.line[start..self.ends[index] as usize]
+        (start, self.ends[index] as usize)
+    }
+
+    /// Whether field `index` is a range of the line: what [`split`]
+    /// guarantees for every field, and [`OkomeEntry::span`] relies on.
+    fn in_line(&self, index: usize) -> bool {
+        let (start, end) = self.range(index);
+        start <= end && end <= self.line.len()
+    }
+
+    /// Field `index`'s bytes, without a bounds check: the accessors slice
+    /// five or six fields per line, and the splitter's checks have already
+    /// placed each one inside the line.
+    #[inline(always)]
+    fn span(&self, index: usize) -> &'a [u8] {
+        let (start, end) = self.range(index);
+        debug_assert!(self.in_line(index), "field {index} of {self:?}");
+        // SAFETY: `self` came from `OkomeEntry::split` (the only place one
+        // is made), whose `ends` come from `split` on a line shorter than
+        // 4 GiB, which guarantees `start <= end <= line.len()` for every
+        // field (its doc comment says why); the fields are private and
+        // nothing changes them after that.
+        unsafe { self.line.get_unchecked(start..end) }
     }
 }
 
@@ -106,7 +142,15 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
 }
 
 /// Where a line's quotes and spaces are, as the splitter asks for them.
-pub(super) trait Structure {
+///
+/// # Safety
+///
+/// [`split`]'s field ranges, which [`OkomeEntry::span`] slices unchecked,
+/// rest on this order: `quotes` yields strictly increasing offsets;
+/// `space_from(line, at)` is at or after `at`; `two_spaces_from(line, at)`
+/// is `(first, second)` with `first` at or after `at` and `second` after
+/// `first`.
+pub(super) unsafe trait Structure {
     /// The quotes of `line`, in order.
     fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize>;
     /// The first space of `line` at or after `at`.
@@ -121,7 +165,11 @@ pub(super) struct Indexed<'a> {
     pub(super) spaces: Bits<'a>,
 }
 
-impl Structure for Indexed<'_> {
+// SAFETY: `BitIter` reads bits off in increasing order, one word after the
+// next; `first_from` and `first_two_from` return `at` plus a bit count, or
+// a bit found in a later word, and `first_two_from`'s second is the first's
+// bit count plus one or more, or a `first_from` after the first.
+unsafe impl Structure for Indexed<'_> {
     #[inline(always)]
     fn quotes(&self, _: &[u8]) -> impl Iterator<Item = usize> {
         self.quotes.iter()
@@ -141,7 +189,10 @@ impl Structure for Indexed<'_> {
 /// A line on its own: searched, sixteen bytes at a time.
 pub(super) struct Searched;
 
-impl Structure for Searched {
+// SAFETY: `first_positions` records matches as it walks the line forward;
+// `find_from` returns `from` plus an offset into `line[from..]`, and the
+// second space is searched for after the first.
+unsafe impl Structure for Searched {
     #[inline(always)]
     fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize> {
         let mut positions = [0u32; 8];
@@ -186,6 +237,13 @@ pub(super) struct Split {
 /// them; `None` when the line does not fit or is not one this path can
 /// judge (the caller then asks the generic path). `line` is shorter than
 /// 4 GiB.
+///
+/// [`OkomeEntry::span`] relies on every field returned being a range of
+/// the line: each end is followed by a literal or byte checked in the line
+/// (or is the line's end), so it is at most `line.len()`; and each field
+/// starts at or before its end, by arithmetic on checked positions, or
+/// because the quotes come in order, or because a space looked for from
+/// `at` is at or after `at` (the contract of [`Structure`]).
 ///
 /// [`LogFormat::check`]: super::LogFormat::check
 #[inline(always)]
@@ -290,7 +348,9 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
     }
     ends[11] = rid_end as u32;
     let canary_end = next_space?;
-    if !is_at(line, canary_end, b" warm=") {
+    // (` canary=` holds no space, so `canary_end` is past it; said here
+    // too, as `span` relies on that, not on the search being right.)
+    if canary_end < rid_end + 8 || !is_at(line, canary_end, b" warm=") {
         return None;
     }
     ends[12] = canary_end as u32;
