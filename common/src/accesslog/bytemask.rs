@@ -267,6 +267,20 @@ impl<'a> Bits<'a> {
     /// Every offset, in order.
     #[inline(always)]
     pub fn iter(&self) -> BitIter<'a> {
+        self.offsets()
+    }
+
+    /// Every offset, in order, and then those past the stretch's end in
+    /// its last word (a later line's): for a caller whose own checks put
+    /// each offset it keeps inside the stretch, and so need not pay for a
+    /// comparison with its end per offset.
+    #[inline(always)]
+    pub(crate) fn iter_to_word_end(&self) -> BitIter<'a, false> {
+        self.offsets()
+    }
+
+    #[inline(always)]
+    fn offsets<const WITHIN: bool>(&self) -> BitIter<'a, WITHIN> {
         match self.words.split_first() {
             Some((&first, rest)) => BitIter {
                 bits: first & (u64::MAX << self.shift),
@@ -280,9 +294,10 @@ impl<'a> Bits<'a> {
 }
 
 /// The offsets of a [`Bits`], in order, read off a bit at a time as far as
-/// the caller asks.
+/// the caller asks: those inside its stretch, or with `WITHIN` false
+/// (`Bits::iter_to_word_end`) up to the end of its last word.
 #[derive(Debug, Clone, Default)]
-pub struct BitIter<'a> {
+pub struct BitIter<'a, const WITHIN: bool = true> {
     /// The bits not yet returned, of the word whose first offset is `base`.
     bits: u64,
     /// The later words.
@@ -291,7 +306,7 @@ pub struct BitIter<'a> {
     len: usize,
 }
 
-impl Iterator for BitIter<'_> {
+impl<const WITHIN: bool> Iterator for BitIter<'_, WITHIN> {
     type Item = usize;
 
     #[inline(always)]
@@ -304,7 +319,7 @@ impl Iterator for BitIter<'_> {
         }
         let at = self.base.wrapping_add(self.bits.trailing_zeros() as usize);
         self.bits &= self.bits - 1;
-        (at < self.len).then_some(at)
+        (!WITHIN || at < self.len).then_some(at)
     }
 }
 

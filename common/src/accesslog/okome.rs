@@ -151,7 +151,10 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
 /// is `(first, second)` with `first` at or after `at` and `second` after
 /// `first`.
 pub(super) unsafe trait Structure {
-    /// The quotes of `line`, in order.
+    /// The quotes of `line`, in order; possibly followed by offsets past
+    /// its end (the reader's index holds the next line's quotes too), which
+    /// `split` never takes as a field's end: it checks a byte or literal
+    /// in the line after each quote it keeps.
     fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize>;
     /// The first space of `line` at or after `at`.
     fn space_from(&self, line: &[u8], at: usize) -> Option<usize>;
@@ -172,7 +175,7 @@ pub(super) struct Indexed<'a> {
 unsafe impl Structure for Indexed<'_> {
     #[inline(always)]
     fn quotes(&self, _: &[u8]) -> impl Iterator<Item = usize> {
-        self.quotes.iter()
+        self.quotes.iter_to_word_end()
     }
 
     #[inline(always)]
@@ -285,18 +288,20 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
     ends[2] = (request - 2) as u32;
 
     // $request" $status $body_bytes_sent "
+    // (A quote may be past the line's end, until one is checked to be
+    // followed by a literal in the line: what is read here is `get`.)
     let (request_end, referer) = (quotes.next()?, quotes.next()?);
     let status = request_end + 2;
     let bytes_end = referer.checked_sub(1)?;
-    if line[request_end + 1] != b' '
+    if line.get(request_end + 1) != Some(&b' ')
         || bytes_end <= status + 4
-        || line[status + 3] != b' '
-        || line[bytes_end] != b' '
+        || line.get(status + 3) != Some(&b' ')
+        || line.get(bytes_end) != Some(&b' ')
     {
         return None;
     }
     let status_code = fields::three_digits(line.get(status..status + 3)?.try_into().ok()?)?;
-    let body_bytes = &line[status + 4..bytes_end];
+    let body_bytes = line.get(status + 4..bytes_end)?;
     let body_bytes = match fields::digits_ending_at(line, bytes_end, body_bytes.len()) {
         Some(value) => Some(value),
         // Longer than eight digits: the shape is still digits only.
@@ -311,9 +316,10 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
 
     // $http_referer" "$http_user_agent" cache=
     let (referer_end, agent, agent_end) = (quotes.next()?, quotes.next()?, quotes.next()?);
-    if agent != referer_end + 2 || line[referer_end + 1] != b' ' {
+    if agent != referer_end + 2 || line.get(referer_end + 1) != Some(&b' ') {
         return None;
     }
+    // From here on every quote taken so far is inside the line.
     if !is_at(line, agent_end, b"\" cache=") {
         return None;
     }

@@ -681,3 +681,22 @@ fn the_fast_path_finds_the_spaces_after_the_request_id_wherever_they_are() {
         }
     }
 }
+
+#[test]
+fn quotes_past_a_lines_end_are_never_taken_for_its_own() {
+    // A line cut short at every length, the index words it ends in holding
+    // the next line's quotes: the fast path must judge the cut line as a
+    // search of its bytes does (and not read past it).
+    let format = LogFormat::okome();
+    for cut in 0..=GOOD.len() {
+        for newline in [&b"\n"[..], b"\r\n"] {
+            let input = [&GOOD[..cut], newline, GOOD, b"\n"].concat();
+            let mut reader = LineReader::new(&input[..]);
+            while let Some(line) = reader.next_line().unwrap() {
+                let with_reader = format.check_okome_line(&line).map(|e| format!("{e:?}"));
+                let alone = format.check_okome(line.bytes).map(|e| format!("{e:?}"));
+                assert_eq!(with_reader, alone, "cut at {cut}");
+            }
+        }
+    }
+}
