@@ -100,7 +100,13 @@ pub trait Record<'a> {
             return Some(uri);
         }
         let request = self.known(Field::Request)?;
-        let rest = &request[find_byte(b' ', request)? + 1..];
+        // Nearly always `GET `: its space is then known without a search.
+        let method_end = if is_at(request, 0, b"GET ") {
+            3
+        } else {
+            find_byte(b' ', request)?
+        };
+        let rest = &request[method_end + 1..];
         // Nearly always ` HTTP/1.1`, ` HTTP/2.0` or ` HTTP/3.0`: check that
         // shape in place before searching backwards.
         let rest = match rest.len().checked_sub(9) {
