@@ -120,6 +120,12 @@ fn word_bits(word: u64, needle: u8) -> u64 {
 /// Bytes per word of an [`Index`].
 const BLOCK: usize = 64;
 
+/// A word of an [`Index`]: the bits of a block, byte `i` of the block at
+/// bit `i`, stored little-endian. As bytes, so that a window of 64 bits
+/// from any byte of the index is one unaligned load
+/// ([`Bits::first_from`]), the same on every CPU.
+type Word = [u8; 8];
+
 /// The byte values an [`Index`] records: what delimits an access-log line
 /// and its fields.
 #[derive(Debug, Clone, Copy)]
@@ -139,17 +145,19 @@ const CLASSES: [u8; 3] = [b'"', b'\n', b' '];
 /// Only the x86_64 reader builds one (`reader::INDEXED`).
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    bits: [Vec<u64>; CLASSES.len()],
+    /// Each class's words, and one more: a window read from the last
+    /// block's bytes has its eight bytes there.
+    bits: [Vec<Word>; CLASSES.len()],
 }
 
 impl Index {
     /// Classify `buf[from..end]`, from the start of the block `from` is in
     /// (bytes at or past `end` are in no class until classified again).
     pub(crate) fn classify(&mut self, buf: &[u8], from: usize, end: usize) {
-        let blocks = end.div_ceil(BLOCK);
+        let blocks = end.div_ceil(BLOCK) + 1;
         for bits in &mut self.bits {
             if bits.len() < blocks {
-                bits.resize(blocks, 0);
+                bits.resize(blocks, Word::default());
             }
         }
         let first = from / BLOCK;
@@ -167,10 +175,13 @@ impl Index {
         if !tail.is_empty() {
             // The block the data ends in: once per read, byte by byte.
             for (class, &needle) in self.bits.iter_mut().zip(&CLASSES) {
-                class[first + whole.len()] =
-                    tail.iter().enumerate().fold(0, |bits, (at, &byte)| {
+                class[first + whole.len()] = tail
+                    .iter()
+                    .enumerate()
+                    .fold(0, |bits, (at, &byte)| {
                         bits | u64::from(byte == needle) << at
-                    });
+                    })
+                    .to_le_bytes();
             }
         }
     }
@@ -179,7 +190,8 @@ impl Index {
     #[inline(always)]
     pub(crate) fn bits(&self, class: Class, from: usize, to: usize) -> Bits<'_> {
         let words = match to.checked_sub(1) {
-            Some(last) if from < to => &self.bits[class as usize][from / BLOCK..=last / BLOCK],
+            // With the word after the stretch's last (see `Bits::words`).
+            Some(last) if from < to => &self.bits[class as usize][from / BLOCK..last / BLOCK + 2],
             _ => &[],
         };
         Bits {
@@ -195,8 +207,9 @@ impl Index {
 /// reader's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bits<'a> {
-    /// The index words the stretch lies in.
-    words: &'a [u64],
+    /// The index words the stretch lies in, and the word after them (bits
+    /// past the stretch's end, as a window read near its end holds too).
+    words: &'a [Word],
     /// Where the stretch starts in the first word.
     shift: usize,
     len: usize,
@@ -205,17 +218,17 @@ pub struct Bits<'a> {
 impl<'a> Bits<'a> {
     /// The first offset at or after `at`.
     ///
-    /// The 64 bits from `at` on are read as one window from two words, so
-    /// that what is near — the next quote or space of a log line nearly
-    /// always is — is found without a loop whose length varies line by
-    /// line (a branch the CPU would mispredict on every other line).
+    /// What is near — the next quote or space of a log line nearly always
+    /// is — is found in one [`Bits::window`], without a loop whose length
+    /// varies line by line (a branch the CPU would mispredict on every
+    /// other line).
     #[inline(always)]
     pub fn first_from(&self, at: usize) -> Option<usize> {
-        let window = self.window(at)?;
-        let found = if window != 0 {
-            at + window.trailing_zeros() as usize
-        } else {
-            self.first_bit_from(self.shift + at + BLOCK)? - self.shift
+        let bit = self.shift + at;
+        let found = match self.window(bit) {
+            Some(window) if window != 0 => at + window.trailing_zeros() as usize,
+            // Nothing near (or a window past the words): word by word.
+            _ => self.first_bit_from(bit)? - self.shift,
         };
         (found < self.len).then_some(found)
     }
@@ -225,7 +238,7 @@ impl<'a> Bits<'a> {
     /// for each would read it twice).
     #[inline(always)]
     pub fn first_two_from(&self, at: usize) -> Option<(usize, Option<usize>)> {
-        let window = self.window(at)?;
+        let window = self.window(self.shift + at).unwrap_or(0);
         let rest = window & window.wrapping_sub(1);
         if rest == 0 {
             // None in the window, or only one.
@@ -237,29 +250,30 @@ impl<'a> Bits<'a> {
         (first < self.len).then_some((first, (second < self.len).then_some(second)))
     }
 
-    /// The 64 bits from offset `at` on, read from two words; `None` past
-    /// the last word.
+    /// The bits from `bit` (counted from the first word's) on, as one
+    /// unaligned load from the words' bytes: at least 57 of them, as the
+    /// shift to `bit` within its byte drops up to 7 (zeros come in at the
+    /// top). `None` when the eight bytes run past the words, which only a
+    /// `bit` past the stretch makes them do: its last word is followed by
+    /// one more ([`Index::bits`]).
     #[inline(always)]
-    fn window(&self, at: usize) -> Option<u64> {
-        let bit = self.shift + at;
-        let (block, offset) = (bit / BLOCK, bit % BLOCK);
-        let low = *self.words.get(block)? >> offset;
-        // The next word's first `offset` bits above those (none when
-        // `offset` is 0: two shifts, as a shift by 64 would overflow).
-        let high = self
-            .words
-            .get(block + 1)
-            .map_or(0, |&word| (word << 1) << (BLOCK - 1 - offset));
-        Some(low | high)
+    fn window(&self, bit: usize) -> Option<u64> {
+        let (bytes, at) = (self.words.as_flattened(), bit / 8);
+        // (One comparison: `at + 8` cannot overflow.)
+        if at + 8 > bytes.len() {
+            return None;
+        }
+        let window: [u8; 8] = bytes[at..at + 8].try_into().ok()?;
+        Some(u64::from_le_bytes(window) >> (bit % 8))
     }
 
     /// The first set bit at or after `bit`, word by word.
     fn first_bit_from(&self, bit: usize) -> Option<usize> {
         let mut block = bit / BLOCK;
-        let mut word = *self.words.get(block)? & (u64::MAX << (bit % BLOCK));
+        let mut word = u64::from_le_bytes(*self.words.get(block)?) & (u64::MAX << (bit % BLOCK));
         while word == 0 {
             block += 1;
-            word = *self.words.get(block)?;
+            word = u64::from_le_bytes(*self.words.get(block)?);
         }
         Some(block * BLOCK + word.trailing_zeros() as usize)
     }
@@ -271,7 +285,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Every offset, in order, and then those past the stretch's end in
-    /// its last word (a later line's): for a caller whose own checks put
+    /// its last word and the next (a later line's): for a caller whose own checks put
     /// each offset it keeps inside the stretch, and so need not pay for a
     /// comparison with its end per offset.
     #[inline(always)]
@@ -283,7 +297,7 @@ impl<'a> Bits<'a> {
     fn offsets<const WITHIN: bool>(&self) -> BitIter<'a, WITHIN> {
         match self.words.split_first() {
             Some((&first, rest)) => BitIter {
-                bits: first & (u64::MAX << self.shift),
+                bits: u64::from_le_bytes(first) & (u64::MAX << self.shift),
                 words: rest,
                 base: 0usize.wrapping_sub(self.shift),
                 len: self.len,
@@ -295,13 +309,13 @@ impl<'a> Bits<'a> {
 
 /// The offsets of a [`Bits`], in order, read off a bit at a time as far as
 /// the caller asks: those inside its stretch, or with `WITHIN` false
-/// (`Bits::iter_to_word_end`) up to the end of its last word.
+/// (`Bits::iter_to_word_end`) up to the end of its words.
 #[derive(Debug, Clone, Default)]
 pub struct BitIter<'a, const WITHIN: bool = true> {
     /// The bits not yet returned, of the word whose first offset is `base`.
     bits: u64,
     /// The later words.
-    words: &'a [u64],
+    words: &'a [Word],
     base: usize,
     len: usize,
 }
@@ -313,7 +327,7 @@ impl<const WITHIN: bool> Iterator for BitIter<'_, WITHIN> {
     fn next(&mut self) -> Option<usize> {
         while self.bits == 0 {
             let (&word, rest) = self.words.split_first()?;
-            self.bits = word;
+            self.bits = u64::from_le_bytes(word);
             self.words = rest;
             self.base = self.base.wrapping_add(BLOCK);
         }
@@ -326,7 +340,7 @@ impl<const WITHIN: bool> Iterator for BitIter<'_, WITHIN> {
 /// Each class's bits for whole blocks, with the widest compare this CPU
 /// has: on x86_64, AVX-512BW or AVX2 when present (checked once and cached
 /// by std), SSE2 otherwise; NEON on aarch64; words elsewhere.
-fn classify_blocks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
+fn classify_blocks(blocks: &[[u8; BLOCK]], out: [&mut [Word]; CLASSES.len()]) {
     debug_assert!(out.iter().all(|words| words.len() == blocks.len()));
     #[cfg(target_arch = "x86_64")]
     {
@@ -345,7 +359,7 @@ fn classify_blocks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
 /// Each block's word of every class, in step: zipped rather than indexed,
 /// so that a block costs no bounds check per class.
 #[inline(always)]
-fn outputs(out: [&mut [u64]; CLASSES.len()]) -> impl Iterator<Item = [&mut u64; CLASSES.len()]> {
+fn outputs(out: [&mut [Word]; CLASSES.len()]) -> impl Iterator<Item = [&mut Word; CLASSES.len()]> {
     let [quotes, newlines, spaces] = out;
     quotes
         .iter_mut()
@@ -355,7 +369,7 @@ fn outputs(out: [&mut [u64]; CLASSES.len()]) -> impl Iterator<Item = [&mut u64; 
 }
 
 /// [`classify_blocks`] sixteen bytes per compare.
-fn classify_by_chunks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
+fn classify_by_chunks(blocks: &[[u8; BLOCK]], out: [&mut [Word]; CLASSES.len()]) {
     for (block, words) in blocks.iter().zip(outputs(out)) {
         let (chunks, _) = block.as_chunks::<CHUNK>();
         let mut bits = [0u64; CLASSES.len()];
@@ -365,7 +379,7 @@ fn classify_by_chunks(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) 
             }
         }
         for (word, bits) in words.into_iter().zip(bits) {
-            *word = bits;
+            *word = bits.to_le_bytes();
         }
     }
 }
@@ -379,24 +393,24 @@ mod wide {
         _mm256_set1_epi8, _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
     };
 
-    use super::{BLOCK, CLASSES, outputs};
+    use super::{BLOCK, CLASSES, Word, outputs};
 
     /// A whole block per compare, its matches straight into a mask.
     #[target_feature(enable = "avx512bw")]
-    pub(super) fn classify_avx512(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
+    pub(super) fn classify_avx512(blocks: &[[u8; BLOCK]], out: [&mut [Word]; CLASSES.len()]) {
         let needles = CLASSES.map(|needle| _mm512_set1_epi8(needle as i8));
         for (block, [quote, newline, space]) in blocks.iter().zip(outputs(out)) {
             // SAFETY: `block` is 64 readable bytes; the load is unaligned.
             let bytes = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
-            *quote = _mm512_cmpeq_epi8_mask(bytes, needles[0]);
-            *newline = _mm512_cmpeq_epi8_mask(bytes, needles[1]);
-            *space = _mm512_cmpeq_epi8_mask(bytes, needles[2]);
+            *quote = _mm512_cmpeq_epi8_mask(bytes, needles[0]).to_le_bytes();
+            *newline = _mm512_cmpeq_epi8_mask(bytes, needles[1]).to_le_bytes();
+            *space = _mm512_cmpeq_epi8_mask(bytes, needles[2]).to_le_bytes();
         }
     }
 
     /// Half a block per compare.
     #[target_feature(enable = "avx2")]
-    pub(super) fn classify_avx2(blocks: &[[u8; BLOCK]], out: [&mut [u64]; CLASSES.len()]) {
+    pub(super) fn classify_avx2(blocks: &[[u8; BLOCK]], out: [&mut [Word]; CLASSES.len()]) {
         let needles = CLASSES.map(|needle| _mm256_set1_epi8(needle as i8));
         let mask = |equal: __m256i| u64::from(_mm256_movemask_epi8(equal) as u32);
         for (block, [quote, newline, space]) in blocks.iter().zip(outputs(out)) {
@@ -411,9 +425,9 @@ mod wide {
             let bits = |needle| {
                 mask(_mm256_cmpeq_epi8(low, needle)) | mask(_mm256_cmpeq_epi8(high, needle)) << 32
             };
-            *quote = bits(needles[0]);
-            *newline = bits(needles[1]);
-            *space = bits(needles[2]);
+            *quote = bits(needles[0]).to_le_bytes();
+            *newline = bits(needles[1]).to_le_bytes();
+            *space = bits(needles[2]).to_le_bytes();
         }
     }
 }
@@ -516,7 +530,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    type Classifier = dyn Fn(&[[u8; BLOCK]], [&mut [u64]; CLASSES.len()]);
+    type Classifier = dyn Fn(&[[u8; BLOCK]], [&mut [Word]; CLASSES.len()]);
 
     fn naive(needle: u8, haystack: &[u8], limit: usize) -> Vec<u32> {
         haystack
@@ -625,10 +639,12 @@ mod tests {
                 })
                 .collect();
             let run = |classify: &Classifier| {
-                let mut out = [vec![0; blocks.len()], vec![0; blocks.len()], vec![0; blocks.len()]];
+                let mut out = [(); CLASSES.len()].map(|()| vec![Word::default(); blocks.len()]);
                 let [quotes, newlines, spaces] = &mut out;
                 classify(blocks, [quotes, newlines, spaces]);
-                (0..blocks.len()).map(|k| [out[0][k], out[1][k], out[2][k]]).collect::<Vec<_>>()
+                (0..blocks.len())
+                    .map(|k| out.each_ref().map(|words| u64::from_le_bytes(words[k])))
+                    .collect::<Vec<_>>()
             };
             prop_assert_eq!(&run(&classify_by_chunks), &expected);
             prop_assert_eq!(&run(&classify_blocks), &expected);
