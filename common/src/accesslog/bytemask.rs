@@ -412,7 +412,7 @@ mod wide {
     #[target_feature(enable = "avx2")]
     pub(super) fn classify_avx2(blocks: &[[u8; BLOCK]], out: [&mut [Word]; CLASSES.len()]) {
         let needles = CLASSES.map(|needle| _mm256_set1_epi8(needle as i8));
-        let mask = |equal: __m256i| u64::from(_mm256_movemask_epi8(equal) as u32);
+        let mask = |equal: __m256i| _mm256_movemask_epi8(equal).to_le_bytes();
         for (block, [quote, newline, space]) in blocks.iter().zip(outputs(out)) {
             let (halves, _) = block.as_chunks::<32>();
             // SAFETY: each half is 32 readable bytes; the loads are unaligned.
@@ -422,12 +422,16 @@ mod wide {
                     _mm256_loadu_si256(halves[1].as_ptr().cast::<__m256i>()),
                 )
             };
-            let bits = |needle| {
-                mask(_mm256_cmpeq_epi8(low, needle)) | mask(_mm256_cmpeq_epi8(high, needle)) << 32
+            // Each half's mask stored as its half of the word's bytes (no
+            // shift and or to join them).
+            let bits = |word: &mut Word, needle| {
+                let (first, second) = word.split_at_mut(4);
+                first.copy_from_slice(&mask(_mm256_cmpeq_epi8(low, needle)));
+                second.copy_from_slice(&mask(_mm256_cmpeq_epi8(high, needle)));
             };
-            *quote = bits(needles[0]).to_le_bytes();
-            *newline = bits(needles[1]).to_le_bytes();
-            *space = bits(needles[2]).to_le_bytes();
+            bits(quote, needles[0]);
+            bits(newline, needles[1]);
+            bits(space, needles[2]);
         }
     }
 }
