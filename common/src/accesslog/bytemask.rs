@@ -298,7 +298,7 @@ impl<'a> Bits<'a> {
         match self.words.split_first() {
             Some((&first, rest)) => BitIter {
                 bits: u64::from_le_bytes(first) & (u64::MAX << self.shift),
-                words: rest,
+                words: rest.iter(),
                 base: 0usize.wrapping_sub(self.shift),
                 len: self.len,
             },
@@ -314,8 +314,10 @@ impl<'a> Bits<'a> {
 pub struct BitIter<'a, const WITHIN: bool = true> {
     /// The bits not yet returned, of the word whose first offset is `base`.
     bits: u64,
-    /// The later words.
-    words: &'a [Word],
+    /// The later words, as an iterator: a word without a bit (most words
+    /// between two newlines) then costs one pointer comparison, where a
+    /// slice split off costs a length test and two updates.
+    words: std::slice::Iter<'a, Word>,
     base: usize,
     len: usize,
 }
@@ -326,9 +328,7 @@ impl<const WITHIN: bool> Iterator for BitIter<'_, WITHIN> {
     #[inline(always)]
     fn next(&mut self) -> Option<usize> {
         while self.bits == 0 {
-            let (&word, rest) = self.words.split_first()?;
-            self.bits = u64::from_le_bytes(word);
-            self.words = rest;
+            self.bits = u64::from_le_bytes(*self.words.next()?);
             self.base = self.base.wrapping_add(BLOCK);
         }
         let at = self.base.wrapping_add(self.bits.trailing_zeros() as usize);
