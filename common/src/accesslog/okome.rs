@@ -169,9 +169,10 @@ pub(super) struct Indexed<'a> {
 }
 
 // SAFETY: `BitIter` reads bits off in increasing order, one word after the
-// next; `first_from` and `first_two_from` return `at` plus a bit count, or
-// a bit found in a later word, and `first_two_from`'s second is the first's
-// bit count plus one or more, or a `first_from` after the first.
+// next; `first_from` returns `at` plus a bit count, or the first bit found
+// word by word from `at`'s; `first_two_from`'s first is one of those, and
+// its second the first's bit count plus one or more, or a `first_from`
+// after the first.
 unsafe impl Structure for Indexed<'_> {
     #[inline(always)]
     fn quotes(&self, _: &[u8]) -> impl Iterator<Item = usize> {
