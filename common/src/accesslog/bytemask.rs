@@ -189,15 +189,18 @@ impl Index {
     /// Where the bytes of `class` are in `from..to` (classified bytes).
     #[inline(always)]
     pub(crate) fn bits(&self, class: Class, from: usize, to: usize) -> Bits<'_> {
-        let words = match to.checked_sub(1) {
+        // One test for an empty stretch (none for `to - 1` and `to - from`).
+        let (words, len) = if from < to {
             // With the word after the stretch's last (see `Bits::words`).
-            Some(last) if from < to => &self.bits[class as usize][from / BLOCK..last / BLOCK + 2],
-            _ => &[],
+            let words = &self.bits[class as usize][from / BLOCK..(to - 1) / BLOCK + 2];
+            (words, to - from)
+        } else {
+            (&[][..], 0)
         };
         Bits {
             words,
             shift: from % BLOCK,
-            len: to.saturating_sub(from),
+            len,
         }
     }
 }
