@@ -6,9 +6,10 @@
 //! so the figures do not depend on `--threads`.
 
 use std::collections::BTreeMap;
+use std::hint::select_unpredictable;
 use std::io::{self, Read};
 
-use okome_common::accesslog::{Line, LineReader, LogFormat, Record};
+use okome_common::accesslog::{Field, Line, LineReader, LogFormat, Record, ShortWord};
 
 use crate::groups::PathGroups;
 use crate::histogram::Histogram;
@@ -48,24 +49,31 @@ pub const MAX_BUCKETS: usize = 10_080;
 pub const CANARY_VARIANTS: [&str; VARIANTS] = ["control", "canary", "debug", "-", "other"];
 const VARIANTS: usize = 5;
 
-/// A few names of distinct lengths, looked up by length: the length picks
-/// the one candidate and one compare confirms it. Per log line this is a
-/// branch the CPU predicts, where a jump on the value itself is as random
-/// as the log and mispredicted on most lines.
-struct ByLength<const N: usize>([Option<(&'static [u8], usize)>; N]);
+/// A few names of distinct lengths under [`ShortWord::MAX`], by length:
+/// the length picks the one candidate, and one compare of words, taken by
+/// a select, confirms it. No branch depends on the value, which is as
+/// random as the log.
+struct ByLength([(u128, usize); ShortWord::MAX + 1]);
 
-impl<const N: usize> ByLength<N> {
+impl ByLength {
     /// The table of `names`, each with its index in the slice.
     const fn new(names: &[&'static str]) -> Self {
-        let mut table = [None; N];
+        // No field's word equals `u128::MAX`: its top byte is 0.
+        let mut table = [(u128::MAX, usize::MAX); ShortWord::MAX + 1];
         let mut index = 0;
         while index < names.len() {
             let name = names[index].as_bytes();
             assert!(
-                name.len() < N && table[name.len()].is_none(),
-                "distinct lengths"
+                name.len() < ShortWord::MAX && table[name.len()].0 == u128::MAX,
+                "distinct lengths, shorter than a short word"
             );
-            table[name.len()] = Some((name, index));
+            let mut word = 0u128;
+            let mut at = 0;
+            while at < name.len() {
+                word |= (name[at] as u128) << (8 * at);
+                at += 1;
+            }
+            table[name.len()] = (word, index);
             index += 1;
         }
         ByLength(table)
@@ -73,49 +81,29 @@ impl<const N: usize> ByLength<N> {
 
     /// The index of `field`, or `otherwise`.
     #[inline(always)]
-    fn find(&self, field: &[u8], otherwise: usize) -> usize {
-        match self.0.get(field.len()) {
-            Some(&Some((name, index))) if same_short(field, name) => index,
-            _ => otherwise,
-        }
+    fn find(&self, field: ShortWord, otherwise: usize) -> usize {
+        let (name, index) = self.0[field.len.min(ShortWord::MAX)];
+        select_unpredictable(field.word == name, index, otherwise)
     }
 }
 
-/// `a == b` for slices of one length below 16, compared as two
-/// overlapping words (each as wide as fits) instead of by a call to
-/// `memcmp`, which costs more than the compare for names this short.
+/// nginx's cache statuses, `-` included (each of a different length).
+const CACHE_BY_LENGTH: ByLength = ByLength::new(&CACHE_STATUSES);
+
+/// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`;
+/// `DASH` when the format does not log it.
 #[inline(always)]
-fn same_short(a: &[u8], b: &[u8]) -> bool {
-    #[inline(always)]
-    fn ends<const W: usize>(bytes: &[u8]) -> ([u8; W], [u8; W]) {
-        let head = bytes.first_chunk::<W>().expect("at least W bytes");
-        let tail = bytes.last_chunk::<W>().expect("at least W bytes");
-        (*head, *tail)
-    }
-    debug_assert!(a.len() == b.len() && a.len() < 16);
-    match a.len() {
-        8.. => ends::<8>(a) == ends::<8>(b),
-        4.. => ends::<4>(a) == ends::<4>(b),
-        2.. => ends::<2>(a) == ends::<2>(b),
-        _ => a == b,
-    }
+fn cache_index(status: Option<ShortWord>) -> usize {
+    status.map_or(DASH, |status| CACHE_BY_LENGTH.find(status, UNKNOWN))
 }
 
-/// nginx's cache statuses (each of a different length).
-const CACHE_BY_LENGTH: ByLength<12> = ByLength::new(&CACHE_STATUSES);
-
-/// The index of a cache-status field in [`CACHE_STATUSES`], or `UNKNOWN`.
-#[inline(always)]
-fn cache_index(status: Option<&[u8]>) -> usize {
-    match status {
-        Some(status) => CACHE_BY_LENGTH.find(status, UNKNOWN),
-        None => DASH,
-    }
-}
-
-/// The canary variants nginx logs (each of a different length).
-const CANARY_BY_LENGTH: ByLength<8> =
-    ByLength::new(&[CANARY_VARIANTS[0], CANARY_VARIANTS[1], CANARY_VARIANTS[2]]);
+/// The canary variants nginx logs, and `-` (each of a different length).
+const CANARY_BY_LENGTH: ByLength = ByLength::new(&[
+    CANARY_VARIANTS[0],
+    CANARY_VARIANTS[1],
+    CANARY_VARIANTS[2],
+    CANARY_VARIANTS[3],
+]);
 
 /// Requests and body bytes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -513,12 +501,12 @@ impl Tally {
             self.last = Some(self.last.map_or(t, |l| l.max(t)));
             time = Some(t);
         }
-        let status = entry.cache_status();
-        let cache = cache_index(status);
+        let cache = cache_index(entry.short_word(Field::CacheStatus));
         let bytes = entry.body_bytes().unwrap_or(0);
         let upstream_ms = entry.upstream_time_ms();
         if cache == UNKNOWN {
-            self.count_unknown(status.unwrap_or_default(), Count { requests: 1, bytes });
+            let status = entry.cache_status().unwrap_or_default();
+            self.count_unknown(status, Count { requests: 1, bytes });
         }
         match entry.status() {
             Some(code @ 100..=599) => self.http[code as usize] += 1,
@@ -527,7 +515,7 @@ impl Tally {
         let target = entry.target();
         let group = self.groups.of_target(target);
         let variant = entry
-            .canary()
+            .short_word(Field::Canary)
             .map_or(3, |canary| CANARY_BY_LENGTH.find(canary, 4));
         let cell = &mut self.cells[Self::cell(group, variant, cache)];
         cell.requests += 1;
@@ -678,19 +666,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_short_is_equality_at_every_length_and_byte() {
-        for len in 0..16 {
-            let name: Vec<u8> = (b'A'..).take(len).collect();
-            assert!(same_short(&name, &name.clone()));
-            for at in 0..len {
-                let mut other = name.clone();
-                other[at] ^= 0x20;
-                assert!(!same_short(&name, &other), "length {len}, byte {at}");
+    fn names_are_told_apart_at_every_length_and_byte() {
+        let table = ByLength::new(&CACHE_STATUSES);
+        for (index, name) in CACHE_STATUSES.iter().enumerate() {
+            let name = name.as_bytes();
+            let word = |field: &[u8]| ShortWord::of(field);
+            assert_eq!(table.find(word(name), UNKNOWN), index);
+            // Read where it lies in a line, as the okome fast path does.
+            let line = [b"0123456789abcdefcache=".as_slice(), name, b" rt="].concat();
+            let in_line = ShortWord::ending_at(&line, 22, 22 + name.len());
+            assert_eq!(in_line, word(name));
+            for at in 0..name.len() {
+                for flip in [0x01, 0x20, 0x80] {
+                    let mut other = name.to_vec();
+                    other[at] ^= flip;
+                    assert_eq!(table.find(word(&other), UNKNOWN), UNKNOWN, "{other:?}");
+                }
             }
+            let longer = [name, b"X"].concat();
+            assert_ne!(table.find(word(&longer), UNKNOWN), index);
         }
-        assert_eq!(cache_index(Some(b"HIT")), HIT);
-        assert_eq!(cache_index(Some(b"HIX")), UNKNOWN);
-        assert_eq!(cache_index(Some(b"REVALIDATEd")), UNKNOWN);
+        assert_eq!(table.find(ShortWord::of(b""), UNKNOWN), UNKNOWN);
+        let long = [b'H'; 40];
+        assert_eq!(table.find(ShortWord::of(&long), UNKNOWN), UNKNOWN);
+        assert_eq!(table.find(ShortWord::of(&long[..15]), UNKNOWN), UNKNOWN);
+        assert_eq!(cache_index(None), DASH);
+        assert_eq!(cache_index(Some(ShortWord::of(b"-"))), DASH);
     }
 
     fn options() -> Options {

@@ -42,7 +42,7 @@ pub use okome::OkomeEntry;
 pub use reader::{
     DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, Line, LineReader, is_gzip, open_input,
 };
-pub use record::{Field, Record};
+pub use record::{Field, Record, ShortWord};
 
 /// The `okome` log format, exactly as the quoted string in
 /// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).

@@ -17,7 +17,7 @@
 use super::bytemask::{Bits, find_from, first_positions};
 use super::fields;
 use super::format::is_at;
-use super::record::{Field, Record};
+use super::record::{Field, Record, ShortWord};
 
 /// Variables in the `okome` format.
 pub(super) const VARIABLES: usize = 14;
@@ -133,6 +133,17 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
     #[inline(always)]
     fn status(&self) -> Option<u16> {
         Some(self.status)
+    }
+
+    #[inline(always)]
+    fn short_word(&self, which: Field) -> Option<ShortWord> {
+        let index = match which {
+            Field::CacheStatus => 8,
+            Field::Canary => 12,
+            _ => return self.raw(which).map(ShortWord::of),
+        };
+        let (start, end) = self.range(index);
+        Some(ShortWord::ending_at(self.line, start, end))
     }
 
     #[inline(always)]

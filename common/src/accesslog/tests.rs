@@ -480,6 +480,12 @@ fn same_split(format: &LogFormat, line: &[u8]) -> Result<(), TestCaseError> {
         let generic = generic.unwrap();
         for field in ALL_FIELDS {
             prop_assert_eq!(fast.raw(field), generic.raw(field), "{:?}", field);
+            prop_assert_eq!(
+                fast.short_word(field),
+                generic.short_word(field),
+                "{:?}",
+                field
+            );
         }
         prop_assert_eq!(fast.status(), generic.status());
         prop_assert_eq!(fast.body_bytes(), generic.body_bytes());
