@@ -49,31 +49,26 @@ pub const MAX_BUCKETS: usize = 10_080;
 pub const CANARY_VARIANTS: [&str; VARIANTS] = ["control", "canary", "debug", "-", "other"];
 const VARIANTS: usize = 5;
 
-/// A few names of distinct lengths under [`ShortWord::MAX`], by length:
-/// the length picks the one candidate, and one compare of words, taken by
-/// a select, confirms it. No branch depends on the value, which is as
-/// random as the log.
-struct ByLength([(u128, usize); ShortWord::MAX + 1]);
+/// A few names of distinct lengths, each shorter than a [`ShortWord`], by
+/// length: the length picks the one candidate, and one compare of words,
+/// taken by a select, confirms it. No branch depends on the value, which is
+/// as random as the log.
+struct ByLength([(u128, usize); ShortWord::BYTES + 1]);
+
+/// Where [`ByLength`] has no name of a length.
+const NO_NAME: u128 = 1;
 
 impl ByLength {
     /// The table of `names`, each with its index in the slice.
     const fn new(names: &[&'static str]) -> Self {
-        // No field's word equals `u128::MAX`: its top byte is 0.
-        let mut table = [(u128::MAX, usize::MAX); ShortWord::MAX + 1];
+        // A field shorter than a word has a zero lowest byte, so no such
+        // field's word is 1; a longer one never matches (see `find`).
+        let mut table = [(NO_NAME, usize::MAX); ShortWord::BYTES + 1];
         let mut index = 0;
         while index < names.len() {
             let name = names[index].as_bytes();
-            assert!(
-                name.len() < ShortWord::MAX && table[name.len()].0 == u128::MAX,
-                "distinct lengths, shorter than a short word"
-            );
-            let mut word = 0u128;
-            let mut at = 0;
-            while at < name.len() {
-                word |= (name[at] as u128) << (8 * at);
-                at += 1;
-            }
-            table[name.len()] = (word, index);
+            assert!(table[name.len()].0 == NO_NAME, "distinct lengths");
+            table[name.len()] = (ShortWord::of_name(name), index);
             index += 1;
         }
         ByLength(table)
@@ -82,8 +77,9 @@ impl ByLength {
     /// The index of `field`, or `otherwise`.
     #[inline(always)]
     fn find(&self, field: ShortWord, otherwise: usize) -> usize {
-        let (name, index) = self.0[field.len.min(ShortWord::MAX)];
-        select_unpredictable(field.word == name, index, otherwise)
+        let (name, index) = self.0[field.len.min(ShortWord::BYTES)];
+        let found = (field.word == name) & (field.len < ShortWord::BYTES);
+        select_unpredictable(found, index, otherwise)
     }
 }
 
@@ -687,9 +683,15 @@ mod tests {
             assert_ne!(table.find(word(&longer), UNKNOWN), index);
         }
         assert_eq!(table.find(ShortWord::of(b""), UNKNOWN), UNKNOWN);
-        let long = [b'H'; 40];
-        assert_eq!(table.find(ShortWord::of(&long), UNKNOWN), UNKNOWN);
-        assert_eq!(table.find(ShortWord::of(&long[..15]), UNKNOWN), UNKNOWN);
+        for long in [[b'H'; 40], [0; 40], [0xff; 40]] {
+            for len in [15, 16, 17, 40] {
+                assert_eq!(table.find(ShortWord::of(&long[..len]), UNKNOWN), UNKNOWN);
+            }
+        }
+        // A word of 1, what a length without a name holds: 16 bytes long.
+        let one = [[1u8].as_slice(), &[0; 15]].concat();
+        assert_eq!(ShortWord::of(&one).word, NO_NAME);
+        assert_eq!(table.find(ShortWord::of(&one), UNKNOWN), UNKNOWN);
         assert_eq!(cache_index(None), DASH);
         assert_eq!(cache_index(Some(ShortWord::of(b"-"))), DASH);
     }
