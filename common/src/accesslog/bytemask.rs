@@ -222,7 +222,7 @@ impl<'a> Bits<'a> {
     /// The first offset at or after `at`.
     ///
     /// What is near — the next quote or space of a log line nearly always
-    /// is — is found in one [`Bits::window`], without a loop whose length
+    /// is — is found in one window read, without a loop whose length
     /// varies line by line (a branch the CPU would mispredict on every
     /// other line).
     #[inline(always)]
