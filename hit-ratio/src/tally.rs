@@ -520,6 +520,8 @@ impl Tally {
         let (origin, ms) = upstream_ms.map_or((0, 0), |ms| (1, ms));
         cell.origin += origin;
         cell.upstream_ms += ms;
+        // The rest is for --by, --top and latency only: the default
+        // report's loop stops here.
         if !EXTRAS {
             return;
         }
