@@ -102,6 +102,25 @@ fn header_value_ok(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b" ,;=.*-_/".contains(&b))
 }
 
+/// `--host`: a host name or IP address (IPv6 without brackets), or empty
+/// for the target's own authority.
+fn warm_host(value: &str) -> Result<Option<String>, Error> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > 253
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+    {
+        return Err(Error::Config(format!(
+            "--host: {value:?} is not a host name or IP address"
+        )));
+    }
+    Ok(Some(value.to_ascii_lowercase()))
+}
+
 impl Config {
     /// Build and validate from parsed flags.
     pub fn from_matches(m: &ArgMatches) -> Result<Config, Error> {
@@ -143,6 +162,7 @@ impl Config {
                 ("Accept-Encoding".into(), accept_encoding),
                 ("X-OKOME-Warm".into(), "1".into()),
             ],
+            host: warm_host(&s("host"))?,
         };
         if refresh && !target.is_loopback() {
             return Err(Error::Config(format!(

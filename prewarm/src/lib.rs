@@ -76,6 +76,8 @@ const AFTER_HELP: &str = "\
 Configuration (flag > environment > /etc/default/okome-prewarm > default):
   OKOME_WARM_TARGET    where HEADs go; scheme, host and port only
                        [http://127.0.0.1]
+  OKOME_WARM_HOST      Host header sent: the site's public name, as in
+                       nginx's upstream.conf [192.168.86.18]
   OKOME_WARM_TOP_N     paths warmed per run [40]
   OKOME_NGINX_LOG      the okome-format access log
                        [/var/log/nginx/okome_access.log]
@@ -175,6 +177,7 @@ pub fn command() -> Command {
         // get narrower help).
         .max_term_width(80)
         .arg(opt("target", "OKOME_WARM_TARGET", "URL", Some("http://127.0.0.1"), "Warm target: http://host[:port], nothing else"))
+        .arg(opt("host", "OKOME_WARM_HOST", "NAME", Some("192.168.86.18"), "Host header of warm requests: the site's public name (nginx's upstream.conf); empty: the target's"))
         .arg(opt("top-n", "OKOME_WARM_TOP_N", "N", Some("40"), "Paths to warm per run"))
         .arg(opt("log", "OKOME_NGINX_LOG", "PATH", Some("/var/log/nginx/okome_access.log"), "nginx access log in the okome format"))
         .arg(opt("log-format", "OKOME_NGINX_LOG_FORMAT", "SPEC", None, "nginx log_format string, if not the okome format"))

@@ -13,7 +13,7 @@
 
 use crate::bucket::TokenBucket;
 use crate::http::{Reply, Target};
-use okome_common::http::{FetchError, Method, Request};
+use okome_common::http::{FetchError, HttpUrl, Method, Request};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -56,6 +56,9 @@ pub struct Settings {
     pub max_errors: u32,
     /// Headers sent with every request (User-Agent, Accept-Encoding, X-OKOME-Warm).
     pub headers: Vec<(String, String)>,
+    /// The `Host` of every request (the site's public name: the edge
+    /// answers only its own names); `None`: the target's authority.
+    pub host: Option<String>,
 }
 
 /// What happened to one job.
@@ -299,7 +302,15 @@ impl Shared<'_> {
             detail: None,
         };
         let url = match self.target.url.with_path(&job.path) {
-            Ok(url) => url,
+            // Only the Host header changes: the connection goes to
+            // `self.addr`, the target's address, whatever the name.
+            Ok(url) => match &s.host {
+                Some(host) => HttpUrl {
+                    host: host.clone(),
+                    ..url
+                },
+                None => url,
+            },
             Err(error) => {
                 result.detail = Some(error.to_string());
                 return Some(result);
@@ -599,6 +610,7 @@ mod tests {
             emergency_latency: Duration::from_millis(1500),
             max_errors: 5,
             headers: vec![("X-OKOME-Warm".into(), "1".into())],
+            host: None,
         }
     }
 

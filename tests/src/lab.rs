@@ -43,6 +43,7 @@ impl LabBuilder {
             http: pick_http(),
             ipv6,
             orchestrator: stub.addr(),
+            gate: free_port(),
             redis: free_port(),
         };
         // A free port can be taken by a parallel test between picking and
@@ -72,6 +73,7 @@ impl LabBuilder {
                 Err(e) if attempt < PORT_ATTEMPTS && e.contains("in use") => {
                     attempt += 1;
                     ports.http = pick_http();
+                    ports.gate = free_port();
                 }
                 Err(e) => panic!("{e}"),
             }

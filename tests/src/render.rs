@@ -44,6 +44,19 @@ pub const FRONTEND_FILES: &[(&str, &str)] = &[
 /// The shipped redis config and where the lab puts it.
 pub const REDIS_FILE: (&str, &str) = ("redis-backend/redis.conf", "/etc/redis/redis.conf");
 
+/// The site names of the shipped upstream.conf as the lab renders them: the
+/// VIP (also the public name, the only Host the orchestrator sees) and the
+/// two frontend Pis. They are only names in a Host header here: nginx
+/// listens on 127.0.0.1 and answers to them (and to 127.0.0.1/localhost).
+pub const LAB_VIP_NAME: &str = "127.0.0.18";
+/// Frontend Pi A's address, as the lab renders it.
+pub const LAB_PI_A_NAME: &str = "127.0.0.20";
+/// Frontend Pi B's address, as the lab renders it.
+pub const LAB_PI_B_NAME: &str = "127.0.0.21";
+/// The public name the orchestrator sees in the lab (the shipped default is
+/// the VIP).
+pub const LAB_PUBLIC_NAME: &str = LAB_VIP_NAME;
+
 /// Password the lab gives redis' `operator` ACL user (the shipped file
 /// carries a placeholder hash that a site replaces).
 pub const LAB_REDIS_OPERATOR_PASSWORD: &str = "okome-lab-operator";
@@ -59,6 +72,8 @@ pub struct LabPorts {
     pub ipv6: bool,
     /// The stub orchestrator.
     pub orchestrator: SocketAddr,
+    /// The gate backend inside nginx (on 127.0.0.1; shipped: 8099).
+    pub gate: u16,
     /// redis-server's port.
     pub redis: u16,
 }
@@ -103,12 +118,17 @@ pub fn table(root: &Path, ports: &LabPorts) -> Vec<Substitution> {
             "192.168.86.25:8000",
             ports.orchestrator.to_string(),
         ),
-        // The "LAN" in the lab is 127.0.0.2: tests send from there to be a
-        // LAN client that is not this node itself.
+        // The site's names (upstream.conf): the VIP (= the public name)
+        // and the two frontend Pis become loopback-looking names.
+        (Target::Frontend, "192.168.86.18", LAB_VIP_NAME.to_owned()),
+        (Target::Frontend, "192.168.86.20", LAB_PI_A_NAME.to_owned()),
+        (Target::Frontend, "192.168.86.21", LAB_PI_B_NAME.to_owned()),
+        // The gate backend's loopback port (upstream.conf and the gate
+        // server's listen): one per lab, so labs run in parallel.
         (
             Target::Frontend,
-            "192.168.86.0/24",
-            "127.0.0.2/32".to_owned(),
+            "127.0.0.1:8099",
+            format!("127.0.0.1:{}", ports.gate),
         ),
         // nginx-frontend: paths
         (
@@ -117,11 +137,6 @@ pub fn table(root: &Path, ports: &LabPorts) -> Vec<Substitution> {
             format!("{r}/etc/nginx/okome/"),
         ),
         (Target::Frontend, "/run/okome/", format!("{r}/run/okome/")),
-        (
-            Target::Frontend,
-            "/run/nginx-okome-gate.sock",
-            format!("{r}/run/nginx-okome-gate.sock"),
-        ),
         (
             Target::Frontend,
             "/var/log/nginx/",

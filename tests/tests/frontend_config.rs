@@ -13,6 +13,7 @@ fn ports() -> LabPorts {
         http: okome_lab::free_port(),
         ipv6: okome_lab::net::have_ipv6_loopback(),
         orchestrator: "127.0.0.1:9".parse().unwrap(),
+        gate: okome_lab::free_port(),
         redis: 0,
     }
 }

@@ -148,6 +148,7 @@ fn nginx_on_a_taken_port_is_reported_not_mistaken_for_ready() {
         http: port,
         ipv6: false,
         orchestrator: "127.0.0.1:9".parse().unwrap(),
+        gate: okome_lab::free_port(),
         redis: 0,
     };
     let main = okome_lab::render::render_frontend(&root, &ports).unwrap();
