@@ -16,6 +16,9 @@
 //!   a body naming the path and a serial number, so a test can tell a cached
 //!   copy from a fresh one.
 //!
+//! Every answer but a stream echoes the request's `X-Request-ID`, as a
+//! request-id middleware in front of the real orchestrator does.
+//!
 //! Query parameters on any path: `max_age=N` (UI cache lifetime, `0` =
 //! `no-store`), `delay_ms=N` (answer slowly), `status=N`, `hold=1` (wait for
 //! `release()` before answering).
@@ -579,6 +582,11 @@ fn respond(
     );
     for (k, v) in extra {
         head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    // Echo the request id, as request-id middlewares do: the edge must not
+    // store this copy and replay it on a HIT.
+    if let Some(id) = request.header("x-request-id") {
+        head.push_str(&format!("X-Request-ID: {id}\r\n"));
     }
     head.push_str("\r\n");
     writer.write_all(head.as_bytes())?;
