@@ -382,3 +382,115 @@ fn stub_status_is_restricted_with_plain_allow_and_deny() {
         assert_eq!(r.status, expected, "from {source}");
     }
 }
+
+/// Users asked for `path` three times, as far as nginx's log knows.
+fn demand(lab: &Lab, path: &str) {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let line = format!(
+        "198.51.100.9 - - [{}] \"GET {path} HTTP/1.1\" 200 1234 \"-\" \"Mozilla/5.0\" cache=HIT rt=0.001 urt=\"-\" rid=0123456789abcdef0123456789abcdef canary=control warm=-\n",
+        okome_common::time::format_time_local(now)
+    );
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(lab.access_log_path())
+        .unwrap()
+        .write_all(line.repeat(3).as_bytes())
+        .unwrap();
+}
+
+/// The Host header okome-prewarm sent for `path`, read at the stub.
+fn warm_host_at_stub(lab: &Lab, path: &str) -> String {
+    let seen = lab.stub.requests_to(path);
+    assert_eq!(seen.len(), 1, "{path}: {seen:#?}");
+    assert!(seen[0].is_warm(), "{path}");
+    seen[0].header("host").unwrap_or("").to_owned()
+}
+
+#[test]
+fn prewarm_fills_the_cache_with_the_public_name() {
+    let lab = Lab::start();
+    let stub = lab.stub.url();
+    let run = |target: &str, command: &mut std::process::Command| {
+        let out = command
+            .args(["--target", target, "--json", "--no-metrics"])
+            .output()
+            .unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+
+    // Through nginx: the entry prewarm filled was generated for the public
+    // name, and users then hit it.
+    demand(&lab, "/static/warm.css");
+    let out = run(&lab.url(""), &mut lab.tool("okome-prewarm"));
+    assert!(out.status.success());
+    assert_eq!(warm_host_at_stub(&lab, "/static/warm.css"), LAB_PUBLIC_NAME);
+    assert_eq!(lab.get("/static/warm.css").cache_status(), "HIT");
+
+    // What prewarm itself sends, seen at the stub with no nginx between.
+    let port = lab.stub.addr().port();
+    // OKOME_WARM_HOST (here the lab's public name).
+    demand(&lab, "/static/direct1.css");
+    run(&stub, &mut lab.tool("okome-prewarm"));
+    assert_eq!(
+        warm_host_at_stub(&lab, "/static/direct1.css"),
+        format!("{LAB_PUBLIC_NAME}:{port}")
+    );
+    // The built-in default: the shipped public name (upstream.conf's VIP).
+    demand(&lab, "/static/direct2.css");
+    run(
+        &stub,
+        lab.tool("okome-prewarm").env_remove("OKOME_WARM_HOST"),
+    );
+    assert_eq!(
+        warm_host_at_stub(&lab, "/static/direct2.css"),
+        format!("192.168.86.18:{port}")
+    );
+    // The site's /etc/default/okome-prewarm.
+    let defaults = lab.root.path("/etc/default/okome-prewarm");
+    fs::create_dir_all(defaults.parent().unwrap()).unwrap();
+    fs::write(&defaults, "OKOME_WARM_HOST=okome.home.arpa\n").unwrap();
+    demand(&lab, "/static/direct3.css");
+    run(
+        &stub,
+        lab.tool("okome-prewarm").env_remove("OKOME_WARM_HOST"),
+    );
+    assert_eq!(
+        warm_host_at_stub(&lab, "/static/direct3.css"),
+        format!("okome.home.arpa:{port}")
+    );
+    // Empty: the target's own authority (the old behaviour, on request).
+    demand(&lab, "/static/direct4.css");
+    run(&stub, lab.tool("okome-prewarm").args(["--host", ""]));
+    assert_eq!(
+        warm_host_at_stub(&lab, "/static/direct4.css"),
+        format!("127.0.0.1:{port}")
+    );
+}
+
+#[test]
+fn prewarm_refuses_a_host_that_is_not_a_name() {
+    let lab = Lab::start();
+    for bad in [
+        "evil.example\r\nX-Injected: 1",
+        "a b",
+        "host/path",
+        "user@host",
+    ] {
+        let out = lab
+            .tool("okome-prewarm")
+            .args(["--dry-run", "--host", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--host"),
+            "{bad:?}"
+        );
+    }
+}
