@@ -488,9 +488,22 @@ fn prewarm_refuses_a_host_that_is_not_a_name() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("--host"),
-            "{bad:?}"
+            said.contains("is not a host name or IP address"),
+            "{bad:?}: {said}"
+        );
+    }
+    for good in ["okome.home.arpa", "192.168.86.18", "fd00::18", ""] {
+        let out = lab
+            .tool("okome-prewarm")
+            .args(["--dry-run", "--host", good])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{good:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
