@@ -43,7 +43,10 @@
 //! * [`free_port`], [`connect_from`], [`tool_bin`] / [`try_tool_bin`]
 //!   (`$OKOME_BIN_DIR`, else `target/debug`), [`nginx::nginx_test`].
 //! * [`render`]: the substitution table and the renderers
-//!   (`render_frontend`, `render_redis`); [`nginx::Nginx`] and
+//!   (`render_frontend`, `render_redis`), and the site names as rendered
+//!   (`LAB_PUBLIC_NAME`, `LAB_VIP_NAME`, `LAB_PI_A_NAME`, `LAB_PI_B_NAME`:
+//!   nginx answers only these and 127.0.0.1/localhost, and the stub always
+//!   sees `Host: LAB_PUBLIC_NAME`); [`nginx::Nginx`] and
 //!   [`redis::Redis`] start the real programs (`try_start` returns their
 //!   output instead of panicking); [`tour::run`] is what `cargo xtask lab`
 //!   prints, every line a checked claim.
