@@ -473,7 +473,7 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
     fs::create_dir_all(node.dir.path().join("etc/default")).unwrap();
     fs::write(
         node.dir.path().join("etc/default/okome-health-probe"),
-        "# operator settings\nOKOME_HEALTH_FALL=1\nexport OKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
+        "# operator settings\nOKOME_HEALTH_FALL=1\nOKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
     )
     .unwrap();
     let output = node.probe(&server.url()).arg("--json").output().unwrap();
@@ -510,6 +510,42 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
         "body_mismatch",
         "the flag beats both"
     );
+}
+
+/// systemd's `EnvironmentFile=` ignores an `export` line and keeps a `#`
+/// after a value as part of it; run by hand, the probe must see the same
+/// settings the timer's run sees (common/src/defaults.rs has the full table).
+#[test]
+fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
+    let server = Server::start(Mode::Up("healthy".into()));
+    let node = Node::new();
+    let file = node.dir.path().join("etc/default/okome-health-probe");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    // systemd sets no expected body from an `export` line: the check passes.
+    fs::write(&file, "export OKOME_HEALTH_EXPECT_BODY=nope\n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json(&output.stdout)["checks"][0]["ok"], true);
+    // systemd sets OKOME_HEALTH_FALL to "1 # one strike": not a number, so
+    // the unit's run is a configuration error, and so is the run by hand.
+    fs::write(&file, "OKOME_HEALTH_FALL=1 # one strike\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("1 # one strike"));
+    // A backslash continues a line; quotes keep blanks.
+    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal\\\nthy\"\n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal thy\"  \n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(json(&output.stdout)["checks"][0]["reason"], "body_mismatch");
+    // Not UTF-8: systemd refuses the file; the probe says where, exit 2.
+    fs::write(&file, b"OKOME_HEALTH_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("okome-health-probe:2: not UTF-8"));
 }
 
 #[test]
