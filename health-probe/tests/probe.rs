@@ -512,6 +512,27 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
     );
 }
 
+/// 2 × 1.9 s + 0.2 s = 4 s passed the old "under 5 s" rule, but the unit's
+/// TimeoutStartSec=4s kills such a run mid-check. Refused before anything is
+/// touched, naming the settings and the sum.
+#[test]
+fn deadlines_the_unit_would_kill_are_a_configuration_error() {
+    let server = Server::start(Mode::Hung);
+    let node = Node::new();
+    let output = node
+        .probe(&server.url())
+        .args(["--timeout", "1.9s", "--recheck-pause", "200ms"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    for word in ["--timeout 1.9s", "--recheck-pause 200ms", "= 4s", "TimeoutStartSec=4s"] {
+        assert!(text.contains(word), "{word:?} not in {text}");
+    }
+    assert_eq!(server.hits(), 0, "no check was made");
+    assert!(!node.state_dir().exists(), "nothing was written");
+}
+
 /// systemd's `EnvironmentFile=` ignores an `export` line and keeps a `#`
 /// after a value as part of it; run by hand, the probe must see the same
 /// settings the timer's run sees (common/src/defaults.rs has the full table).
