@@ -339,8 +339,15 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     // The text read is kept: step 6 compares against it instead of reading
     // the file a second time (the lock keeps it unchanged meanwhile).
     let state_path = config.state_dir.join(STATE_FILE);
-    let state_text = match fs::read_to_string(&state_path) {
-        Ok(text) => Some(text),
+    // Corrupt bytes (not UTF-8: a torn write, a stray editor) are like any
+    // other unreadable state: warn and start afresh, never fail the gate.
+    let state_text = match fs::read(&state_path) {
+        Ok(bytes) => Some(String::from_utf8(bytes).map_err(|error| {
+            hysteresis::ParseError(format!(
+                "not UTF-8 at byte {}",
+                error.utf8_error().valid_up_to()
+            ))
+        })),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(Error::Io {
@@ -350,7 +357,13 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
             });
         }
     };
-    let parsed = state_text.as_deref().map(hysteresis::parse);
+    let parsed = state_text
+        .as_ref()
+        .map(|text| match text {
+            Ok(text) => hysteresis::parse(text),
+            Err(error) => Err(error.clone()),
+        });
+    let state_text = state_text.and_then(Result::ok);
     let state_known = matches!(parsed, Some(Ok(_)));
     let mut state = match parsed {
         Some(Ok(state)) => state,

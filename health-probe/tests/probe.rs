@@ -424,6 +424,21 @@ fn a_corrupt_state_file_is_reported_and_replaced() {
     );
 }
 
+/// A torn or foreign state file that is not even UTF-8 is the same as any
+/// corrupt one: a warning and a fresh start, never exit 3 with the gate stuck.
+#[test]
+fn a_state_file_that_is_not_utf8_means_starting_afresh() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    fs::write(node.state_file(), b"version=1\nstreak=\xff\xfe\0\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")));
+    assert!(fs::read_to_string(node.state_file()).unwrap().contains("version=1"));
+}
+
 #[test]
 fn check_local_follows_only_the_local_url_and_writes_nothing() {
     let local = Server::start(Mode::Up("Active connections: 1".into()));
