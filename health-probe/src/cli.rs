@@ -59,6 +59,13 @@ writes nothing at all run after run. Transitions are logged once, with the
 reason and how long the previous state lasted; steady state logs nothing
 above debug.
 
+Maintenance pin: `--pin REASON` (as root) writes /var/lib/okome/maintenance.pin
+and closes the gate at once; while that file exists every run keeps the gate
+closed whatever the checks say (logs, --json and okome_gate_pinned say
+\"pinned\"). It is on persistent storage, so it survives a probe restart, an
+upgrade and a reboot. `--unpin` removes it; the gate then reopens through the
+usual hysteresis (--rise good runs).
+
 --check-local is the keepalived vrrp_script: it asks the LOCAL nginx's own
 health location and never the orchestrator (both Pis see the same
 orchestrator; tracking it would move the VIP for nothing).
@@ -76,11 +83,14 @@ Examples:
   okome-health-probe --url http://10.0.0.5:8000/health \\
       --expect-status 200 --expect-body '\"ok\"'
   okome-health-probe --check-local            keepalived's track script
+  sudo okome-health-probe --pin \"upgrading the orchestrator\"
+                                              maintenance: gate closed until --unpin
+  sudo okome-health-probe --unpin             end it; the gate reopens after --rise good runs
   OKOME_LOG=debug okome-health-probe          show every check and streak
 
 Exit status:
   0  upstream healthy: the gate is open after this run
-     (or another run holds the lock)
+     (or another run holds the lock; --pin/--unpin: done)
   1  upstream unhealthy: the gate is closed after this run
      (--check-local: 0 local nginx answered, 1 it did not)
   2  usage or configuration error (bad URL, state directory not usable,
@@ -260,6 +270,28 @@ pub fn command() -> Command {
                 .help("Deadline for --check-local (keepalived's own timeout is 1 s)"),
         )
         .arg(
+            Arg::new("pin")
+                .long("pin")
+                .value_name("REASON")
+                .conflicts_with_all(["unpin", "check-local"])
+                .help("Maintenance: close the gate now and keep it closed, whatever the checks say, until --unpin (root; survives restarts and reboots)"),
+        )
+        .arg(
+            Arg::new("unpin")
+                .long("unpin")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("check-local")
+                .help("End the maintenance pin; the gate reopens after --rise good runs"),
+        )
+        .arg(
+            Arg::new("pin-file")
+                .long("pin-file")
+                .env("OKOME_HEALTH_PIN_FILE")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .help("The maintenance pin (written by --pin, only read by runs) [default: $OKOME_ROOT/var/lib/okome/maintenance.pin]"),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .action(ArgAction::SetTrue)
@@ -308,6 +340,10 @@ pub enum Mode {
     Probe,
     /// keepalived's check of the local nginx.
     CheckLocal,
+    /// Set the maintenance pin (reason in [`Config::pin_reason`]).
+    Pin,
+    /// Remove the maintenance pin.
+    Unpin,
 }
 
 /// A validated configuration.
@@ -329,6 +365,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The gate flag file.
     pub gate_file: PathBuf,
+    /// The maintenance pin file.
+    pub pin_file: PathBuf,
+    /// The reason given to `--pin`.
+    pub pin_reason: Option<String>,
     /// Textfile directory, `None` for `--no-metrics`.
     pub metrics_dir: Option<PathBuf>,
     /// Heartbeat target.
@@ -421,12 +461,23 @@ impl Config {
                 "--node {node:?}: must be a non-empty word"
             )));
         }
+        let pin_reason = matches.get_one::<String>("pin").cloned();
+        if let Some(reason) = &pin_reason {
+            crate::pin::validate_reason(reason).map_err(ConfigError)?;
+        }
+        let mode = if matches.get_flag("check-local") {
+            Mode::CheckLocal
+        } else if pin_reason.is_some() {
+            Mode::Pin
+        } else if matches.get_flag("unpin") {
+            Mode::Unpin
+        } else {
+            Mode::Probe
+        };
         Ok(Config {
-            mode: if matches.get_flag("check-local") {
-                Mode::CheckLocal
-            } else {
-                Mode::Probe
-            },
+            mode,
+            pin_file: path("pin-file", crate::pin::DEFAULT_PIN_FILE),
+            pin_reason,
             url: matches
                 .get_one::<HttpUrl>("url")
                 .expect("defaulted")

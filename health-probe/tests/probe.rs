@@ -224,7 +224,16 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
     let server = Server::start(Mode::Up("ok".into()));
     let node = Node::new();
     node.probe(&server.url()).assert().code(0).stderr("");
-    let watched = [node.state_file(), node.textfile()];
+    // The textfile's last-run timestamp changes every second by design
+    // (every_run_stamps_the_textfile_so_a_dead_probe_shows); the state never.
+    let watched = [node.state_file()];
+    let without_stamp = |text: String| {
+        text.lines()
+            .filter(|l| !l.starts_with("okome_health_probe_last_run_timestamp_seconds "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let textfile = without_stamp(fs::read_to_string(node.textfile()).unwrap());
     let before: Vec<_> = watched.iter().map(|p| fs::metadata(p).unwrap()).collect();
     for _ in 0..20 {
         node.probe(&server.url())
@@ -242,6 +251,7 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
             path.display()
         );
     }
+    assert_eq!(without_stamp(fs::read_to_string(node.textfile()).unwrap()), textfile);
     // Nothing else appeared (no temp files, no flag).
     let mut names: Vec<_> = fs::read_dir(node.state_dir())
         .unwrap()
@@ -251,6 +261,50 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
     assert_eq!(
         names,
         ["health-probe.lock", "health-probe.state", "metrics"]
+    );
+}
+
+fn last_run(node: &Node) -> u64 {
+    let text = fs::read_to_string(node.textfile()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("okome_health_probe_last_run_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no last-run timestamp in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// A probe that stops running must not leave a textfile that looks healthy
+/// forever: every run, even one that changes nothing, stamps it.
+#[test]
+fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    for _ in 0..2 {
+        node.probe(&server.url()).assert().code(0).stderr("");
+    }
+    let state = fs::metadata(node.state_file()).unwrap();
+    let first = last_run(&node);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(first <= now && first + 60 > now, "{first} vs {now}");
+    // Let the clock pass a whole second, then a steady run.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= first
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    node.probe(&server.url()).assert().code(0).stderr("");
+    assert!(last_run(&node) > first, "the steady run stamped the textfile");
+    let again = fs::metadata(node.state_file()).unwrap();
+    assert_eq!(
+        (again.ino(), again.mtime_nsec()),
+        (state.ino(), state.mtime_nsec()),
+        "the state file is still written on change only"
     );
 }
 
@@ -437,6 +491,49 @@ fn a_state_file_that_is_not_utf8_means_starting_afresh() {
         .code(0)
         .stderr(predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")));
     assert!(fs::read_to_string(node.state_file()).unwrap().contains("version=1"));
+}
+
+/// `--pin` refuses a reason that could forge log lines, and a pin file it
+/// cannot write is a configuration error that changes nothing; a pinned
+/// gate is never reopened by a healthy orchestrator, and the pin file's
+/// existence is what counts (a garbled one still pins).
+#[test]
+fn the_maintenance_pin_is_validated_and_held() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    for bad in ["", "two\nlines"] {
+        node.probe(&server.url())
+            .args(["--pin", bad])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--pin"));
+    }
+    let blocker = node.dir.path().join("file");
+    fs::write(&blocker, "").unwrap();
+    node.probe(&server.url())
+        .args(["--pin", "upgrade", "--pin-file"])
+        .arg(blocker.join("maintenance.pin"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must run as root"));
+    assert!(!node.gate().exists());
+
+    let pin = node.dir.path().join("var/lib/okome/maintenance.pin");
+    fs::create_dir_all(pin.parent().unwrap()).unwrap();
+    fs::write(&pin, b"\xff garbled\n").unwrap();
+    for _ in 0..3 {
+        node.probe(&server.url())
+            .args(["--rise", "1", "--hold-down", "0"])
+            .assert()
+            .code(1);
+        assert!(node.gate().exists());
+    }
+    node.probe(&server.url()).arg("--unpin").assert().code(0);
+    node.probe(&server.url())
+        .args(["--rise", "1", "--hold-down", "0"])
+        .assert()
+        .code(0);
+    assert!(!node.gate().exists());
 }
 
 #[test]
