@@ -624,3 +624,28 @@ fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
         "stored just now: plain HEAD"
     );
 }
+
+/// While the health gate is closed the orchestrator is down: a run sends
+/// nothing (it used to retry the gate's 503s for a minute and exit 4 every
+/// 2 minutes of an outage), logs one info line, counts it, exits 0.
+#[test]
+fn a_closed_gate_skips_the_run_quietly() {
+    let node = Node::new();
+    let target = cache_like();
+    demand(&node, now(), &[("/", 2), ("/assets/app.js", 3)]);
+    std::fs::create_dir_all(node.path("/run/okome")).unwrap();
+    std::fs::write(node.path("/run/okome/orchestrator.down"), "closed\n").unwrap();
+    let output = node.cmd(&target.url()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(target.seen().is_empty(), "nothing sent: {:?}", target.paths());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("info: health gate closed"), "{stderr}");
+    assert!(node.prom().contains("\nokome_prewarm_gate_closed_skips_total 1\n"), "{}", node.prom());
+    // The gate reopens: the next run warms what the log asked for.
+    std::fs::remove_file(node.path("/run/okome/orchestrator.down")).unwrap();
+    node.cmd(&target.url()).assert().code(0);
+    let mut paths = target.paths();
+    paths.sort();
+    assert_eq!(paths, ["/", "/assets/app.js"]);
+}
