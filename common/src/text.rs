@@ -7,16 +7,17 @@
 //! ASCII stays as it is, everything else becomes a visible escape, and the
 //! length is capped so one value cannot flood the journal.
 
-/// `bytes` as one printable ASCII line: `\\`, `\n`, `\r`, `\t` and `\xNN`
-/// for every other byte outside 0x20..=0x7e (UTF-8 text included: safe
-/// first, pretty second). At most `max` input bytes are shown; a longer
-/// input ends in `…(N bytes)`.
+/// `bytes` as one printable ASCII line, fit to quote: `\\`, `\"`, `\n`,
+/// `\r`, `\t`, and `\xNN` for every other byte outside 0x20..=0x7e (UTF-8
+/// text included: safe first, pretty second). At most `max` input bytes are
+/// shown; a longer input ends in `...(N bytes)`.
 pub fn escape(bytes: &[u8], max: usize) -> String {
     let shown = &bytes[..bytes.len().min(max)];
     let mut out = String::with_capacity(shown.len() + 8);
     for &b in shown {
         match b {
             b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
@@ -25,7 +26,7 @@ pub fn escape(bytes: &[u8], max: usize) -> String {
         }
     }
     if bytes.len() > shown.len() {
-        out.push_str(&format!("…({} bytes)", bytes.len()));
+        out.push_str(&format!("...({} bytes)", bytes.len()));
     }
     out
 }
@@ -37,12 +38,13 @@ mod tests {
     #[test]
     fn nothing_forged_survives_and_plain_text_is_untouched() {
         assert_eq!(escape(b"frontend-a.lan", 64), "frontend-a.lan");
+        assert_eq!(escape(b"say \"hi\"", 64), "say \\\"hi\\\"");
         assert_eq!(
             escape(b"a\nokome: gate opened\r\x1b[2J\\", 64),
             "a\\nokome: gate opened\\r\\x1b[2J\\\\"
         );
         assert_eq!(escape("é".as_bytes(), 64), "\\xc3\\xa9");
-        assert_eq!(escape(b"abcdef", 3), "abc…(6 bytes)");
+        assert_eq!(escape(b"abcdef", 3), "abc...(6 bytes)");
         assert!(escape(&[0u8; 300], 300).chars().all(|c| c.is_ascii_graphic()));
     }
 }

@@ -100,6 +100,19 @@ fn plan_from_log(
     if ingest.counts.lines > 0 {
         rank::prune(&mut state.paths, now.max(ingest.counts.newest));
     }
+    // Lines, and not one fits the format: the log is in another format, and
+    // "nothing to warm" would hide it run after run.
+    if ingest.counts.lines > 0 && ingest.counts.malformed == ingest.counts.lines {
+        log::warn!(
+            "{}: {}",
+            config.log.display(),
+            crate::ingest::wrong_format(
+                &config.log_format,
+                ingest.counts.lines,
+                ingest.first_line.as_deref().unwrap_or_default()
+            )
+        );
+    }
     let info = LogInfo {
         start: tail.start,
         bytes: tail.bytes(),
