@@ -322,7 +322,10 @@ mod tests {
     }
 
     fn one(text: &str) -> Option<String> {
-        pairs(text).into_iter().find(|(k, _)| k == "A").map(|(_, v)| v)
+        pairs(text)
+            .into_iter()
+            .find(|(k, _)| k == "A")
+            .map(|(_, v)| v)
     }
 
     #[test]

@@ -45,6 +45,10 @@ mod tests {
         );
         assert_eq!(escape("é".as_bytes(), 64), "\\xc3\\xa9");
         assert_eq!(escape(b"abcdef", 3), "abc...(6 bytes)");
-        assert!(escape(&[0u8; 300], 300).chars().all(|c| c.is_ascii_graphic()));
+        assert!(
+            escape(&[0u8; 300], 300)
+                .chars()
+                .all(|c| c.is_ascii_graphic())
+        );
     }
 }

@@ -14,7 +14,8 @@ use std::process::Command;
 
 use okome_common::defaults::parse;
 
-const GENERATOR: &str = "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator";
+const GENERATOR: &str =
+    "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator";
 
 /// `(file text, key, value systemd sets, also ask the generator)`.
 const CASES: &[(&str, &str, Option<&str>, bool)] = &[
@@ -23,7 +24,12 @@ const CASES: &[(&str, &str, Option<&str>, bool)] = &[
     ("  T_LEAD=1\n", "T_LEAD", Some("1"), true),
     ("T_SP = spaced  \n", "T_SP", Some("spaced"), true),
     ("T_TAB=\t lead\t \n", "T_TAB", Some("lead"), true),
-    ("T_HASH=x # not a comment\n", "T_HASH", Some("x # not a comment"), true),
+    (
+        "T_HASH=x # not a comment\n",
+        "T_HASH",
+        Some("x # not a comment"),
+        true,
+    ),
     ("T_HASH2=x#y\n", "T_HASH2", Some("x#y"), true),
     ("# T_C1=1\n", "T_C1", None, true),
     ("; T_C2=1\n", "T_C2", None, true),
@@ -41,7 +47,12 @@ const CASES: &[(&str, &str, Option<&str>, bool)] = &[
     ("T_CAT=\"x\" y\n", "T_CAT", Some("xy"), true),
     ("T_CAT2=a\"b c\"d\n", "T_CAT2", Some("a\"b c\"d"), true),
     ("T_QC=\"x\" # c\n", "T_QC", Some("x# c"), true),
-    ("T_DQE=\"q \\\" \\\\ \\` end\"\n", "T_DQE", Some("q \" \\ ` end"), true),
+    (
+        "T_DQE=\"q \\\" \\\\ \\` end\"\n",
+        "T_DQE",
+        Some("q \" \\ ` end"),
+        true,
+    ),
     ("T_DQN=\"a\\nb\"\n", "T_DQN", Some("a\\nb"), true),
     ("T_DQX=\"a\\xb\"\n", "T_DQX", Some("a\\xb"), true),
     ("T_SQE='a\\nb \\' x\n", "T_SQE", Some("a\\nb \\x"), true),
@@ -50,16 +61,36 @@ const CASES: &[(&str, &str, Option<&str>, bool)] = &[
     ("T_CONT=a\\\nb\n", "T_CONT", Some("ab"), true),
     ("T_CONT2=a \\\n  b\n", "T_CONT2", Some("a   b"), true),
     ("T_DQCONT=\"a\\\nb\"\n", "T_DQCONT", Some("ab"), true),
-    ("T_DQML=\"multi\nline\"\n", "T_DQML", Some("multi\nline"), true),
-    ("T_SQML='multi\nline'\n", "T_SQML", Some("multi\nline"), true),
+    (
+        "T_DQML=\"multi\nline\"\n",
+        "T_DQML",
+        Some("multi\nline"),
+        true,
+    ),
+    (
+        "T_SQML='multi\nline'\n",
+        "T_SQML",
+        Some("multi\nline"),
+        true,
+    ),
     ("# comment \\\nT_SWALLOWED=1\n", "T_SWALLOWED", None, true),
     ("T_CRLF=crlf\r\n", "T_CRLF", Some("crlf"), true),
     ("T_CR=\"car\rret\"\n", "T_CR", Some("car\rret"), true),
-    ("T_OPEN=\"unterminated\n", "T_OPEN", Some("unterminated\n"), true),
+    (
+        "T_OPEN=\"unterminated\n",
+        "T_OPEN",
+        Some("unterminated\n"),
+        true,
+    ),
     ("T_UTF8=café\n", "T_UTF8", Some("café"), true),
     ("T_NUL=a\0b\nT_AFTER=1\n", "T_AFTER", None, true),
     // `$` is literal for EnvironmentFile=; the generator would expand it.
-    ("T_DOLLAR=\"cost \\$5\" $HOME\n", "T_DOLLAR", Some("cost $5$HOME"), false),
+    (
+        "T_DOLLAR=\"cost \\$5\" $HOME\n",
+        "T_DOLLAR",
+        Some("cost $5$HOME"),
+        false,
+    ),
     // `KEY=` sets the empty string; the generator refuses it.
     ("T_EMPTY=\n", "T_EMPTY", Some(""), false),
 ];
@@ -123,7 +154,12 @@ fn every_case_parses_as_the_table_says() {
     let wrong: Vec<String> = CASES
         .iter()
         .filter(|(text, key, want, _)| ours(text, key).as_deref() != *want)
-        .map(|(text, key, want, _)| format!("{text:?}: {key} = {:?}, systemd sets {want:?}", ours(text, key)))
+        .map(|(text, key, want, _)| {
+            format!(
+                "{text:?}: {key} = {:?}, systemd sets {want:?}",
+                ours(text, key)
+            )
+        })
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
@@ -138,7 +174,12 @@ fn the_table_is_what_systemds_own_parser_does() {
         .iter()
         .filter(|(.., ask)| *ask)
         .filter(|(text, key, want, _)| systemd(text, key).as_deref() != *want)
-        .map(|(text, key, want, _)| format!("{text:?}: systemd sets {key} = {:?}, the table says {want:?}", systemd(text, key)))
+        .map(|(text, key, want, _)| {
+            format!(
+                "{text:?}: systemd sets {key} = {:?}, the table says {want:?}",
+                systemd(text, key)
+            )
+        })
         .collect();
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

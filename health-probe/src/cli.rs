@@ -592,11 +592,30 @@ mod tests {
     #[test]
     fn every_setting_whose_worst_case_overruns_the_budget_is_refused() {
         // 2 × 1.6 s + 0.3 s = 3.5 s fits exactly; 1 ms more does not.
-        let fits = ["--node", "n", "--timeout", "1.6s", "--recheck-pause", "300ms"];
+        let fits = [
+            "--node",
+            "n",
+            "--timeout",
+            "1.6s",
+            "--recheck-pause",
+            "300ms",
+        ];
         assert!(config(&fits).is_ok());
-        let error = config(&["--node", "n", "--timeout", "1.6s", "--recheck-pause", "301ms"])
-            .unwrap_err();
-        for word in ["--timeout 1.6s", "--recheck-pause 301ms", "3.501s", "TimeoutStartSec=4s"] {
+        let error = config(&[
+            "--node",
+            "n",
+            "--timeout",
+            "1.6s",
+            "--recheck-pause",
+            "301ms",
+        ])
+        .unwrap_err();
+        for word in [
+            "--timeout 1.6s",
+            "--recheck-pause 301ms",
+            "3.501s",
+            "TimeoutStartSec=4s",
+        ] {
             assert!(error.contains(word), "{word:?} not in {error}");
         }
         // The heartbeat runs in the same run: its deadline counts when set.

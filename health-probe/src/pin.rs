@@ -54,7 +54,10 @@ pub fn validate_reason(reason: &str) -> Result<(), String> {
         return Err("--pin needs a reason (e.g. --pin \"upgrading the orchestrator\")".into());
     }
     if reason.len() > MAX_REASON {
-        return Err(format!("--pin reason is {} bytes, at most {MAX_REASON}", reason.len()));
+        return Err(format!(
+            "--pin reason is {} bytes, at most {MAX_REASON}",
+            reason.len()
+        ));
     }
     if reason.chars().any(char::is_control) {
         return Err("--pin reason must be one line without control characters".into());

@@ -384,7 +384,8 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     // --pin/--unpin wait for a timer run in progress (one run's budget at
     // most) instead of skipping: the operator's action must not be lost.
     let waiting = Instant::now();
-    while lock.is_none() && config.mode != Mode::Probe && waiting.elapsed() < crate::cli::RUN_BUDGET {
+    while lock.is_none() && config.mode != Mode::Probe && waiting.elapsed() < crate::cli::RUN_BUDGET
+    {
         std::thread::sleep(Duration::from_millis(20));
         lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
             path: lock_path.clone(),
@@ -418,12 +419,10 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
             });
         }
     };
-    let parsed = state_text
-        .as_ref()
-        .map(|text| match text {
-            Ok(text) => hysteresis::parse(text),
-            Err(error) => Err(error.clone()),
-        });
+    let parsed = state_text.as_ref().map(|text| match text {
+        Ok(text) => hysteresis::parse(text),
+        Err(error) => Err(error.clone()),
+    });
     let state_text = state_text.and_then(Result::ok);
     let state_known = matches!(parsed, Some(Ok(_)));
     let mut state = match parsed {
@@ -636,7 +635,10 @@ fn pinned_run(
     if let Some((reason, _)) = &check.failure {
         state.failures[reason.index()] += 1;
     }
-    log::debug!("gate pinned closed for maintenance {pin}; check {}: {check}", config.url);
+    log::debug!(
+        "gate pinned closed for maintenance {pin}; check {}: {check}",
+        config.url
+    );
     let mut step = Step::Steady;
     if gate_before == Gate::Open {
         let now = now_ms();

@@ -15,7 +15,10 @@ use std::process::Command;
 use common::{Mode, Node, Server};
 
 fn rules_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/prometheus"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/prometheus"
+    ))
 }
 
 fn promtool(args: &[&str]) -> std::process::Output {

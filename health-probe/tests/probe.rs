@@ -251,7 +251,10 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
             path.display()
         );
     }
-    assert_eq!(without_stamp(fs::read_to_string(node.textfile()).unwrap()), textfile);
+    assert_eq!(
+        without_stamp(fs::read_to_string(node.textfile()).unwrap()),
+        textfile
+    );
     // Nothing else appeared (no temp files, no flag).
     let mut names: Vec<_> = fs::read_dir(node.state_dir())
         .unwrap()
@@ -299,7 +302,10 @@ fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     node.probe(&server.url()).assert().code(0).stderr("");
-    assert!(last_run(&node) > first, "the steady run stamped the textfile");
+    assert!(
+        last_run(&node) > first,
+        "the steady run stamped the textfile"
+    );
     let again = fs::metadata(node.state_file()).unwrap();
     assert_eq!(
         (again.ino(), again.mtime_nsec()),
@@ -486,11 +492,14 @@ fn a_state_file_that_is_not_utf8_means_starting_afresh() {
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     fs::write(node.state_file(), b"version=1\nstreak=\xff\xfe\0\n").unwrap();
-    node.probe(&server.url())
-        .assert()
-        .code(0)
-        .stderr(predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")));
-    assert!(fs::read_to_string(node.state_file()).unwrap().contains("version=1"));
+    node.probe(&server.url()).assert().code(0).stderr(
+        predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")),
+    );
+    assert!(
+        fs::read_to_string(node.state_file())
+            .unwrap()
+            .contains("version=1")
+    );
 }
 
 /// `--pin` refuses a reason that could forge log lines, and a pin file it
@@ -638,7 +647,12 @@ fn deadlines_the_unit_would_kill_are_a_configuration_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let text = stderr(&output);
-    for word in ["--timeout 1.9s", "--recheck-pause 200ms", "= 4s", "TimeoutStartSec=4s"] {
+    for word in [
+        "--timeout 1.9s",
+        "--recheck-pause 200ms",
+        "= 4s",
+        "TimeoutStartSec=4s",
+    ] {
         assert!(text.contains(word), "{word:?} not in {text}");
     }
     assert_eq!(server.hits(), 0, "no check was made");

@@ -688,11 +688,19 @@ fn a_log_in_another_format_is_a_warning_with_a_hint_and_exit_1() {
         "192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] \"GET / HTTP/1.1\" 200 10 \"-\" \"ua\" cache=HIT rt=0.001 urt=\"-\" rid=1 canary=control warm=-\n",
     )
     .unwrap();
-    let out = hit_ratio().args(["--format", "combined"]).arg(&okome).output().unwrap();
+    let out = hit_ratio()
+        .args(["--format", "combined"])
+        .arg(&okome)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("use --format okome"), "{stderr}");
-    assert!(out.stdout.is_empty(), "no empty report: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "no empty report: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // Garbage with control characters: shown escaped, the generic hint.
     let garbage = dir.path().join("garbage.log");
@@ -731,5 +739,8 @@ fn forged_byte_counts_saturate_instead_of_wrapping() {
     std::fs::write(&log, line.repeat(3)).unwrap();
     let report = json(&["-j1", log.to_str().unwrap()]);
     let text = report.to_string();
-    assert!(text.contains("18446744073709551615"), "saturated at u64::MAX: {text}");
+    assert!(
+        text.contains("18446744073709551615"),
+        "saturated at u64::MAX: {text}"
+    );
 }

@@ -198,7 +198,11 @@ impl<'a> Ingest<'a> {
 /// many, the first line (escaped, cut) and the setting that would read it.
 pub fn wrong_format(format: &LogFormat, lines: u64, first: &[u8]) -> String {
     use okome_common::accesslog::{COMBINED_LOG_FORMAT, builtin_format_of};
-    let name = if format.is_okome() { "okome" } else { "configured" };
+    let name = if format.is_okome() {
+        "okome"
+    } else {
+        "configured"
+    };
     let mut message = format!(
         "none of the {lines} new lines fits the {name} log format: no demand counted; first line: \"{}\"",
         okome_common::text::escape(first, 160)

@@ -638,10 +638,19 @@ fn a_closed_gate_skips_the_run_quietly() {
     let output = node.cmd(&target.url()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(target.seen().is_empty(), "nothing sent: {:?}", target.paths());
+    assert!(
+        target.seen().is_empty(),
+        "nothing sent: {:?}",
+        target.paths()
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("info: health gate closed"), "{stderr}");
-    assert!(node.prom().contains("\nokome_prewarm_gate_closed_skips_total 1\n"), "{}", node.prom());
+    assert!(
+        node.prom()
+            .contains("\nokome_prewarm_gate_closed_skips_total 1\n"),
+        "{}",
+        node.prom()
+    );
     // The gate reopens: the next run warms what the log asked for.
     std::fs::remove_file(node.path("/run/okome/orchestrator.down")).unwrap();
     node.cmd(&target.url()).assert().code(0);
@@ -681,7 +690,10 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     node.append(&combined.repeat(3));
     let output = node
         .cmd(&target.url())
-        .env("OKOME_NGINX_LOG_FORMAT", okome_common::accesslog::COMBINED_LOG_FORMAT)
+        .env(
+            "OKOME_NGINX_LOG_FORMAT",
+            okome_common::accesslog::COMBINED_LOG_FORMAT,
+        )
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&output.stderr).contains("none of the"));
@@ -692,16 +704,28 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     demand(&node, now(), &[("/", 2)]);
     let output = node
         .cmd(&target.url())
-        .env("OKOME_NGINX_LOG_FORMAT", okome_common::accesslog::COMBINED_LOG_FORMAT)
+        .env(
+            "OKOME_NGINX_LOG_FORMAT",
+            okome_common::accesslog::COMBINED_LOG_FORMAT,
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("fits the configured log format"), "{stderr}");
-    assert!(stderr.contains("it is the okome format: drop --log-format"), "{stderr}");
+    assert!(
+        stderr.contains("fits the configured log format"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("it is the okome format: drop --log-format"),
+        "{stderr}"
+    );
 
     // An empty log: nothing to judge, no warning.
     let node = Node::new();
     node.append("");
     let output = node.cmd(&target.url()).output().unwrap();
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"), "{output:?}");
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("warning"),
+        "{output:?}"
+    );
 }

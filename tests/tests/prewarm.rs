@@ -461,16 +461,27 @@ fn a_closed_gate_skips_the_run_and_nothing_reaches_nginx() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("health gate closed"), "{stderr}");
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(lab.access_log_lines().len(), lines_before, "no request reached nginx");
+    assert_eq!(
+        lab.access_log_lines().len(),
+        lines_before,
+        "no request reached nginx"
+    );
     assert_eq!(lab.stub.total(), 0);
-    let prom = std::fs::read_to_string(lab.root.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
-    assert!(prom.contains("\nokome_prewarm_gate_closed_skips_total 1\n"), "{prom}");
+    let prom =
+        std::fs::read_to_string(lab.root.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    assert!(
+        prom.contains("\nokome_prewarm_gate_closed_skips_total 1\n"),
+        "{prom}"
+    );
 
     lab.open_gate();
     let out = prewarm(&lab, &[]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(report(&out)["summary"]["warmed"], 2);
-    assert_eq!(warm_paths_at_stub(&lab), ["/assets/app.js", "/static/site.css"]);
+    assert_eq!(
+        warm_paths_at_stub(&lab),
+        ["/assets/app.js", "/static/site.css"]
+    );
 }
 
 /// The shared plan comes from Redis, so its `node` is anyone's to choose: a
@@ -497,11 +508,23 @@ fn a_forged_plan_node_cannot_inject_log_lines() {
     let out = prewarm(&lab, &["--vip", "127.0.0.2", "--redis", &redis]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("refusing path"), "the plan was read: {stderr}");
+    assert!(
+        stderr.contains("refusing path"),
+        "the plan was read: {stderr}"
+    );
     for line in stderr.lines() {
-        assert!(line.starts_with("okome-prewarm: "), "forged line {line:?} in\n{stderr}");
+        assert!(
+            line.starts_with("okome-prewarm: "),
+            "forged line {line:?} in\n{stderr}"
+        );
     }
-    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
-    assert!(stderr.contains("a\\nokome-health-probe"), "shown escaped: {stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("a\\nokome-health-probe"),
+        "shown escaped: {stderr}"
+    );
     assert_eq!(report(&out)["summary"]["warmed"], 1);
 }

@@ -244,14 +244,20 @@ fn a_dash_byte_count_is_zero_bytes_on_every_path() {
         assert_eq!((entry.status(), entry.body_bytes()), (Some(304), Some(0)));
     }
     same_split(&format, okome).unwrap();
-    let combined = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 304 - "-" "Mozilla/5.0""#;
+    let combined =
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 304 - "-" "Mozilla/5.0""#;
     let combined_format = LogFormat::combined();
-    let entry = combined_format.parse(combined).expect("a combined 304 parses");
+    let entry = combined_format
+        .parse(combined)
+        .expect("a combined 304 parses");
     assert_eq!((entry.status(), entry.body_bytes()), (Some(304), Some(0)));
     // Only a lone dash: anything else that is not digits stays malformed.
     for bad in ["--", "-1", "1-", " -"] {
         let line = String::from_utf8_lossy(combined).replace(" 304 - ", &format!(" 304 {bad} "));
-        assert!(LogFormat::combined().parse(line.as_bytes()).is_none(), "{bad:?}");
+        assert!(
+            LogFormat::combined().parse(line.as_bytes()).is_none(),
+            "{bad:?}"
+        );
     }
 }
 
