@@ -225,6 +225,43 @@ pub fn wrong_format(format: &LogFormat, lines: u64, first: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_wrong_format_hint_names_the_setting_that_reads_the_line() {
+        let combined =
+            br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 304 - "-" "ua""#;
+        let okome = LogFormat::okome();
+        let message = wrong_format(&okome, 7, combined);
+        assert!(message.contains("none of the 7 new lines fits the okome log format"));
+        assert!(
+            message.contains("--log-format '$remote_addr - $remote_user"),
+            "{message}"
+        );
+        let as_combined = LogFormat::combined();
+        let okome_line = line(
+            "20/Nov/2026:10:00:00 +0100",
+            "GET / HTTP/1.1",
+            200,
+            "ua",
+            "control",
+            "-",
+        );
+        let message = wrong_format(&as_combined, 1, okome_line.trim_end().as_bytes());
+        assert!(
+            message.contains("it is the okome format: drop --log-format"),
+            "{message}"
+        );
+        let message = wrong_format(&okome, 1, b"\x1b]0;pwned\x07\nfake line");
+        assert!(
+            message.contains("\\x1b]0;pwned\\x07\\nfake line"),
+            "{message}"
+        );
+        assert!(
+            message.contains("paste the access log's log_format"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+    }
+
     pub(crate) fn line(
         ts: &str,
         request: &str,
