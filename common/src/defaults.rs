@@ -30,8 +30,10 @@
 //!   here that is [`Error::NotUtf8`], a configuration error naming the line.
 //!
 //! Only `OKOME_*` keys are taken into the environment; nothing is executed.
-//! `common/tests/defaults_systemd.rs` holds the table of cases and runs each
-//! through systemd's own parser (`systemd-environment-d-generator`) too.
+//! The cases, each with the value systemd sets, are plain data in
+//! `common/tests/data/environment-file-cases.json`;
+//! `common/tests/defaults_systemd.rs` runs each through [`parse`] and through
+//! systemd's own parser (`systemd-environment-d-generator`).
 
 use std::path::{Path, PathBuf};
 
