@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod exit;
 pub mod host;
 pub mod root;
+pub mod text;
 pub mod time;
 
 #[cfg(feature = "accesslog")]

@@ -26,6 +26,14 @@ pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1/nginx_status";
 pub const DEFAULT_STATE_DIR: &str = "/run/okome";
 /// The gate flag file the frontend config checks, under `OKOME_ROOT`.
 pub const DEFAULT_GATE_FILE: &str = "/run/okome/orchestrator.down";
+/// How long one run may take before systemd kills it: the unit's
+/// `TimeoutStartSec=` (configs/systemd/okome-health-probe.service; a test
+/// holds the two equal). A killed run leaves the gate as it was, so settings
+/// whose worst case does not fit are refused up front.
+pub const RUN_BUDGET: Duration = Duration::from_secs(4);
+/// Part of [`RUN_BUDGET`] kept for what is not a deadline: exec, lock,
+/// state and textfile writes.
+pub const RUN_SLACK: Duration = Duration::from_millis(500);
 
 const ABOUT: &str = "Health gate for the OKOME edge: probe the orchestrator, open or close /run/okome/orchestrator.down";
 
@@ -51,6 +59,13 @@ writes nothing at all run after run. Transitions are logged once, with the
 reason and how long the previous state lasted; steady state logs nothing
 above debug.
 
+Maintenance pin: `--pin REASON` (as root) writes /var/lib/okome/maintenance.pin
+and closes the gate at once; while that file exists every run keeps the gate
+closed whatever the checks say (logs, --json and okome_gate_pinned say
+\"pinned\"). It is on persistent storage, so it survives a probe restart, an
+upgrade and a reboot. `--unpin` removes it; the gate then reopens through the
+usual hysteresis (--rise good runs).
+
 --check-local is the keepalived vrrp_script: it asks the LOCAL nginx's own
 health location and never the orchestrator (both Pis see the same
 orchestrator; tracking it would move the VIP for nothing).
@@ -68,15 +83,18 @@ Examples:
   okome-health-probe --url http://10.0.0.5:8000/health \\
       --expect-status 200 --expect-body '\"ok\"'
   okome-health-probe --check-local            keepalived's track script
+  sudo okome-health-probe --pin \"upgrading the orchestrator\"
+                                              maintenance: gate closed until --unpin
+  sudo okome-health-probe --unpin             end it; the gate reopens after --rise good runs
   OKOME_LOG=debug okome-health-probe          show every check and streak
 
 Exit status:
   0  upstream healthy: the gate is open after this run
-     (or another run holds the lock)
+     (or another run holds the lock; --pin/--unpin: done)
   1  upstream unhealthy: the gate is closed after this run
      (--check-local: 0 local nginx answered, 1 it did not)
-  2  usage or configuration error (bad URL, state directory not usable):
-     nothing was changed
+  2  usage or configuration error (bad URL, state directory not usable,
+     deadlines that do not fit the unit's TimeoutStartSec): nothing was changed
   3  internal failure (the gate file or state could not be written)
 
 The systemd unit should treat 1 as success (SuccessExitStatus=1): a closed
@@ -134,7 +152,7 @@ pub fn command() -> Command {
                 .value_name("DURATION")
                 .default_value("800ms")
                 .value_parser(parse_duration)
-                .help("Deadline for a whole check; two checks plus the pause stay well inside 5 s"),
+                .help("Deadline for a whole check; 2 × this + --recheck-pause (+ --redis-timeout) must fit in 3.5 s (the unit's TimeoutStartSec=4s less 0.5 s)"),
         )
         .arg(
             Arg::new("recheck-pause")
@@ -252,6 +270,28 @@ pub fn command() -> Command {
                 .help("Deadline for --check-local (keepalived's own timeout is 1 s)"),
         )
         .arg(
+            Arg::new("pin")
+                .long("pin")
+                .value_name("REASON")
+                .conflicts_with_all(["unpin", "check-local"])
+                .help("Maintenance: close the gate now and keep it closed, whatever the checks say, until --unpin (root; survives restarts and reboots)"),
+        )
+        .arg(
+            Arg::new("unpin")
+                .long("unpin")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("check-local")
+                .help("End the maintenance pin; the gate reopens after --rise good runs"),
+        )
+        .arg(
+            Arg::new("pin-file")
+                .long("pin-file")
+                .env("OKOME_HEALTH_PIN_FILE")
+                .value_name("PATH")
+                .value_parser(value_parser!(PathBuf))
+                .help("The maintenance pin (written by --pin, only read by runs) [default: $OKOME_ROOT/var/lib/okome/maintenance.pin]"),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .action(ArgAction::SetTrue)
@@ -300,6 +340,10 @@ pub enum Mode {
     Probe,
     /// keepalived's check of the local nginx.
     CheckLocal,
+    /// Set the maintenance pin (reason in [`Config::pin_reason`]).
+    Pin,
+    /// Remove the maintenance pin.
+    Unpin,
 }
 
 /// A validated configuration.
@@ -321,6 +365,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The gate flag file.
     pub gate_file: PathBuf,
+    /// The maintenance pin file.
+    pub pin_file: PathBuf,
+    /// The reason given to `--pin`.
+    pub pin_reason: Option<String>,
     /// Textfile directory, `None` for `--no-metrics`.
     pub metrics_dir: Option<PathBuf>,
     /// Heartbeat target.
@@ -367,10 +415,27 @@ impl Config {
             )));
         }
         let pause = duration("recheck-pause");
-        if deadlines.total * 2 + pause >= Duration::from_secs(5) {
+        let redis = matches.get_one::<RedisUrl>("redis-url").cloned();
+        let redis_timeout = duration("redis-timeout");
+        let heartbeat = if redis.is_some() {
+            redis_timeout
+        } else {
+            Duration::ZERO
+        };
+        let worst = deadlines.total * 2 + pause + heartbeat;
+        if worst > RUN_BUDGET - RUN_SLACK {
+            let heartbeat = if redis.is_some() {
+                format!(" + --redis-timeout {redis_timeout:?}")
+            } else {
+                String::new()
+            };
             return Err(ConfigError(format!(
-                "two checks of --timeout {:?} plus --recheck-pause {:?} do not fit in the 5 s timer period",
-                deadlines.total, pause
+                "2 × --timeout {:?} + --recheck-pause {pause:?}{heartbeat} = {worst:?}, more than the {:?} a run may take \
+                 (TimeoutStartSec={}s in okome-health-probe.service, less {RUN_SLACK:?} for start-up and writes): \
+                 systemd would kill the run mid-check",
+                deadlines.total,
+                RUN_BUDGET - RUN_SLACK,
+                RUN_BUDGET.as_secs()
             )));
         }
         let hold_down = duration("hold-down");
@@ -396,12 +461,23 @@ impl Config {
                 "--node {node:?}: must be a non-empty word"
             )));
         }
+        let pin_reason = matches.get_one::<String>("pin").cloned();
+        if let Some(reason) = &pin_reason {
+            crate::pin::validate_reason(reason).map_err(ConfigError)?;
+        }
+        let mode = if matches.get_flag("check-local") {
+            Mode::CheckLocal
+        } else if pin_reason.is_some() {
+            Mode::Pin
+        } else if matches.get_flag("unpin") {
+            Mode::Unpin
+        } else {
+            Mode::Probe
+        };
         Ok(Config {
-            mode: if matches.get_flag("check-local") {
-                Mode::CheckLocal
-            } else {
-                Mode::Probe
-            },
+            mode,
+            pin_file: path("pin-file", crate::pin::DEFAULT_PIN_FILE),
+            pin_reason,
             url: matches
                 .get_one::<HttpUrl>("url")
                 .expect("defaulted")
@@ -420,8 +496,8 @@ impl Config {
             gate_file: path("gate-file", DEFAULT_GATE_FILE),
             state_dir,
             metrics_dir,
-            redis: matches.get_one::<RedisUrl>("redis-url").cloned(),
-            redis_timeout: duration("redis-timeout"),
+            redis,
+            redis_timeout,
             node,
             local_url: matches
                 .get_one::<HttpUrl>("local-url")
@@ -486,7 +562,7 @@ mod tests {
         assert!(
             config(&["--timeout", "3s"])
                 .unwrap_err()
-                .contains("5 s timer period")
+                .contains("systemd would kill the run")
         );
         assert!(
             config(&["--connect-timeout", "900ms", "--timeout", "800ms"])
@@ -496,6 +572,58 @@ mod tests {
         assert!(config(&["--fall", "0"]).is_err());
         assert!(config(&["--node", "a b"]).unwrap_err().contains("--node"));
         assert!(config(&["--no-metrics"]).unwrap().metrics_dir.is_none());
+    }
+
+    #[test]
+    fn the_run_budget_is_the_units_timeoutstartsec() {
+        let unit = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configs/systemd/okome-health-probe.service"
+        ))
+        .unwrap();
+        let values: Vec<&str> = unit
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("TimeoutStartSec="))
+            .collect();
+        assert_eq!(values.len(), 1, "one TimeoutStartSec= line: {values:?}");
+        assert_eq!(parse_duration(values[0]), Ok(RUN_BUDGET));
+    }
+
+    #[test]
+    fn every_setting_whose_worst_case_overruns_the_budget_is_refused() {
+        // 2 × 1.6 s + 0.3 s = 3.5 s fits exactly; 1 ms more does not.
+        let fits = [
+            "--node",
+            "n",
+            "--timeout",
+            "1.6s",
+            "--recheck-pause",
+            "300ms",
+        ];
+        assert!(config(&fits).is_ok());
+        let error = config(&[
+            "--node",
+            "n",
+            "--timeout",
+            "1.6s",
+            "--recheck-pause",
+            "301ms",
+        ])
+        .unwrap_err();
+        for word in [
+            "--timeout 1.6s",
+            "--recheck-pause 301ms",
+            "3.501s",
+            "TimeoutStartSec=4s",
+        ] {
+            assert!(error.contains(word), "{word:?} not in {error}");
+        }
+        // The heartbeat runs in the same run: its deadline counts when set.
+        let with_redis = [&fits[..], &["--redis-url", "redis://127.0.0.1:1"]].concat();
+        let error = config(&with_redis).unwrap_err();
+        assert!(error.contains("--redis-timeout 500ms = 4s"), "{error}");
+        // Under the old 5 s rule this was accepted and killed at 4 s.
+        assert!(config(&["--node", "n", "--timeout", "1.9s"]).is_err());
     }
 
     /// Replays 5 s timer ticks against an orchestrator that hangs at

@@ -13,6 +13,7 @@ pub mod heartbeat;
 pub mod hysteresis;
 pub mod json;
 pub mod metrics;
+pub mod pin;
 pub mod run;
 
 pub use cli::{Config, ConfigError, Mode, command};

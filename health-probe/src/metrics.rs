@@ -8,8 +8,14 @@
 //! lands in the first step and rewrites nothing, while a slow or hung
 //! orchestrator still shows clearly. The exact figure is in `--json`. The
 //! trade-off: no sub-50 ms resolution and no histogram (a histogram changes
-//! every run by definition); the failure counters do change every run while
-//! the orchestrator is down, which rewrites this tmpfs file, never the SD card.
+//! every run by definition).
+//!
+//! One value does change every run on purpose: the last-run timestamp. A
+//! probe that stopped running (unit failing, timer disabled, config refused)
+//! would otherwise leave a textfile that looks healthy forever; with it the
+//! alert in configs/prometheus/okome-alerts.yml sees a dead probe within a
+//! minute. The file is on /run (tmpfs), so rewriting it each run costs no
+//! SD-card wear; the state file is still written on change only.
 
 use std::time::Duration;
 
@@ -44,11 +50,25 @@ pub struct RunFacts<'a> {
     pub state: &'a State,
     /// Heartbeat result, if a heartbeat is configured.
     pub heartbeat_ok: Option<bool>,
+    /// Unix time of this run, in whole seconds.
+    pub now_s: u64,
+    /// An operator's maintenance pin holds the gate closed.
+    pub pinned: bool,
 }
 
 /// Render the textfile for one run.
 pub fn render(facts: &RunFacts<'_>) -> Metrics {
     let mut metrics = Metrics::new();
+    metrics.gauge(
+        "okome_health_probe_last_run_timestamp_seconds",
+        "Unix time of the last probe run; rewritten every run, so a stale value means the probe is not running.",
+        facts.now_s as f64,
+    );
+    metrics.gauge(
+        "okome_gate_pinned",
+        "1 while an operator's maintenance pin holds the gate closed (okome-health-probe --pin); the probe never reopens it.",
+        f64::from(u8::from(facts.pinned)),
+    );
     metrics.gauge(
         "okome_upstream_up",
         "1 if the last probe run found the orchestrator healthy (after its re-check), 0 if not.",
@@ -129,6 +149,8 @@ mod tests {
             duration: Duration::from_micros(micros),
             state: &state,
             heartbeat_ok: Some(false),
+            now_s: 1_700_000_123,
+            pinned: false,
         };
         let text = render(&facts(400)).render().to_string();
         assert_eq!(
@@ -146,6 +168,8 @@ mod tests {
             "okome_gate_transitions_total{to=\"up\"} 1\n",
             "okome_gate_last_transition_timestamp_seconds 1700000000\n",
             "okome_health_heartbeat_up 0\n",
+            "okome_health_probe_last_run_timestamp_seconds 1700000123\n",
+            "okome_gate_pinned 0\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }
@@ -163,6 +187,8 @@ mod tests {
             duration: Duration::ZERO,
             state: &state,
             heartbeat_ok: Some(true),
+            now_s: 0,
+            pinned: true,
         };
         let text = render(&facts).render().to_string();
         let names: Vec<&str> = text
@@ -170,7 +196,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|rest| rest.split(' ').next())
             .collect();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 9);
         for name in names {
             assert!(
                 doc.contains(&format!("| `{name}` | ")),

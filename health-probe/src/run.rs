@@ -22,6 +22,7 @@ use crate::heartbeat;
 use crate::hysteresis::{self, Gate, State, Step};
 use crate::json;
 use crate::metrics;
+use crate::pin::{self, Pin};
 
 /// State file name inside the state directory.
 pub const STATE_FILE: &str = "health-probe.state";
@@ -37,6 +38,14 @@ pub enum Error {
     /// created, or is not writable: a deployment problem, exit 2.
     StateDir {
         /// The directory or file that failed.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// `--pin`/`--unpin` could not write or remove the pin file (not root?):
+    /// exit 2, nothing changed.
+    Pin {
+        /// The pin file.
         path: PathBuf,
         /// What the OS said.
         source: io::Error,
@@ -60,6 +69,11 @@ impl std::fmt::Display for Error {
                 "state directory {} is not usable: {source} (the probe needs to write there; nothing was changed)",
                 path.display()
             ),
+            Error::Pin { path, source } => write!(
+                f,
+                "maintenance pin {}: {source} (--pin and --unpin must run as root; nothing was changed)",
+                path.display()
+            ),
             Error::Io { what, path, source } => {
                 write!(f, "{what} {}: {source}", path.display())
             }
@@ -72,7 +86,7 @@ impl std::error::Error for Error {}
 impl exit::ExitStatus for Error {
     fn exit_status(&self) -> u8 {
         match self {
-            Error::StateDir { .. } => exit::USAGE,
+            Error::StateDir { .. } | Error::Pin { .. } => exit::USAGE,
             Error::Io { .. } => exit::INTERNAL,
         }
     }
@@ -101,6 +115,21 @@ pub struct Decision {
     pub probe_duration: Duration,
     /// Unix time (ms) of the last transition, this run's or an earlier one.
     pub last_transition_ms: Option<u64>,
+    /// The maintenance pin holding the gate closed, if any.
+    pub pinned: Option<Pin>,
+    /// What `--pin` or `--unpin` did before this run's check.
+    pub pin_action: Option<PinAction>,
+}
+
+/// What `--pin` or `--unpin` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAction {
+    /// The pin file was written.
+    Pinned,
+    /// The pin file was removed.
+    Unpinned,
+    /// `--unpin` found no pin.
+    WasNotPinned,
 }
 
 impl Decision {
@@ -133,6 +162,8 @@ impl Outcome {
     /// Exit status per the documented table.
     pub fn exit_status(&self) -> u8 {
         match self {
+            // --pin and --unpin did what was asked, whatever the gate is now.
+            Outcome::Probe(decision) if decision.pin_action.is_some() => exit::OK,
             Outcome::Probe(decision) if decision.gate == Gate::Closed => exit::PROBLEM,
             Outcome::Local { check, .. } if !check.ok() => exit::PROBLEM,
             _ => exit::OK,
@@ -164,7 +195,11 @@ impl Outcome {
                     Step::Steady => format!("gate {}", decision.gate.word()),
                 };
                 let word = if decision.upstream_up() { "up" } else { "DOWN" };
-                format!("{} {word}: {last}; {gate}", decision.url)
+                let pinned = match &decision.pinned {
+                    Some(pin) => format!(" (pinned for maintenance: {pin})"),
+                    None => String::new(),
+                };
+                format!("{} {word}: {last}; {gate}{pinned}", decision.url)
             }
             Outcome::Local { url, check } => {
                 format!(
@@ -220,6 +255,22 @@ impl Outcome {
                         let mut h = json::Object::new();
                         h.bool("ok", false).str("error", error);
                         object.raw("heartbeat", &h.finish())
+                    }
+                };
+                match &decision.pinned {
+                    None => object.raw("pinned", "null"),
+                    Some(pin) => {
+                        let mut p = json::Object::new();
+                        p.str("reason", &pin.reason);
+                        match &pin.by {
+                            Some(by) => p.str("by", by),
+                            None => p.raw("by", "null"),
+                        };
+                        match pin.at_s {
+                            Some(at) => p.num("at", at as f64),
+                            None => p.raw("at", "null"),
+                        };
+                        object.raw("pinned", &p.finish())
                     }
                 };
                 object
@@ -280,7 +331,7 @@ pub fn human_duration(ms: u64) -> String {
 pub fn run(config: &Config) -> Result<Outcome, Error> {
     match config.mode {
         Mode::CheckLocal => Ok(check_local(config)),
-        Mode::Probe => probe(config),
+        Mode::Probe | Mode::Pin | Mode::Unpin => probe(config),
     }
 }
 
@@ -326,10 +377,21 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         usable_dir(gate_dir)?;
     }
     let lock_path = config.state_dir.join(LOCK_FILE);
-    let lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
+    let mut lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
         path: lock_path.clone(),
         source,
     })?;
+    // --pin/--unpin wait for a timer run in progress (one run's budget at
+    // most) instead of skipping: the operator's action must not be lost.
+    let waiting = Instant::now();
+    while lock.is_none() && config.mode != Mode::Probe && waiting.elapsed() < crate::cli::RUN_BUDGET
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        lock = RunLock::try_acquire(&lock_path).map_err(|source| Error::StateDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    }
     let Some(_lock) = lock else {
         log::debug!("another run holds {}; exiting", lock_path.display());
         return Ok(Outcome::Skipped { lock: lock_path });
@@ -339,8 +401,15 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
     // The text read is kept: step 6 compares against it instead of reading
     // the file a second time (the lock keeps it unchanged meanwhile).
     let state_path = config.state_dir.join(STATE_FILE);
-    let state_text = match fs::read_to_string(&state_path) {
-        Ok(text) => Some(text),
+    // Corrupt bytes (not UTF-8: a torn write, a stray editor) are like any
+    // other unreadable state: warn and start afresh, never fail the gate.
+    let state_text = match fs::read(&state_path) {
+        Ok(bytes) => Some(String::from_utf8(bytes).map_err(|error| {
+            hysteresis::ParseError(format!(
+                "not UTF-8 at byte {}",
+                error.utf8_error().valid_up_to()
+            ))
+        })),
         Err(error) if error.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {
             return Err(Error::Io {
@@ -350,7 +419,11 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
             });
         }
     };
-    let parsed = state_text.as_deref().map(hysteresis::parse);
+    let parsed = state_text.as_ref().map(|text| match text {
+        Ok(text) => hysteresis::parse(text),
+        Err(error) => Err(error.clone()),
+    });
+    let state_text = state_text.and_then(Result::ok);
     let state_known = matches!(parsed, Some(Ok(_)));
     let mut state = match parsed {
         Some(Ok(state)) => state,
@@ -377,9 +450,23 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         }
     };
 
+    // The operator's pin: set or cleared first when asked, then read under
+    // the lock (so a run never reopens a gate pinned meanwhile).
+    let pin_action = apply_pin_action(config)?;
+    let pinned = match pin::read(&config.pin_file) {
+        Ok(pinned) => pinned,
+        Err(error) => {
+            log::warn!(
+                "cannot read the maintenance pin {} ({error}); keeping the gate pinned closed",
+                config.pin_file.display()
+            );
+            Some(pin::parse(b""))
+        }
+    };
+
     // Someone created or removed the flag by hand: count from now, so the
     // next transition and its "lasted" are about the gate as it really is.
-    if state_known && state.gate_closed != (gate_before == Gate::Closed) {
+    if pinned.is_none() && state_known && state.gate_closed != (gate_before == Gate::Closed) {
         log::info!(
             "gate found {} by hand ({} {}); the probe takes it from here",
             gate_before.word(),
@@ -394,39 +481,14 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         state.since_ms = now_ms();
     }
 
-    // 3. Check, and re-check once after a failure while the gate is open.
+    // 3. Check, and re-check once after a failure while the gate is open;
+    // 4. move the gate, on a transition only. A pin replaces both.
     let started = Instant::now();
-    let mut checks = Vec::with_capacity(2);
-    let mut gate = gate_before;
-    let mut step;
-    loop {
-        let check = check::check(&config.url, &config.deadlines, &config.expect);
-        if let Some((reason, detail)) = &check.failure {
-            state.failures[reason.index()] += 1;
-            log::debug!("check {} failed: {detail}", config.url);
-        } else {
-            log::debug!("check {}: {check}", config.url);
-        }
-        step = hysteresis::step(gate, &mut state, &config.policy, check.ok(), now_ms());
-        let ok = check.ok();
-        checks.push(check);
-        if let Step::Transition { to, .. } = step {
-            gate = to;
-        }
-        let held = matches!(step, Step::HeldDown { .. });
-        if ok || held || gate == Gate::Closed || checks.len() >= 2 {
-            break;
-        }
-        std::thread::sleep(config.recheck_pause);
-    }
+    let (checks, gate, step) = match &pinned {
+        Some(pin) => pinned_run(config, &mut state, gate_before, pin)?,
+        None => checked_run(config, &mut state, gate_before)?,
+    };
     let probe_duration = started.elapsed();
-
-    // 4. Move the gate, on a transition only.
-    if let Step::Transition { to, lasted_ms } = step {
-        apply_transition(config, to, lasted_ms, &checks, &state)?;
-    } else {
-        log::debug!("gate {} ({step:?})", gate.word());
-    }
 
     // 5. Heartbeat: best effort, logged once per outage.
     let heartbeat = config.redis.as_ref().map(|redis| {
@@ -478,6 +540,8 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
                 duration: probe_duration,
                 state: &state,
                 heartbeat_ok: heartbeat.as_ref().map(Result::is_ok),
+                now_s: now_ms() / 1000,
+                pinned: pinned.is_some(),
             };
             let path = dir.join(TEXTFILE);
             // Metrics are for humans: a broken textfile directory must not
@@ -507,7 +571,141 @@ fn probe(config: &Config) -> Result<Outcome, Error> {
         metrics_written,
         probe_duration,
         last_transition_ms: state.last_transition_ms,
+        pinned,
+        pin_action,
     }))
+}
+
+/// `--pin`: write the pin file; `--unpin`: remove it. Root's job: the
+/// sandboxed timer run cannot write there, and must not.
+fn apply_pin_action(config: &Config) -> Result<Option<PinAction>, Error> {
+    let fail = |source| Error::Pin {
+        path: config.pin_file.clone(),
+        source,
+    };
+    match config.mode {
+        Mode::Pin => {
+            let pin = Pin {
+                reason: config.pin_reason.clone().unwrap_or_default(),
+                by: ["SUDO_USER", "USER"]
+                    .iter()
+                    .find_map(|key| std::env::var(key).ok())
+                    .filter(|by| pin::validate_reason(by).is_ok()),
+                at_s: Some(now_ms() / 1000),
+            };
+            if let Some(dir) = config.pin_file.parent() {
+                fs::create_dir_all(dir).map_err(fail)?;
+            }
+            fsutil::atomic_write(&config.pin_file, pin::render(&pin).as_bytes(), 0o644)
+                .map_err(fail)?;
+            log::warn!(
+                "maintenance pin set: {pin}; the gate stays closed until okome-health-probe --unpin"
+            );
+            Ok(Some(PinAction::Pinned))
+        }
+        Mode::Unpin => match pin::read(&config.pin_file) {
+            Ok(None) => {
+                log::info!("no maintenance pin at {}", config.pin_file.display());
+                Ok(Some(PinAction::WasNotPinned))
+            }
+            Ok(Some(pin)) => {
+                fsutil::remove_durably(&config.pin_file).map_err(fail)?;
+                log::info!(
+                    "maintenance pin {pin} removed; the gate reopens after {} good runs",
+                    config.policy.rise
+                );
+                Ok(Some(PinAction::Unpinned))
+            }
+            Err(source) => Err(fail(source)),
+        },
+        Mode::Probe | Mode::CheckLocal => Ok(None),
+    }
+}
+
+/// A pinned run: one check for the record (metrics, --json), the gate
+/// closed whatever it says, the rise streak kept at zero so that after
+/// `--unpin` the gate reopens only through `--rise` good runs.
+fn pinned_run(
+    config: &Config,
+    state: &mut State,
+    gate_before: Gate,
+    pin: &Pin,
+) -> Result<(Vec<Check>, Gate, Step), Error> {
+    let check = check::check(&config.url, &config.deadlines, &config.expect);
+    if let Some((reason, _)) = &check.failure {
+        state.failures[reason.index()] += 1;
+    }
+    log::debug!(
+        "gate pinned closed for maintenance {pin}; check {}: {check}",
+        config.url
+    );
+    let mut step = Step::Steady;
+    if gate_before == Gate::Open {
+        let now = now_ms();
+        let lasted_ms = now.saturating_sub(state.since_ms);
+        let text = format!(
+            "closed for maintenance by the operator: {pin}\nclosed at unix time {} by okome-health-probe --pin; reopened after okome-health-probe --unpin\n",
+            now / 1000
+        );
+        fsutil::atomic_write(&config.gate_file, text.as_bytes(), 0o644).map_err(|source| {
+            Error::Io {
+                what: "creating the gate file",
+                path: config.gate_file.clone(),
+                source,
+            }
+        })?;
+        log::warn!(
+            "gate closed: pinned for maintenance {pin}; the gate had been open for {}",
+            human_duration(lasted_ms)
+        );
+        state.since_ms = now;
+        state.last_transition_ms = Some(now);
+        state.closed_total += 1;
+        step = Step::Transition {
+            to: Gate::Closed,
+            lasted_ms,
+        };
+    }
+    state.streak = 0;
+    Ok((vec![check], Gate::Closed, step))
+}
+
+/// An unpinned run: check, re-check once after a failure while the gate is
+/// open, feed the hysteresis, move the gate on a transition only.
+fn checked_run(
+    config: &Config,
+    state: &mut State,
+    gate_before: Gate,
+) -> Result<(Vec<Check>, Gate, Step), Error> {
+    let mut checks = Vec::with_capacity(2);
+    let mut gate = gate_before;
+    let mut step;
+    loop {
+        let check = check::check(&config.url, &config.deadlines, &config.expect);
+        if let Some((reason, detail)) = &check.failure {
+            state.failures[reason.index()] += 1;
+            log::debug!("check {} failed: {detail}", config.url);
+        } else {
+            log::debug!("check {}: {check}", config.url);
+        }
+        step = hysteresis::step(gate, state, &config.policy, check.ok(), now_ms());
+        let ok = check.ok();
+        checks.push(check);
+        if let Step::Transition { to, .. } = step {
+            gate = to;
+        }
+        let held = matches!(step, Step::HeldDown { .. });
+        if ok || held || gate == Gate::Closed || checks.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(config.recheck_pause);
+    }
+    if let Step::Transition { to, lasted_ms } = step {
+        apply_transition(config, to, lasted_ms, &checks, state)?;
+    } else {
+        log::debug!("gate {} ({step:?})", gate.word());
+    }
+    Ok((checks, gate, step))
 }
 
 fn apply_transition(

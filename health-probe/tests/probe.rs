@@ -224,7 +224,16 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
     let server = Server::start(Mode::Up("ok".into()));
     let node = Node::new();
     node.probe(&server.url()).assert().code(0).stderr("");
-    let watched = [node.state_file(), node.textfile()];
+    // The textfile's last-run timestamp changes every second by design
+    // (every_run_stamps_the_textfile_so_a_dead_probe_shows); the state never.
+    let watched = [node.state_file()];
+    let without_stamp = |text: String| {
+        text.lines()
+            .filter(|l| !l.starts_with("okome_health_probe_last_run_timestamp_seconds "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let textfile = without_stamp(fs::read_to_string(node.textfile()).unwrap());
     let before: Vec<_> = watched.iter().map(|p| fs::metadata(p).unwrap()).collect();
     for _ in 0..20 {
         node.probe(&server.url())
@@ -242,6 +251,10 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
             path.display()
         );
     }
+    assert_eq!(
+        without_stamp(fs::read_to_string(node.textfile()).unwrap()),
+        textfile
+    );
     // Nothing else appeared (no temp files, no flag).
     let mut names: Vec<_> = fs::read_dir(node.state_dir())
         .unwrap()
@@ -251,6 +264,53 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
     assert_eq!(
         names,
         ["health-probe.lock", "health-probe.state", "metrics"]
+    );
+}
+
+fn last_run(node: &Node) -> u64 {
+    let text = fs::read_to_string(node.textfile()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("okome_health_probe_last_run_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no last-run timestamp in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// A probe that stops running must not leave a textfile that looks healthy
+/// forever: every run, even one that changes nothing, stamps it.
+#[test]
+fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    for _ in 0..2 {
+        node.probe(&server.url()).assert().code(0).stderr("");
+    }
+    let state = fs::metadata(node.state_file()).unwrap();
+    let first = last_run(&node);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(first <= now && first + 60 > now, "{first} vs {now}");
+    // Let the clock pass a whole second, then a steady run.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= first
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    node.probe(&server.url()).assert().code(0).stderr("");
+    assert!(
+        last_run(&node) > first,
+        "the steady run stamped the textfile"
+    );
+    let again = fs::metadata(node.state_file()).unwrap();
+    assert_eq!(
+        (again.ino(), again.mtime_nsec()),
+        (state.ino(), state.mtime_nsec()),
+        "the state file is still written on change only"
     );
 }
 
@@ -424,6 +484,67 @@ fn a_corrupt_state_file_is_reported_and_replaced() {
     );
 }
 
+/// A torn or foreign state file that is not even UTF-8 is the same as any
+/// corrupt one: a warning and a fresh start, never exit 3 with the gate stuck.
+#[test]
+fn a_state_file_that_is_not_utf8_means_starting_afresh() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    fs::create_dir_all(node.state_dir()).unwrap();
+    fs::write(node.state_file(), b"version=1\nstreak=\xff\xfe\0\n").unwrap();
+    node.probe(&server.url()).assert().code(0).stderr(
+        predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")),
+    );
+    assert!(
+        fs::read_to_string(node.state_file())
+            .unwrap()
+            .contains("version=1")
+    );
+}
+
+/// `--pin` refuses a reason that could forge log lines, and a pin file it
+/// cannot write is a configuration error that changes nothing; a pinned
+/// gate is never reopened by a healthy orchestrator, and the pin file's
+/// existence is what counts (a garbled one still pins).
+#[test]
+fn the_maintenance_pin_is_validated_and_held() {
+    let server = Server::start(Mode::Up("ok".into()));
+    let node = Node::new();
+    for bad in ["", "two\nlines"] {
+        node.probe(&server.url())
+            .args(["--pin", bad])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--pin"));
+    }
+    let blocker = node.dir.path().join("file");
+    fs::write(&blocker, "").unwrap();
+    node.probe(&server.url())
+        .args(["--pin", "upgrade", "--pin-file"])
+        .arg(blocker.join("maintenance.pin"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must run as root"));
+    assert!(!node.gate().exists());
+
+    let pin = node.dir.path().join("var/lib/okome/maintenance.pin");
+    fs::create_dir_all(pin.parent().unwrap()).unwrap();
+    fs::write(&pin, b"\xff garbled\n").unwrap();
+    for _ in 0..3 {
+        node.probe(&server.url())
+            .args(["--rise", "1", "--hold-down", "0"])
+            .assert()
+            .code(1);
+        assert!(node.gate().exists());
+    }
+    node.probe(&server.url()).arg("--unpin").assert().code(0);
+    node.probe(&server.url())
+        .args(["--rise", "1", "--hold-down", "0"])
+        .assert()
+        .code(0);
+    assert!(!node.gate().exists());
+}
+
 #[test]
 fn check_local_follows_only_the_local_url_and_writes_nothing() {
     let local = Server::start(Mode::Up("Active connections: 1".into()));
@@ -473,7 +594,7 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
     fs::create_dir_all(node.dir.path().join("etc/default")).unwrap();
     fs::write(
         node.dir.path().join("etc/default/okome-health-probe"),
-        "# operator settings\nOKOME_HEALTH_FALL=1\nexport OKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
+        "# operator settings\nOKOME_HEALTH_FALL=1\nOKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
     )
     .unwrap();
     let output = node.probe(&server.url()).arg("--json").output().unwrap();
@@ -510,6 +631,68 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
         "body_mismatch",
         "the flag beats both"
     );
+}
+
+/// 2 × 1.9 s + 0.2 s = 4 s passed the old "under 5 s" rule, but the unit's
+/// TimeoutStartSec=4s kills such a run mid-check. Refused before anything is
+/// touched, naming the settings and the sum.
+#[test]
+fn deadlines_the_unit_would_kill_are_a_configuration_error() {
+    let server = Server::start(Mode::Hung);
+    let node = Node::new();
+    let output = node
+        .probe(&server.url())
+        .args(["--timeout", "1.9s", "--recheck-pause", "200ms"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    for word in [
+        "--timeout 1.9s",
+        "--recheck-pause 200ms",
+        "= 4s",
+        "TimeoutStartSec=4s",
+    ] {
+        assert!(text.contains(word), "{word:?} not in {text}");
+    }
+    assert_eq!(server.hits(), 0, "no check was made");
+    assert!(!node.state_dir().exists(), "nothing was written");
+}
+
+/// systemd's `EnvironmentFile=` ignores an `export` line and keeps a `#`
+/// after a value as part of it; run by hand, the probe must see the same
+/// settings the timer's run sees (common/src/defaults.rs has the full table).
+#[test]
+fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
+    let server = Server::start(Mode::Up("healthy".into()));
+    let node = Node::new();
+    let file = node.dir.path().join("etc/default/okome-health-probe");
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    // systemd sets no expected body from an `export` line: the check passes.
+    fs::write(&file, "export OKOME_HEALTH_EXPECT_BODY=nope\n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json(&output.stdout)["checks"][0]["ok"], true);
+    // systemd sets OKOME_HEALTH_FALL to "1 # one strike": not a number, so
+    // the unit's run is a configuration error, and so is the run by hand.
+    fs::write(&file, "OKOME_HEALTH_FALL=1 # one strike\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("1 # one strike"));
+    // A backslash continues a line; quotes keep blanks.
+    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal\\\nthy\"\n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal thy\"  \n").unwrap();
+    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    assert_eq!(json(&output.stdout)["checks"][0]["reason"], "body_mismatch");
+    // Not UTF-8: systemd refuses the file; the probe says where, exit 2.
+    fs::write(&file, b"OKOME_HEALTH_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
+    node.probe(&server.url())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("okome-health-probe:2: not UTF-8"));
 }
 
 #[test]

@@ -91,7 +91,9 @@ Examples:
 Exit status:
   0  ran, all good
   1  the request hit ratio is below --fail-below (or there was nothing to
-     compute it from)
+     compute it from), or not one line fits the log format (a warning shows
+     the first line and the flag that reads it; nothing is written; an
+     empty log is exit 0)
   2  usage or configuration error (nothing was read or written)
   3  an input or the output could not be read or written";
 

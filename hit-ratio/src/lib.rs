@@ -86,6 +86,36 @@ pub fn analyse(config: &Config) -> report::Report {
 /// Run the whole tool: analyse, write the output, and return the exit
 /// status (0, 1 when `--fail-below` trips, 3 when an input was unreadable).
 /// Input errors and the `--fail-below` verdict go to stderr here.
+/// The warning for a log none of whose lines fits the format: how many,
+/// the first line (escaped, cut) and which flag would read it.
+pub fn wrong_format(config: &Config, report: &report::Report) -> String {
+    let format = if config.format_name.len() > 40 {
+        "--log-format".to_string()
+    } else {
+        config.format_name.clone()
+    };
+    let mut message = format!(
+        "none of the {} lines read fits the {format} log format: nothing to report",
+        report.lines.total
+    );
+    let Some((input, line, text)) = &report.first_malformed else {
+        return message;
+    };
+    message.push_str(&format!(
+        "; first line ({input}:{line}): \"{}\"",
+        okome_common::text::escape(text, 160)
+    ));
+    match okome_common::accesslog::builtin_format_of(text) {
+        Some(name) if name != config.format_name => {
+            message.push_str(&format!("; it is nginx's {name} format: use --format {name}"))
+        }
+        _ => message.push_str(
+            "; for nginx's default format use --format combined, for any other paste its log_format string: --log-format '…'",
+        ),
+    }
+    message
+}
+
 pub fn run(config: &Config) -> Result<u8, Error> {
     let report = analyse(config);
     let others_counted = report.inputs.len() > 1;
@@ -106,6 +136,13 @@ pub fn run(config: &Config) -> Result<u8, Error> {
         .all(|i| i.error.is_some() && i.lines == 0)
     {
         return Ok(exit::INTERNAL);
+    }
+    // Lines, and not one fits the format: the log is in another format, and
+    // an empty report (exit 0) would read as "no traffic". An empty log is
+    // not this: nothing to judge.
+    if report.lines.total > 0 && report.lines.parsed == 0 {
+        log::warn!("{}", wrong_format(config, &report));
+        return Ok(exit::PROBLEM);
     }
     if config.verbose && config.output != Output::Human {
         for sample in &report.malformed_samples {

@@ -50,6 +50,10 @@ pub struct Report {
     pub latency: Option<Vec<LatencyRow>>,
     /// The first malformed lines.
     pub malformed_samples: Vec<SampleRow>,
+    /// The first malformed line's input, number and first bytes: shown in
+    /// the warning when no line fits the format (not part of the JSON).
+    #[serde(skip)]
+    pub first_malformed: Option<(String, u64, Vec<u8>)>,
 }
 
 /// One input.
@@ -352,6 +356,9 @@ impl Report {
                     })
                     .collect()
             }),
+            first_malformed: samples
+                .first()
+                .map(|s| (s.input.clone(), s.line, s.text.clone())),
             malformed_samples: samples
                 .into_iter()
                 .map(|s| SampleRow {

@@ -55,6 +55,8 @@ pub struct Located {
     pub line: u64,
     /// Why it did not parse.
     pub reason: String,
+    /// Its first bytes, raw (see [`crate::tally::SAMPLE_TEXT`]).
+    pub text: Vec<u8>,
 }
 
 /// Everything a scan produced.
@@ -149,11 +151,12 @@ fn scan_in_chunks(
             .expect("no worker panics holding it")
             .expect("every unit ran");
         let outcome = &mut outcomes[unit.input()];
-        for Sample { line, reason } in &tally.samples {
+        for Sample { line, reason, text } in &tally.samples {
             samples.push(Located {
                 input: outcome.name.clone(),
                 line: outcome.lines + line,
                 reason: reason.clone(),
+                text: text.clone(),
             });
         }
         outcome.lines += tally.lines;

@@ -113,7 +113,7 @@ pub struct Count {
 impl Count {
     fn add(&mut self, other: Count) {
         self.requests += other.requests;
-        self.bytes += other.bytes;
+        self.bytes = self.bytes.saturating_add(other.bytes);
     }
 }
 
@@ -154,16 +154,16 @@ impl Mix {
         let n = cell.requests;
         self.requests += n;
         self.origin += cell.origin;
-        self.upstream_ms += cell.upstream_ms;
+        self.upstream_ms = self.upstream_ms.saturating_add(cell.upstream_ms);
         if cache == DASH {
             return;
         }
         self.with_status += n;
-        self.bytes_with_status += cell.bytes;
+        self.bytes_with_status = self.bytes_with_status.saturating_add(cell.bytes);
         match cache {
             HIT | STALE | UPDATING | REVALIDATED => {
                 self.from_cache += n;
-                self.bytes_from_cache += cell.bytes;
+                self.bytes_from_cache = self.bytes_from_cache.saturating_add(cell.bytes);
                 if cache != REVALIDATED {
                     self.without_origin += n;
                 }
@@ -175,7 +175,7 @@ impl Mix {
             MISS | EXPIRED => {
                 self.hit_miss_expired += n;
                 self.miss_upstream_n += cell.origin;
-                self.miss_upstream_ms += cell.upstream_ms;
+                self.miss_upstream_ms = self.miss_upstream_ms.saturating_add(cell.upstream_ms);
             }
             _ => {}
         }
@@ -198,9 +198,9 @@ struct Cell {
 impl Cell {
     fn merge(&mut self, o: &Cell) {
         self.requests += o.requests;
-        self.bytes += o.bytes;
+        self.bytes = self.bytes.saturating_add(o.bytes);
         self.origin += o.origin;
-        self.upstream_ms += o.upstream_ms;
+        self.upstream_ms = self.upstream_ms.saturating_add(o.upstream_ms);
     }
 }
 
@@ -332,7 +332,12 @@ pub struct Sample {
     pub line: u64,
     /// Why it did not parse.
     pub reason: String,
+    /// Its first [`SAMPLE_TEXT`] bytes, raw: for the wrong-format warning.
+    pub text: Vec<u8>,
 }
+
+/// How much of a malformed line a [`Sample`] keeps.
+pub const SAMPLE_TEXT: usize = 4096;
 
 /// Everything counted over a run of lines.
 #[derive(Debug, Clone)]
@@ -398,12 +403,17 @@ impl Tally {
         }
     }
 
-    fn malformed(&mut self, reason: impl FnOnce() -> String) {
+    /// Count a malformed line, keeping the first few as samples. Out of
+    /// line: the hot loop keeps no registers for it.
+    #[cold]
+    #[inline(never)]
+    fn malformed(&mut self, text: &[u8], reason: impl FnOnce() -> String) {
         self.malformed += 1;
         if self.samples.len() < SAMPLES {
             self.samples.push(Sample {
                 line: self.lines,
                 reason: reason(),
+                text: text[..text.len().min(SAMPLE_TEXT)].to_vec(),
             });
         }
     }
@@ -432,7 +442,7 @@ impl Tally {
     fn line<const EXTRAS: bool>(&mut self, format: &LogFormat, options: &Options, line: &Line<'_>) {
         self.lines += 1;
         if line.truncated {
-            self.malformed(|| "line longer than the line cap".to_string());
+            self.malformed(line.bytes, || "line longer than the line cap".to_string());
             return;
         }
         if !format.is_okome() {
@@ -471,7 +481,7 @@ impl Tally {
         // and moving it out of the result costs a copy per line.
         match &format.check(line) {
             Ok(entry) => self.entry::<EXTRAS>(entry, options),
-            Err(why) => self.malformed(|| why.to_string()),
+            Err(why) => self.malformed(line, || why.to_string()),
         }
     }
 
@@ -484,7 +494,7 @@ impl Tally {
         let mut time = None;
         if EXTRAS && options.needs_time() {
             let Some(t) = entry.time_local() else {
-                self.malformed(|| "the request time does not parse".to_string());
+                self.malformed(&[], || "the request time does not parse".to_string());
                 return;
             };
             if options.since.is_some_and(|since| t < since)
@@ -515,11 +525,13 @@ impl Tally {
             .map_or(3, |canary| CANARY_BY_LENGTH.find(canary, 4));
         let cell = &mut self.cells[Self::cell(group, variant, cache)];
         cell.requests += 1;
-        cell.bytes += bytes;
+        // Saturating: a forged 20-digit count must not wrap the sums
+        // (an add and a conditional move, no branch).
+        cell.bytes = cell.bytes.saturating_add(bytes);
         // Added whether or not nginx asked the origin: no branch on it.
         let (origin, ms) = upstream_ms.map_or((0, 0), |ms| (1, ms));
         cell.origin += origin;
-        cell.upstream_ms += ms;
+        cell.upstream_ms = cell.upstream_ms.saturating_add(ms);
         // The rest is for --by, --top and latency only: the default
         // report's loop stops here.
         if !EXTRAS {

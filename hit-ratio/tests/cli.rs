@@ -648,3 +648,99 @@ fn help_defines_the_ratios_and_the_exit_statuses() {
         assert!(help.contains(needle), "{needle:?} missing from --help");
     }
 }
+
+const COMBINED_LINES: &str = concat!(
+    "192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] \"GET / HTTP/1.1\" 200 5120 \"-\" \"Mozilla/5.0\"\n",
+    "192.0.2.7 - - [20/Nov/2026:10:00:01 +0100] \"GET /assets/a.js HTTP/1.1\" 304 - \"-\" \"Mozilla/5.0\"\n",
+);
+
+/// A log in another format than the one asked for is not "no traffic": a
+/// warning names the line count, shows the first line (escaped) and the
+/// flag that reads it, nothing is written, exit 1. An empty log is not
+/// this (nothing to judge): exit 0.
+#[test]
+fn a_log_in_another_format_is_a_warning_with_a_hint_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let combined = dir.path().join("combined.log");
+    std::fs::write(&combined, COMBINED_LINES).unwrap();
+    let metrics = dir.path().join("okome-hit-ratio.prom");
+    let out = hit_ratio()
+        .args(["--prometheus", "--output"])
+        .arg(&metrics)
+        .arg(&combined)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "warning: none of the 2 lines read fits the okome log format",
+        ":1): \"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] \\\"GET / HTTP/1.1\\\" 200",
+        "use --format combined",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert!(!metrics.exists(), "no textfile of zeros");
+
+    // The other way round: an okome log read as combined.
+    let okome = dir.path().join("okome.log");
+    std::fs::write(
+        &okome,
+        "192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] \"GET / HTTP/1.1\" 200 10 \"-\" \"ua\" cache=HIT rt=0.001 urt=\"-\" rid=1 canary=control warm=-\n",
+    )
+    .unwrap();
+    let out = hit_ratio()
+        .args(["--format", "combined"])
+        .arg(&okome)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("use --format okome"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no empty report: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Garbage with control characters: shown escaped, the generic hint.
+    let garbage = dir.path().join("garbage.log");
+    std::fs::write(&garbage, b"\x1b[2Jforged\rline\n").unwrap();
+    let out = hit_ratio().arg(&garbage).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("\\x1b[2Jforged\\rline"), "{stderr}");
+    assert!(stderr.contains("--log-format '"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // An empty log: nothing to judge, exit 0.
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    hit_ratio().arg(&empty).assert().code(0).stderr("");
+}
+
+/// `-` for the body size (Apache's `%b`, some proxies) is 0 bytes, not a
+/// malformed line: a real combined log keeps its 304s in the status mix.
+#[test]
+fn a_dash_body_size_keeps_the_304s_of_a_combined_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let combined = dir.path().join("combined.log");
+    std::fs::write(&combined, COMBINED_LINES).unwrap();
+    let report = json(&["--format", "combined", combined.to_str().unwrap()]);
+    assert_eq!(report["lines"]["malformed"], 0, "{}", report["lines"]);
+    assert_eq!(report["http_status"]["304"], 1, "{}", report["http_status"]);
+}
+
+/// Forged byte counts near u64::MAX never wrap the sums.
+#[test]
+fn forged_byte_counts_saturate_instead_of_wrapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("okome.log");
+    let line = "192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] \"GET /assets/a.js HTTP/1.1\" 200 18446744073709551615 \"-\" \"ua\" cache=HIT rt=0.001 urt=\"-\" rid=1 canary=control warm=-\n";
+    std::fs::write(&log, line.repeat(3)).unwrap();
+    let report = json(&["-j1", log.to_str().unwrap()]);
+    let text = report.to_string();
+    assert!(
+        text.contains("18446744073709551615"),
+        "saturated at u64::MAX: {text}"
+    );
+}

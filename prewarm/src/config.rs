@@ -65,6 +65,8 @@ pub struct Config {
     pub state_path: PathBuf,
     /// The run lock.
     pub lock_path: PathBuf,
+    /// The health gate's flag file: present = orchestrator down, skip.
+    pub gate_file: PathBuf,
     /// The Prometheus textfile, unless disabled.
     pub metrics_path: Option<PathBuf>,
 }
@@ -222,6 +224,7 @@ impl Config {
             json: m.get_flag("json"),
             state_path: state_dir.join("prewarm.state"),
             lock_path: state_dir.join("prewarm.lock"),
+            gate_file: path_arg(m, "gate-file"),
             metrics_path,
         })
     }

@@ -77,7 +77,13 @@ pub struct Ingest<'a> {
     ua_cache: Vec<(Vec<u8>, bool)>,
     /// Reused buffer for the normalised path.
     path: String,
+    /// The first line read (its first [`FIRST_LINE`] bytes), for the
+    /// warning when no line fits the format.
+    pub first_line: Option<Vec<u8>>,
 }
+
+/// How much of the first line [`Ingest`] keeps.
+const FIRST_LINE: usize = 4096;
 
 /// User-Agents remembered by the monitor check before the cache is reset.
 const UA_CACHE: usize = 32;
@@ -96,6 +102,7 @@ impl<'a> Ingest<'a> {
             counts: Counts::default(),
             ua_cache: Vec::new(),
             path: String::new(),
+            first_line: None,
         }
     }
 
@@ -158,6 +165,9 @@ impl<'a> Ingest<'a> {
     /// Take one line (as read, maybe cut) and count it into `paths`.
     pub fn line(&mut self, line: &[u8], truncated: bool, paths: &mut BTreeMap<String, PathStats>) {
         self.counts.lines += 1;
+        if self.first_line.is_none() {
+            self.first_line = Some(line[..line.len().min(FIRST_LINE)].to_vec());
+        }
         if truncated {
             // A cut line cannot be trusted to end where the format says.
             self.counts.truncated += 1;
@@ -184,9 +194,73 @@ impl<'a> Ingest<'a> {
     }
 }
 
+/// The warning for a tail none of whose lines fits the log format: how
+/// many, the first line (escaped, cut) and the setting that would read it.
+pub fn wrong_format(format: &LogFormat, lines: u64, first: &[u8]) -> String {
+    use okome_common::accesslog::{COMBINED_LOG_FORMAT, builtin_format_of};
+    let name = if format.is_okome() {
+        "okome"
+    } else {
+        "configured"
+    };
+    let mut message = format!(
+        "none of the {lines} new lines fits the {name} log format: no demand counted; first line: \"{}\"",
+        okome_common::text::escape(first, 160)
+    );
+    let hint = match builtin_format_of(first) {
+        Some("combined") if format.source() != COMBINED_LOG_FORMAT => format!(
+            "it is nginx's combined format: --log-format '{COMBINED_LOG_FORMAT}' (OKOME_NGINX_LOG_FORMAT)"
+        ),
+        Some("okome") if !format.is_okome() => {
+            "it is the okome format: drop --log-format (OKOME_NGINX_LOG_FORMAT)".to_string()
+        }
+        _ => "paste the access log's log_format string from nginx.conf: --log-format '…' (OKOME_NGINX_LOG_FORMAT)".to_string(),
+    };
+    message.push_str("; ");
+    message.push_str(&hint);
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wrong_format_hint_names_the_setting_that_reads_the_line() {
+        let combined =
+            br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 304 - "-" "ua""#;
+        let okome = LogFormat::okome();
+        let message = wrong_format(&okome, 7, combined);
+        assert!(message.contains("none of the 7 new lines fits the okome log format"));
+        assert!(
+            message.contains("--log-format '$remote_addr - $remote_user"),
+            "{message}"
+        );
+        let as_combined = LogFormat::combined();
+        let okome_line = line(
+            "20/Nov/2026:10:00:00 +0100",
+            "GET / HTTP/1.1",
+            200,
+            "ua",
+            "control",
+            "-",
+        );
+        let message = wrong_format(&as_combined, 1, okome_line.trim_end().as_bytes());
+        assert!(
+            message.contains("it is the okome format: drop --log-format"),
+            "{message}"
+        );
+        let message = wrong_format(&okome, 1, b"\x1b]0;pwned\x07\nfake line");
+        assert!(
+            message.contains("\\x1b]0;pwned\\x07\\nfake line"),
+            "{message}"
+        );
+        assert!(
+            message.contains("paste the access log's log_format"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+    }
 
     pub(crate) fn line(
         ts: &str,

@@ -111,8 +111,12 @@ Examples:
 Files: /run/okome/prewarm.state (offset, inode, demand, quarantine),
 /run/okome/prewarm.lock, /run/okome/metrics/okome-prewarm.prom.
 
+While the health gate is closed (okome-health-probe created
+/run/okome/orchestrator.down: the orchestrator is down) a run sends nothing:
+one info line, okome_prewarm_gate_closed_skips_total + 1, exit 0.
+
 Exit status:
-  0  ran, all good (also: another run holds the lock)
+  0  ran, all good (also: another run holds the lock, or the gate is closed)
   1  ran, some URLs failed (or the plan could not be published)
   2  usage or configuration error (nothing was changed)
   3  internal failure
@@ -202,6 +206,7 @@ pub fn command() -> Command {
         .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[user:password@]host[:port][/db] (prefer the env var: flags show in ps)").hide_env_values(true))
         .arg(opt("plan-key", "OKOME_WARM_PLAN_KEY", "KEY", Some(plan_store::DEFAULT_KEY), "Redis key of the shared plan"))
         .arg(opt("plan-ttl-secs", "OKOME_WARM_PLAN_TTL", "SECS", Some("600"), "TTL of the published plan"))
+        .arg(opt("gate-file", "OKOME_WARM_GATE_FILE", "PATH", Some("/run/okome/orchestrator.down"), "The health gate's flag file: while it exists the orchestrator is down and the run is skipped (exit 0)"))
         .arg(opt("state-dir", "OKOME_WARM_STATE_DIR", "DIR", Some("/run/okome"), "Directory of prewarm.state and prewarm.lock"))
         .arg(opt("metrics-dir", "OKOME_METRICS_DIR", "DIR", Some(okome_common::prom::TEXTFILE_DIR), "node_exporter textfile directory"))
         .arg(Arg::new("no-metrics").long("no-metrics").action(ArgAction::SetTrue).help("Do not write the Prometheus textfile"))

@@ -201,6 +201,11 @@ pub fn metrics(summary: &Summary, totals: &Totals, quarantined_now: usize, now: 
         totals.emergency_stops as f64,
     );
     m.counter(
+        "okome_prewarm_gate_closed_skips_total",
+        "Runs skipped because the health gate was closed (orchestrator down): nothing sent.",
+        totals.gate_skips as f64,
+    );
+    m.counter(
         "okome_prewarm_runs_total",
         "Runs that warmed (not counting dry runs and lock-held runs).",
         totals.runs as f64,

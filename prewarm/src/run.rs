@@ -100,6 +100,19 @@ fn plan_from_log(
     if ingest.counts.lines > 0 {
         rank::prune(&mut state.paths, now.max(ingest.counts.newest));
     }
+    // Lines, and not one fits the format: the log is in another format, and
+    // "nothing to warm" would hide it run after run.
+    if ingest.counts.lines > 0 && ingest.counts.malformed == ingest.counts.lines {
+        log::warn!(
+            "{}: {}",
+            config.log.display(),
+            crate::ingest::wrong_format(
+                &config.log_format,
+                ingest.counts.lines,
+                ingest.first_line.as_deref().unwrap_or_default()
+            )
+        );
+    }
     let info = LogInfo {
         start: tail.start,
         bytes: tail.bytes(),
@@ -187,6 +200,36 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
     let mut state = State::load(&config.state_path);
     state.expire_quarantine(now);
 
+    // The orchestrator is down (the health probe closed the gate): every
+    // warm request would get the gate's 503, be retried for a minute and end
+    // in an emergency stop. Send nothing; say so once; count it.
+    if !config.dry_run && config.gate_file.exists() {
+        log::info!(
+            "health gate closed ({} exists: the orchestrator is down); skipping this run, nothing sent",
+            config.gate_file.display()
+        );
+        state.totals.gate_skips += 1;
+        state
+            .save(&config.state_path)
+            .map_err(|e| Error::Internal(format!("state: {e}")))?;
+        let summary = Summary {
+            duration_seconds: started.elapsed().as_secs_f64(),
+            ..Summary::default()
+        };
+        write_metrics(config, &summary, &state, now);
+        if config.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "agent": format!("okome-prewarm/{VERSION}"),
+                    "skipped": "health gate closed",
+                    "gate_file": config.gate_file.display().to_string(),
+                })
+            );
+        }
+        return Ok(exit::OK);
+    }
+
     let role = detect_role(config.vip, addrs);
 
     // Where the plan comes from.
@@ -195,7 +238,13 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
         && let Some(url) = &config.redis
     {
         match plan_store::fetch(url, &config.plan_key, REDIS_TIMEOUT) {
-            Ok(Some(plan)) => shared = Some(plan),
+            Ok(Some(mut plan)) => {
+                // The node name comes from Redis: anyone who can write the
+                // key chooses it. Escaped once here, it can never inject a
+                // journal line in the warnings, the summary or the dry run.
+                plan.node = okome_common::text::escape(plan.node.as_bytes(), 64);
+                shared = Some(plan);
+            }
             Ok(None) => log::warn!(
                 "standby: no shared plan in redis key {}; warming from the local log",
                 config.plan_key
@@ -347,16 +396,7 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
     state
         .save(&config.state_path)
         .map_err(|e| Error::Internal(format!("state: {e}")))?;
-    if let Some(path) = &config.metrics_path {
-        let metrics = report::metrics(&summary, &state.totals, state.quarantine.len(), now);
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| metrics.write_textfile(path));
-        if let Err(e) = written {
-            log::warn!("metrics textfile {}: {e}", path.display());
-        }
-    }
+    write_metrics(config, &summary, &state, now);
     report.summary = summary;
     let line = report::summary_line(&report);
     match report.summary.exit_status {
@@ -370,6 +410,20 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
         );
     }
     Ok(report.summary.exit_status)
+}
+
+/// Write the textfile; a failure is a warning (metrics never stop a run).
+fn write_metrics(config: &Config, summary: &Summary, state: &State, now: i64) {
+    if let Some(path) = &config.metrics_path {
+        let metrics = report::metrics(summary, &state.totals, state.quarantine.len(), now);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| metrics.write_textfile(path));
+        if let Err(e) = written {
+            log::warn!("metrics textfile {}: {e}", path.display());
+        }
+    }
 }
 
 /// Fold one result into the per-path memory: when it was stored, and the

@@ -82,6 +82,9 @@ pub struct Totals {
     pub rate_limit_waits: u64,
     /// Runs ended by the emergency stop.
     pub emergency_stops: u64,
+    /// Runs skipped because the health gate was closed.
+    #[serde(default)]
+    pub gate_skips: u64,
 }
 
 /// Everything prewarm remembers between runs.

@@ -632,3 +632,108 @@ fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
         "stored just now: plain HEAD"
     );
 }
+
+/// While the health gate is closed the orchestrator is down: a run sends
+/// nothing (it used to retry the gate's 503s for a minute and exit 4 every
+/// 2 minutes of an outage), logs one info line, counts it, exits 0.
+#[test]
+fn a_closed_gate_skips_the_run_quietly() {
+    let node = Node::new();
+    let target = cache_like();
+    demand(&node, now(), &[("/", 2), ("/assets/app.js", 3)]);
+    std::fs::create_dir_all(node.path("/run/okome")).unwrap();
+    std::fs::write(node.path("/run/okome/orchestrator.down"), "closed\n").unwrap();
+    let output = node.cmd(&target.url()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        target.seen().is_empty(),
+        "nothing sent: {:?}",
+        target.paths()
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("info: health gate closed"), "{stderr}");
+    assert!(
+        node.prom()
+            .contains("\nokome_prewarm_gate_closed_skips_total 1\n"),
+        "{}",
+        node.prom()
+    );
+    // The gate reopens: the next run warms what the log asked for.
+    std::fs::remove_file(node.path("/run/okome/orchestrator.down")).unwrap();
+    node.cmd(&target.url()).assert().code(0);
+    let mut paths = target.paths();
+    paths.sort();
+    assert_eq!(paths, ["/", "/assets/app.js"]);
+}
+
+/// A log in another format than the one configured: a warning with the
+/// line count, the first line (escaped) and the setting that reads it,
+/// instead of a silent "nothing to warm" run after run. An empty tail says
+/// nothing.
+#[test]
+fn a_log_in_another_format_is_a_warning_with_a_hint() {
+    let combined = format!(
+        "192.0.2.7 - - [{}] \"GET /assets/a.js HTTP/1.1\" 200 - \"-\" \"Mozilla/5.0\"\n",
+        format_time_local(now())
+    );
+    let node = Node::new();
+    let target = cache_like();
+    node.append(&combined.repeat(3));
+    let output = node.cmd(&target.url()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    for needle in [
+        "warning: ",
+        "none of the 3 new lines fits the okome log format",
+        "first line: \"192.0.2.7 - - [",
+        "] \\\"GET /assets/a.js HTTP/1.1\\\" 200 - ",
+        "it is nginx's combined format: --log-format '$remote_addr - $remote_user",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert!(target.seen().is_empty());
+    // Told the combined format, it reads the same log.
+    let node = Node::new();
+    node.append(&combined.repeat(3));
+    let output = node
+        .cmd(&target.url())
+        .env(
+            "OKOME_NGINX_LOG_FORMAT",
+            okome_common::accesslog::COMBINED_LOG_FORMAT,
+        )
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("none of the"));
+    assert_eq!(target.paths(), ["/assets/a.js"]);
+
+    // The other way round: an okome log read with the combined format.
+    let node = Node::new();
+    demand(&node, now(), &[("/", 2)]);
+    let output = node
+        .cmd(&target.url())
+        .env(
+            "OKOME_NGINX_LOG_FORMAT",
+            okome_common::accesslog::COMBINED_LOG_FORMAT,
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("fits the configured log format"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("it is the okome format: drop --log-format"),
+        "{stderr}"
+    );
+
+    // An empty log: nothing to judge, no warning.
+    let node = Node::new();
+    node.append("");
+    let output = node.cmd(&target.url()).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("warning"),
+        "{output:?}"
+    );
+}

@@ -615,3 +615,85 @@ fn the_redis_heartbeat_lands_in_real_redis_and_its_failure_never_touches_the_gat
     let output = probe(&lab).args(["--redis-url", &good]).output().unwrap();
     assert!(stderr(&output).contains("recovered"), "{}", stderr(&output));
 }
+
+/// The operator's maintenance pin: `--pin` closes the gate at once and no
+/// run reopens it while the orchestrator is perfectly healthy, even with the
+/// quickest policy; real nginx keeps answering from the gate; a flag file
+/// removed by hand comes back; `--unpin` hands the gate back to the usual
+/// hysteresis (`--rise` good runs), after which traffic flows again.
+#[test]
+fn a_maintenance_pin_keeps_nginx_gated_while_the_orchestrator_is_healthy() {
+    let lab = Lab::start();
+    let policy = ["--rise", "2", "--hold-down", "0"];
+    assert_eq!(lab.get("/api/models").status, 200);
+    assert_eq!(
+        probe(&lab).args(policy).output().unwrap().status.code(),
+        Some(0)
+    );
+    assert!(!lab.gate_closed());
+
+    let output = probe(&lab)
+        .args(["--pin", "upgrading the orchestrator to 2.3", "--json"])
+        .args(policy)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "--pin: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("maintenance pin set"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(lab.gate_closed(), "--pin closes the gate at once");
+    assert!(lab.root.path("/var/lib/okome/maintenance.pin").exists());
+
+    for run in 0..4 {
+        if run == 2 {
+            // An operator (or a script) removes the flag by hand: the next
+            // run puts it back.
+            lab.open_gate();
+        }
+        let output = probe(&lab).arg("--json").args(policy).output().unwrap();
+        let decision = json(&output);
+        assert_eq!(output.status.code(), Some(1), "run {run}: {decision}");
+        assert_eq!(decision["upstream_up"], true, "the stub is healthy");
+        assert_eq!(decision["gate"], "closed");
+        assert_eq!(
+            decision["pinned"]["reason"],
+            "upgrading the orchestrator to 2.3"
+        );
+        assert!(lab.gate_closed(), "run {run} kept the gate closed");
+        let api_before = lab.stub.count("/api/planner");
+        let r = lab.send(okome_lab::Request::new("POST", "/api/planner").body("{}"));
+        assert_eq!((r.status, r.header("x-upstream")), (503, Some("gate")));
+        assert_eq!(
+            lab.stub.count("/api/planner"),
+            api_before,
+            "nginx did not ask"
+        );
+    }
+    let metrics =
+        fs::read_to_string(lab.root.path("/run/okome/metrics/okome-health-probe.prom")).unwrap();
+    assert!(metrics.contains("\nokome_gate_pinned 1\n"), "{metrics}");
+
+    // Unpin: the gate stays closed until --rise (2) good runs.
+    let output = probe(&lab)
+        .args(["--unpin", "--json"])
+        .args(policy)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "--unpin: {}",
+        stderr(&output)
+    );
+    assert_eq!(json(&output)["pinned"], serde_json::Value::Null);
+    assert!(lab.gate_closed(), "one good run is not --rise 2");
+    let output = probe(&lab).arg("--json").args(policy).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!lab.gate_closed(), "reopened by the hysteresis");
+    assert_eq!(lab.get("/api/models").status, 200);
+    let metrics =
+        fs::read_to_string(lab.root.path("/run/okome/metrics/okome-health-probe.prom")).unwrap();
+    assert!(metrics.contains("\nokome_gate_pinned 0\n"), "{metrics}");
+}

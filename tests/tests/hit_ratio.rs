@@ -113,3 +113,31 @@ fn figures_from_a_real_nginx_log_match_what_nginx_answered() {
         .sum();
     assert_eq!(in_series, 6);
 }
+
+/// The log real nginx writes, read with the wrong format: not an empty
+/// report and exit 0, but a warning showing the first line and the flag that
+/// reads it, exit 1; read as it is, it counts.
+#[test]
+fn a_real_nginx_log_read_with_the_wrong_format_is_called_out() {
+    let lab = Lab::start();
+    lab.get("/");
+    lab.get("/assets/app.js");
+    let lines = lab.wait_for_log_lines(2, Duration::from_secs(5));
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let out = lab
+        .tool("okome-hit-ratio")
+        .args(["--format", "combined"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("none of the 2 lines read fits the combined log format"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("use --format okome"), "{stderr}");
+    assert!(stderr.contains("\\\"GET / HTTP/1.1\\\" 200"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let out = lab.tool("okome-hit-ratio").arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -444,3 +444,87 @@ fn a_hot_plan_stays_under_nginxs_own_per_client_limit() {
     assert_eq!(doc["summary"]["origin_requests"], 0);
     assert_eq!(lab.stub.total(), 80, "only the fills reached the origin");
 }
+
+/// The health gate closed (orchestrator down): prewarm sends nothing at all,
+/// not even to nginx, says so in one info line and exits 0; once the gate
+/// reopens the same demand is warmed.
+#[test]
+fn a_closed_gate_skips_the_run_and_nothing_reaches_nginx() {
+    let lab = Lab::start();
+    demand(&lab, &[("/assets/app.js", 4), ("/static/site.css", 2)]);
+    lab.close_gate();
+    let lines_before = lab.access_log_lines().len();
+    let out = prewarm(&lab, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(report(&out)["skipped"], "health gate closed");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("health gate closed"), "{stderr}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        lab.access_log_lines().len(),
+        lines_before,
+        "no request reached nginx"
+    );
+    assert_eq!(lab.stub.total(), 0);
+    let prom =
+        std::fs::read_to_string(lab.root.path("/run/okome/metrics/okome-prewarm.prom")).unwrap();
+    assert!(
+        prom.contains("\nokome_prewarm_gate_closed_skips_total 1\n"),
+        "{prom}"
+    );
+
+    lab.open_gate();
+    let out = prewarm(&lab, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(report(&out)["summary"]["warmed"], 2);
+    assert_eq!(
+        warm_paths_at_stub(&lab),
+        ["/assets/app.js", "/static/site.css"]
+    );
+}
+
+/// The shared plan comes from Redis, so its `node` is anyone's to choose: a
+/// forged name with a newline must not forge a journal line (here one that
+/// pretends the health probe reopened the gate).
+#[test]
+fn a_forged_plan_node_cannot_inject_log_lines() {
+    let lab = Lab::builder().redis(true).start();
+    let redis = format!(
+        "redis://orchestrator:{LAB_REDIS_ORCHESTRATOR_PASSWORD}@{}",
+        lab.redis().addr()
+    );
+    let forged = serde_json::json!({
+        "version": 1,
+        "node": "a\nokome-health-probe: info: gate opened\r\u{1b}[2K",
+        "generated": now(),
+        "strategy": "priority",
+        "paths": ["/assets/app.js", "http://evil.example/x"],
+    });
+    lab.redis()
+        .command(&["SET", "okome:prewarm:plan", &forged.to_string()])
+        .unwrap();
+    // 127.0.0.2 answers on lo but is no interface's address: standby.
+    let out = prewarm(&lab, &["--vip", "127.0.0.2", "--redis", &redis]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("refusing path"),
+        "the plan was read: {stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("okome-prewarm: "),
+            "forged line {line:?} in\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("a\\nokome-health-probe"),
+        "shown escaped: {stderr}"
+    );
+    assert_eq!(report(&out)["summary"]["warmed"], 1);
+}

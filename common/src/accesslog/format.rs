@@ -42,6 +42,9 @@ enum Shape {
     Any,
     Status,
     Digits,
+    /// A byte count: digits, or `-` (Apache's `%b` and some proxies write
+    /// it for "no body"; it reads as 0).
+    Count,
     TimeLocal,
     Seconds,
 }
@@ -50,7 +53,8 @@ impl Shape {
     fn of(name: &str) -> Shape {
         match name {
             "status" => Shape::Status,
-            "body_bytes_sent" | "bytes_sent" | "request_length" | "connection" => Shape::Digits,
+            "body_bytes_sent" | "bytes_sent" => Shape::Count,
+            "request_length" | "connection" => Shape::Digits,
             "time_local" => Shape::TimeLocal,
             "request_time" => Shape::Seconds,
             _ => Shape::Any,
@@ -62,6 +66,7 @@ impl Shape {
             Shape::Any => true,
             Shape::Status => field.len() == 3 && field.iter().all(u8::is_ascii_digit),
             Shape::Digits => !field.is_empty() && field.iter().all(u8::is_ascii_digit),
+            Shape::Count => field == b"-" || Shape::Digits.fits(field),
             Shape::TimeLocal => {
                 field.len() == 26 && field[2] == b'/' && field[6] == b'/' && field[11] == b':'
             }

@@ -60,5 +60,18 @@ pub const OKOME_LOG_FORMAT: &str = concat!(
 /// nginx's built-in `combined` format.
 pub const COMBINED_LOG_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
+/// The built-in format (`"okome"` or `"combined"`) that `line` fits, if
+/// any: for the hint a tool gives when none of a log's lines fit the format
+/// it was told (cold path; compiles both formats).
+pub fn builtin_format_of(line: &[u8]) -> Option<&'static str> {
+    if LogFormat::okome().parse(line).is_some() {
+        Some("okome")
+    } else if LogFormat::combined().parse(line).is_some() {
+        Some("combined")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -320,6 +320,10 @@ pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
         None if body_bytes.len() > 8 && body_bytes.iter().all(u8::is_ascii_digit) => {
             fields::parse_count(body_bytes)
         }
+        // `-` (no body: Apache's %b and some proxies; nginx itself writes 0)
+        // is left to the generic walk, which reads it as 0. An arm for it
+        // here cost the loop 23 instructions a line (5.5 out of line) under
+        // callgrind, for lines nginx does not write.
         None => return None,
     };
     ends[3] = request_end as u32;

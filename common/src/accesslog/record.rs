@@ -135,13 +135,17 @@ pub trait Record<'a> {
         fields::three_digits(self.known(Field::Status)?.try_into().ok()?)
     }
 
-    /// `$body_bytes_sent`, else `$bytes_sent`.
+    /// `$body_bytes_sent`, else `$bytes_sent`; `-` (no body, as Apache and
+    /// some proxies log it) is 0.
     #[inline(always)]
     fn body_bytes(&self) -> Option<u64> {
-        fields::parse_count(
-            self.known(Field::BodyBytesSent)
-                .or_else(|| self.known(Field::BytesSent))?,
-        )
+        match self
+            .raw(Field::BodyBytesSent)
+            .or_else(|| self.raw(Field::BytesSent))?
+        {
+            b"-" => Some(0),
+            raw => fields::parse_count(raw),
+        }
     }
 
     /// `$http_user_agent`.
