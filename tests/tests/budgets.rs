@@ -492,21 +492,27 @@ fn xfetch_refreshes_early_once_while_others_keep_hitting() {
 fn live_key_cap_counts_only_keys_that_have_not_expired() {
     let redis = redis_with_library();
     let mut c = redis.conn("orchestrator");
+    // One long-lived key keeps the set alive; three short ones fill the cap.
+    assert_eq!(
+        c.track_key("cap", "okome:planner:long", 10_000, 4).unwrap(),
+        (true, 1, 4)
+    );
     for i in 0..3 {
         let (ok, live, _) = c
-            .track_key("cap", &format!("okome:planner:k{i}"), 300, 3)
+            .track_key("cap", &format!("okome:planner:k{i}"), 300, 4)
             .unwrap();
-        assert!(ok && live == i + 1);
+        assert!(ok && live == i + 2);
     }
     // Re-writing a tracked key is not a new key.
-    assert!(c.track_key("cap", "okome:planner:k0", 300, 3).unwrap().0);
-    let (ok, live, _) = c.track_key("cap", "okome:planner:k3", 300, 3).unwrap();
-    assert!(!ok && live == 3, "a 4th live key was allowed");
+    assert!(c.track_key("cap", "okome:planner:k0", 300, 4).unwrap().0);
+    let (ok, live, _) = c.track_key("cap", "okome:planner:k3", 300, 4).unwrap();
+    assert!(!ok && live == 4, "a 5th live key was allowed");
     thread::sleep(Duration::from_millis(400));
-    let (ok, live, _) = c.track_key("cap", "okome:planner:k3", 300, 3).unwrap();
-    assert!(ok && live == 1, "expired keys still counted: {live}");
+    // The seed's SADD set would still count 4 and refuse forever.
+    let (ok, live, _) = c.track_key("cap", "okome:planner:k3", 300, 4).unwrap();
+    assert!(ok && live == 2, "expired keys still counted: {live}");
     let ttl = scan_ttls(&mut c, &keys::agent_keys("cap"));
-    assert!(ttl.values().all(|&t| t > 0 && t <= 300), "{ttl:?}");
+    assert!(ttl.values().all(|&t| t > 9_000 && t <= 10_000), "{ttl:?}");
 }
 
 #[test]
