@@ -132,6 +132,15 @@ impl Conn {
         Ok(conn)
     }
 
+    /// Change the read and write timeout of every later command.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        let stream = self.reader.get_ref();
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| stream.set_write_timeout(Some(timeout)))
+            .map_err(Error::Unreachable)
+    }
+
     /// One command, one reply (an error reply is an `Ok(Reply::Error)`).
     pub fn call(&mut self, args: &[&str]) -> Result<Reply, Error> {
         self.send(args).map_err(Error::Unreachable)?;

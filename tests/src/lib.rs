@@ -63,6 +63,7 @@ pub mod http;
 pub mod lab;
 pub mod net;
 pub mod nginx;
+pub mod planner;
 pub mod process;
 pub mod redis;
 pub mod render;
