@@ -775,3 +775,47 @@ fn the_generator_refuses_a_broken_library() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(!root.path("/var/lib/redis/out.rdb").exists());
 }
+
+// ---------------------------------------------------------------------------
+// Memory: the goals of issue 18, held (MEMORY USAGE is exact for these
+// encodings, so this is not a timing-style assertion).
+
+fn memory(conn: &mut Conn, key: &str) -> u64 {
+    match conn
+        .call(&["MEMORY", "USAGE", key, "SAMPLES", "0"])
+        .unwrap()
+    {
+        Reply::Integer(n) => n as u64,
+        other => panic!("MEMORY USAGE {key}: {other:?}"),
+    }
+}
+
+#[test]
+fn an_agent_at_full_budget_costs_under_1_5_kb_and_5000_live_keys_under_600_kb() {
+    let redis = redis_with_library();
+    let mut c = redis.conn("orchestrator");
+    let mut operator = redis.conn("operator");
+    for _ in 0..60 {
+        assert!(c.rate("mem", 60, 60_000).unwrap().allowed);
+    }
+    for _ in 0..30 {
+        assert!(c.write("mem", 30, 60_000).unwrap().allowed);
+    }
+    let per_agent =
+        memory(&mut operator, &keys::rate("mem")) + memory(&mut operator, &keys::writes("mem"));
+    for i in 0..5000 {
+        let key = keys::planner("gpt-4", &format!("{i:016x}"), "v1", "abc123");
+        assert!(c.track_key("mem", &key, 600_000, 5000).unwrap().0);
+    }
+    let live = memory(&mut operator, &keys::agent_keys("mem"));
+    eprintln!(
+        "per agent at 60 requests + 30 writes a minute: {per_agent} B; 5,000 live keys: {live} B"
+    );
+    assert!(per_agent <= 1536, "{per_agent} B per agent");
+    assert!(live <= 600 * 1024, "{live} B for 5,000 live keys");
+    // Limits above the 128-member cycle still count exactly.
+    for i in 0..200 {
+        assert!(c.rate("wide", 200, 60_000).unwrap().allowed, "request {i}");
+    }
+    assert!(!c.rate("wide", 200, 60_000).unwrap().allowed);
+}
