@@ -819,3 +819,47 @@ fn an_agent_at_full_budget_costs_under_1_5_kb_and_5000_live_keys_under_600_kb() 
     }
     assert!(!c.rate("wide", 200, 60_000).unwrap().allowed);
 }
+
+// ---------------------------------------------------------------------------
+// docs/runbook.md: every FCALL line works as written.
+
+#[test]
+fn the_runbook_commands_work() {
+    let redis = redis_with_library();
+    let mut c = redis.conn("orchestrator");
+    let mut operator = redis.conn("operator");
+    assert!(c.rate("runaway", 60, 60_000).unwrap().allowed);
+    assert!(c.write("runaway", 30, 60_000).unwrap().allowed);
+    let planner_before = scan_ttls(&mut operator, "okome:planner:*").len();
+    let runbook = std::fs::read_to_string(okome_lab::workspace_root().join("docs/runbook.md"))
+        .expect("docs/runbook.md");
+    let prefix = "redis-cli --user operator --askpass ";
+    let mut ran = 0;
+    for line in runbook.lines() {
+        let Some(command) = line.trim().strip_prefix(prefix) else {
+            continue;
+        };
+        assert!(
+            !command.to_ascii_uppercase().contains("KEYS ") && !command.contains("flush"),
+            "the runbook uses KEYS or a flush: {line}"
+        );
+        if !command.starts_with("FCALL") {
+            continue;
+        }
+        let command = command.replace("<agent>", "runaway");
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let reply = operator.call(&args).unwrap();
+        assert!(
+            !matches!(reply, Reply::Error(_)),
+            "runbook line {line:?} → {reply:?}"
+        );
+        ran += 1;
+    }
+    assert!(ran >= 8, "only {ran} FCALL lines found in docs/runbook.md");
+    assert_eq!(
+        scan_ttls(&mut operator, "okome:planner:*").len(),
+        planner_before
+    );
+    // The reset in the runbook emptied runaway's budget.
+    assert_eq!(c.rate("runaway", 60, 60_000).unwrap().remaining, 59);
+}
