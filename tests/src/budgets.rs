@@ -124,10 +124,10 @@ impl Conn {
             writer: BufWriter::new(clone),
             reloads: 0,
         };
-        if let Some((user, password)) = user {
-            if let Reply::Error(e) = conn.call(&["AUTH", user, password])? {
-                return Err(Error::Redis(format!("AUTH {user}: {e}")));
-            }
+        if let Some((user, password)) = user
+            && let Reply::Error(e) = conn.call(&["AUTH", user, password])?
+        {
+            return Err(Error::Redis(format!("AUTH {user}: {e}")));
         }
         Ok(conn)
     }
