@@ -863,3 +863,40 @@ fn the_runbook_commands_work() {
     // The reset in the runbook emptied runaway's budget.
     assert_eq!(c.rate("runaway", 60, 60_000).unwrap().remaining, 59);
 }
+
+/// The SHIPPED redis.conf's orchestrator user, rendered by the lab. Ignored
+/// until configs/redis-backend/redis.conf (owned by the backend packaging
+/// work) takes the `-@scripting +fcall +fcall_ro` line of docs/budgets.md:
+/// today its `+@all -@dangerous …` lets the orchestrator FUNCTION LOAD,
+/// FUNCTION FLUSH, EVAL and SCRIPT FLUSH (checked by hand on 7.0.15).
+#[test]
+#[ignore = "enable once the shipped redis.conf has the orchestrator ACL of docs/budgets.md"]
+fn the_shipped_orchestrator_user_may_fcall_but_not_load_or_flush_functions() {
+    use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD as PW;
+    let lab = okome_lab::Lab::builder().redis(true).start();
+    let redis = lab.redis();
+    let call = |args: &[&str]| redis.command_as("orchestrator", PW, args).unwrap();
+    assert!(!matches!(
+        call(&["FCALL_RO", "okome_version", "0"]),
+        Reply::Error(_)
+    ));
+    for args in [
+        &["FUNCTION", "FLUSH"][..],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            okome_lab::budgets::LIBRARY_SOURCE,
+        ],
+        &["FUNCTION", "DELETE", "okome"],
+        &["EVAL", "return 1", "0"],
+        &["SCRIPT", "FLUSH"],
+    ] {
+        let reply = call(args);
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.starts_with("NOPERM")),
+            "shipped orchestrator ran {:?}: {reply:?}",
+            &args[..2]
+        );
+    }
+}
