@@ -191,7 +191,15 @@ local function plan_get(keys, args)
     return {'LEAD', token, stale}
   end
 
-  local h = redis.call('HMGET', plan, 'v', 'd', 'e')
+  local h = redis.pcall('HMGET', plan, 'v', 'd', 'e')
+  if h.err then
+    -- A plan the seed's cache.py stored as a plain string (SET … EX) while
+    -- the two ran side by side: serve it until it expires; a commit
+    -- replaces it with a hash.
+    local old = redis.call('GET', plan)
+    if old then return {'HIT', old, math.max(0, redis.call('PTTL', plan))} end
+    h = {}
+  end
   if h[1] then
     local delta, expiry = tonumber(h[2]) or 0, tonumber(h[3]) or now
     -- XFetch (Vattani et al., VLDB 2015): recompute early with probability
@@ -223,7 +231,9 @@ local function plan_commit(keys, args)
   if ttl < 1 then return redis.error_reply('ERR okome: ttl_ms must be > 0') end
   local now = now_ms()
   local issued = tonumber(redis.call('GET', fence))
-  local stored = tonumber(redis.call('HGET', plan, 'f')) or 0
+  -- pcall: a seed-era string plan has no fence (0) and is replaced.
+  local f = redis.pcall('HGET', plan, 'f')
+  local stored = (type(f) == 'string' and tonumber(f)) or 0
   if issued == nil or token > issued or token <= stored then
     return {'STALE', math.max(stored, issued or 0)}
   end

@@ -904,3 +904,38 @@ fn the_shipped_orchestrator_user_may_fcall_but_not_load_or_flush_functions() {
         );
     }
 }
+
+#[test]
+fn a_plan_stored_by_the_seeds_helper_is_served_then_replaced() {
+    let redis = redis_with_library();
+    let plan = keys::planner("gpt-4", "seed-era", "v1", "repo");
+    let mut operator = redis.conn("operator");
+    // cache.py's set_json: a plain string with a TTL.
+    operator
+        .call(&["SET", &plan, "{\"plan\":\"old\"}", "EX", "600"])
+        .unwrap();
+    let mut c = redis.conn("orchestrator");
+    match c.plan_get(&plan, 5_000, Some(1.0)).unwrap() {
+        PlanAnswer::Hit { value, ttl_ms } => {
+            assert_eq!(value, "{\"plan\":\"old\"}");
+            assert!(ttl_ms > 590_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A leader's commit replaces a string the seed's helper wrote meanwhile.
+    let other = keys::planner("gpt-4", "seed-era-2", "v1", "repo");
+    let PlanAnswer::Lead { token, .. } = c.plan_get(&other, 5_000, None).unwrap() else {
+        panic!("a miss must lead")
+    };
+    operator
+        .call(&["SET", &other, "seed's", "EX", "600"])
+        .unwrap();
+    assert_eq!(
+        c.plan_commit(&other, token, "new", 60_000).unwrap(),
+        Commit::Stored
+    );
+    match c.plan_get(&other, 5_000, Some(1.0)).unwrap() {
+        PlanAnswer::Hit { value, .. } => assert_eq!(value, "new"),
+        answer => panic!("{answer:?}"),
+    }
+}
