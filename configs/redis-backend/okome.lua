@@ -19,7 +19,8 @@ Rules this file keeps (tests/tests/budgets.rs holds them against redis-server):
     which reads the per-agent keys named by the index (standalone Redis
     only; documented in docs/budgets.md).
 
-Bump OKOME_VERSION on every change: the preload RDB and clients compare it.
+Bump OKOME_VERSION on every change: okome-functions-rdb checks the loaded
+library answers it, and `FCALL_RO okome_version 0` tells what a node runs.
 ]]
 
 local OKOME_VERSION = '1.0.0'
