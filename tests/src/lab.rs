@@ -1,5 +1,6 @@
 //! [`Lab`]: one whole loopback lab — lab root, stub orchestrator, real
-//! nginx on the rendered shipped frontend config, optionally real redis —
+//! nginx on the rendered shipped frontend config, optionally real redis
+//! (with the `okome` function library loaded and the stub's planner using it) —
 //! with the helpers the end-to-end tests share. Dropping it stops every
 //! process (by PID) and removes the root.
 
@@ -9,11 +10,16 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::budgets::Conn;
 use crate::http::{Request, Response};
 use crate::net::{free_port, free_port_dual, have_ipv6_loopback};
 use crate::nginx::Nginx;
+use crate::planner::Backend;
 use crate::redis::Redis;
-use crate::render::{LabPorts, render_frontend, render_redis};
+use crate::render::{
+    LAB_REDIS_OPERATOR_PASSWORD, LAB_REDIS_ORCHESTRATOR_PASSWORD, LabPorts, render_frontend,
+    render_redis,
+};
 use crate::root::LabRoot;
 use crate::stub::StubOrchestrator;
 
@@ -65,6 +71,16 @@ impl LabBuilder {
                 Err(e) => panic!("{e}"),
             }
         }
+        if let Some(redis) = &redis {
+            // What the okome-backend package's preload does on a node: the
+            // planner and budget functions are there before any client.
+            load_okome_library(redis);
+            stub.set_backend(Some(Backend {
+                addr: redis.addr(),
+                user: "orchestrator".into(),
+                password: LAB_REDIS_ORCHESTRATOR_PASSWORD.into(),
+            }));
+        }
         let mut attempt = 1;
         let (nginx, main_conf) = loop {
             let main_conf = render_frontend(&root, &ports).unwrap_or_else(|e| panic!("{e}"));
@@ -87,6 +103,18 @@ impl LabBuilder {
             root,
         }
     }
+}
+
+/// `FUNCTION LOAD REPLACE` the okome library as the lab's operator.
+fn load_okome_library(redis: &Redis) {
+    let mut conn = Conn::connect(
+        redis.addr(),
+        Some(("operator", LAB_REDIS_OPERATOR_PASSWORD)),
+        Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("connecting to the lab's redis: {e}"));
+    conn.load_library()
+        .unwrap_or_else(|e| panic!("loading configs/redis-backend/okome.lua: {e}"));
 }
 
 /// A running lab. Fields drop in order: nginx, redis, the stub, then the

@@ -50,15 +50,20 @@
 //!   [`redis::Redis`] start the real programs (`try_start` returns their
 //!   output instead of panicking); [`tour::run`] is what `cargo xtask lab`
 //!   prints, every line a checked claim.
+//! * [`budgets`]: the client of the `okome` Redis function library (key
+//!   schema, typed FCALLs, reload-once, fail-open) and [`budgets::TestRedis`],
+//!   a redis-server with the backend's ACL users that restarts in place.
 //!
 //! Processes are started from the thread that owns the [`Lab`]: besides the
 //! guard's Drop, the kernel stops them (PDEATHSIG) when that thread ends.
 
 pub mod bins;
+pub mod budgets;
 pub mod http;
 pub mod lab;
 pub mod net;
 pub mod nginx;
+pub mod planner;
 pub mod process;
 pub mod redis;
 pub mod render;

@@ -11,6 +11,10 @@
 //!   5 × 100 ms); with `hold=1` it sends every chunk but the last, then
 //!   waits for [`StubOrchestrator::release`] before the last one;
 //!   `chunk_bytes=N` pads each chunk with N bytes (for backpressure tests).
+//! * `/api/planner` → the planner through the `okome` Redis function
+//!   library once [`StubOrchestrator::set_backend`] names a Redis (see
+//!   [`crate::planner`]: X-OKOME-Cache HIT|MISS, the agent's budget, 429 +
+//!   Retry-After; fail-open without Redis).
 //! * `/api/…` → a small JSON answer, `Cache-Control: no-store`.
 //! * anything else (the UI) → `200`, `Cache-Control: public, max-age=60` and
 //!   a body naming the path and a serial number, so a test can tell a cached
@@ -30,6 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::planner::{Backend, PlanRequest, PlannerStats};
 
 /// How the orchestrator behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +106,8 @@ struct Shared {
     changed: Condvar,
     serial: AtomicU64,
     addr: SocketAddr,
+    backend: Mutex<Option<Backend>>,
+    planner: PlannerStats,
 }
 
 impl Shared {
@@ -135,6 +143,8 @@ impl StubOrchestrator {
             changed: Condvar::new(),
             serial: AtomicU64::new(0),
             addr,
+            backend: Mutex::new(None),
+            planner: PlannerStats::default(),
         });
         let for_thread = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
@@ -196,6 +206,24 @@ impl StubOrchestrator {
         let mut state = self.shared.lock();
         state.health = mode;
         self.shared.changed.notify_all();
+    }
+
+    /// Point `/api/planner` at a Redis with the `okome` library (None: no
+    /// Redis, every planner request fails open).
+    pub fn set_backend(&self, backend: Option<Backend>) {
+        *self
+            .shared
+            .backend
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = backend;
+    }
+
+    /// (planner requests that failed open, plans computed).
+    pub fn planner_counts(&self) -> (u64, u64) {
+        (
+            self.shared.planner.fail_open.load(Ordering::Relaxed),
+            self.shared.planner.computed.load(Ordering::Relaxed),
+        )
     }
 
     /// The orchestrator's mode.
@@ -536,6 +564,9 @@ fn answer(writer: &mut TcpStream, request: &RecordedRequest, shared: &Shared) ->
             request,
         );
     }
+    if path == "/api/planner" {
+        return planner(writer, request, shared, status);
+    }
     if path.starts_with("/api/") {
         let body = format!(
             "{{\"path\":\"{path}\",\"method\":\"{}\",\"serial\":{serial},\"body_bytes\":{}}}\n",
@@ -563,6 +594,47 @@ fn answer(writer: &mut TcpStream, request: &RecordedRequest, shared: &Shared) ->
         "text/html; charset=utf-8",
         &[("Cache-Control", cache_control)],
         body.as_bytes(),
+        request,
+    )
+}
+
+fn planner(
+    writer: &mut TcpStream,
+    request: &RecordedRequest,
+    shared: &Shared,
+    status: u16,
+) -> io::Result<()> {
+    let target = request.target.as_str();
+    let text = |k: &str, default: &str| query(target, k).unwrap_or(default).to_owned();
+    let plan = PlanRequest {
+        agent: request
+            .header("x-okome-agent")
+            .unwrap_or("anonymous")
+            .to_owned(),
+        repo_hash: request.header("x-repo-hash").unwrap_or("norepo").to_owned(),
+        model: text("model", "gpt-4"),
+        prompt: text("prompt", ""),
+        toolset: text("toolset", "v1"),
+        compute: Duration::from_millis(query_num(target, "compute_ms").unwrap_or(20)),
+    };
+    let backend = shared
+        .backend
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let answer = crate::planner::handle(&plan, backend.as_ref(), &shared.planner);
+    let mut headers = answer.headers;
+    headers.push(("Cache-Control", "no-store".into()));
+    respond(
+        writer,
+        if answer.status == 200 {
+            status
+        } else {
+            answer.status
+        },
+        "application/json",
+        &headers,
+        answer.body.as_bytes(),
         request,
     )
 }
@@ -634,6 +706,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         404 => "Not Found",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

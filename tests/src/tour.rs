@@ -4,8 +4,9 @@
 //! operator wants to see — MISS → HIT, the three canary modes, the health
 //! gate closing and opening (by the real okome-health-probe when it is
 //! built, else by creating the flag file as the probe would), 429 past the
-//! rate limit, a stream's first byte before the orchestrator finishes, and
-//! redis' eviction policy. Every line it prints is measured, and every claim
+//! rate limit, a stream's first byte before the orchestrator finishes,
+//! redis' eviction policy, and the planner cache and agent budgets of the
+//! okome function library (MISS → HIT, a budget running out, a clamp). Every line it prints is measured, and every claim
 //! is also a [`Check`]: the tour fails (and `tests/tests/tour.rs` with it)
 //! when the lab does not behave as printed.
 
@@ -71,6 +72,7 @@ pub fn run(lab: &Lab, gate: &GateDriver, out: &mut dyn Write) -> io::Result<Tour
     tour.rate_limit()?;
     tour.streaming()?;
     tour.redis()?;
+    tour.planner()?;
     let failed = tour.report.failures().len();
     let total = tour.report.checks.len();
     writeln!(tour.out)?;
@@ -523,5 +525,89 @@ impl Tour<'_> {
             max.parse::<u64>().unwrap_or(0) / (1024 * 1024)
         )?;
         self.check(policy == "allkeys-lru", "redis evicts allkeys-lru")
+    }
+
+    fn plan(&mut self, agent: &str, prompt: &str) -> io::Result<Response> {
+        Request::get(&format!("/api/planner?model=gpt-4&prompt={prompt}"))
+            .header("X-OKOME-Agent", agent)
+            .header("X-Repo-Hash", "abc123")
+            .send(self.lab.stub.addr())
+    }
+
+    fn plan_row(&mut self, label: &str, r: &Response) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "    {label:<36} {:>3}  X-OKOME-Cache: {:<5} remaining {:>2}{}",
+            r.status,
+            r.header("x-okome-cache").unwrap_or("-"),
+            r.header("x-okome-agent-rate-remaining").unwrap_or("-"),
+            r.header("retry-after")
+                .map_or(String::new(), |s| format!("  Retry-After: {s}"))
+        )
+    }
+
+    fn planner(&mut self) -> io::Result<()> {
+        let Some(redis) = &self.lab.redis else {
+            return Ok(());
+        };
+        writeln!(
+            self.out,
+            "\n7. Planner cache and agent budgets (the okome Redis function library, FCALL)"
+        )?;
+        let first = self.plan("tour-agent", "plan-the-release")?;
+        self.plan_row("GET /api/planner (agent tour-agent)", &first)?;
+        let second = self.plan("tour-agent-2", "plan-the-release")?;
+        self.plan_row("same plan, another agent", &second)?;
+        writeln!(
+            self.out,
+            "    X-OKOME-Cache-Key: {}",
+            first.header("x-okome-cache-key").unwrap_or("-")
+        )?;
+        self.check(
+            first.header("x-okome-cache") == Some("MISS")
+                && second.header("x-okome-cache") == Some("HIT"),
+            "a planner request is MISS, then HIT",
+        )?;
+        // Spend tour-agent's 60 requests a minute.
+        let mut last = first;
+        let mut sent = 1;
+        while last.status != 429 && sent < 70 {
+            last = self.plan("tour-agent", &format!("step-{sent}"))?;
+            sent += 1;
+        }
+        self.plan_row(&format!("request #{sent} of tour-agent"), &last)?;
+        self.check(
+            last.status == 429 && sent == 61 && last.header("retry-after").is_some(),
+            "the 61st request of an agent in a minute gets 429 + Retry-After",
+        )?;
+        // The operator clamps another agent to 2 a minute.
+        let clamp = redis.command(&[
+            "FCALL",
+            "okome_clamp",
+            "1",
+            "okome:budget:clamp:tour-agent-2",
+            "rate",
+            "2",
+            "600",
+        ])?;
+        writeln!(
+            self.out,
+            "    redis-cli FCALL okome_clamp 1 okome:budget:clamp:tour-agent-2 rate 2 600 → {}",
+            clamp.text().unwrap_or_else(|| format!("{clamp:?}"))
+        )?;
+        let after = self.plan("tour-agent-2", "after-clamp")?;
+        self.plan_row("tour-agent-2 after the clamp", &after)?;
+        let refused = self.plan("tour-agent-2", "after-clamp-2")?;
+        self.plan_row("tour-agent-2 once more", &refused)?;
+        self.check(
+            after.status == 200 && refused.status == 429,
+            "an operator's clamp takes effect on the next request",
+        )?;
+        let (fail_open, computed) = self.lab.stub.planner_counts();
+        writeln!(
+            self.out,
+            "    plans computed {computed}, decisions failed open {fail_open} (Redis unreachable: answer uncached, count, go on)"
+        )?;
+        self.check(fail_open == 0, "no planner request failed open")
     }
 }

@@ -22,6 +22,9 @@ fn the_tour_runs_and_every_claim_holds() {
         "STALE",
         "× 429",
         "allkeys-lru",
+        "X-OKOME-Cache: HIT",
+        "Retry-After:",
+        "okome_clamp",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }

@@ -1,6 +1,8 @@
 //! `cargo xtask bench <tool>`: each tool against what an operator would
-//! otherwise use, in one run, reported as ratios.
+//! otherwise use, in one run, reported as ratios (`budgets`: the okome Redis
+//! function library against the seed's INCR + EXPIRE and a plain EVAL).
 
+mod budgets;
 mod health_probe;
 mod hit_ratio;
 mod prewarm;
@@ -11,12 +13,13 @@ use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
-        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm>".into());
+        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets>".into());
     };
     match tool.as_str() {
         "hit-ratio" => hit_ratio::main(rest),
         "health-probe" => health_probe::main(rest),
         "prewarm" => prewarm::main(rest),
+        "budgets" => budgets::main(rest),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }
