@@ -209,6 +209,10 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
         files: &[
             file("configs/redis-backend/redis.conf", "/etc/redis/okome.conf"),
             file(
+                "configs/redis-backend/sysctl-okome-backend.conf",
+                "/etc/sysctl.d/90-okome-backend.conf",
+            ),
+            file(
                 "debian/okome-backend/redis-server.service.d/okome.conf",
                 "/etc/systemd/system/redis-server.service.d/okome.conf",
             ),
