@@ -31,9 +31,7 @@ fn size(value: &str) -> u64 {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
     let (digits, unit) = value.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .unwrap_or_else(|_| panic!("size {value:?}"));
+    let number: u64 = digits.parse().unwrap_or_else(|_| panic!("size {value:?}"));
     number
         * match unit {
             "" | "B" => 1,
