@@ -539,6 +539,21 @@ mod tests {
     }
 
     #[test]
+    fn test_takes_no_flag_but_arch_amd64() {
+        // Refused before anything is built.
+        for args in [
+            &["--test", "--arch", "arm64"][..],
+            &["--test", "--arch", "amd64", "--arch", "armhf"],
+            &["--test", "--arch", "amd64", "--no-lintian"],
+            &["--test", "--tool", "okome-prewarm"],
+        ] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let err = main(&args).unwrap_err();
+            assert!(err.to_string().contains("--arch amd64"), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
     fn parser_tests_take_only_emulated_arches() {
         let ok = parse(&["--parser-tests".into(), "--arch".into(), "armhf".into()]).unwrap();
         assert!(ok.parser_tests);
