@@ -340,17 +340,7 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     let package_list = packages.join(" ");
 
     // 1. First install: everything from apt, exit 0, no systemd anywhere.
-    //    No login has an SSH key yet: the sshd hardening stays disarmed —
-    //    also when an okome-frontend from before okome-node left it armed
-    //    as a plain drop-in (its comments differed).
-    let hardening = std::fs::read_to_string(
-        crate::cmd::workspace_root().join("configs/ssh/sshd_config.d/okome.conf"),
-    )?;
-    std::fs::create_dir_all(chroot.path("/etc/ssh/sshd_config.d"))?;
-    std::fs::write(
-        chroot.path(SSHD_LINK),
-        format!("# left armed by an older okome-frontend\n{hardening}"),
-    )?;
+    //    No login has an SSH key yet: the sshd hardening stays disarmed.
     let said = chroot.sh_all(&format!("{APT} {v1_args}"))?;
     chroot.sh("nginx -t")?;
     check_secrets(&chroot)?;
@@ -509,6 +499,25 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     chroot.expect("/etc/ssh/okome", false, "purge deletes the sshd hardening")?;
     chroot.expect(SSHD_LINK, false, "purge leaves no link behind")?;
     chroot.sh("sshd -t")?;
+
+    // 5b. Over an okome-frontend from before okome-node (which shipped the
+    //     node hardening itself, its sshd drop-in armed whatever the keys):
+    //     okome-node takes the files over (Breaks/Replaces), and with no
+    //     sudoer's key the old armed copy is disarmed.
+    let old = super::deb::old_frontend(&super::out_dir().join("deb-upgrade"))?;
+    let old_args = copy_in(&chroot, &[old], "/tmp/okome-debs/v0")?;
+    chroot.sh("mv /home/okadmin/.ssh/authorized_keys /home/okadmin/.ssh/keys.aside")?;
+    chroot.sh(&format!("dpkg -i {old_args}"))?;
+    chroot.expect(SSHD_LINK, true, "the old okome-frontend shipped it armed")?;
+    let said = chroot.sh_all(&format!("{APT} {v1_args}"))?;
+    let owner = chroot.sh("dpkg -S /etc/fail2ban/jail.d/okome.local")?;
+    if !owner.starts_with("okome-node:") {
+        return Err(format!("the fail2ban jail belongs to {owner}, not okome-node").into());
+    }
+    check_sshd(&chroot, false, &said)?;
+    chroot.sh("mv /home/okadmin/.ssh/keys.aside /home/okadmin/.ssh/authorized_keys")?;
+    chroot.sh(&format!("apt-get purge -y -q {package_list}"))?;
+    chroot.expect(SSHD_LINK, false, "purge leaves no sshd drop-in behind")?;
 
     // 6. The Pi packages (arm64, then armhf) install on a dpkg that knows
     //    the architecture (their metadata is right; the binaries cannot run

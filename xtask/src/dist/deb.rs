@@ -355,6 +355,62 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
     Ok(deb)
 }
 
+/// What okome-frontend was before okome-node existed, reduced to the node
+/// hardening it shipped (same paths, armed sshd drop-in included), at a
+/// version below every build: the install test installs it first, so the
+/// upgrade that hands its files to okome-node (Breaks/Replaces) is tested.
+pub fn old_frontend(dir: &Path) -> Result<PathBuf> {
+    const SHIPPED: &[(&str, &str)] = &[
+        (
+            "configs/ssh/sshd_config.d/okome.conf",
+            "/etc/ssh/sshd_config.d/okome.conf",
+        ),
+        (
+            "configs/fail2ban/jail.local",
+            "/etc/fail2ban/jail.d/okome.local",
+        ),
+        (
+            "configs/fail2ban/fail2ban.local",
+            "/etc/fail2ban/fail2ban.d/okome.local",
+        ),
+        ("configs/sysctl-okome.conf", "/etc/sysctl.d/90-okome.conf"),
+        (
+            "configs/journald.conf",
+            "/etc/systemd/journald.conf.d/okome.conf",
+        ),
+    ];
+    let stage = out_dir().join("stage").join("okome-frontend-old");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)?;
+    }
+    let mut conffiles = String::new();
+    for (source, dest) in SHIPPED {
+        let target = stage.join(dest.trim_start_matches('/'));
+        copy(&workspace_root().join(source), &target, 0o644)?;
+        writeln!(conffiles, "{dest}")?;
+    }
+    // Its sshd drop-in as it was: the same settings, other comments.
+    let drop_in = stage.join("etc/ssh/sshd_config.d/okome.conf");
+    let text = std::fs::read_to_string(&drop_in)?;
+    std::fs::write(&drop_in, format!("# as okome-frontend shipped it\n{text}"))?;
+    std::fs::create_dir_all(stage.join("DEBIAN"))?;
+    std::fs::write(stage.join("DEBIAN/conffiles"), conffiles)?;
+    std::fs::write(
+        stage.join("DEBIAN/control"),
+        format!(
+            "Package: okome-frontend\nVersion: {VERSION}-0\nArchitecture: all\n\
+             Maintainer: {MAINTAINER}\nDescription: okome-frontend before okome-node (install test)\n \
+             Only the node hardening files it used to ship.\n"
+        ),
+    )?;
+    let deb = dir.join(format!("okome-frontend_{VERSION}-0_all.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&stage)
+        .arg(&deb))?;
+    Ok(deb)
+}
+
 /// Copy `source` to `dest` (creating directories) with `mode`.
 fn copy(source: &Path, dest: &Path, mode: u32) -> Result {
     use std::os::unix::fs::PermissionsExt;
