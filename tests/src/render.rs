@@ -62,6 +62,8 @@ pub const LAB_PUBLIC_NAME: &str = LAB_VIP_NAME;
 pub const LAB_REDIS_OPERATOR_PASSWORD: &str = "okome-lab-operator";
 /// Password the lab gives redis' `orchestrator` ACL user.
 pub const LAB_REDIS_ORCHESTRATOR_PASSWORD: &str = "okome-lab-orchestrator";
+/// Password the lab gives redis' `edge` ACL user (the frontends' tools).
+pub const LAB_REDIS_EDGE_PASSWORD: &str = "okome-lab-edge";
 
 /// The ports and peers a lab instance uses.
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +171,11 @@ pub fn table(root: &Path, ports: &LabPorts) -> Vec<Substitution> {
             Target::Redis,
             "#1111111111111111111111111111111111111111111111111111111111111111",
             format!(">{LAB_REDIS_OPERATOR_PASSWORD}"),
+        ),
+        (
+            Target::Redis,
+            "#2222222222222222222222222222222222222222222222222222222222222222",
+            format!(">{LAB_REDIS_EDGE_PASSWORD}"),
         ),
     ];
     rows.drain(..)

@@ -54,6 +54,26 @@ impl Chroot {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// As [`Chroot::sh`], returning stdout and stderr together (what
+    /// maintainer scripts said).
+    fn sh_all(&self, script: &str) -> Result<String> {
+        let out = self.try_sh(script)?;
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            return Err(format!(
+                "in chroot: `{script}` failed: {}\n{}",
+                out.status,
+                tail(all.as_bytes())
+            )
+            .into());
+        }
+        Ok(all)
+    }
+
     /// Run `script` and return its output whatever its status.
     fn try_sh(&self, script: &str) -> Result<Output> {
         eprintln!("+ chroot: {script}");
@@ -297,8 +317,9 @@ fn copy_in(chroot: &Chroot, debs: &[PathBuf], dir: &str) -> Result<String> {
 
 const APT: &str = "apt-get install -y -q --no-install-recommends";
 
-/// The whole life of the packages in a fresh chroot.
-pub fn install_test(dist: &Dist) -> Result {
+/// The whole life of the packages in a fresh chroot. `foreign`: also
+/// install the arm64/armhf packages (`--test --arch amd64` builds none).
+pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     crate::deps::ensure_apt(&["debootstrap"])?;
     let (v1, v2, foreign) = package_sets(dist)?;
     let started = Instant::now();
@@ -319,8 +340,19 @@ pub fn install_test(dist: &Dist) -> Result {
     let package_list = packages.join(" ");
 
     // 1. First install: everything from apt, exit 0, no systemd anywhere.
-    chroot.sh(&format!("{APT} {v1_args}"))?;
+    //    No login has an SSH key yet: the sshd hardening stays disarmed.
+    let said = chroot.sh_all(&format!("{APT} {v1_args}"))?;
     chroot.sh("nginx -t")?;
+    check_secrets(&chroot)?;
+    check_sshd(&chroot, false, &said)?;
+    if !said.contains("placeholder password hash for: orchestrator edge operator") {
+        return Err(format!(
+            "okome-backend did not name the locked Redis users:\n{}",
+            tail(said.as_bytes())
+        )
+        .into());
+    }
+    arm_sshd_when_a_sudoer_has_a_key(&chroot)?;
     chroot.expect(
         "/etc/nginx/sites-enabled/okome-frontend.conf",
         true,
@@ -355,6 +387,8 @@ pub fn install_test(dist: &Dist) -> Result {
         }
     }
     check_installed(&chroot)?;
+    check_secrets(&chroot)?;
+    check_sshd(&chroot, true, "")?;
 
     // 3. Remove: binaries go, conffiles stay, nginx back to Debian's site.
     std::fs::create_dir_all(chroot.path("/run/okome/metrics"))?;
@@ -372,6 +406,8 @@ pub fn install_test(dist: &Dist) -> Result {
         chroot.expect(&format!("/usr/bin/{}", tool.package), false, "removed")?;
     }
     chroot.expect(edited, true, "remove keeps conffiles")?;
+    chroot.expect(SSHD_LINK, false, "remove disarms the sshd hardening")?;
+    chroot.sh("sshd -t")?;
     chroot.expect(
         "/etc/nginx/sites-enabled/okome-frontend.conf",
         false,
@@ -433,6 +469,7 @@ pub fn install_test(dist: &Dist) -> Result {
         true,
         "a reinstall after remove enables the site again",
     )?;
+    check_sshd(&chroot, true, "")?;
     check_versions(&chroot, &packages, &format!("{}-2", super::deb::VERSION))?;
 
     // 5. Remove and purge: conffiles, timer enablement and run state go.
@@ -459,11 +496,39 @@ pub fn install_test(dist: &Dist) -> Result {
         false,
         "purge deletes the edge cache",
     )?;
+    chroot.expect("/etc/ssh/okome", false, "purge deletes the sshd hardening")?;
+    chroot.expect(SSHD_LINK, false, "purge leaves no link behind")?;
+    chroot.sh("sshd -t")?;
+
+    // 5b. Over an okome-frontend from before okome-node (which shipped the
+    //     node hardening itself, its sshd drop-in armed whatever the keys):
+    //     okome-node takes the files over (Breaks/Replaces), and with no
+    //     sudoer's key the old armed copy is disarmed.
+    let old = super::deb::old_frontend(&super::out_dir().join("deb-upgrade"))?;
+    let old_args = copy_in(&chroot, &[old], "/tmp/okome-debs/v0")?;
+    chroot.sh("mv /home/okadmin/.ssh/authorized_keys /home/okadmin/.ssh/keys.aside")?;
+    chroot.sh(&format!("dpkg -i {old_args}"))?;
+    chroot.expect(SSHD_LINK, true, "the old okome-frontend shipped it armed")?;
+    let said = chroot.sh_all(&format!("{APT} {v1_args}"))?;
+    let owner = chroot.sh("dpkg -S /etc/fail2ban/jail.d/okome.local")?;
+    if !owner.starts_with("okome-node:") {
+        return Err(format!("the fail2ban jail belongs to {owner}, not okome-node").into());
+    }
+    check_sshd(&chroot, false, &said)?;
+    chroot.sh("mv /home/okadmin/.ssh/keys.aside /home/okadmin/.ssh/authorized_keys")?;
+    chroot.sh(&format!("apt-get purge -y -q {package_list}"))?;
+    chroot.expect(SSHD_LINK, false, "purge leaves no sshd drop-in behind")?;
 
     // 6. The Pi packages (arm64, then armhf) install on a dpkg that knows
     //    the architecture (their metadata is right; the binaries cannot run
     //    here), enable their timers, and purge again.
     let tools: Vec<&str> = TOOLS.iter().map(|t| t.package).collect();
+    let foreign = if foreign_too {
+        foreign
+    } else {
+        eprintln!("xtask dist: no arm64/armhf packages built (--arch amd64): step 6 skipped");
+        Vec::new()
+    };
     for (arch, debs) in &foreign {
         if debs.len() != TOOLS.len() {
             return Err(format!(
@@ -497,9 +562,14 @@ pub fn install_test(dist: &Dist) -> Result {
     // 7. The same life with systemd "running": systemd cannot be PID 1 here,
     //    so /run/systemd/system exists and a stand-in systemctl records what
     //    the maintainer scripts ask (deb-systemd-invoke is the real one). Tool
-    //    packages only: okome-frontend would apply its sysctl settings,
-    //    and /proc/sys is this machine's.
+    //    packages here; the config packages in step 8, with stand-ins for
+    //    sysctl too (/proc/sys is this machine's).
     systemd_actions(&chroot, &v1, &v2)?;
+
+    // 8. okome-backend and okome-node with systemd "running": Redis is
+    //    restarted only on a changed, loadable config with the orchestrator's
+    //    password set; fail2ban is restarted on the okome jail and checked.
+    config_package_actions(&chroot)?;
     eprintln!(
         "xtask dist: install/upgrade/remove/purge in the chroot took {:.0} s",
         started.elapsed().as_secs_f64()
@@ -573,6 +643,247 @@ fn systemd_actions(chroot: &Chroot, v1: &[PathBuf], v2: &[PathBuf]) -> Result {
     std::fs::write(&policy, denying)?;
     std::fs::remove_file(&stub)?;
     std::fs::remove_dir(chroot.path("/run/systemd/system"))?;
+    Ok(())
+}
+
+/// Where okome-node arms its sshd hardening (a link to /etc/ssh/okome/).
+const SSHD_LINK: &str = "/etc/ssh/sshd_config.d/okome.conf";
+
+/// Files that may hold a password are not world-readable after install;
+/// the ones that hold none stay readable.
+fn check_secrets(chroot: &Chroot) -> Result {
+    for (file, want) in [
+        ("/etc/default/okome-health-probe", "640 root:okome"),
+        ("/etc/default/okome-prewarm", "640 root:okome"),
+        ("/etc/redis/okome.conf", "640 root:redis"),
+        ("/etc/default/okome-hit-ratio", "644 root:root"),
+    ] {
+        check_secrets_of(chroot, file, want)?;
+    }
+    Ok(())
+}
+
+/// sshd accepts the installed configuration (`sshd -t`) and, per `sshd -T`,
+/// passwords are on while the hardening is disarmed and off once armed.
+/// `said`: the install's output, which must say it is disarmed.
+fn check_sshd(chroot: &Chroot, armed: bool, said: &str) -> Result {
+    chroot.expect(
+        SSHD_LINK,
+        armed,
+        "the sshd hardening is armed iff a sudoer has a key",
+    )?;
+    chroot.sh("mkdir -p /run/sshd && sshd -t")?;
+    let effective = chroot.sh("sshd -T")?;
+    let value = |key: &str| {
+        effective
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or("")
+            .to_string()
+    };
+    let want: &[(&str, &str)] = if armed {
+        &[
+            ("passwordauthentication", "no"),
+            ("permitrootlogin", "no"),
+            ("authenticationmethods", "publickey"),
+        ]
+    } else {
+        &[("passwordauthentication", "yes")]
+    };
+    for (key, want) in want {
+        if value(key) != *want {
+            return Err(format!(
+                "sshd -T: {key} is {:?}, expected {want:?} (hardening {})",
+                value(key),
+                if armed { "armed" } else { "disarmed" }
+            )
+            .into());
+        }
+    }
+    if !armed && !said.is_empty() && !said.contains("sshd hardening is NOT armed") {
+        return Err(format!(
+            "the install did not say the sshd hardening is disarmed:\n{}",
+            tail(said.as_bytes())
+        )
+        .into());
+    }
+    eprintln!(
+        "xtask dist: sshd -t passes, sshd -T: passwordauthentication {}",
+        value("passwordauthentication")
+    );
+    Ok(())
+}
+
+/// A key that sshd would refuse under the hardening (RSA 2048) for a
+/// sudoer, or a good key for a login that cannot sudo, does not arm it;
+/// an ed25519 key for a member of group sudo does (dpkg-reconfigure, as
+/// the install message says).
+fn arm_sshd_when_a_sudoer_has_a_key(chroot: &Chroot) -> Result {
+    chroot.sh(
+        "useradd --create-home --groups sudo okadmin && useradd --create-home okuser\n\
+         for u in okadmin okuser; do install -d -m 700 -o $u -g $u /home/$u/.ssh; done\n\
+         ssh-keygen -q -t rsa -b 2048 -N '' -f /tmp/okadmin-rsa\n\
+         ssh-keygen -q -t ed25519 -N '' -f /tmp/okuser-ed25519\n\
+         cp /tmp/okadmin-rsa.pub /home/okadmin/.ssh/authorized_keys\n\
+         cp /tmp/okuser-ed25519.pub /home/okuser/.ssh/authorized_keys",
+    )?;
+    let said = chroot.sh_all("dpkg-reconfigure okome-node")?;
+    check_sshd(chroot, false, &said)?;
+    chroot.sh(
+        "ssh-keygen -q -t ed25519 -N '' -C okadmin@laptop -f /tmp/okadmin-ed25519\n\
+         printf 'from=\"10.213.0.0/16\" ' >> /home/okadmin/.ssh/authorized_keys\n\
+         cat /tmp/okadmin-ed25519.pub >> /home/okadmin/.ssh/authorized_keys",
+    )?;
+    let said = chroot.sh_all("dpkg-reconfigure okome-node")?;
+    if !said.contains("armed the sshd hardening") || !said.contains("okadmin") {
+        return Err(format!("no arming message:\n{}", tail(said.as_bytes())).into());
+    }
+    check_sshd(chroot, true, "")
+}
+
+/// okome-backend's and okome-node's maintainer scripts with systemd
+/// "running": stand-ins for systemctl, sysctl and fail2ban-client first on
+/// PATH record what is asked (deb-systemd-invoke is the real one), so
+/// nothing here touches this machine's kernel settings or daemons.
+fn config_package_actions(chroot: &Chroot) -> Result {
+    const LOG: &str = "/var/log/okome-stubs.log";
+    const STUBS: &str = "/okome-stubs";
+    const JAIL: &str = "/etc/fail2ban/jail.d/okome.local";
+    const UP: &str = "/okome-stubs/fail2ban-is-up";
+    std::fs::create_dir_all(chroot.path(STUBS))?;
+    std::fs::create_dir_all(chroot.path("/run/systemd/system"))?;
+    let stub = |name: &str, body: &str| -> Result {
+        let path = chroot.path(&format!("{STUBS}/{name}"));
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n# okome install test: records what maintainer scripts ask\n\
+                 echo \"{name} $*\" >> {LOG}\n{body}exit 0\n"
+            ),
+        )?;
+        run(Command::new("chmod").arg("755").arg(&path))
+    };
+    stub(
+        "systemctl",
+        &format!(
+            "case \"$*\" in *is-enabled*) echo enabled ;;\n\
+             *restart*fail2ban*) [ -e {JAIL} ] && echo \"  (jail present)\" >> {LOG} ;; esac\n"
+        ),
+    )?;
+    stub("sysctl", "")?;
+    stub("fail2ban-client", &format!("[ -e {UP} ] || exit 255\n"))?;
+    std::fs::write(chroot.path(UP), "")?;
+    let policy = chroot.path("/usr/sbin/policy-rc.d");
+    let denying = std::fs::read_to_string(&policy)?;
+    std::fs::write(&policy, "#!/bin/sh\nexit 0\n")?;
+    // apt hands dpkg its own PATH (DPkg::Path), not the caller's.
+    let with_stubs = |command: &str| {
+        format!(
+            "PATH={STUBS}:$PATH {}",
+            command.replacen(
+                "apt-get ",
+                &format!("apt-get -o DPkg::Path={STUBS}:/usr/sbin:/usr/bin:/sbin:/bin "),
+                1
+            )
+        )
+    };
+    let conf = "/etc/redis/okome.conf";
+    let step = |what: &str, command: &str, redis_restarts: usize| -> Result<String> {
+        let _ = std::fs::remove_file(chroot.path(LOG));
+        let said = chroot.sh_all(&with_stubs(command))?;
+        let log = std::fs::read_to_string(chroot.path(LOG)).unwrap_or_default();
+        let restarts = log
+            .lines()
+            .filter(|l| l.contains("restart") && l.contains("redis-server.service"))
+            .count();
+        eprintln!("xtask dist: {what}: redis-server restarted {restarts} time(s)");
+        if restarts != redis_restarts {
+            return Err(format!(
+                "{what}: expected {redis_restarts} redis-server restart(s), got {restarts}:\n\
+                 {log}\n{}",
+                tail(said.as_bytes())
+            )
+            .into());
+        }
+        Ok(said + &log)
+    };
+    let debs = "/tmp/okome-debs/v1/okome-node_*_all.deb /tmp/okome-debs/v1/okome-backend_*_all.deb";
+    let upgrade =
+        "/tmp/okome-debs/v2/okome-node_*_all.deb /tmp/okome-debs/v2/okome-backend_*_all.deb";
+
+    // First install: placeholder passwords → Redis keeps running what it runs.
+    let said = step("first install", &format!("{APT} {debs}"), 0)?;
+    for want in [
+        "NOT restarting redis-server",
+        "would lock the orchestrator out",
+        "restart fail2ban.service\n  (jail present)",
+        "fail2ban restarted; its sshd jail reads the journal",
+        "sysctl -q -p /etc/sysctl.d/90-okome.conf",
+        "sysctl -q -p /etc/sysctl.d/90-okome-backend.conf",
+    ] {
+        if !said.contains(want) {
+            return Err(format!("first install: missing {want:?} in:\n{said}").into());
+        }
+    }
+    // Real passwords, as the message says: one restart.
+    let text = std::fs::read_to_string(chroot.path(conf))?;
+    let mut set = text.clone();
+    for digit in ["0", "1", "2"] {
+        set = set.replace(
+            &format!("#{}", digit.repeat(64)),
+            "#5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8",
+        );
+    }
+    std::fs::write(chroot.path(conf), &set)?;
+    let said = step("passwords set", "dpkg-reconfigure okome-backend", 1)?;
+    if said.contains("placeholder") {
+        return Err(format!("passwords set, still called placeholders:\n{said}").into());
+    }
+    // An upgrade with the config unchanged keeps Redis and its cache.
+    step("upgrade, config unchanged", &format!("{APT} {upgrade}"), 0)?;
+    step(
+        "reconfigure, config unchanged",
+        "dpkg-reconfigure okome-backend",
+        0,
+    )?;
+    check_secrets_of(chroot, conf, "640 root:redis")?;
+    // A changed config that loads: one restart.
+    std::fs::write(
+        chroot.path(conf),
+        set.replace("maxmemory 256mb", "maxmemory 200mb"),
+    )?;
+    step("config changed", "dpkg-reconfigure okome-backend", 1)?;
+    // A broken one: none, and why.
+    std::fs::write(
+        chroot.path(conf),
+        set.replace(
+            "maxmemory-policy allkeys-lru",
+            "maxmemory-policy allkeys-lruu",
+        ),
+    )?;
+    let said = step("config broken", "dpkg-reconfigure okome-backend", 0)?;
+    if !said.contains("refuses /etc/redis/okome.conf") || !said.contains("allkeys-lruu") {
+        return Err(format!("a broken config was not reported:\n{said}").into());
+    }
+    // fail2ban that does not come up: said loudly, the install still works.
+    std::fs::remove_file(chroot.path(UP))?;
+    let said = step("fail2ban down", "dpkg-reconfigure okome-node", 0)?;
+    if !said.contains("NO protection against SSH") {
+        return Err(format!("a dead fail2ban was not reported:\n{said}").into());
+    }
+    chroot.sh(&with_stubs("apt-get purge -y -q okome-backend okome-node"))?;
+    std::fs::write(&policy, denying)?;
+    std::fs::remove_dir_all(chroot.path(STUBS))?;
+    std::fs::remove_dir(chroot.path("/run/systemd/system"))?;
+    Ok(())
+}
+
+/// `file` has mode and owner `want` (`640 root:redis`).
+fn check_secrets_of(chroot: &Chroot, file: &str, want: &str) -> Result {
+    let got = chroot.sh(&format!("stat -c '%a %U:%G' {file}"))?;
+    if got.trim() != want {
+        return Err(format!("{file} is {}, expected {want}", got.trim()).into());
+    }
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The `.deb` packages: one per tool and architecture through cargo-deb
 //! (configured in each tool's `[package.metadata.deb]`), and the node-role
-//! config packages `okome-frontend` / `okome-backend`, staged here and built
-//! with `dpkg-deb`, then every one checked by lintian.
+//! config packages — `okome-node` (the hardening both Pis share), and
+//! `okome-frontend` / `okome-backend` which depend on it — staged here and
+//! built with `dpkg-deb`, then every one checked by lintian.
 //!
 //! The config packages are `Architecture: all` and carry no Rust code, so a
 //! staged tree is simpler and more honest than a fake crate for cargo-deb:
@@ -107,6 +108,9 @@ struct Install {
 struct ConfigPackage {
     name: &'static str,
     depends: &'static str,
+    /// Packages whose files this one took over: any version older than
+    /// this build is broken by it and replaced (Breaks + Replaces).
+    takes_over: &'static [&'static str],
     synopsis: &'static str,
     description: &'static str,
     files: &'static [Install],
@@ -118,16 +122,63 @@ const fn file(source: &'static str, dest: &'static str) -> Install {
 
 const CONFIG_PACKAGES: &[ConfigPackage] = &[
     ConfigPackage {
+        name: "okome-node",
+        // RequiredRSASize (sshd hardening) needs OpenSSH 9.1: on an older
+        // sshd the drop-in would stop sshd from starting.
+        depends: "openssh-server (>= 1:9.1), fail2ban, python3-systemd, nftables",
+        takes_over: &["okome-frontend"],
+        synopsis: "OKOME cache node hardening shared by both Pis: sshd, fail2ban, sysctl, journald",
+        description: " What every OKOME Raspberry Pi runs, frontend and backend alike: an\n \
+                      sshd hardening drop-in (keys only, no root login, modern\n \
+                      algorithms), a fail2ban sshd jail on the journal, SD-card and\n \
+                      small-node sysctl settings, and journald in RAM sized for a 1 GB\n \
+                      Pi's /run.\n \
+                      .\n \
+                      The sshd hardening is armed only when a member of group sudo has\n \
+                      an authorized key sshd accepts; otherwise it stays disarmed and\n \
+                      the install says so. The postinst restarts fail2ban on the okome\n \
+                      jail and checks that it runs.",
+        files: &[
+            // Armed by the postinst (a link in sshd_config.d) only when a
+            // sudo login has a usable key: never in sshd_config.d directly.
+            file(
+                "configs/ssh/sshd_config.d/okome.conf",
+                "/etc/ssh/okome/okome.conf",
+            ),
+            // The .d directories, so the operator's own jail.local and
+            // fail2ban.local stay theirs.
+            file(
+                "configs/fail2ban/jail.local",
+                "/etc/fail2ban/jail.d/okome.local",
+            ),
+            file(
+                "configs/fail2ban/fail2ban.local",
+                "/etc/fail2ban/fail2ban.d/okome.local",
+            ),
+            file("configs/sysctl-okome.conf", "/etc/sysctl.d/90-okome.conf"),
+            file(
+                "configs/journald.conf",
+                "/etc/systemd/journald.conf.d/okome.conf",
+            ),
+            // fstab is the operator's (PARTUUIDs differ per card): an example.
+            file(
+                "configs/fstab-hardened.conf",
+                "/usr/share/doc/okome-node/examples/fstab-hardened.conf",
+            ),
+        ],
+    },
+    ConfigPackage {
         name: "okome-frontend",
-        depends: "nginx, keepalived, fail2ban, python3-systemd, openssh-server, \
+        depends: "nginx, keepalived, okome-node (>= 0.1.0), \
                   okome-health-probe (>= 0.1.0), okome-prewarm (>= 0.1.0), \
                   okome-hit-ratio (>= 0.1.0)",
-        synopsis: "OKOME edge-cache node: nginx, keepalived, fail2ban, sshd, sysctl configs",
+        takes_over: &[],
+        synopsis: "OKOME edge-cache node: nginx edge cache and keepalived VIP configs",
         description: " The configuration of an OKOME frontend Raspberry Pi: the nginx edge\n \
                       cache site with its health gate and canary policies, keepalived\n \
-                      master/backup configs for the shared VIP, a fail2ban sshd jail on\n \
-                      the journal, an sshd hardening drop-in, SD-card friendly sysctl and\n \
-                      journald settings, and the node_exporter textfile drop-in.\n \
+                      master/backup configs for the shared VIP and the node_exporter\n \
+                      textfile drop-in. The sshd, fail2ban, sysctl and journald\n \
+                      hardening comes with okome-node.\n \
                       .\n \
                       The postinst enables the nginx site and refuses to leave nginx\n \
                       failing `nginx -t`: it rolls its own files back if the test fails.",
@@ -167,60 +218,40 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
                 "configs/keepalived/keepalived-backup.conf",
                 "/etc/keepalived/okome/keepalived-backup.conf",
             ),
-            // The .d directories, so the operator's own jail.local and
-            // fail2ban.local stay theirs.
-            file(
-                "configs/fail2ban/jail.local",
-                "/etc/fail2ban/jail.d/okome.local",
-            ),
-            file(
-                "configs/fail2ban/fail2ban.local",
-                "/etc/fail2ban/fail2ban.d/okome.local",
-            ),
-            file(
-                "configs/ssh/sshd_config.d/okome.conf",
-                "/etc/ssh/sshd_config.d/okome.conf",
-            ),
-            file("configs/sysctl-okome.conf", "/etc/sysctl.d/90-okome.conf"),
-            file(
-                "configs/journald.conf",
-                "/etc/systemd/journald.conf.d/okome.conf",
-            ),
             file(
                 "configs/systemd/prometheus-node-exporter.service.d/okome.conf",
                 "/etc/systemd/system/prometheus-node-exporter.service.d/okome.conf",
-            ),
-            // fstab is the operator's (PARTUUIDs differ per card): an example.
-            file(
-                "configs/fstab-hardened.conf",
-                "/usr/share/doc/okome-frontend/examples/fstab-hardened.conf",
             ),
         ],
     },
     ConfigPackage {
         name: "okome-backend",
-        depends: "redis-server",
+        depends: "redis-server, okome-node (>= 0.1.0)",
+        takes_over: &[],
         synopsis: "OKOME cache backend node: hardened cache-only Redis config",
         description: " The configuration of the OKOME backend Raspberry Pi: a cache-only\n \
                       Redis (no persistence, allkeys-lru, maxmemory sized for a 1 GB\n \
-                      Pi, ACL users) in /etc/redis/okome.conf, and a systemd drop-in\n \
-                      that makes redis-server.service use it. Debian's own\n \
-                      /etc/redis/redis.conf stays untouched.",
+                      Pi, ACL users) in /etc/redis/okome.conf, a systemd drop-in that\n \
+                      makes redis-server.service use it and come back on its own after\n \
+                      a power cut, and the sysctl that lets Redis bind its LAN address\n \
+                      before DHCP brings it up. Debian's own /etc/redis/redis.conf\n \
+                      stays untouched. The postinst restarts Redis only when the\n \
+                      config changed and loads, never on the placeholder passwords.",
         files: &[
             file("configs/redis-backend/redis.conf", "/etc/redis/okome.conf"),
             file(
-                "debian/okome-backend/redis-server.service.d/okome.conf",
-                "/etc/systemd/system/redis-server.service.d/okome.conf",
+                "configs/redis-backend/sysctl-okome-backend.conf",
+                "/etc/sysctl.d/90-okome-backend.conf",
             ),
             file(
-                "configs/fstab-hardened.conf",
-                "/usr/share/doc/okome-backend/examples/fstab-hardened.conf",
+                "debian/okome-backend/redis-server.service.d/okome.conf",
+                "/etc/systemd/system/redis-server.service.d/okome.conf",
             ),
         ],
     },
 ];
 
-/// Build both config packages with Debian revision `revision`.
+/// Build every config package with Debian revision `revision`.
 pub fn config_packages(revision: &str, deb_dir: &Path) -> Result<Vec<PathBuf>> {
     CONFIG_PACKAGES
         .iter()
@@ -287,6 +318,16 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
     .next()
     .and_then(|n| n.parse().ok())
     .ok_or("du printed no size")?;
+    let mut relations = String::new();
+    if !package.takes_over.is_empty() {
+        let older: Vec<String> = package
+            .takes_over
+            .iter()
+            .map(|p| format!("{p} (<< {VERSION}-{revision})"))
+            .collect();
+        writeln!(relations, "Breaks: {}", older.join(", "))?;
+        writeln!(relations, "Replaces: {}", older.join(", "))?;
+    }
     let control = format!(
         "Package: {name}\n\
          Version: {VERSION}-{revision}\n\
@@ -294,6 +335,7 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
          Maintainer: {MAINTAINER}\n\
          Installed-Size: {installed_kib}\n\
          Depends: {depends}\n\
+         {relations}\
          Section: admin\n\
          Priority: optional\n\
          Homepage: https://okome.invalid/okome-cache-node\n\
@@ -308,6 +350,62 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
     let deb = deb_dir.join(format!("{}_{VERSION}-{revision}_all.deb", package.name));
     run(Command::new("dpkg-deb")
         .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&stage)
+        .arg(&deb))?;
+    Ok(deb)
+}
+
+/// What okome-frontend was before okome-node existed, reduced to the node
+/// hardening it shipped (same paths, armed sshd drop-in included), at a
+/// version below every build: the install test installs it first, so the
+/// upgrade that hands its files to okome-node (Breaks/Replaces) is tested.
+pub fn old_frontend(dir: &Path) -> Result<PathBuf> {
+    const SHIPPED: &[(&str, &str)] = &[
+        (
+            "configs/ssh/sshd_config.d/okome.conf",
+            "/etc/ssh/sshd_config.d/okome.conf",
+        ),
+        (
+            "configs/fail2ban/jail.local",
+            "/etc/fail2ban/jail.d/okome.local",
+        ),
+        (
+            "configs/fail2ban/fail2ban.local",
+            "/etc/fail2ban/fail2ban.d/okome.local",
+        ),
+        ("configs/sysctl-okome.conf", "/etc/sysctl.d/90-okome.conf"),
+        (
+            "configs/journald.conf",
+            "/etc/systemd/journald.conf.d/okome.conf",
+        ),
+    ];
+    let stage = out_dir().join("stage").join("okome-frontend-old");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)?;
+    }
+    let mut conffiles = String::new();
+    for (source, dest) in SHIPPED {
+        let target = stage.join(dest.trim_start_matches('/'));
+        copy(&workspace_root().join(source), &target, 0o644)?;
+        writeln!(conffiles, "{dest}")?;
+    }
+    // Its sshd drop-in as it was: the same settings, other comments.
+    let drop_in = stage.join("etc/ssh/sshd_config.d/okome.conf");
+    let text = std::fs::read_to_string(&drop_in)?;
+    std::fs::write(&drop_in, format!("# as okome-frontend shipped it\n{text}"))?;
+    std::fs::create_dir_all(stage.join("DEBIAN"))?;
+    std::fs::write(stage.join("DEBIAN/conffiles"), conffiles)?;
+    std::fs::write(
+        stage.join("DEBIAN/control"),
+        format!(
+            "Package: okome-frontend\nVersion: {VERSION}-0\nArchitecture: all\n\
+             Maintainer: {MAINTAINER}\nDescription: okome-frontend before okome-node (install test)\n \
+             Only the node hardening files it used to ship.\n"
+        ),
+    )?;
+    let deb = dir.join(format!("okome-frontend_{VERSION}-0_all.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
         .arg(&stage)
         .arg(&deb))?;
     Ok(deb)

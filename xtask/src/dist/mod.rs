@@ -12,7 +12,8 @@
 //! the same build, then proof under qemu (each ARM binary does a real job,
 //! and okome-common's unit tests, the access-log parser's per-architecture
 //! code among them, are cross-built and pass on each ARM target), lintian
-//! and the chroot install test. `--parser-tests` runs those unit tests alone.
+//! and the chroot install test (`--test --arch amd64`: the same without the
+//! ARM builds). `--parser-tests` runs those unit tests alone.
 
 mod assets;
 mod chroot;
@@ -157,7 +158,8 @@ fn parse(args: &[String]) -> Result<Options> {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
                      --tool okome-…, --no-lintian; each may repeat; or --test alone: \
-                     the packaging checks of `cargo xtask test`; or --parser-tests \
+                     the packaging checks of `cargo xtask test` (--test --arch amd64: \
+                     without the ARM builds); or --parser-tests \
                      [--arch armhf|arm64]: okome-common's unit tests under qemu)"
                 )
                 .into());
@@ -180,8 +182,15 @@ fn parse(args: &[String]) -> Result<Options> {
 pub fn main(args: &[String]) -> Result {
     let options = parse(args)?;
     if options.test {
+        if options.arches == ["amd64"] && options.tools.is_empty() && !options.no_lintian {
+            return test_suite_amd64();
+        }
         if !options.arches.is_empty() || !options.tools.is_empty() || options.no_lintian {
-            return Err("--test checks every tool and architecture: it takes no other flag".into());
+            return Err(
+                "--test checks every tool and architecture: it takes no other flag \
+                        (but --arch amd64: the packaging checks without the ARM builds)"
+                    .into(),
+            );
         }
         return test_suite();
     }
@@ -226,9 +235,32 @@ pub fn test_suite() -> Result {
     qemu::unit_tests(TARGETS)?;
     deb::lintian(&dist.debs)?;
     let started = Instant::now();
-    chroot::install_test(&dist)?;
+    chroot::install_test(&dist, true)?;
     eprintln!(
         "xtask dist: install test passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `--test --arch amd64`: lintian and the whole chroot install test on the
+/// amd64 and `all` packages, without the ARM builds and their qemu checks
+/// (minutes of cross-building a packaging change does not need). The full
+/// `--test` still runs everything.
+fn test_suite_amd64() -> Result {
+    deps::ensure_apt(&["debootstrap"])?;
+    let amd64: Vec<Target> = TARGETS
+        .iter()
+        .filter(|t| t.deb_arch == "amd64")
+        .copied()
+        .collect();
+    let dist = build_and_package(TOOLS, &amd64, "1")?;
+    dist.print();
+    deb::lintian(&dist.debs)?;
+    let started = Instant::now();
+    chroot::install_test(&dist, false)?;
+    eprintln!(
+        "xtask dist: install test (amd64 and all packages only) passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -504,6 +536,21 @@ mod tests {
         let ok = parse(&["--arch".into(), "arm64".into(), "--no-lintian".into()]).unwrap();
         assert_eq!(ok.arches, ["arm64"]);
         assert!(ok.no_lintian);
+    }
+
+    #[test]
+    fn test_takes_no_flag_but_arch_amd64() {
+        // Refused before anything is built.
+        for args in [
+            &["--test", "--arch", "arm64"][..],
+            &["--test", "--arch", "amd64", "--arch", "armhf"],
+            &["--test", "--arch", "amd64", "--no-lintian"],
+            &["--test", "--tool", "okome-prewarm"],
+        ] {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let err = main(&args).unwrap_err();
+            assert!(err.to_string().contains("--arch amd64"), "{args:?}: {err}");
+        }
     }
 
     #[test]
