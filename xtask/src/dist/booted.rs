@@ -42,9 +42,12 @@ const UNPACK_PREFIX: &str = "okome-booted-";
 /// Installed by debootstrap in every tree: systemd as PID 1 and its bus,
 /// and what the tests run inside (curl against nginx, python3 for stub
 /// servers, iproute2 for extra addresses, openssh-client for failed logins,
-/// nftables: Debian 12's firewall, fail2ban's ban action).
+/// nftables: Debian 12's firewall, fail2ban's ban action; man-db, as on
+/// any Debian or Raspberry Pi OS install: `systemd-analyze verify` runs
+/// `man` for each unit's `Documentation=man:…` and warns when it fails).
 const BASE_PACKAGES: &[&str] = &[
     "systemd",
+    "man-db",
     "systemd-sysv",
     "dbus",
     "iproute2",
