@@ -96,10 +96,7 @@ impl RootfsSpec {
         std::fs::create_dir_all(cache)?;
         let started = Instant::now();
         // A guard: a failed debootstrap leaves no half-built tree.
-        let build = Rootfs::empty(
-            cache.join(format!("build-{}", std::process::id())),
-            "build",
-        )?;
+        let build = Rootfs::empty(cache.join(format!("build-{}", std::process::id())), "build")?;
         let root = build.root();
         run(Command::new("debootstrap")
             .arg("--variant=minbase")
@@ -213,10 +210,7 @@ impl Rootfs {
         let tarball = spec.tarball()?;
         remove_dead_runs();
         let rootfs = Rootfs::empty(
-            Path::new(UNPACK_DIR).join(format!(
-                "{UNPACK_PREFIX}{}-{label}",
-                std::process::id()
-            )),
+            Path::new(UNPACK_DIR).join(format!("{UNPACK_PREFIX}{}-{label}", std::process::id())),
             label,
         )?;
         run(Command::new("tar")
@@ -349,7 +343,11 @@ impl<'r> BootedNode<'r> {
                 Ok(())
             });
         }
-        eprintln!("+ {} (console: {})", cmd::describe(&command), rootfs.console_log().display());
+        eprintln!(
+            "+ {} (console: {})",
+            cmd::describe(&command),
+            rootfs.console_log().display()
+        );
         let nspawn = command
             .spawn()
             .map_err(|e| format!("systemd-nspawn: {e}"))?;
@@ -428,13 +426,8 @@ impl<'r> BootedNode<'r> {
 
     fn wait_booted(&mut self, started: Instant) -> Result {
         loop {
-            let out = self.try_command(&[
-                "timeout",
-                "30",
-                "systemctl",
-                "is-system-running",
-                "--wait",
-            ])?;
+            let out =
+                self.try_command(&["timeout", "30", "systemctl", "is-system-running", "--wait"])?;
             let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
             match state.as_str() {
                 "running" => return Ok(()),

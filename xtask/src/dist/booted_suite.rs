@@ -151,7 +151,10 @@ pub fn run(dist: &Dist) -> Result {
         &format!("systemd-analyze security ≤ {MAX_EXPOSURE} for each okome service"),
         security(&node),
     );
-    findings.check("the okome timers are enabled and waiting", timers_active(&node));
+    findings.check(
+        "the okome timers are enabled and waiting",
+        timers_active(&node),
+    );
 
     // --- What the tools do, under their sandbox, against real nginx ---
     point_at_stub(&node)?;
@@ -193,16 +196,24 @@ pub fn run(dist: &Dist) -> Result {
     findings.check("the okome timers survive the upgrade", timers_active(&node));
     let node = node.reboot(Network::Private)?;
     findings.check("no failed unit after a reboot", no_failed(&node));
-    findings.check("the okome timers are back after a reboot", timers_active(&node));
+    findings.check(
+        "the okome timers are back after a reboot",
+        timers_active(&node),
+    );
     findings.check(
         "after a reboot node_exporter publishes the okome tools' metrics",
         node_exporter(&node).and_then(|()| {
-            wait_for(&node, "okome_ metrics on :9100", Duration::from_secs(60), || {
-                Ok(node
-                    .try_sh("curl -sf http://127.0.0.1:9100/metrics | grep -q '^okome_'")?
-                    .status
-                    .success())
-            })
+            wait_for(
+                &node,
+                "okome_ metrics on :9100",
+                Duration::from_secs(60),
+                || {
+                    Ok(node
+                        .try_sh("curl -sf http://127.0.0.1:9100/metrics | grep -q '^okome_'")?
+                        .status
+                        .success())
+                },
+            )
         }),
     );
     findings.check(
@@ -241,7 +252,11 @@ fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let dir = super::out_dir().join("deb-booted-v2");
     std::fs::create_dir_all(&dir)?;
     let mut v2 = Vec::new();
-    for binary in dist.binaries.iter().filter(|b| b.target.deb_arch == "amd64") {
+    for binary in dist
+        .binaries
+        .iter()
+        .filter(|b| b.target.deb_arch == "amd64")
+    {
         v2.push(super::deb::tool_package(binary, "2", &dir)?);
     }
     v2.extend(super::deb::config_packages("2", &dir)?);
@@ -285,7 +300,12 @@ fn okome_units() -> Vec<String> {
     TOOLS
         .iter()
         .filter(|t| t.timer)
-        .flat_map(|t| [format!("{}.service", t.package), format!("{}.timer", t.package)])
+        .flat_map(|t| {
+            [
+                format!("{}.service", t.package),
+                format!("{}.timer", t.package),
+            ]
+        })
         .collect()
 }
 
@@ -372,8 +392,13 @@ fn node_exporter(node: &BootedNode) -> Result {
 fn exposure(node: &BootedNode, unit: &str) -> Result<f64> {
     let out = node.try_sh(&format!("systemd-analyze security --no-pager {unit}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    parse_exposure(&text)
-        .ok_or_else(|| format!("{unit}: no exposure level in:\n{text}{}", String::from_utf8_lossy(&out.stderr)).into())
+    parse_exposure(&text).ok_or_else(|| {
+        format!(
+            "{unit}: no exposure level in:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()
+    })
 }
 
 /// `→ Overall exposure level for x.service: 1.2 OK 🙂` → 1.2
@@ -479,13 +504,17 @@ fn gate(node: &BootedNode) -> Result {
     let flag = |present: bool| -> Result<bool> {
         Ok(node.try_sh(&format!("test -e {FLAG}"))?.status.success() == present)
     };
-    wait_for(node, "the gate opens (healthy stub)", deadline, || flag(false))?;
+    wait_for(node, "the gate opens (healthy stub)", deadline, || {
+        flag(false)
+    })?;
     let (code, body) = get(node, "/booted-open-1")?;
     if code != 200 || !body.contains("stub /booted-open-1") {
         return Err(format!("gate open: nginx answered {code} {body:?}, not the stub").into());
     }
     node.sh("touch /run/okome-stub/down")?;
-    wait_for(node, "the gate closes (stub /health 503)", deadline, || flag(true))?;
+    wait_for(node, "the gate closes (stub /health 503)", deadline, || {
+        flag(true)
+    })?;
     let owner = node.sh(&format!("stat -c %U {FLAG}"))?;
     if owner.trim() != "okome" {
         return Err(format!("{FLAG} owned by {owner:?}: the probe did not run as okome").into());
@@ -507,7 +536,8 @@ fn gate(node: &BootedNode) -> Result {
 /// timer are 5 s apart, late by at most AccuracySec (+ scheduling slack).
 fn probe_period(node: &BootedNode, from: SystemTime, until: SystemTime) -> Result {
     const UNIT: &str = "okome-health-probe.service";
-    let accuracy = node.bus_u64(Some("okome-health-probe.timer"), "Timer", "AccuracyUSec")? as f64 / 1e6;
+    let accuracy =
+        node.bus_u64(Some("okome-health-probe.timer"), "Timer", "AccuracyUSec")? as f64 / 1e6;
     let until = until.duration_since(SystemTime::UNIX_EPOCH)?.as_secs_f64();
     let starts: Vec<f64> = node
         .starts(UNIT, from)?
@@ -515,7 +545,11 @@ fn probe_period(node: &BootedNode, from: SystemTime, until: SystemTime) -> Resul
         .filter(|t| *t <= until)
         .collect();
     if starts.len() < 5 {
-        return Err(format!("only {} probe starts in the window: {starts:?}", starts.len()).into());
+        return Err(format!(
+            "only {} probe starts in the window: {starts:?}",
+            starts.len()
+        )
+        .into());
     }
     let gaps: Vec<f64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     eprintln!("xtask booted: probe gaps (s): {gaps:.3?}, AccuracySec {accuracy} s");
@@ -553,13 +587,23 @@ fn prewarm(node: &BootedNode) -> Result {
     // on a node's first run, which reads the log's tail.
     node.sh(": > /run/okome-stub/requests.log && rm -f /run/okome/prewarm.state")?;
     let run = node.try_sh("systemctl start okome-prewarm.service")?;
-    let journal = node.journal("okome-prewarm.service", SystemTime::now() - Duration::from_secs(150))?;
+    let journal = node.journal(
+        "okome-prewarm.service",
+        SystemTime::now() - Duration::from_secs(150),
+    )?;
     if !run.status.success() {
-        return Err(format!("okome-prewarm.service failed:\n{}", super::chroot::tail(journal.as_bytes())).into());
+        return Err(format!(
+            "okome-prewarm.service failed:\n{}",
+            super::chroot::tail(journal.as_bytes())
+        )
+        .into());
     }
     let stub_log = node.sh("cat /run/okome-stub/requests.log")?;
     for path in paths {
-        if !stub_log.lines().any(|l| l.contains(path) && l.contains("okome-prewarm")) {
+        if !stub_log
+            .lines()
+            .any(|l| l.contains(path) && l.contains("okome-prewarm"))
+        {
             return Err(format!(
                 "the stub saw no prewarm request for {path}:\n{stub_log}\nprewarm's journal:\n{}",
                 super::chroot::tail(journal.as_bytes())
@@ -572,7 +616,11 @@ fn prewarm(node: &BootedNode) -> Result {
         paths[0]
     ))?;
     if status.trim() != "HIT" {
-        return Err(format!("{} after prewarm: X-Cache-Status {status:?}, not HIT", paths[0]).into());
+        return Err(format!(
+            "{} after prewarm: X-Cache-Status {status:?}, not HIT",
+            paths[0]
+        )
+        .into());
     }
     Ok(())
 }
@@ -584,7 +632,10 @@ fn hit_ratio(node: &BootedNode) -> Result {
     node.sh(&format!("rm -f {FILE}"))?;
     let run = node.try_sh("systemctl start okome-hit-ratio.service")?;
     if !run.status.success() {
-        let journal = node.journal("okome-hit-ratio.service", SystemTime::now() - Duration::from_secs(60))?;
+        let journal = node.journal(
+            "okome-hit-ratio.service",
+            SystemTime::now() - Duration::from_secs(60),
+        )?;
         return Err(format!("okome-hit-ratio.service failed:\n{journal}").into());
     }
     let owner = node.sh(&format!("stat -c %U {FILE}"))?;
@@ -667,9 +718,8 @@ fn fail2ban_bans(node: &BootedNode) -> Result {
     wait_for(node, "the sshd jail is up", Duration::from_secs(30), || {
         Ok(node.try_sh("fail2ban-client status sshd")?.status.success())
     })?;
-    let is_banned = || -> Result<bool> {
-        Ok(node.sh("fail2ban-client status sshd")?.contains(INTRUDER))
-    };
+    let is_banned =
+        || -> Result<bool> { Ok(node.sh("fail2ban-client status sshd")?.contains(INTRUDER)) };
     // maxretry is 5; a few more in case one is lost. Each exits 255
     // (refused), which is the point; once the ban lands, nftables drops
     // the next one's packets, hence `timeout`.
@@ -683,7 +733,12 @@ fn fail2ban_bans(node: &BootedNode) -> Result {
              okome-intruder@{INTRUDER} true"
         ))?;
     }
-    let banned = wait_for(node, "the intruder is banned", Duration::from_secs(30), is_banned);
+    let banned = wait_for(
+        node,
+        "the intruder is banned",
+        Duration::from_secs(30),
+        is_banned,
+    );
     if let Err(error) = banned {
         let status = node.sh("fail2ban-client status sshd")?;
         let sshd = node.sh("journalctl --no-pager -q _COMM=sshd | tail -n 15")?;
@@ -699,9 +754,15 @@ fn fail2ban_bans(node: &BootedNode) -> Result {
 fn versions(node: &BootedNode, debs: &[PathBuf], version: &str) -> Result {
     let mut wrong = Vec::new();
     for deb in debs {
-        let name = deb.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = deb
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let package = name.split('_').next().unwrap_or_default();
-        let got = node.sh(&format!("dpkg-query -W -f='${{Version}} ${{db:Status-Abbrev}}' {package}"))?;
+        let got = node.sh(&format!(
+            "dpkg-query -W -f='${{Version}} ${{db:Status-Abbrev}}' {package}"
+        ))?;
         if got.split_whitespace().collect::<Vec<_>>() != [version, "ii"] {
             wrong.push(format!("{package}: {got}"));
         }
