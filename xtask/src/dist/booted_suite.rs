@@ -56,6 +56,23 @@ const TIMERS: &[(&str, u64, u64)] = &[
 /// have (the issue's bar; 0 = fully sandboxed, 10 = not at all).
 const MAX_EXPOSURE: f64 = 2.0;
 
+/// A timer's AccuracySec may be at most this share of its period: systemd's
+/// default (1 min) would let a "5 s" timer fire once a minute (GUIDE §1).
+const MAX_ACCURACY_SHARE: u64 = 10;
+
+/// The AccuracySec systemd applies to `timer`, in µs, refused when it is
+/// more than a tenth of `period`.
+fn accuracy(node: &BootedNode, timer: &str, period: u64) -> Result<u64> {
+    let accuracy = node.bus_u64(Some(timer), "Timer", "AccuracyUSec")?;
+    if accuracy > period / MAX_ACCURACY_SHARE {
+        return Err(format!(
+            "{timer}: AccuracySec {accuracy} µs, more than a tenth of its {period} µs period"
+        )
+        .into());
+    }
+    Ok(accuracy)
+}
+
 /// How late a 5 s probe run may start beyond its AccuracySec: the host's
 /// scheduling on a loaded 2-core machine, not the timer's.
 const PROBE_SLACK: f64 = 0.5;
@@ -536,8 +553,8 @@ fn gate(node: &BootedNode) -> Result {
 /// timer are 5 s apart, late by at most AccuracySec (+ scheduling slack).
 fn probe_period(node: &BootedNode, from: SystemTime, until: SystemTime) -> Result {
     const UNIT: &str = "okome-health-probe.service";
-    let accuracy =
-        node.bus_u64(Some("okome-health-probe.timer"), "Timer", "AccuracyUSec")? as f64 / 1e6;
+    let (timer, period, _) = TIMERS[0];
+    let accuracy = accuracy(node, timer, period)? as f64 / 1e6;
     let until = until.duration_since(SystemTime::UNIX_EPOCH)?.as_secs_f64();
     let starts: Vec<f64> = node
         .starts(UNIT, from)?
@@ -665,6 +682,7 @@ fn next_elapse(node: &BootedNode, tool: &str) -> Result {
         .ok_or_else(|| format!("{timer} has no OnUnitActiveSec: {monotonic}"))?;
     let on_boot = timer_value(&monotonic, "OnBootUSec");
     let got_random = node.bus_u64(Some(&timer), "Timer", "RandomizedDelayUSec")?;
+    accuracy(node, &timer, period)?;
     if on_active != period || got_random != random {
         return Err(format!(
             "{timer}: OnUnitActiveSec {on_active} µs, RandomizedDelaySec {got_random} µs; \
