@@ -320,7 +320,11 @@ impl<'r> BootedNode<'r> {
             .arg("-D")
             .arg(rootfs.root())
             .args(["-b", "--console=pipe", "--register=no", "--keep-unit"])
-            .arg(format!("--machine={}", rootfs.label));
+            // The machine name keys nspawn's runtime files under
+            // /run/systemd/nspawn: unique per xtask run, so two runs
+            // booting the same label never meet there.
+            .arg(format!("--machine={}-{}", rootfs.label, std::process::id()))
+            .arg(format!("--hostname={}", rootfs.label));
         match &network {
             Network::Private => command.arg("--private-network"),
             Network::Namespace(path) => {

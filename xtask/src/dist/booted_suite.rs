@@ -115,6 +115,22 @@ class Stub(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Stub).serve_forever()
 "#;
 
+/// Run in each okome service's own sandbox in place of the tool (a runtime
+/// drop-in swaps ExecStart only): what the sandbox lets a process do.
+/// /run/lock is world-writable (1777): only `ProtectSystem=strict` keeps
+/// the okome user from writing there, and the same script run as okome
+/// without a sandbox must manage it, or the check proves nothing.
+const SANDBOX_PROBE: &str = r#"say() { echo "sandbox: $*"; }
+say "user=$(id -un)"
+for dir in /run/lock /run/okome; do
+    if touch "$dir/okome-sandbox-test" 2>/dev/null; then
+        rm -f "$dir/okome-sandbox-test"; say "write $dir=yes"
+    else
+        say "write $dir=no"
+    fi
+done
+"#;
+
 /// Run the suite on the amd64 packages of `dist` (revision 1), building
 /// revision 2 of them for the upgrade step.
 pub fn run(dist: &Dist) -> Result {
@@ -129,6 +145,10 @@ pub fn run(dist: &Dist) -> Result {
     let v2_args = rootfs.copy_in(&v2, "/root/okome-debs/v2")?.join(" ");
     std::fs::create_dir_all(rootfs.path("/usr/local/lib/okome-test"))?;
     std::fs::write(rootfs.path("/usr/local/lib/okome-test/stub.py"), STUB)?;
+    std::fs::write(
+        rootfs.path("/usr/local/lib/okome-test/sandbox.sh"),
+        SANDBOX_PROBE,
+    )?;
     let prepared = started.elapsed().as_secs_f64();
 
     let mut findings = Findings::default();
@@ -171,6 +191,10 @@ pub fn run(dist: &Dist) -> Result {
     findings.check(
         "the okome timers are enabled and waiting",
         timers_active(&node),
+    );
+    findings.check(
+        "each okome service's sandbox: user okome, /run read-only but /run/okome",
+        sandboxes(&node),
     );
 
     // --- What the tools do, under their sandbox, against real nginx ---
@@ -440,6 +464,51 @@ fn security(node: &BootedNode) -> Result {
         Ok(())
     } else {
         Err(format!("above {MAX_EXPOSURE}: {}", over.join(", ")).into())
+    }
+}
+
+/// What [`SANDBOX_PROBE`] prints in each service's sandbox, and what it
+/// must print.
+fn sandboxes(node: &BootedNode) -> Result {
+    const EXPECTED: &[&str] = &["user=okome", "write /run/lock=no", "write /run/okome=yes"];
+    let control = node.sh(
+        "systemd-run --quiet --wait --pipe -p User=okome /bin/sh /usr/local/lib/okome-test/sandbox.sh",
+    )?;
+    if !control.contains("write /run/lock=yes") {
+        return Err(
+            format!("without a sandbox okome cannot write /run/lock either:\n{control}").into(),
+        );
+    }
+    let mut problems = Vec::new();
+    for unit in okome_services() {
+        let dropin = format!("/run/systemd/system/{unit}.d/zz-okome-sandbox-test.conf");
+        node.sh(&format!(
+            "mkdir -p /run/systemd/system/{unit}.d && printf '%s\\n' '[Service]' 'ExecStart=' \
+             'ExecStart=/bin/sh /usr/local/lib/okome-test/sandbox.sh' > {dropin} \
+             && systemctl daemon-reload"
+        ))?;
+        let since = SystemTime::now() - Duration::from_secs(1);
+        let ran = node.try_sh(&format!("systemctl start {unit}"));
+        node.sh(&format!("rm -f {dropin} && systemctl daemon-reload"))?;
+        if !ran?.status.success() {
+            problems.push(format!("{unit}: the sandbox probe failed to run"));
+            continue;
+        }
+        let journal = node.journal(&unit, since)?;
+        let said: Vec<&str> = journal
+            .lines()
+            .filter_map(|l| l.split_once("sandbox: ").map(|(_, said)| said.trim()))
+            .collect();
+        eprintln!("xtask booted: {unit} sandbox: {}", said.join(", "));
+        let missing: Vec<&&str> = EXPECTED.iter().filter(|e| !said.contains(e)).collect();
+        if !missing.is_empty() {
+            problems.push(format!("{unit}: expected {missing:?}, got {said:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; ").into())
     }
 }
 
