@@ -16,9 +16,10 @@
 //! - [`BootedNode`] → `systemd-nspawn -b` on that copy, driven with
 //!   `nsenter` into its PID 1's namespaces (machinectl needs a machined the
 //!   host does not run). Stopped on drop by the nspawn PID: SIGTERM (nspawn
-//!   turns it into an orderly shutdown), then SIGKILL; nspawn also gets
-//!   SIGKILL if xtask itself dies (`PR_SET_PDEATHSIG`), so no run, however
-//!   it ends, leaves a container behind.
+//!   turns it into an orderly shutdown), then SIGKILL of the container's
+//!   init and of nspawn; nspawn also gets SIGTERM if xtask itself dies
+//!   (`PR_SET_PDEATHSIG`), so no run, however it ends, leaves a container
+//!   behind.
 //!
 //! Network: [`Network::Private`] (`--private-network`: loopback only) or a
 //! namespace the caller made ([`Network::Namespace`], 10.213.0.0/16 only).
@@ -338,10 +339,12 @@ impl<'r> BootedNode<'r> {
             .stdout(console.try_clone()?)
             .stderr(console);
         // SAFETY: prctl is async-signal-safe; between fork and exec it only
-        // asks the kernel to SIGKILL nspawn when xtask's thread dies.
+        // asks the kernel to SIGTERM nspawn when xtask's thread dies:
+        // nspawn then shuts the container down as in stop_inner (a SIGKILL
+        // would orphan the container's init instead).
         unsafe {
             command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -460,23 +463,36 @@ impl<'r> BootedNode<'r> {
     /// Run a program inside the container (all its namespaces, its root,
     /// a clean environment) and return its output whatever its status.
     pub fn try_command(&self, argv: &[&str]) -> Result<Output> {
-        cmd::finished(
-            Command::new("nsenter")
-                .arg("-t")
-                .arg(self.pid1.to_string())
-                .args(["-m", "-u", "-i", "-n", "-p", "--root", "--wd", "--"])
-                .args([
-                    "/usr/bin/env",
-                    "-i",
-                    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                    "LC_ALL=C",
-                    "HOME=/root",
-                    "DEBIAN_FRONTEND=noninteractive",
-                    "SYSTEMD_PAGER=",
-                    "SYSTEMD_COLORS=0",
-                ])
-                .args(argv),
-        )
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(self.pid1.to_string())
+            .args(["-m", "-u", "-i", "-n", "-p", "--root", "--wd", "--"])
+            .args([
+                "/usr/bin/env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LC_ALL=C",
+                "HOME=/root",
+                "DEBIAN_FRONTEND=noninteractive",
+                "SYSTEMD_PAGER=",
+                "SYSTEMD_COLORS=0",
+            ])
+            .args(argv);
+        // Should xtask die mid-command, nsenter must die too: left
+        // orphaned it stops itself (job control) and never reaps its child
+        // inside, and the container's shutdown then waits 90 s for that
+        // zombie. Dead, its child is the container init's to reap.
+        // SAFETY: as in boot(): only prctl between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd::finished(&mut command)
     }
 
     /// Run `script` with `sh -ec` inside; return its output whatever its
@@ -644,6 +660,17 @@ impl<'r> BootedNode<'r> {
             self.rootfs.label,
             STOP_DEADLINE.as_secs()
         );
+        // The container's init first: killing a PID namespace's init kills
+        // every process in it, which nspawn's death alone would not.
+        if let Ok(pid1) = libc::pid_t::try_from(self.pid1)
+            && pid1 > 0
+        {
+            // SAFETY: kill(2) on the container init this node found under
+            // its own nspawn, which is still running (not yet reaped).
+            unsafe {
+                libc::kill(pid1, libc::SIGKILL);
+            }
+        }
         self.nspawn.kill()?;
         self.nspawn.wait()?;
         Ok(())
