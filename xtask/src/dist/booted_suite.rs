@@ -914,6 +914,10 @@ mod tests {
     fn exposure_is_read_from_systemd_analyze_security() {
         let text = "  ✓ SystemCallFilter=~@swap ...\n\n→ Overall exposure level for okome-prewarm.service: 1.7 OK 🙂\n";
         assert_eq!(parse_exposure(text), Some(1.7));
+        // As printed with LC_ALL=C (what the suite runs with), for an
+        // unsandboxed unit of the same container.
+        let ascii = "-> Overall exposure level for dbus.service: 9.6 UNSAFE :-{\n";
+        assert_eq!(parse_exposure(ascii), Some(9.6));
         assert_eq!(parse_exposure("nothing"), None);
     }
 
