@@ -23,6 +23,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "lintian",
     "qemu-user-static",
     "debootstrap",
+    // The booted suite boots Debian with systemd-nspawn (xtask dist --booted).
+    "systemd-container",
     "prometheus",
     "curl",
     "file",

@@ -111,7 +111,7 @@ impl Chroot {
 }
 
 /// The last lines of a command's output, for error messages.
-fn tail(bytes: &[u8]) -> String {
+pub(super) fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(40);

@@ -12,10 +12,15 @@
 //! the same build, then proof under qemu (each ARM binary does a real job,
 //! and okome-common's unit tests, the access-log parser's per-architecture
 //! code among them, are cross-built and pass on each ARM target), lintian
-//! and the chroot install test (`--test --arch amd64`: the same without the
-//! ARM builds). `--parser-tests` runs those unit tests alone.
+//! the chroot install test (`--test --arch amd64`: the same without the
+//! ARM builds), then the booted suite (the amd64 packages on a booted
+//! systemd in systemd-nspawn, booted_suite.rs). `--parser-tests` runs
+//! those unit tests alone; `--booted` builds amd64 only and runs the
+//! booted suite alone.
 
 mod assets;
+pub mod booted;
+mod booted_suite;
 mod chroot;
 mod deb;
 mod qemu;
@@ -138,6 +143,7 @@ struct Options {
     no_lintian: bool,
     test: bool,
     parser_tests: bool,
+    booted: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -154,13 +160,15 @@ fn parse(args: &[String]) -> Result<Options> {
             "--no-lintian" => options.no_lintian = true,
             "--test" => options.test = true,
             "--parser-tests" => options.parser_tests = true,
+            "--booted" => options.booted = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
                      --tool okome-…, --no-lintian; each may repeat; or --test alone: \
                      the packaging checks of `cargo xtask test` (--test --arch amd64: \
                      without the ARM builds); or --parser-tests \
-                     [--arch armhf|arm64]: okome-common's unit tests under qemu)"
+                     [--arch armhf|arm64]: okome-common's unit tests under qemu; \
+                     or --booted alone: the amd64 packages on a booted systemd)"
                 )
                 .into());
             }
@@ -193,6 +201,16 @@ pub fn main(args: &[String]) -> Result {
             );
         }
         return test_suite();
+    }
+    if options.booted {
+        if !options.arches.is_empty()
+            || !options.tools.is_empty()
+            || options.no_lintian
+            || options.parser_tests
+        {
+            return Err("--booted builds every amd64 package: it takes no other flag".into());
+        }
+        return booted_test();
     }
     let targets: Vec<Target> = TARGETS
         .iter()
@@ -238,6 +256,29 @@ pub fn test_suite() -> Result {
     chroot::install_test(&dist, true)?;
     eprintln!(
         "xtask dist: install test passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    run_booted(&dist)
+}
+
+/// `dist --booted`: only what the booted suite needs (every tool for
+/// amd64, the config packages), then the suite.
+fn booted_test() -> Result {
+    let amd64: Vec<Target> = TARGETS
+        .iter()
+        .filter(|t| t.deb_arch == "amd64")
+        .copied()
+        .collect();
+    let dist = build_and_package(TOOLS, &amd64, "1")?;
+    run_booted(&dist)
+}
+
+fn run_booted(dist: &Dist) -> Result {
+    deps::ensure_apt(&["systemd-container", "debootstrap"])?;
+    let started = Instant::now();
+    booted_suite::run(dist)?;
+    eprintln!(
+        "xtask dist: booted suite passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

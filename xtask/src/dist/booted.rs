@@ -1,0 +1,791 @@
+//! A booted Debian 12 with systemd as PID 1, inside `systemd-nspawn`: the
+//! harness the booted suite (booted_suite.rs) and the multi-node lab run the
+//! real packages on, because sandboxing (`ProtectSystem=strict`,
+//! `PrivateUsers`, `RuntimeDirectory`), timers, maintainer scripts that talk
+//! to systemd and journald-only logging exist only where systemd runs.
+//!
+//! Three pieces, usable alone:
+//! - [`RootfsSpec`] → a debootstrapped bookworm tree, cached as a tarball
+//!   under /var/cache/okome-ci/booted per ISO week and per package list (the
+//!   same cache rules as chroot.rs). The tree carries apt lists and the
+//!   downloaded `.deb`s of the packages the okome packages depend on, but
+//!   not installed: a container boots with `--private-network` (no route
+//!   out), and `apt install ./okome-*.deb` inside must find everything
+//!   locally, yet still install and start nginx, fail2ban, … as on a node.
+//! - [`Rootfs`] → one unpacked copy, deleted on drop.
+//! - [`BootedNode`] → `systemd-nspawn -b` on that copy, driven with
+//!   `nsenter` into its PID 1's namespaces (machinectl needs a machined the
+//!   host does not run). Stopped on drop by the nspawn PID: SIGTERM (nspawn
+//!   turns it into an orderly shutdown), then SIGKILL of the container's
+//!   init and of nspawn; nspawn also gets SIGTERM if xtask itself dies
+//!   (`PR_SET_PDEATHSIG`), so no run, however it ends, leaves a container
+//!   behind.
+//!
+//! Network: [`Network::Private`] (`--private-network`: loopback only) or a
+//! namespace the caller made ([`Network::Namespace`], 10.213.0.0/16 only).
+//! A container never shares the host's network: the shipped defaults name
+//! the site LAN, and a started probe would send packets there within 5 s.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::Result;
+use crate::cmd::{self, run};
+
+const CACHE_DIR: &str = "/var/cache/okome-ci/booted";
+const SUITE: &str = "bookworm";
+/// Where unpacked trees live; `okome-booted-<xtask pid>-<label>`.
+const UNPACK_DIR: &str = "/var/tmp";
+const UNPACK_PREFIX: &str = "okome-booted-";
+
+/// Installed by debootstrap in every tree: systemd as PID 1 and its bus,
+/// and what the tests run inside (curl against nginx, python3 for stub
+/// servers, iproute2 for extra addresses, openssh-client for failed logins,
+/// nftables: Debian 12's firewall, fail2ban's ban action; man-db, as on
+/// any Debian or Raspberry Pi OS install: `systemd-analyze verify` runs
+/// `man` for each unit's `Documentation=man:…` and warns when it fails).
+const BASE_PACKAGES: &[&str] = &[
+    "systemd",
+    "man-db",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "nftables",
+    "curl",
+    "python3",
+    "openssh-client",
+    "procps",
+];
+
+/// What a cached tree holds beyond [`BASE_PACKAGES`].
+#[derive(Debug, Clone, Default)]
+pub struct RootfsSpec {
+    /// Packages whose `.deb`s (with their dependencies and recommends) are
+    /// downloaded into the tree's apt cache, not installed: an offline
+    /// `apt install` inside the container then installs them like a node
+    /// would, maintainer scripts and service starts included.
+    pub preload: Vec<String>,
+}
+
+impl RootfsSpec {
+    /// The cache key: the package lists (so a new dependency rebuilds the
+    /// tree) and the ISO week (so Debian's security updates come in).
+    fn tarball_name(&self) -> Result<String> {
+        let week = cmd::output(Command::new("date").args(["-u", "+%G-W%V"]))?;
+        let mut preload = self.preload.clone();
+        preload.sort();
+        preload.dedup();
+        let key = fnv1a(format!("{}|{}", BASE_PACKAGES.join(","), preload.join(",")).as_bytes());
+        Ok(format!(
+            "{SUITE}-booted-amd64-{}-{key:016x}.tar.gz",
+            week.trim()
+        ))
+    }
+
+    /// The cached tarball, built first if missing (debootstrap ~1 min, the
+    /// download of the preloaded packages a few seconds more).
+    pub fn tarball(&self) -> Result<PathBuf> {
+        let name = self.tarball_name()?;
+        let cache = Path::new(CACHE_DIR);
+        let tarball = cache.join(&name);
+        if tarball.exists() {
+            eprintln!("xtask: reusing cached rootfs {}", tarball.display());
+            return Ok(tarball);
+        }
+        std::fs::create_dir_all(cache)?;
+        let started = Instant::now();
+        // A guard: a failed debootstrap leaves no half-built tree.
+        let build = Rootfs::empty(cache.join(format!("build-{}", std::process::id())), "build")?;
+        let root = build.root();
+        run(Command::new("debootstrap")
+            .arg("--variant=minbase")
+            .arg(format!("--include={}", BASE_PACKAGES.join(",")))
+            .arg(SUITE)
+            .arg(&root)
+            .arg(super::chroot::host_mirror()))?;
+        if !self.preload.is_empty() {
+            chroot_sh(
+                &root,
+                &format!(
+                    "apt-get update -q && apt-get install -y -q --download-only {}",
+                    self.preload.join(" ")
+                ),
+            )?;
+        }
+        let partial = cache.join(format!("{name}.partial-{}", std::process::id()));
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["--numeric-owner", "-czf"])
+            .arg(&partial)
+            .arg("."))?;
+        std::fs::rename(&partial, &tarball)?;
+        // Other weeks' and other package lists' trees are stale.
+        for entry in std::fs::read_dir(cache)?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.ends_with(".tar.gz") && file != name {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        eprintln!(
+            "xtask: built and cached the booted rootfs in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(tarball)
+    }
+}
+
+/// FNV-1a: a cache key that stays the same across Rust releases (std's
+/// hasher makes no such promise).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Run `script` with `sh -e` chrooted into `root` (with /proc mounted in a
+/// private mount namespace, gone with it): for building a tree, before
+/// anything boots.
+fn chroot_sh(root: &Path, script: &str) -> Result<String> {
+    eprintln!("+ chroot {}: {script}", root.display());
+    let out = cmd::finished(
+        Command::new("unshare")
+            .args(["--mount", "--fork", "--", "sh", "-c"])
+            .arg("mount -t proc proc \"$0/proc\" && exec chroot \"$0\" /bin/sh -ec \"$1\"")
+            .arg(root)
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .env("LC_ALL", "C"),
+    )?;
+    if !out.status.success() {
+        return Err(format!(
+            "in chroot: `{script}` failed: {}\n{}{}",
+            out.status,
+            super::chroot::tail(&out.stdout),
+            super::chroot::tail(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One unpacked tree (`<dir>/root`) and its node's console log
+/// (`<dir>/console.log`); the whole directory is removed on drop.
+#[derive(Debug)]
+pub struct Rootfs {
+    dir: PathBuf,
+    label: String,
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("xtask: could not remove {}: {error}", self.dir.display());
+        }
+    }
+}
+
+impl Rootfs {
+    fn empty(dir: PathBuf, label: &str) -> Result<Rootfs> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(dir.join("root"))?;
+        Ok(Rootfs {
+            dir,
+            label: label.to_string(),
+        })
+    }
+
+    /// Unpack the cached tree of `spec` for the node `label` (a host name:
+    /// letters, digits, `-`). Trees of earlier runs whose xtask is gone
+    /// (killed outright) are removed first.
+    pub fn unpack(spec: &RootfsSpec, label: &str) -> Result<Rootfs> {
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("node label {label:?}: letters, digits and - only").into());
+        }
+        let tarball = spec.tarball()?;
+        remove_dead_runs();
+        let rootfs = Rootfs::empty(
+            Path::new(UNPACK_DIR).join(format!("{UNPACK_PREFIX}{}-{label}", std::process::id())),
+            label,
+        )?;
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(rootfs.root())
+            .args(["--numeric-owner", "-xzf"])
+            .arg(&tarball))?;
+        Ok(rootfs)
+    }
+
+    /// The tree's root directory on the host.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    /// The host path of `inside` (an absolute path in the container).
+    pub fn path(&self, inside: &str) -> PathBuf {
+        self.root().join(inside.trim_start_matches('/'))
+    }
+
+    /// Copy `files` into directory `dir` of the tree; returns their paths
+    /// inside, for an `apt install` line.
+    pub fn copy_in(&self, files: &[PathBuf], dir: &str) -> Result<Vec<String>> {
+        let target = self.path(dir);
+        std::fs::create_dir_all(&target)?;
+        let mut inside = Vec::new();
+        for file in files {
+            let name = file.file_name().ok_or("file without a name")?;
+            std::fs::copy(file, target.join(name))
+                .map_err(|e| format!("copy {}: {e}", file.display()))?;
+            inside.push(format!("{dir}/{}", name.to_string_lossy()));
+        }
+        Ok(inside)
+    }
+
+    fn console_log(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+}
+
+/// Remove trees left by xtask runs that are gone (SIGKILL, power loss):
+/// their guards never ran, and PR_SET_PDEATHSIG already stopped their
+/// containers.
+fn remove_dead_runs() {
+    let Ok(entries) = std::fs::read_dir(UNPACK_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(UNPACK_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            eprintln!("xtask: removing a dead run's rootfs {UNPACK_DIR}/{name}");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The network a node boots with. Never the host's.
+#[derive(Debug, Clone)]
+pub enum Network {
+    /// `--private-network`: loopback only, no route anywhere.
+    Private,
+    /// `--network-namespace-path=`: a namespace the caller created and
+    /// fenced (10.213.0.0/16 addresses only, blackhole route in the host).
+    #[allow(dead_code, reason = "for the multi-node lab: one namespace per node")]
+    Namespace(PathBuf),
+}
+
+/// A container booted on a [`Rootfs`], stopped on drop.
+#[derive(Debug)]
+pub struct BootedNode<'r> {
+    rootfs: &'r Rootfs,
+    nspawn: Child,
+    pid1: u32,
+    /// Units failed when the boot finished (`is-system-running` said
+    /// `degraded`).
+    pub failed_at_boot: Vec<String>,
+    pub boot_seconds: f64,
+}
+
+impl Drop for BootedNode<'_> {
+    fn drop(&mut self) {
+        if let Err(error) = self.stop_inner() {
+            eprintln!("xtask: stopping node {}: {error}", self.rootfs.label);
+        }
+    }
+}
+
+/// How long a boot may take to reach running/degraded (it takes ~1 s here;
+/// the margin is for a loaded 2-core CI machine).
+const BOOT_DEADLINE: Duration = Duration::from_secs(90);
+/// How long an orderly shutdown may take before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+impl<'r> BootedNode<'r> {
+    /// Boot `rootfs` and wait until systemd reports `running` or
+    /// `degraded` (then [`failed_at_boot`](Self::failed_at_boot) names the
+    /// failed units; judging them is the caller's business).
+    pub fn boot(rootfs: &'r Rootfs, network: Network) -> Result<BootedNode<'r>> {
+        let started = Instant::now();
+        let console = std::fs::File::create(rootfs.console_log())?;
+        let mut command = Command::new("systemd-nspawn");
+        command
+            .arg("-D")
+            .arg(rootfs.root())
+            .args(["-b", "--console=pipe", "--register=no", "--keep-unit"])
+            // The machine name keys nspawn's runtime files under
+            // /run/systemd/nspawn: unique per xtask run, so two runs
+            // booting the same label never meet there.
+            .arg(format!("--machine={}-{}", rootfs.label, std::process::id()))
+            .arg(format!("--hostname={}", rootfs.label));
+        match &network {
+            Network::Private => command.arg("--private-network"),
+            Network::Namespace(path) => {
+                command.arg(format!("--network-namespace-path={}", path.display()))
+            }
+        };
+        // This kernel mounts cgroup v1 + v2 side by side (GUIDE §2).
+        command
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0")
+            .stdin(Stdio::null())
+            .stdout(console.try_clone()?)
+            .stderr(console);
+        // SAFETY: prctl is async-signal-safe; between fork and exec it only
+        // asks the kernel to SIGTERM nspawn when xtask's thread dies:
+        // nspawn then shuts the container down as in stop_inner (a SIGKILL
+        // would orphan the container's init instead).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        eprintln!(
+            "+ {} (console: {})",
+            cmd::describe(&command),
+            rootfs.console_log().display()
+        );
+        let nspawn = command
+            .spawn()
+            .map_err(|e| format!("systemd-nspawn: {e}"))?;
+        // From here the guard stops it whatever happens.
+        let mut node = BootedNode {
+            rootfs,
+            nspawn,
+            pid1: 0,
+            failed_at_boot: Vec::new(),
+            boot_seconds: 0.0,
+        };
+        node.pid1 = node.find_pid1(started)?;
+        node.wait_booted(started)?;
+        node.boot_seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "xtask: node {} booted in {:.1} s (PID 1 is {} on the host){}",
+            rootfs.label,
+            node.boot_seconds,
+            node.pid1,
+            if node.failed_at_boot.is_empty() {
+                String::new()
+            } else {
+                format!(", failed units: {}", node.failed_at_boot.join(" "))
+            }
+        );
+        Ok(node)
+    }
+
+    /// Stop this node and boot its tree again: a reboot, with whatever the
+    /// tree holds now.
+    pub fn reboot(self, network: Network) -> Result<BootedNode<'r>> {
+        let rootfs = self.rootfs;
+        drop(self);
+        BootedNode::boot(rootfs, network)
+    }
+
+    /// The tree this node runs on.
+    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
+    pub fn rootfs(&self) -> &'r Rootfs {
+        self.rootfs
+    }
+
+    /// The container's PID 1 as the host sees it.
+    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
+    pub fn pid1(&self) -> u32 {
+        self.pid1
+    }
+
+    fn exited(&mut self) -> Result<Option<String>> {
+        Ok(self.nspawn.try_wait()?.map(|status| {
+            let log = std::fs::read(self.rootfs.console_log()).unwrap_or_default();
+            format!(
+                "systemd-nspawn exited ({status}); console:\n{}",
+                super::chroot::tail(&log)
+            )
+        }))
+    }
+
+    /// The container's init: the process under nspawn whose PID is 1 in
+    /// its own PID namespace.
+    fn find_pid1(&mut self, started: Instant) -> Result<u32> {
+        let nspawn = self.nspawn.id();
+        loop {
+            if let Some(pid) = descendants(nspawn).into_iter().find(|pid| is_ns_init(*pid)) {
+                return Ok(pid);
+            }
+            if let Some(why) = self.exited()? {
+                return Err(why.into());
+            }
+            if started.elapsed() > BOOT_DEADLINE {
+                return Err("no container init appeared under systemd-nspawn".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_booted(&mut self, started: Instant) -> Result {
+        loop {
+            let out =
+                self.try_command(&["timeout", "30", "systemctl", "is-system-running", "--wait"])?;
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            match state.as_str() {
+                "running" => return Ok(()),
+                "degraded" => {
+                    self.failed_at_boot = self.failed_units()?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+            if let Some(why) = self.exited()? {
+                return Err(why.into());
+            }
+            if started.elapsed() > BOOT_DEADLINE {
+                return Err(format!(
+                    "node {} did not finish booting in {} s (state {state:?}): {}",
+                    self.rootfs.label,
+                    BOOT_DEADLINE.as_secs(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Run a program inside the container (all its namespaces, its root,
+    /// a clean environment) and return its output whatever its status.
+    pub fn try_command(&self, argv: &[&str]) -> Result<Output> {
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(self.pid1.to_string())
+            .args(["-m", "-u", "-i", "-n", "-p", "--root", "--wd", "--"])
+            .args([
+                "/usr/bin/env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                "LC_ALL=C",
+                "HOME=/root",
+                "DEBIAN_FRONTEND=noninteractive",
+                "SYSTEMD_PAGER=",
+                "SYSTEMD_COLORS=0",
+            ])
+            .args(argv);
+        // Should xtask die mid-command, nsenter must die too: left
+        // orphaned it stops itself (job control) and never reaps its child
+        // inside, and the container's shutdown then waits 90 s for that
+        // zombie. Dead, its child is the container init's to reap.
+        // SAFETY: as in boot(): only prctl between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd::finished(&mut command)
+    }
+
+    /// Run `script` with `sh -ec` inside; return its output whatever its
+    /// status.
+    pub fn try_sh(&self, script: &str) -> Result<Output> {
+        eprintln!("+ [{}] {script}", self.rootfs.label);
+        self.try_command(&["sh", "-ec", script])
+    }
+
+    /// Run `script` with `sh -ec` inside; a non-zero exit is an error that
+    /// carries its output.
+    pub fn sh(&self, script: &str) -> Result<String> {
+        let out = self.try_sh(script)?;
+        if !out.status.success() {
+            return Err(format!(
+                "[{}] `{script}` failed: {}\n{}{}",
+                self.rootfs.label,
+                out.status,
+                super::chroot::tail(&out.stdout),
+                super::chroot::tail(&out.stderr)
+            )
+            .into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `systemctl ARGS…` inside; a non-zero exit is an error.
+    pub fn systemctl(&self, args: &[&str]) -> Result<String> {
+        let mut script = String::from("systemctl --no-pager");
+        for arg in args {
+            script.push(' ');
+            script.push_str(&shell_quote(arg));
+        }
+        self.sh(&script)
+    }
+
+    /// Properties of `unit` (`systemctl show -p …`), in the order asked;
+    /// an unknown property is an error.
+    pub fn show(&self, unit: &str, properties: &[&str]) -> Result<Vec<String>> {
+        let mut args = vec!["show", unit];
+        for property in properties {
+            args.push("-p");
+            args.push(property);
+        }
+        let text = self.systemctl(&args)?;
+        properties
+            .iter()
+            .map(|property| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(&format!("{property}=")))
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{unit} has no property {property}:\n{text}").into())
+            })
+            .collect()
+    }
+
+    /// The failed units, by name (`systemctl --failed`).
+    pub fn failed_units(&self) -> Result<Vec<String>> {
+        let text = self.systemctl(&["list-units", "--failed", "--plain", "--no-legend"])?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The journal of `unit` since `since`, one line per entry, each
+    /// starting with its UNIX time (`-o short-unix`).
+    pub fn journal(&self, unit: &str, since: SystemTime) -> Result<String> {
+        let since = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| "a time before 1970")?
+            .as_secs();
+        self.sh(&format!(
+            "journalctl --no-pager -o short-unix -u {} --since @{since}",
+            shell_quote(unit)
+        ))
+    }
+
+    /// The UNIX times (s) at which PID 1 began starting `unit` since
+    /// `since`: its "Starting …" journal entries (message id
+    /// UNIT_STARTING), one per run of a oneshot.
+    pub fn starts(&self, unit: &str, since: SystemTime) -> Result<Vec<f64>> {
+        let since = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| "a time before 1970")?
+            .as_secs_f64();
+        let text = self.sh(&format!(
+            "journalctl --no-pager -q -o short-unix _PID=1 UNIT={} \
+             MESSAGE_ID=7d4958e842da4a758f6c1cdc7b36dcc5",
+            shell_quote(unit)
+        ))?;
+        let mut times = Vec::new();
+        for line in text.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            let time: f64 = first
+                .parse()
+                .map_err(|_| format!("journal line without a UNIX time: {line:?}"))?;
+            if time >= since {
+                times.push(time);
+            }
+        }
+        Ok(times)
+    }
+
+    /// A numeric D-Bus property of systemd (raw µs, where `systemctl show`
+    /// would print a rounded "2min 3.5s"): `unit` None for the manager.
+    pub fn bus_u64(&self, unit: Option<&str>, interface: &str, property: &str) -> Result<u64> {
+        let text = self.bus_property(unit, interface, property)?;
+        // `t 120000000` (or `u 3`).
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("{interface}.{property} of {unit:?}: {text:?}").into())
+    }
+
+    /// A D-Bus property of systemd as busctl prints it (`t 120000000`,
+    /// `a(stt) 1 "OnUnitActiveUSec" 5000000 0`): `unit` None for the
+    /// manager.
+    pub fn bus_property(
+        &self,
+        unit: Option<&str>,
+        interface: &str,
+        property: &str,
+    ) -> Result<String> {
+        let path = match unit {
+            Some(unit) => format!("/org/freedesktop/systemd1/unit/{}", bus_label(unit)),
+            None => "/org/freedesktop/systemd1".to_string(),
+        };
+        let text = self.sh(&format!(
+            "busctl get-property org.freedesktop.systemd1 {path} \
+             org.freedesktop.systemd1.{interface} {property}"
+        ))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// The console log so far (boot messages, and systemd's status lines).
+    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.rootfs.console_log()).unwrap_or_default())
+            .into_owned()
+    }
+
+    /// SIGTERM nspawn (an orderly shutdown of the container), SIGKILL after
+    /// [`STOP_DEADLINE`]; reap it either way.
+    fn stop_inner(&mut self) -> Result {
+        if self.nspawn.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let pid = libc::pid_t::try_from(self.nspawn.id()).map_err(|_| "pid out of range")?;
+        // SAFETY: kill(2) on the PID of our own unreaped child: it cannot
+        // have been recycled for another process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        while started.elapsed() < STOP_DEADLINE {
+            if self.nspawn.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "xtask: node {} did not shut down in {} s: SIGKILL",
+            self.rootfs.label,
+            STOP_DEADLINE.as_secs()
+        );
+        // The container's init first: killing a PID namespace's init kills
+        // every process in it, which nspawn's death alone would not.
+        if let Ok(pid1) = libc::pid_t::try_from(self.pid1)
+            && pid1 > 0
+        {
+            // SAFETY: kill(2) on the container init this node found under
+            // its own nspawn, which is still running (not yet reaped).
+            unsafe {
+                libc::kill(pid1, libc::SIGKILL);
+            }
+        }
+        self.nspawn.kill()?;
+        self.nspawn.wait()?;
+        Ok(())
+    }
+}
+
+/// Every process below `root` (children of children…), read from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …: comm may hold spaces and parens.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Whether `pid` is PID 1 of a PID namespace below the host's.
+fn is_ns_init(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() > 1 && ids.last() == Some(&"1")
+        })
+}
+
+/// A unit name as a D-Bus object path label (systemd's bus_label_escape:
+/// every byte but `[A-Za-z0-9]` becomes `_xx`).
+fn bus_label(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("_{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// `word` quoted for `sh`.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
+    {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_follows_the_package_list_not_its_order() {
+        let a = RootfsSpec {
+            preload: vec!["nginx".into(), "fail2ban".into()],
+        };
+        let b = RootfsSpec {
+            preload: vec!["fail2ban".into(), "nginx".into(), "nginx".into()],
+        };
+        let c = RootfsSpec {
+            preload: vec!["nginx".into()],
+        };
+        assert_eq!(a.tarball_name().unwrap(), b.tarball_name().unwrap());
+        assert_ne!(a.tarball_name().unwrap(), c.tarball_name().unwrap());
+    }
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        assert_eq!(shell_quote("okome-prewarm.timer"), "okome-prewarm.timer");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn bus_paths_escape_like_systemd() {
+        assert_eq!(bus_label("okome-prewarm.timer"), "okome_2dprewarm_2etimer");
+    }
+
+    #[test]
+    fn labels_are_host_names() {
+        let spec = RootfsSpec::default();
+        assert!(Rootfs::unpack(&spec, "a b").is_err());
+        assert!(Rootfs::unpack(&spec, "").is_err());
+    }
+}
