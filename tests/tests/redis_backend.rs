@@ -148,6 +148,7 @@ fn redis_conf_on(root: &LabRoot, port: u16, lan: &str) -> PathBuf {
         http: 0,
         ipv6: false,
         orchestrator: "127.0.0.1:9".parse().unwrap(),
+        gate: 0,
         redis: port,
     };
     let conf = render_redis(root, &ports).expect("rendering redis.conf");
