@@ -880,6 +880,36 @@ fn config_package_actions(chroot: &Chroot) -> Result {
         "dpkg-reconfigure okome-backend",
         0,
     )?;
+    // A library the node's Redis refuses: the configure fails and says so,
+    // the RDB stays as it was, Redis is not restarted.
+    let library = "/usr/share/okome-backend/okome.lua";
+    let good = std::fs::read_to_string(chroot.path(library))?;
+    std::fs::write(chroot.path(library), "#!lua name=okome\nthis is not lua\n")?;
+    let before = chroot.sh(&format!("sha256sum < {PRELOAD}"))?;
+    let _ = std::fs::remove_file(chroot.path(LOG));
+    let out = chroot.try_sh(&with_stubs("dpkg-reconfigure okome-backend"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(chroot.path(LOG)).unwrap_or_default();
+    if out.status.success()
+        || !said.contains("FAILED to build the okome function library's preload")
+        || log.contains("redis-server")
+        || chroot.sh(&format!("sha256sum < {PRELOAD}"))? != before
+        || chroot.exists(&format!("{PRELOAD}.new"))
+    {
+        return Err(format!(
+            "a library Redis refuses: expected a failed configure that names the \
+             preload, no restart and the RDB untouched; got {}:\n{said}\n{log}",
+            out.status
+        )
+        .into());
+    }
+    eprintln!("xtask dist: a broken library failed the configure and left the preload as it was");
+    std::fs::write(chroot.path(library), good)?;
+    step("library repaired", "dpkg-reconfigure okome-backend", 0)?;
     // A changed config that loads: one restart.
     std::fs::write(
         chroot.path(conf),
