@@ -496,18 +496,36 @@ fn ints(reply: &Reply) -> Result<Vec<i64>, Error> {
         .collect()
 }
 
-/// The ACL lines of the backend's users for the function library: the
-/// orchestrator may call functions on `okome:*` keys but never load, replace,
-/// delete, flush or restore them, nor run a script of its own (`-@scripting`
-/// then `+fcall +fcall_ro`). Passwords are plain `>…` here; the shipped
-/// redis.conf uses `#sha256`.
+/// The ACL lines of the backend's users for the function library, taken
+/// from the SHIPPED redis.conf (so these tests and the node agree by
+/// construction): `default` off, `orchestrator` may call functions on
+/// `okome:*` keys but never load, replace, delete, flush or restore them, nor
+/// run a script of its own (`-@scripting`, then `+fcall +fcall_ro
+/// +function|list`), and `operator`. The shipped placeholder hashes become
+/// these plain `>password`s.
 pub fn acl_lines(orchestrator_password: &str, operator_password: &str) -> String {
-    format!(
-        "user default off resetkeys resetchannels -@all\n\
-         user orchestrator on >{orchestrator_password} resetkeys ~okome:* resetchannels \
-         +@all -@dangerous -@scripting +fcall +fcall_ro -flushall -flushdb -config -debug -keys\n\
-         user operator on >{operator_password} ~* &* +@all -keys -debug -flushall -flushdb\n"
-    )
+    let shipped = crate::bins::configs_dir().join("redis-backend/redis.conf");
+    let text =
+        std::fs::read_to_string(&shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
+    let mut lines = String::new();
+    for user in ["default", "orchestrator", "operator"] {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq(["user", user]))
+            .unwrap_or_else(|| panic!("{} has no `user {user}` line", shipped.display()));
+        let line = line
+            .replace(
+                &format!("#{}", "0".repeat(64)),
+                &format!(">{orchestrator_password}"),
+            )
+            .replace(
+                &format!("#{}", "1".repeat(64)),
+                &format!(">{operator_password}"),
+            );
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    lines
 }
 
 /// A redis.conf for the budgets tests: loopback `port`, no persistence as

@@ -148,6 +148,7 @@ fn redis_conf_on(root: &LabRoot, port: u16, lan: &str) -> PathBuf {
         http: 0,
         ipv6: false,
         orchestrator: "127.0.0.1:9".parse().unwrap(),
+        gate: 0,
         redis: port,
     };
     let conf = render_redis(root, &ports).expect("rendering redis.conf");
@@ -448,8 +449,9 @@ fn the_orchestrator_may_fcall_but_not_eval_or_load_scripts() {
     let redis = lab.redis();
     let as_orchestrator =
         |args: &[&str]| redis.command_as("orchestrator", LAB_REDIS_ORCHESTRATOR_PASSWORD, args);
-    // The operator loads the library (the orchestrator cannot: below).
-    let library = "#!lua name=okome\n\
+    // The operator loads a library (the orchestrator cannot: below). Not
+    // named `okome`: the lab has already loaded the real one.
+    let library = "#!lua name=okome_acl_probe\n\
                    redis.register_function('okome_touch', function(keys, args) \
                    return redis.call('SET', keys[1], args[1], 'EX', 60) end)\n\
                    redis.register_function{function_name='okome_peek', \
@@ -457,7 +459,7 @@ fn the_orchestrator_may_fcall_but_not_eval_or_load_scripts() {
                    flags={'no-writes'}}";
     assert_eq!(
         redis.command(&["FUNCTION", "LOAD", library]).unwrap(),
-        Reply::Bulk(Some(b"okome".to_vec()))
+        Reply::Bulk(Some(b"okome_acl_probe".to_vec()))
     );
     let mut refused = Vec::new();
     for (command, want) in [
@@ -516,9 +518,16 @@ fn the_orchestrator_may_fcall_but_not_eval_or_load_scripts() {
         leaks.is_empty(),
         "the orchestrator must be refused: {leaks:#?}"
     );
-    // The library the operator loaded is still the one in place.
+    // The libraries the operator loaded are still in place.
     assert_eq!(
         as_orchestrator(&["FCALL", "okome_touch", "1", "okome:lock:q2", "w"]).unwrap(),
         Reply::Simple("OK".into())
+    );
+    assert!(
+        matches!(
+            as_orchestrator(&["FCALL_RO", "okome_version", "0"]),
+            Ok(Reply::Bulk(Some(_)))
+        ),
+        "the okome library survived"
     );
 }

@@ -326,6 +326,8 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     let chroot = unpack(&base_tarball()?)?;
     let v1_args = copy_in(&chroot, &v1, "/tmp/okome-debs/v1")?;
     let v2_args = copy_in(&chroot, &v2, "/tmp/okome-debs/v2")?;
+    let v3 = next_library_backend(&super::out_dir().join("deb-library"))?;
+    copy_in(&chroot, &[v3], "/tmp/okome-debs/v3")?;
     let packages: Vec<String> = v1
         .iter()
         .map(|p| {
@@ -344,6 +346,9 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     let said = chroot.sh_all(&format!("{APT} {v1_args}"))?;
     chroot.sh("nginx -t")?;
     check_secrets(&chroot)?;
+    // The okome library's preload, built here by the node's own redis-server
+    // (no systemd needed: the generator starts a throwaway one).
+    check_preload(&chroot, &shipped_library_version()?)?;
     check_sshd(&chroot, false, &said)?;
     if !said.contains("placeholder password hash for: orchestrator edge operator") {
         return Err(format!(
@@ -486,6 +491,7 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     }
     chroot.expect("/run/okome", false, "purge deletes run state")?;
     chroot.expect("/var/lib/okome", false, "purge deletes persistent state")?;
+    chroot.expect(PRELOAD, false, "purge deletes the okome library's preload")?;
     chroot.expect(
         "/etc/nginx/okome",
         false,
@@ -767,7 +773,9 @@ fn config_package_actions(chroot: &Chroot) -> Result {
         "systemctl",
         &format!(
             "case \"$*\" in *is-enabled*) echo enabled ;;\n\
-             *restart*fail2ban*) [ -e {JAIL} ] && echo \"  (jail present)\" >> {LOG} ;; esac\n"
+             *restart*fail2ban*) [ -e {JAIL} ] && echo \"  (jail present)\" >> {LOG} ;;\n\
+             *restart*redis-server*) echo \"  (preload $(sha256sum < {PRELOAD}))\" >> {LOG} ;;\n\
+             esac\n"
         ),
     )?;
     stub("sysctl", "")?;
@@ -839,7 +847,8 @@ fn config_package_actions(chroot: &Chroot) -> Result {
     if said.contains("placeholder") {
         return Err(format!("passwords set, still called placeholders:\n{said}").into());
     }
-    // An upgrade with the config unchanged keeps Redis and its cache.
+    // An upgrade with the config and the library unchanged keeps Redis and
+    // its cache (the preload is rebuilt all the same).
     step("upgrade, config unchanged", &format!("{APT} {upgrade}"), 0)?;
     step(
         "reconfigure, config unchanged",
@@ -847,6 +856,60 @@ fn config_package_actions(chroot: &Chroot) -> Result {
         0,
     )?;
     check_secrets_of(chroot, conf, "640 root:redis")?;
+    check_preload(chroot, &shipped_library_version()?)?;
+    // An upgrade that changes only the library: one restart, and the new
+    // library was preloaded BEFORE it (the RDB Redis restarted on is the one
+    // there now).
+    let said = step(
+        "upgrade, library changed",
+        &format!("{APT} /tmp/okome-debs/v3/okome-backend_*_all.deb"),
+        1,
+    )?;
+    check_preload(chroot, NEXT_LIBRARY_VERSION)?;
+    let now = chroot.sh(&format!("sha256sum < {PRELOAD}"))?;
+    if !said.contains(&format!("(preload {})", now.trim())) {
+        return Err(format!(
+            "upgrade, library changed: redis-server was restarted before the new \
+             library's preload was in place ({PRELOAD} now {}):\n{said}",
+            now.trim()
+        )
+        .into());
+    }
+    step(
+        "reconfigure, library unchanged",
+        "dpkg-reconfigure okome-backend",
+        0,
+    )?;
+    // A library the node's Redis refuses: the configure fails and says so,
+    // the RDB stays as it was, Redis is not restarted.
+    let library = "/usr/share/okome-backend/okome.lua";
+    let good = std::fs::read_to_string(chroot.path(library))?;
+    std::fs::write(chroot.path(library), "#!lua name=okome\nthis is not lua\n")?;
+    let before = chroot.sh(&format!("sha256sum < {PRELOAD}"))?;
+    let _ = std::fs::remove_file(chroot.path(LOG));
+    let out = chroot.try_sh(&with_stubs("dpkg-reconfigure okome-backend"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(chroot.path(LOG)).unwrap_or_default();
+    if out.status.success()
+        || !said.contains("FAILED to build the okome function library's preload")
+        || log.contains("redis-server")
+        || chroot.sh(&format!("sha256sum < {PRELOAD}"))? != before
+        || chroot.exists(&format!("{PRELOAD}.new"))
+    {
+        return Err(format!(
+            "a library Redis refuses: expected a failed configure that names the \
+             preload, no restart and the RDB untouched; got {}:\n{said}\n{log}",
+            out.status
+        )
+        .into());
+    }
+    eprintln!("xtask dist: a broken library failed the configure and left the preload as it was");
+    std::fs::write(chroot.path(library), good)?;
+    step("library repaired", "dpkg-reconfigure okome-backend", 0)?;
     // A changed config that loads: one restart.
     std::fs::write(
         chroot.path(conf),
@@ -872,9 +935,77 @@ fn config_package_actions(chroot: &Chroot) -> Result {
         return Err(format!("a dead fail2ban was not reported:\n{said}").into());
     }
     chroot.sh(&with_stubs("apt-get purge -y -q okome-backend okome-node"))?;
+    chroot.expect(PRELOAD, false, "purge deletes the okome library's preload")?;
     std::fs::write(&policy, denying)?;
     std::fs::remove_dir_all(chroot.path(STUBS))?;
     std::fs::remove_dir(chroot.path("/run/systemd/system"))?;
+    Ok(())
+}
+
+/// Where okome-backend's postinst writes the okome library's preload RDB.
+const PRELOAD: &str = "/var/lib/redis/okome-functions.rdb";
+
+/// The library version the upgrade-with-a-changed-library package carries.
+const NEXT_LIBRARY_VERSION: &str = "999.0.0-install-test";
+
+/// `OKOME_VERSION` of the shipped configs/redis-backend/okome.lua.
+fn shipped_library_version() -> Result<String> {
+    let path = crate::cmd::workspace_root().join(super::deb::LIBRARY_SOURCE);
+    let text = std::fs::read_to_string(&path)?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("local OKOME_VERSION = '")?
+                .strip_suffix('\'')
+        })
+        .map(str::to_string)
+        .ok_or_else(|| format!("no OKOME_VERSION line in {}", path.display()).into())
+}
+
+/// okome-backend built at revision 3 with a library that differs from the
+/// shipped one only in its version.
+pub fn next_library_backend(dir: &Path) -> Result<PathBuf> {
+    let version = shipped_library_version()?;
+    let shipped =
+        std::fs::read_to_string(crate::cmd::workspace_root().join(super::deb::LIBRARY_SOURCE))?;
+    let next = shipped.replace(
+        &format!("local OKOME_VERSION = '{version}'"),
+        &format!("local OKOME_VERSION = '{NEXT_LIBRARY_VERSION}'"),
+    );
+    std::fs::create_dir_all(dir)?;
+    let library = dir.join("okome-next.lua");
+    std::fs::write(&library, next)?;
+    super::deb::backend_with_library("3", dir, &library)
+}
+
+/// The preload RDB is `640 redis:redis` and a redis-server started on it
+/// alone (no FUNCTION LOAD, no TCP port: a unix socket in a temp dir) has
+/// the okome library of version `want`.
+fn check_preload(chroot: &Chroot, want: &str) -> Result {
+    check_secrets_of(chroot, PRELOAD, "640 redis:redis")?;
+    let got = chroot.sh(&format!(
+        "d=$(mktemp -d)\n\
+         redis-server --port 0 --unixsocket $d/s --unixsocketperm 700 --save '' \
+           --appendonly no --dir {dir} --dbfilename {file} --daemonize no \
+           --logfile $d/log &\n\
+         pid=$!\n\
+         i=0\n\
+         until redis-cli -s $d/s PING 2>/dev/null | grep -q PONG; do\n\
+           i=$((i + 1)); if [ $i -ge 100 ] || ! kill -0 $pid; then cat $d/log >&2; exit 1; fi\n\
+           sleep 0.1\n\
+         done\n\
+         redis-cli -s $d/s FCALL_RO okome_version 0\n\
+         kill $pid; wait $pid || true; rm -rf $d",
+        dir = "/var/lib/redis",
+        file = "okome-functions.rdb",
+    ))?;
+    if got.trim() != want {
+        return Err(format!(
+            "redis-server on {PRELOAD} says okome_version {:?}, expected {want:?}",
+            got.trim()
+        )
+        .into());
+    }
+    eprintln!("xtask dist: {PRELOAD} preloads okome {want}");
     Ok(())
 }
 

@@ -101,6 +101,8 @@ struct Install {
     source: &'static str,
     /// Absolute path on the node.
     dest: &'static str,
+    /// File mode on the node: 0644, or 0755 for a program.
+    mode: u32,
 }
 
 /// A node-role config package.
@@ -117,7 +119,20 @@ struct ConfigPackage {
 }
 
 const fn file(source: &'static str, dest: &'static str) -> Install {
-    Install { source, dest }
+    Install {
+        source,
+        dest,
+        mode: 0o644,
+    }
+}
+
+/// A program the maintainer scripts run (not on PATH: /usr/lib/<package>).
+const fn program(source: &'static str, dest: &'static str) -> Install {
+    Install {
+        source,
+        dest,
+        mode: 0o755,
+    }
 }
 
 const CONFIG_PACKAGES: &[ConfigPackage] = &[
@@ -226,7 +241,8 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
     },
     ConfigPackage {
         name: "okome-backend",
-        depends: "redis-server, okome-node (>= 0.1.0)",
+        // Functions (FUNCTION LOAD, FCALL, --functions-rdb) came with Redis 7.
+        depends: "redis-server (>= 5:7.0), redis-tools (>= 5:7.0), okome-node (>= 0.1.0)",
         takes_over: &[],
         synopsis: "OKOME cache backend node: hardened cache-only Redis config",
         description: " The configuration of the OKOME backend Raspberry Pi: a cache-only\n \
@@ -236,7 +252,13 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
                       a power cut, and the sysctl that lets Redis bind its LAN address\n \
                       before DHCP brings it up. Debian's own /etc/redis/redis.conf\n \
                       stays untouched. The postinst restarts Redis only when the\n \
-                      config changed and loads, never on the placeholder passwords.",
+                      config changed and loads, never on the placeholder passwords.\n \
+                      .\n \
+                      It also ships the okome Redis function library (planner cache,\n \
+                      agent budgets) and preloads it: the postinst writes a\n \
+                      functions-only RDB that Redis loads at every start, so the\n \
+                      library is there before the first client, after a restart, a\n \
+                      crash or an upgrade.",
         files: &[
             file("configs/redis-backend/redis.conf", "/etc/redis/okome.conf"),
             file(
@@ -246,6 +268,15 @@ const CONFIG_PACKAGES: &[ConfigPackage] = &[
             file(
                 "debian/okome-backend/redis-server.service.d/okome.conf",
                 "/etc/systemd/system/redis-server.service.d/okome.conf",
+            ),
+            // The function library and its preload: the postinst builds
+            // /var/lib/redis/okome-functions.rdb from them on the node (an
+            // RDB built here could be a format the node's Redis refuses).
+            // Not conffiles: the library is code, versioned with the package.
+            file(LIBRARY_SOURCE, "/usr/share/okome-backend/okome.lua"),
+            program(
+                "configs/redis-backend/okome-functions-rdb",
+                "/usr/lib/okome-backend/okome-functions-rdb",
             ),
         ],
     },
@@ -259,7 +290,39 @@ pub fn config_packages(revision: &str, deb_dir: &Path) -> Result<Vec<PathBuf>> {
         .collect()
 }
 
+/// The okome function library as shipped (repository path).
+pub const LIBRARY_SOURCE: &str = "configs/redis-backend/okome.lua";
+
+/// okome-backend with revision `revision` whose function library is `library`
+/// instead of the shipped one: the install test upgrades to it to see the
+/// postinst restart Redis on a changed library alone.
+pub fn backend_with_library(revision: &str, deb_dir: &Path, library: &Path) -> Result<PathBuf> {
+    let backend = CONFIG_PACKAGES
+        .iter()
+        .find(|p| p.name == "okome-backend")
+        .ok_or("no okome-backend package")?;
+    config_package_from(backend, revision, deb_dir, &|source| {
+        if source == LIBRARY_SOURCE {
+            library.to_path_buf()
+        } else {
+            workspace_root().join(source)
+        }
+    })
+}
+
 fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Result<PathBuf> {
+    config_package_from(package, revision, deb_dir, &|source| {
+        workspace_root().join(source)
+    })
+}
+
+/// Build `package`, reading each shipped file from `source_of(repo path)`.
+fn config_package_from(
+    package: &ConfigPackage,
+    revision: &str,
+    deb_dir: &Path,
+    source_of: &dyn Fn(&str) -> PathBuf,
+) -> Result<PathBuf> {
     let root = workspace_root();
     let stage = out_dir().join("stage").join(package.name);
     if stage.exists() {
@@ -267,9 +330,9 @@ fn config_package(package: &ConfigPackage, revision: &str, deb_dir: &Path) -> Re
     }
     let mut conffiles = String::new();
     for install in package.files {
-        let source = root.join(install.source);
+        let source = source_of(install.source);
         let dest = stage.join(install.dest.trim_start_matches('/'));
-        copy(&source, &dest, 0o644)?;
+        copy(&source, &dest, install.mode)?;
         if install.dest.starts_with("/etc/") {
             writeln!(conffiles, "{}", install.dest)?;
         }
