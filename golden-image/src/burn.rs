@@ -48,7 +48,7 @@ pub fn burn(config: &BurnConfig) -> Result<Report> {
     let sidecar = compress::sidecar_path(&config.image);
     if let Ok(text) = std::fs::read_to_string(&sidecar) {
         let want = compress::sidecar_hash(&text).unwrap_or_default();
-        let have = exec::sha256_file(&config.image)?;
+        let have = compress::sha256_file(&config.image)?;
         if have != want {
             return Err(Error::Invalid(format!(
                 "{}: sha256 {have}, but {} says {want}: not burning a damaged image",
@@ -118,7 +118,7 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
     device.write_all_at(&[0u8; SECTOR as usize], 0).map_err(io)?;
     device.sync_data().map_err(io)?;
     let (mut reader, child) = open_image(&config.image)?;
-    let mut hasher = Hasher::start()?;
+    let mut hasher = Hasher::default();
     let mut buffer = vec![0u8; CHUNK];
     let mut first = Vec::new();
     let mut offset = 0u64;
@@ -130,7 +130,7 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
             break;
         }
         let piece = &buffer[..n];
-        hasher.update(piece)?;
+        hasher.update(piece);
         if offset == 0 {
             let head = (SECTOR as usize).min(n);
             first = piece[..head].to_vec();
@@ -160,7 +160,7 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
     device.sync_all().map_err(io)?;
     device.write_all_at(&first, 0).map_err(io)?;
     device.sync_all().map_err(io)?;
-    Ok((offset, hasher.finish()?))
+    Ok((offset, hasher.finish()))
 }
 
 fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
@@ -177,7 +177,7 @@ fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize>
 /// Hash the first `len` bytes of the device, after dropping its cached pages.
 fn read_back(device: &File, len: u64) -> Result<String> {
     let _ = nix::fcntl::posix_fadvise(device, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-    let mut hasher = Hasher::start()?;
+    let mut hasher = Hasher::default();
     let mut buffer = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < len {
@@ -185,8 +185,8 @@ fn read_back(device: &File, len: u64) -> Result<String> {
         device
             .read_exact_at(&mut buffer[..n], done)
             .map_err(|e| Error::Internal(format!("reading back at {done}: {e}")))?;
-        hasher.update(&buffer[..n])?;
+        hasher.update(&buffer[..n]);
         done += n as u64;
     }
-    hasher.finish()
+    Ok(hasher.finish())
 }

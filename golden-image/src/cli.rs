@@ -63,13 +63,15 @@ create SRC OUT, step by step:
                         the first boot of a clone and applies okome-node.conf
      The three shipped files are read from --configs, never re-typed.
   4. resize2fs shrinks the copy (a whole file, never IMG?offset=N: resize2fs
-     truncates such a file to the filesystem's end) to its minimum plus
-     --margin; `e2image -ra -O OFFSET` writes its used blocks into a temp
+     truncates such a file to the filesystem's end) to the blocks in use plus
+     5 % plus --margin (-f: resize2fs's own estimate is pessimistic); if that
+     fails or e2fsck -fn is not clean after it, the copy is made again and
+     shrunk to resize2fs -P's minimum plus --margin; `e2image -ra -O OFFSET` writes its used blocks into a temp
      file beside OUT (free blocks stay holes: zeros); sfdisk writes the same
      table and disk identifier with the root partition shrunk; the boot
      partition is copied; cmdline.txt's root=PARTUUID= and every PARTUUID=
      in fstab must name a partition of the new table.
-  5. zstd -T0 -LEVEL (unless --no-compress), sha256 of the output into
+  5. zstd -T<--threads> -LEVEL (unless --no-compress), sha256 of the output into
      OUT.sha256, and a decompress-and-hash round trip; then the temp file is
      fsynced and renamed to OUT. An interrupted run leaves no OUT.
 
@@ -169,6 +171,9 @@ pub struct CreateArgs {
     /// zstd level (1-22)
     #[arg(long, value_name = "N", default_value_t = 9, env = "OKOME_GOLDEN_IMAGE_LEVEL")]
     pub level: u8,
+    /// zstd worker threads (0: one per core; each takes about 25 MiB)
+    #[arg(long, value_name = "N", default_value_t = 0, env = "OKOME_GOLDEN_IMAGE_THREADS")]
+    pub threads: u32,
     /// Free space left in the shrunk root filesystem, in MiB
     #[arg(long, value_name = "MIB", default_value_t = 64, env = "OKOME_GOLDEN_IMAGE_MARGIN")]
     pub margin: u64,
@@ -226,6 +231,8 @@ pub struct CreateConfig {
     pub add_keygen_unit: bool,
     /// zstd level, None for a raw image.
     pub level: Option<u8>,
+    /// zstd threads (0: one per core).
+    pub threads: u32,
     /// Margin in bytes.
     pub margin: u64,
 }
@@ -314,6 +321,9 @@ impl Config {
                 if let Some(bad) = args.mask.iter().find(|m| !valid_unit(m)) {
                     return Err(Error::Usage(format!("--mask {bad:?}: not a unit name")));
                 }
+                if args.threads > 64 {
+                    return Err(Error::Usage(format!("--threads {}: at most 64", args.threads)));
+                }
                 if args.margin > 1 << 20 {
                     return Err(Error::Usage(format!("--margin {} MiB is not a margin", args.margin)));
                 }
@@ -327,6 +337,7 @@ impl Config {
                     masks: args.mask,
                     add_keygen_unit: args.add_ssh_keygen_unit,
                     level: (!args.no_compress).then_some(args.level),
+                    threads: args.threads,
                     margin: args.margin << 20,
                 }))
             }

@@ -1,4 +1,4 @@
-//! Running the real programs (sfdisk, e2fsprogs, mtools, zstd, sha256sum).
+//! Running the real programs (sfdisk, e2fsprogs, mtools, zstd).
 //!
 //! One place builds every command so that each failure names the exact
 //! command line to rerun, stderr is kept for the message, and mtools never
@@ -71,12 +71,6 @@ pub fn mtools_target(image: &Path, offset: u64) -> std::ffi::OsString {
     let mut target = image.as_os_str().to_os_string();
     target.push(OsStr::new(&format!("@@{offset}")));
     target
-}
-
-/// The SHA-256 of a file, by coreutils' sha256sum (hex).
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let text = run_on("sha256sum", &["-b", "--"], path)?;
-    first_word(&text)
 }
 
 /// The first word of sha256sum's output.

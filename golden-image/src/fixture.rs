@@ -269,16 +269,23 @@ pub fn build(dir: &Path, options: &Options) -> Result<Fixture> {
     Ok(Fixture { image })
 }
 
-/// Write a file of the marker through debugfs and delete it again.
+/// Write a file of marked random blocks through debugfs and delete it again.
 fn dirty(fs: &Ext4, dir: &Path, bytes: u64) -> Result<()> {
     if bytes == 0 {
         return Ok(());
     }
     let local = dir.join("dirty");
-    let mut data = Vec::with_capacity(bytes as usize);
-    while (data.len() as u64) < bytes {
-        data.extend_from_slice(DIRTY_MARKER);
-        data.push(b' ');
+    // Old data is not compressible: each 4 KiB block is the marker followed
+    // by random bytes, so `dd | zstd` pays for it as it would on a real card.
+    let mut rng = Rng(0xd1a7_d1a7);
+    let mut data = vec![0u8; bytes as usize];
+    for block in data.chunks_mut(4096) {
+        for word in block.chunks_mut(8) {
+            let random = rng.next().to_le_bytes();
+            word.copy_from_slice(&random[..word.len()]);
+        }
+        let n = DIRTY_MARKER.len().min(block.len());
+        block[..n].copy_from_slice(&DIRTY_MARKER[..n]);
     }
     std::fs::write(&local, &data).map_err(Error::io(&local))?;
     let mut edits = Edits::default();

@@ -202,7 +202,7 @@ fn checksum_problem(image: &Path) -> Result<Option<String>> {
     let Some(want) = compress::sidecar_hash(&text) else {
         return Ok(Some(format!("{} holds no sha256", sidecar.display())));
     };
-    let have = exec::sha256_file(image)?;
+    let have = compress::sha256_file(image)?;
     Ok((have != want).then(|| format!("sha256 {have}, the sidecar says {want}")))
 }
 

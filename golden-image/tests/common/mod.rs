@@ -74,7 +74,7 @@ pub fn card(options: &Options) -> (tempfile::TempDir, Fixture) {
 
 /// sha256 of a file.
 pub fn sha256(path: &Path) -> String {
-    okome_golden_image::exec::sha256_file(path).unwrap()
+    okome_golden_image::compress::sha256_file(path).unwrap()
 }
 
 /// Whether `needle` occurs anywhere in the file (read in pieces).

@@ -1,6 +1,7 @@
 //! `cargo xtask bench <tool>`: each tool against what an operator would
 //! otherwise use, in one run, reported as ratios.
 
+mod golden_image;
 mod health_probe;
 mod hit_ratio;
 mod prewarm;
@@ -11,12 +12,13 @@ use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
-        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm>".into());
+        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm|golden-image>".into());
     };
     match tool.as_str() {
         "hit-ratio" => hit_ratio::main(rest),
         "health-probe" => health_probe::main(rest),
         "prewarm" => prewarm::main(rest),
+        "golden-image" => golden_image::main(rest),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }

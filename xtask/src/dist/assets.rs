@@ -17,6 +17,7 @@ pub fn command_of(package: &str) -> Option<clap::Command> {
         "okome-hit-ratio" => Some(okome_hit_ratio::command()),
         "okome-health-probe" => Some(okome_health_probe::command()),
         "okome-prewarm" => Some(okome_prewarm::command()),
+        "okome-golden-image" => Some(okome_golden_image::command()),
         _ => None,
     }
 }
