@@ -79,7 +79,9 @@ pub fn burn(config: &BurnConfig) -> Result<Report> {
     let node_conf = fat::node_conf(&config.hostname, config.role.word());
     fat.write(NODE_CONF, node_conf.as_bytes())?;
     if fat.read(NODE_CONF)?.as_deref() != Some(node_conf.as_bytes()) {
-        return Err(Error::Invalid(format!("{NODE_CONF} did not read back as written")));
+        return Err(Error::Invalid(format!(
+            "{NODE_CONF} did not read back as written"
+        )));
     }
     File::open(&config.device)
         .and_then(|f| f.sync_all())
@@ -104,7 +106,10 @@ fn open_image(path: &Path) -> Result<(Box<dyn Read>, Option<std::process::Child>
                 command: format!("zstd -dc {}", path.display()),
                 detail: format!("cannot start: {e}"),
             })?;
-        let stdout = child.stdout.take().ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
         Ok((Box::new(stdout), Some(child)))
     } else {
         let file = File::open(path).map_err(Error::io(path))?;
@@ -115,17 +120,22 @@ fn open_image(path: &Path) -> Result<(Box<dyn Read>, Option<std::process::Child>
 /// Zero sector 0, write the rest, then sector 0; return length and hash.
 fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
     let io = |e: std::io::Error| Error::Io(config.device.clone(), e);
-    device.write_all_at(&[0u8; SECTOR as usize], 0).map_err(io)?;
+    device
+        .write_all_at(&[0u8; SECTOR as usize], 0)
+        .map_err(io)?;
     device.sync_data().map_err(io)?;
     let (mut reader, child) = open_image(&config.image)?;
     let mut hasher = Hasher::default();
     let mut buffer = vec![0u8; CHUNK];
     let mut first = Vec::new();
     let mut offset = 0u64;
-    let total = std::fs::metadata(&config.image).map(|m| m.len()).unwrap_or(0);
+    let total = std::fs::metadata(&config.image)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let progress = Progress::new("burn", total);
     loop {
-        let n = read_full(&mut reader, &mut buffer).map_err(|e| Error::Io(config.image.clone(), e))?;
+        let n =
+            read_full(&mut reader, &mut buffer).map_err(|e| Error::Io(config.image.clone(), e))?;
         if n == 0 {
             break;
         }
@@ -134,7 +144,9 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
         if offset == 0 {
             let head = (SECTOR as usize).min(n);
             first = piece[..head].to_vec();
-            device.write_all_at(&piece[head..], head as u64).map_err(io)?;
+            device
+                .write_all_at(&piece[head..], head as u64)
+                .map_err(io)?;
         } else {
             device.write_all_at(piece, offset).map_err(io)?;
         }
@@ -152,7 +164,10 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
         }
     }
     if offset < SECTOR * 2 {
-        return Err(Error::Invalid(format!("{}: too short to be an image", config.image.display())));
+        return Err(Error::Invalid(format!(
+            "{}: too short to be an image",
+            config.image.display()
+        )));
     }
     if device.metadata().map_err(io)?.is_file() {
         device.set_len(offset).map_err(io)?;
@@ -176,7 +191,12 @@ fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize>
 
 /// Hash the first `len` bytes of the device, after dropping its cached pages.
 fn read_back(device: &File, len: u64) -> Result<String> {
-    let _ = nix::fcntl::posix_fadvise(device, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    let _ = nix::fcntl::posix_fadvise(
+        device,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
     let mut hasher = Hasher::default();
     let mut buffer = vec![0u8; CHUNK];
     let mut done = 0u64;

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 /// Where the packaged SD-wear configs live.
 pub const DEFAULT_CONFIGS: &str = "/usr/share/okome-golden-image";
 
-const ABOUT: &str = "One Pi's card becomes a hardened, shrunk, verified image both Pis can be reflashed from.";
+const ABOUT: &str =
+    "One Pi's card becomes a hardened, shrunk, verified image both Pis can be reflashed from.";
 
 const LONG_ABOUT: &str = "\
 One Pi's card becomes a hardened, shrunk, verified image both Pis can be
@@ -159,7 +160,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "DIR", env = "OKOME_GOLDEN_IMAGE_CONFIGS", default_value = DEFAULT_CONFIGS)]
     pub configs: PathBuf,
     /// Units to mask (comma-separated; bare names get .service)
-    #[arg(long, value_name = "UNITS", value_delimiter = ',', env = "OKOME_GOLDEN_IMAGE_MASK")]
+    #[arg(
+        long,
+        value_name = "UNITS",
+        value_delimiter = ',',
+        env = "OKOME_GOLDEN_IMAGE_MASK"
+    )]
     pub mask: Vec<String>,
     /// Install okome-ssh-keygen.service when the image has no unit that
     /// regenerates SSH host keys (otherwise such an image is refused)
@@ -169,13 +175,28 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_compress: bool,
     /// zstd level (1-22)
-    #[arg(long, value_name = "N", default_value_t = 9, env = "OKOME_GOLDEN_IMAGE_LEVEL")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 9,
+        env = "OKOME_GOLDEN_IMAGE_LEVEL"
+    )]
     pub level: u8,
     /// zstd worker threads (0: one per core; each takes about 25 MiB)
-    #[arg(long, value_name = "N", default_value_t = 0, env = "OKOME_GOLDEN_IMAGE_THREADS")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        env = "OKOME_GOLDEN_IMAGE_THREADS"
+    )]
     pub threads: u32,
     /// Free space left in the shrunk root filesystem, in MiB
-    #[arg(long, value_name = "MIB", default_value_t = 64, env = "OKOME_GOLDEN_IMAGE_MARGIN")]
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = 64,
+        env = "OKOME_GOLDEN_IMAGE_MARGIN"
+    )]
     pub margin: u64,
     /// Print the report as JSON
     #[arg(long)]
@@ -303,7 +324,10 @@ impl Config {
         match cli.command {
             Command::Create(args) => {
                 if !(1..=22).contains(&args.level) {
-                    return Err(Error::Usage(format!("--level {}: zstd levels are 1-22", args.level)));
+                    return Err(Error::Usage(format!(
+                        "--level {}: zstd levels are 1-22",
+                        args.level
+                    )));
                 }
                 let zst = crate::compress::is_zst(&args.out);
                 if args.no_compress && zst {
@@ -322,13 +346,22 @@ impl Config {
                     return Err(Error::Usage(format!("--mask {bad:?}: not a unit name")));
                 }
                 if args.threads > 64 {
-                    return Err(Error::Usage(format!("--threads {}: at most 64", args.threads)));
+                    return Err(Error::Usage(format!(
+                        "--threads {}: at most 64",
+                        args.threads
+                    )));
                 }
                 if args.margin > 1 << 20 {
-                    return Err(Error::Usage(format!("--margin {} MiB is not a margin", args.margin)));
+                    return Err(Error::Usage(format!(
+                        "--margin {} MiB is not a margin",
+                        args.margin
+                    )));
                 }
                 if args.out.file_name().is_none() {
-                    return Err(Error::Usage(format!("OUT {} names no file", args.out.display())));
+                    return Err(Error::Usage(format!(
+                        "OUT {} names no file",
+                        args.out.display()
+                    )));
                 }
                 Ok(Config::Create(CreateConfig {
                     src: args.src,
@@ -388,13 +421,23 @@ mod tests {
 
     #[test]
     fn create_flags_become_a_config() {
-        let Config::Create(c) = config(&["create", "/dev/sdb", "g.img.zst", "--mask", "bluetooth,avahi-daemon", "--level", "3"]).unwrap() else {
+        let Config::Create(c) = config(&[
+            "create",
+            "/dev/sdb",
+            "g.img.zst",
+            "--mask",
+            "bluetooth,avahi-daemon",
+            "--level",
+            "3",
+        ])
+        .unwrap() else {
             panic!("not create");
         };
         assert_eq!(c.masks, ["bluetooth", "avahi-daemon"]);
         assert_eq!(c.level, Some(3));
         assert_eq!(c.margin, 64 << 20);
-        let Config::Create(raw) = config(&["create", "a", "g.img", "--no-compress"]).unwrap() else {
+        let Config::Create(raw) = config(&["create", "a", "g.img", "--no-compress"]).unwrap()
+        else {
             panic!("not create");
         };
         assert_eq!(raw.level, None);
@@ -407,9 +450,33 @@ mod tests {
             &["create", "a", "g.img.zst", "--no-compress"],
             &["create", "a", "g.img.zst", "--level", "23"],
             &["create", "a", "g.img.zst", "--mask", "../etc/passwd"],
-            &["burn", "g.img", "/dev/sdb", "--hostname", "-bad", "--role", "master"],
-            &["burn", "g.img", "/dev/sdb", "--hostname", "a_b", "--role", "master"],
-            &["burn", "g.img", "/dev/sdb", "--hostname", "ok", "--role", "leader"],
+            &[
+                "burn",
+                "g.img",
+                "/dev/sdb",
+                "--hostname",
+                "-bad",
+                "--role",
+                "master",
+            ],
+            &[
+                "burn",
+                "g.img",
+                "/dev/sdb",
+                "--hostname",
+                "a_b",
+                "--role",
+                "master",
+            ],
+            &[
+                "burn",
+                "g.img",
+                "/dev/sdb",
+                "--hostname",
+                "ok",
+                "--role",
+                "leader",
+            ],
             &[],
         ] {
             let error = config(args).unwrap_err();

@@ -52,13 +52,18 @@ pub fn decompress(zst: &Path, out: &Path) -> Result<()> {
 /// SHA-256 of what `zst` decompresses to, streamed (`zstd -dc`).
 pub fn decompressed_sha256(zst: &Path) -> Result<String> {
     let mut zstd = exec::command("zstd");
-    zstd.args(["-q", "-d", "-c"]).arg(zst).stdout(Stdio::piped());
+    zstd.args(["-q", "-d", "-c"])
+        .arg(zst)
+        .stdout(Stdio::piped());
     let describe = exec::describe(&zstd);
     let mut child = zstd.spawn().map_err(|error| Error::Program {
         command: describe.clone(),
         detail: format!("cannot start: {error}"),
     })?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
     let hash = sha256_reader(stdout);
     let status = child.wait().map_err(Error::io(zst))?;
     if !status.success() {
@@ -148,8 +153,14 @@ pub fn compress_hashed(raw: &Path, out: &Path, level: u8, threads: u32) -> Resul
         command: describe.clone(),
         detail: format!("cannot start: {error}"),
     })?;
-    let mut stdin = child.stdin.take().ok_or_else(|| Error::Internal("zstd: no stdin".into()))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| Error::Internal("zstd: no stdin".into()))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
     let mut input = std::fs::File::open(raw).map_err(Error::io(raw))?;
     let mut output = std::fs::File::create(out).map_err(Error::io(out))?;
     let (fed, written) = std::thread::scope(|scope| {
@@ -215,7 +226,10 @@ mod tests {
         let text = sidecar_text(&hash, Path::new("/x/golden.img.zst"));
         assert_eq!(text, format!("{hash}  golden.img.zst\n"));
         assert_eq!(sidecar_hash(&text).unwrap(), hash);
-        assert_eq!(sidecar_path(Path::new("a.img.zst")), PathBuf::from("a.img.zst.sha256"));
+        assert_eq!(
+            sidecar_path(Path::new("a.img.zst")),
+            PathBuf::from("a.img.zst.sha256")
+        );
     }
 
     #[test]
@@ -230,7 +244,10 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let coreutils = exec::run_on("sha256sum", &["-b", "--"], &path).unwrap();
-        assert_eq!(exec::first_word(&coreutils).unwrap(), sha256_file(&path).unwrap());
+        assert_eq!(
+            exec::first_word(&coreutils).unwrap(),
+            sha256_file(&path).unwrap()
+        );
     }
 
     #[test]

@@ -19,7 +19,14 @@ pub fn copy_sparse(src: &File, dst: &File, offset: u64, len: u64, what: &str) ->
 
 /// Copy `len` bytes from `src` at `from` to `dst` at `to`, leaving all-zero
 /// pieces unwritten.
-pub fn copy_between(src: &File, from: u64, dst: &File, to: u64, len: u64, what: &str) -> Result<()> {
+pub fn copy_between(
+    src: &File,
+    from: u64,
+    dst: &File,
+    to: u64,
+    len: u64,
+    what: &str,
+) -> Result<()> {
     let mut buffer = vec![0u8; CHUNK];
     let mut done = 0u64;
     let progress = Progress::new(what, len);
@@ -58,13 +65,8 @@ impl<'a> Progress<'a> {
 
     /// `done` bytes so far (printed every 64 MiB).
     pub fn show(&self, done: u64) {
-        if self.tty && done % (64 << 20) == 0 {
-            eprint!(
-                "\r{}: {} / {} MiB",
-                self.what,
-                done >> 20,
-                self.total >> 20
-            );
+        if self.tty && done.is_multiple_of(64 << 20) {
+            eprint!("\r{}: {} / {} MiB", self.what, done >> 20, self.total >> 20);
         }
     }
 

@@ -81,7 +81,10 @@ struct Scratch {
 impl Scratch {
     fn new(out: &Path) -> Result<Scratch> {
         let dir = safety::out_dir(out)?;
-        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let pid = std::process::id();
         let work = dir.join(format!(".{name}.work-{pid}"));
         std::fs::create_dir(&work).map_err(Error::io(&work))?;
@@ -134,7 +137,12 @@ fn source_figures(src: &Path, layout: &Layout) -> Result<Figures> {
     Figures::parse(&text)
 }
 
-fn build(config: &CreateConfig, layout: &Layout, shipped: Shipped, scratch: &Scratch) -> Result<Report> {
+fn build(
+    config: &CreateConfig,
+    layout: &Layout,
+    shipped: Shipped,
+    scratch: &Scratch,
+) -> Result<Report> {
     let plan = Plan {
         shipped,
         masks: config.masks.clone(),
@@ -165,10 +173,17 @@ fn build(config: &CreateConfig, layout: &Layout, shipped: Shipped, scratch: &Scr
     let root_bytes = table::round_mib(figures.bytes());
     assemble(config, layout, &root, root_bytes, &scratch.temp_raw)?;
     step("assembled the image");
-    let raw_bytes = std::fs::metadata(&scratch.temp_raw).map_err(Error::io(&scratch.temp_raw))?.len();
+    let raw_bytes = std::fs::metadata(&scratch.temp_raw)
+        .map_err(Error::io(&scratch.temp_raw))?
+        .len();
     let (written, raw_sha256, out_sha256) = match config.level {
         Some(level) => {
-            let hashes = compress::compress_hashed(&scratch.temp_raw, &scratch.temp_zst, level, config.threads)?;
+            let hashes = compress::compress_hashed(
+                &scratch.temp_raw,
+                &scratch.temp_zst,
+                level,
+                config.threads,
+            )?;
             step("compressed and hashed");
             let round_trip = compress::decompressed_sha256(&scratch.temp_zst)?;
             if round_trip != hashes.raw {
@@ -185,7 +200,9 @@ fn build(config: &CreateConfig, layout: &Layout, shipped: Shipped, scratch: &Scr
             (&scratch.temp_raw, hash.clone(), hash)
         }
     };
-    let out_bytes = std::fs::metadata(written).map_err(Error::io(written))?.len();
+    let out_bytes = std::fs::metadata(written)
+        .map_err(Error::io(written))?
+        .len();
     publish(written, &config.out, &out_sha256)?;
     step("published");
     Ok(Report {
@@ -203,7 +220,12 @@ fn build(config: &CreateConfig, layout: &Layout, shipped: Shipped, scratch: &Scr
 }
 
 /// Steps 2-3: extract the root filesystem, check it, prepare it.
-fn prepared_copy(config: &CreateConfig, layout: &Layout, plan: &Plan, scratch: &Scratch) -> Result<(Ext4, Vec<Done>, u64)> {
+fn prepared_copy(
+    config: &CreateConfig,
+    layout: &Layout,
+    plan: &Plan,
+    scratch: &Scratch,
+) -> Result<(Ext4, Vec<Done>, u64)> {
     let root = extract(&config.src, layout, &scratch.work)?;
     let used = root.figures()?.used_bytes();
     fsck(&root, "-fy", &[0, 1])?;
@@ -300,7 +322,13 @@ fn resize2fs(fs: &Ext4, flags: &[&str], blocks: Option<u64>) -> Result<std::proc
 
 /// Step 4b: the temp image: root's used blocks at their offset, the shrunk
 /// table with the same disk identifier, the boot partition; PARTUUIDs checked.
-fn assemble(config: &CreateConfig, layout: &Layout, root: &Ext4, root_bytes: u64, temp: &Path) -> Result<()> {
+fn assemble(
+    config: &CreateConfig,
+    layout: &Layout,
+    root: &Ext4,
+    root_bytes: u64,
+    temp: &Path,
+) -> Result<()> {
     let offset = layout.root().offset();
     exec::checked(
         exec::command("e2image")
@@ -309,7 +337,11 @@ fn assemble(config: &CreateConfig, layout: &Layout, root: &Ext4, root_bytes: u64
             .arg(temp),
         &[0],
     )?;
-    let file = OpenOptions::new().read(true).write(true).open(temp).map_err(Error::io(temp))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(temp)
+        .map_err(Error::io(temp))?;
     file.set_len(offset + root_bytes).map_err(Error::io(temp))?;
     let src = File::open(&config.src).map_err(Error::io(&config.src))?;
     let boot = layout.boot();
@@ -320,7 +352,9 @@ fn assemble(config: &CreateConfig, layout: &Layout, root: &Ext4, root_bytes: u64
     if let Some(problem) = partuuid_problem(temp, layout, root)? {
         return Err(Error::Invalid(problem));
     }
-    File::open(temp).and_then(|f| f.sync_all()).map_err(Error::io(temp))
+    File::open(temp)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(temp))
 }
 
 /// Write the shrunk table with sfdisk, touching nothing but the table.
@@ -328,7 +362,15 @@ pub fn write_table(image: &Path, layout: &Layout, root_sectors: u64) -> Result<(
     let script = table::script(layout, root_sectors);
     let mut command = exec::command("sfdisk");
     command
-        .args(["-q", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--wipe-partitions", "never"])
+        .args([
+            "-q",
+            "--no-reread",
+            "--no-tell-kernel",
+            "--wipe",
+            "never",
+            "--wipe-partitions",
+            "never",
+        ])
         .arg(image)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -340,7 +382,10 @@ pub fn write_table(image: &Path, layout: &Layout, root_sectors: u64) -> Result<(
     })?;
     {
         use std::io::Write;
-        let mut stdin = child.stdin.take().ok_or_else(|| Error::Internal("sfdisk: no stdin".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| Error::Internal("sfdisk: no stdin".into()))?;
         stdin
             .write_all(script.as_bytes())
             .map_err(|e| Error::Internal(format!("sfdisk: {e}")))?;
@@ -376,20 +421,22 @@ pub fn partuuid_problem(image: &Path, layout: &Layout, root: &Ext4) -> Result<Op
             _ => {}
         }
     }
-    let known: Vec<String> = (0..layout.table.partitions.len()).map(|i| layout.partuuid(i)).collect();
+    let known: Vec<String> = (0..layout.table.partitions.len())
+        .map(|i| layout.partuuid(i))
+        .collect();
     let fstab = root
         .read("/etc/fstab")?
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     for line in fstab.lines().filter_map(crate::fstab::parse_line) {
-        if let Some(id) = line.spec.strip_prefix("PARTUUID=") {
-            if !known.contains(&id.to_ascii_lowercase()) {
-                return Ok(Some(format!(
-                    "/etc/fstab mounts {} from PARTUUID={id}, which is not on this disk (its partitions: {})",
-                    line.file,
-                    known.join(", ")
-                )));
-            }
+        if let Some(id) = line.spec.strip_prefix("PARTUUID=")
+            && !known.contains(&id.to_ascii_lowercase())
+        {
+            return Ok(Some(format!(
+                "/etc/fstab mounts {} from PARTUUID={id}, which is not on this disk (its partitions: {})",
+                line.file,
+                known.join(", ")
+            )));
         }
     }
     Ok(None)
@@ -397,11 +444,17 @@ pub fn partuuid_problem(image: &Path, layout: &Layout, root: &Ext4) -> Result<Op
 
 /// Step 5: fsync, rename into place, then the sidecar.
 fn publish(temp: &Path, out: &Path, sha256: &str) -> Result<()> {
-    File::open(temp).and_then(|f| f.sync_all()).map_err(Error::io(temp))?;
+    File::open(temp)
+        .and_then(|f| f.sync_all())
+        .map_err(Error::io(temp))?;
     std::fs::rename(temp, out).map_err(Error::io(out))?;
     let sidecar = compress::sidecar_path(out);
-    okome_common::fsutil::atomic_write(&sidecar, compress::sidecar_text(sha256, out).as_bytes(), 0o644)
-        .map_err(Error::io(&sidecar))
+    okome_common::fsutil::atomic_write(
+        &sidecar,
+        compress::sidecar_text(sha256, out).as_bytes(),
+        0o644,
+    )
+    .map_err(Error::io(&sidecar))
 }
 
 #[cfg(test)]
@@ -410,9 +463,13 @@ mod tests {
 
     #[test]
     fn resize2fs_is_never_given_an_offset() {
-        let error = resize2fs(&Ext4::new("card.img?offset=71303168"), &["-f"], Some(1)).unwrap_err();
+        let error =
+            resize2fs(&Ext4::new("card.img?offset=71303168"), &["-f"], Some(1)).unwrap_err();
         assert!(matches!(error, Error::Internal(_)), "{error}");
         let command = resize2fs(&Ext4::new("/work/root.ext4"), &["-f"], Some(1024)).unwrap();
-        assert_eq!(exec::describe(&command), "resize2fs -f /work/root.ext4 1024");
+        assert_eq!(
+            exec::describe(&command),
+            "resize2fs -f /work/root.ext4 1024"
+        );
     }
 }

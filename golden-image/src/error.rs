@@ -89,7 +89,9 @@ impl fmt::Display for Error {
             Error::Usage(message) | Error::Invalid(message) | Error::Internal(message) => {
                 f.write_str(message)
             }
-            Error::Refused(refusal, message) => write!(f, "refused ({}): {message}", refusal.word()),
+            Error::Refused(refusal, message) => {
+                write!(f, "refused ({}): {message}", refusal.word())
+            }
             Error::Program { command, detail } => write!(f, "`{command}` failed: {detail}"),
             Error::Io(path, error) => write!(f, "{}: {error}", path.display()),
         }

@@ -109,7 +109,10 @@ impl Ext4 {
     /// One read-only request; `Ok(None)` when debugfs says the path is not there.
     fn request(&self, request: &str) -> Result<Option<Vec<u8>>> {
         let out = exec::checked(
-            exec::command("debugfs").arg("-R").arg(request).arg(&self.image),
+            exec::command("debugfs")
+                .arg("-R")
+                .arg(request)
+                .arg(&self.image),
             &[0],
         )?;
         let complaints = complaints(&out.stderr);
@@ -376,7 +379,10 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].name, "syslog");
         assert!(entries[0].is_file());
-        assert_eq!((entries[0].mode & 0o7777, entries[0].gid, entries[0].size), (0o640, 4, 6));
+        assert_eq!(
+            (entries[0].mode & 0o7777, entries[0].gid, entries[0].size),
+            (0o640, 4, 6)
+        );
         assert!(entries[1].is_symlink());
         assert_eq!(entries[1].name, "null mask");
         assert!(entries[2].is_dir());

@@ -36,7 +36,11 @@ impl Fat<'_> {
             return Ok(None);
         }
         Err(Error::Program {
-            command: format!("mtype -i {}@@{} ::{name}", self.image.display(), self.offset),
+            command: format!(
+                "mtype -i {}@@{} ::{name}",
+                self.image.display(),
+                self.offset
+            ),
             detail: stderr.trim().to_string(),
         })
     }
@@ -88,7 +92,9 @@ mod tests {
     #[test]
     fn the_root_partuuid_is_read_from_cmdline_txt() {
         assert_eq!(
-            cmdline_root_partuuid("console=serial0,115200 root=PARTUUID=1234ABCD-02 rootfstype=ext4 rootwait\n"),
+            cmdline_root_partuuid(
+                "console=serial0,115200 root=PARTUUID=1234ABCD-02 rootfstype=ext4 rootwait\n"
+            ),
             Some("1234abcd-02".into())
         );
         assert_eq!(cmdline_root_partuuid("root=/dev/mmcblk0p2"), None);

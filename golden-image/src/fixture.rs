@@ -96,7 +96,9 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
     let log = |n: usize| {
         let mut text = Vec::new();
         for i in 0..n {
-            text.extend_from_slice(format!("Dec  7 02:{:02}:00 okome-a sshd[{i}]: ", i % 60).as_bytes());
+            text.extend_from_slice(
+                format!("Dec  7 02:{:02}:00 okome-a sshd[{i}]: ", i % 60).as_bytes(),
+            );
             text.extend_from_slice(LOG_MARKER);
             text.push(b'\n');
         }
@@ -106,15 +108,33 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
     key.extend_from_slice(KEY_MARKER);
     key.extend_from_slice(b"\n-----END OPENSSH PRIVATE KEY-----\n");
     let files: Vec<(&str, Vec<u8>)> = vec![
-        ("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n".to_vec()),
-        ("/var/lib/dbus/machine-id", b"0123456789abcdef0123456789abcdef\n".to_vec()),
+        (
+            "/etc/machine-id",
+            b"0123456789abcdef0123456789abcdef\n".to_vec(),
+        ),
+        (
+            "/var/lib/dbus/machine-id",
+            b"0123456789abcdef0123456789abcdef\n".to_vec(),
+        ),
         ("/etc/hostname", b"okome-a\n".to_vec()),
-        ("/etc/hosts", b"127.0.0.1\tlocalhost\n127.0.1.1\tokome-a\n".to_vec()),
+        (
+            "/etc/hosts",
+            b"127.0.0.1\tlocalhost\n127.0.1.1\tokome-a\n".to_vec(),
+        ),
         ("/etc/ssh/ssh_host_ed25519_key", key.clone()),
-        ("/etc/ssh/ssh_host_ed25519_key.pub", b"ssh-ed25519 AAAAC3Nza root@okome-a\n".to_vec()),
+        (
+            "/etc/ssh/ssh_host_ed25519_key.pub",
+            b"ssh-ed25519 AAAAC3Nza root@okome-a\n".to_vec(),
+        ),
         ("/etc/ssh/ssh_host_rsa_key", key),
-        ("/etc/ssh/ssh_host_rsa_key.pub", b"ssh-rsa AAAAB3Nza root@okome-a\n".to_vec()),
-        ("/etc/ssh/sshd_config", b"Include /etc/ssh/sshd_config.d/*.conf\n".to_vec()),
+        (
+            "/etc/ssh/ssh_host_rsa_key.pub",
+            b"ssh-rsa AAAAB3Nza root@okome-a\n".to_vec(),
+        ),
+        (
+            "/etc/ssh/sshd_config",
+            b"Include /etc/ssh/sshd_config.d/*.conf\n".to_vec(),
+        ),
         (
             "/etc/fstab",
             format!(
@@ -128,26 +148,53 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
         ("/var/log/auth.log", log(100)),
         ("/var/log/nginx/okome_access.log", log(200)),
         ("/var/log/apt/history.log", log(20)),
-        ("/var/log/journal/0123456789abcdef0123456789abcdef/system.journal", log(300)),
-        ("/var/cache/apt/archives/nginx_1.22.1-9_arm64.deb", vec![0x21; 300_000]),
+        (
+            "/var/log/journal/0123456789abcdef0123456789abcdef/system.journal",
+            log(300),
+        ),
+        (
+            "/var/cache/apt/archives/nginx_1.22.1-9_arm64.deb",
+            vec![0x21; 300_000],
+        ),
         ("/var/cache/apt/archives/lock", Vec::new()),
         ("/var/cache/apt/pkgcache.bin", vec![0x42; 100_000]),
-        ("/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages", vec![b'P'; 200_000]),
+        (
+            "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages",
+            vec![b'P'; 200_000],
+        ),
         ("/var/lib/apt/lists/lock", Vec::new()),
-        ("/var/lib/dhcp/dhclient.eth0.leases", b"lease { fixed-address 10.213.0.9; }\n".to_vec()),
+        (
+            "/var/lib/dhcp/dhclient.eth0.leases",
+            b"lease { fixed-address 10.213.0.9; }\n".to_vec(),
+        ),
         ("/var/lib/dhcpcd/eth0.lease", b"lease\n".to_vec()),
         ("/root/.bash_history", b"redis-cli -a hunter2\n".to_vec()),
         ("/home/pi/.bash_history", b"sudo reboot\n".to_vec()),
         ("/home/pi/.profile", b"# kept\n".to_vec()),
-        ("/var/cache/nginx/okome/a/bc/0123456789abcdef0123456789abcbca", vec![b'C'; 50_000]),
+        (
+            "/var/cache/nginx/okome/a/bc/0123456789abcdef0123456789abcbca",
+            vec![b'C'; 50_000],
+        ),
         ("/var/lib/redis/dump.rdb", b"REDIS0011 fixture".to_vec()),
-        ("/var/lib/fail2ban/fail2ban.sqlite3", b"SQLite format 3\0".to_vec()),
+        (
+            "/var/lib/fail2ban/fail2ban.sqlite3",
+            b"SQLite format 3\0".to_vec(),
+        ),
         ("/var/lib/okome/prewarm-state.json", b"{}\n".to_vec()),
         ("/var/lib/systemd/random-seed", vec![7; 512]),
         ("/var/lib/systemd/credential.secret", vec![9; 32]),
-        ("/etc/keepalived/okome/keepalived-master.conf", b"# master\n".to_vec()),
-        ("/etc/keepalived/okome/keepalived-backup.conf", b"# backup\n".to_vec()),
-        ("/usr/lib/systemd/system/ssh.service", b"[Service]\nExecStart=/usr/sbin/sshd -D\n".to_vec()),
+        (
+            "/etc/keepalived/okome/keepalived-master.conf",
+            b"# master\n".to_vec(),
+        ),
+        (
+            "/etc/keepalived/okome/keepalived-backup.conf",
+            b"# backup\n".to_vec(),
+        ),
+        (
+            "/usr/lib/systemd/system/ssh.service",
+            b"[Service]\nExecStart=/usr/sbin/sshd -D\n".to_vec(),
+        ),
     ];
     for (path, contents) in &files {
         put(root, path, contents)?;
@@ -172,7 +219,11 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
         std::fs::create_dir_all(root.join("etc/systemd/system/multi-user.target.wants"))
             .map_err(Error::io(root))?;
     }
-    link(root, "/etc/systemd/system/multi-user.target.wants/ssh.service", "/usr/lib/systemd/system/ssh.service")?;
+    link(
+        root,
+        "/etc/systemd/system/multi-user.target.wants/ssh.service",
+        "/usr/lib/systemd/system/ssh.service",
+    )?;
     let mut rng = Rng(0x0c0e_0e0e);
     let mut left = options.data_bytes;
     let mut index = 0;
@@ -180,7 +231,7 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
         let len = left.min(8 << 20);
         let mut data = vec![0u8; len as usize];
         for block in data.chunks_mut(4096) {
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 for word in block.chunks_mut(8) {
                     let bytes = rng.next().to_le_bytes();
                     word.copy_from_slice(&bytes[..word.len()]);
@@ -238,7 +289,10 @@ pub fn build(dir: &Path, options: &Options) -> Result<Fixture> {
         "cmdline.txt",
         format!("console=serial0,115200 console=tty1 root=PARTUUID={DISK_ID}-02 rootfstype=ext4 fsck.repair=yes rootwait\n").as_bytes(),
     )?;
-    boot.write("config.txt", b"# Raspberry Pi config.txt (fixture)\narm_64bit=1\ndtparam=audio=off\n")?;
+    boot.write(
+        "config.txt",
+        b"# Raspberry Pi config.txt (fixture)\narm_64bit=1\ndtparam=audio=off\n",
+    )?;
 
     let image = dir.join("card.img");
     let disk = OpenOptions::new()
@@ -247,20 +301,45 @@ pub fn build(dir: &Path, options: &Options) -> Result<Fixture> {
         .write(true)
         .open(&image)
         .map_err(Error::io(&image))?;
-    disk.set_len(root_offset() + options.root_bytes).map_err(Error::io(&image))?;
+    disk.set_len(root_offset() + options.root_bytes)
+        .map_err(Error::io(&image))?;
     let layout = table::layout(table::Table {
         label: "dos".into(),
         id: Some(format!("0x{DISK_ID}")),
         sectorsize: SECTOR,
         partitions: vec![
-            table::Partition { start: BOOT_START, size: BOOT_SECTORS, kind: "c".into(), bootable: true },
-            table::Partition { start: root_offset() / SECTOR, size: options.root_bytes / SECTOR, kind: "83".into(), bootable: false },
+            table::Partition {
+                start: BOOT_START,
+                size: BOOT_SECTORS,
+                kind: "c".into(),
+                bootable: true,
+            },
+            table::Partition {
+                start: root_offset() / SECTOR,
+                size: options.root_bytes / SECTOR,
+                kind: "83".into(),
+                bootable: false,
+            },
         ],
     })?;
     let boot_file = File::open(&boot_path).map_err(Error::io(&boot_path))?;
-    crate::copy::copy_between(&boot_file, 0, &disk, BOOT_START * SECTOR, BOOT_SECTORS * SECTOR, "fixture boot")?;
+    crate::copy::copy_between(
+        &boot_file,
+        0,
+        &disk,
+        BOOT_START * SECTOR,
+        BOOT_SECTORS * SECTOR,
+        "fixture boot",
+    )?;
     let root_file = File::open(&root_path).map_err(Error::io(&root_path))?;
-    crate::copy::copy_between(&root_file, 0, &disk, root_offset(), options.root_bytes, "fixture root")?;
+    crate::copy::copy_between(
+        &root_file,
+        0,
+        &disk,
+        root_offset(),
+        options.root_bytes,
+        "fixture root",
+    )?;
     disk.sync_all().map_err(Error::io(&image))?;
     drop(disk);
     crate::create::write_table(&image, &layout, options.root_bytes / SECTOR)?;

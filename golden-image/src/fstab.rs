@@ -43,7 +43,11 @@ pub fn parse_line(line: &str) -> Option<Line> {
 }
 
 fn render(line: &Line) -> String {
-    let rest = if line.rest.is_empty() { "0 0" } else { &line.rest };
+    let rest = if line.rest.is_empty() {
+        "0 0"
+    } else {
+        &line.rest
+    };
     format!(
         "{}  {}  {}  {}  {}",
         line.spec, line.file, line.vfstype, line.options, rest
@@ -133,11 +137,10 @@ pub fn missing(image: &str, shipped: &str) -> Vec<String> {
     let mut missing = Vec::new();
     for want in shipped.lines().filter_map(parse_line) {
         match present.iter().find(|l| l.file == want.file) {
-            Some(line) => {
-                if merge_options(&line.options, &want.options) != line.options {
-                    missing.push(format!("{}: options {}", want.file, want.options));
-                }
+            Some(line) if merge_options(&line.options, &want.options) != line.options => {
+                missing.push(format!("{}: options {}", want.file, want.options));
             }
+            Some(_) => {}
             None if !(want.spec.contains('=') || want.spec.starts_with('/')) => {
                 missing.push(format!("{}: no line", want.file));
             }
@@ -168,10 +171,25 @@ PARTUUID=1234abcd-02  /               ext4    defaults,noatime  0       1
     #[test]
     fn the_image_keeps_its_partuuids_and_gains_the_shipped_options() {
         let merged = merge(RASPIOS, SHIPPED);
-        assert!(merged.text.contains("PARTUUID=1234abcd-02  /  ext4  defaults,noatime,commit=60  0 1"), "{}", merged.text);
-        assert!(merged.text.contains("PARTUUID=1234abcd-01  /boot/firmware  vfat  defaults,noatime"), "{}", merged.text);
+        assert!(
+            merged
+                .text
+                .contains("PARTUUID=1234abcd-02  /  ext4  defaults,noatime,commit=60  0 1"),
+            "{}",
+            merged.text
+        );
+        assert!(
+            merged
+                .text
+                .contains("PARTUUID=1234abcd-01  /boot/firmware  vfat  defaults,noatime"),
+            "{}",
+            merged.text
+        );
         assert!(!merged.text.contains("01234567"), "{}", merged.text);
-        assert!(merged.text.contains("proc            /proc"), "untouched lines stay verbatim");
+        assert!(
+            merged.text.contains("proc            /proc"),
+            "untouched lines stay verbatim"
+        );
         assert_eq!(merged.added, ["/tmp", "/var/tmp"]);
         assert_eq!(merged.changed, ["/boot/firmware", "/"]);
         assert!(missing(&merged.text, SHIPPED).is_empty());
@@ -195,7 +213,10 @@ PARTUUID=1234abcd-02  /               ext4    defaults,noatime  0       1
 
     #[test]
     fn shipped_values_replace_the_images_and_missing_names_them() {
-        assert_eq!(merge_options("defaults,commit=5", "defaults,noatime,commit=60"), "defaults,commit=60,noatime");
+        assert_eq!(
+            merge_options("defaults,commit=5", "defaults,noatime,commit=60"),
+            "defaults,commit=60,noatime"
+        );
         let missing = missing(RASPIOS, SHIPPED);
         assert!(missing.iter().any(|m| m.starts_with("/:")), "{missing:?}");
         assert!(missing.iter().any(|m| m == "/tmp: no line"), "{missing:?}");

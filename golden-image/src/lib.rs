@@ -73,7 +73,11 @@ impl Outcome {
                 if r.ok() {
                     text.push_str(&format!("{}: every check holds\n", r.image.display()));
                 } else {
-                    text.push_str(&format!("{}: FAILED: {}\n", r.image.display(), r.failed().join(", ")));
+                    text.push_str(&format!(
+                        "{}: FAILED: {}\n",
+                        r.image.display(),
+                        r.failed().join(", ")
+                    ));
                 }
                 text
             }

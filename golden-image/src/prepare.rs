@@ -294,10 +294,8 @@ impl Work<'_> {
     }
 
     fn install(&mut self, path: &str, text: &str, mode: u32) -> Result<bool> {
-        if let Some(current) = self.fs.read(path)? {
-            if current == text.as_bytes() {
-                return Ok(false);
-            }
+        if self.fs.read(path)?.as_deref() == Some(text.as_bytes()) {
+            return Ok(false);
         }
         self.mkdir_p(split(path).0)?;
         let exists = self.fs.stat(path)?.is_some();
@@ -377,9 +375,16 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
     let changed = work.install("/etc/machine-id", MACHINE_ID, 0o444)?;
     let mut detail = format!(
         "/etc/machine-id {}",
-        if changed { "set to \"uninitialized\"" } else { "already \"uninitialized\"" }
+        if changed {
+            "set to \"uninitialized\""
+        } else {
+            "already \"uninitialized\""
+        }
     );
-    if fs.stat("/var/lib/dbus/machine-id")?.is_some_and(|e| e.is_file()) {
+    if fs
+        .stat("/var/lib/dbus/machine-id")?
+        .is_some_and(|e| e.is_file())
+    {
         work.edits.rm("/var/lib/dbus/machine-id");
         detail.push_str(", /var/lib/dbus/machine-id removed");
     }
@@ -395,7 +400,10 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
     for key in &keys {
         work.edits.rm(key);
     }
-    note(Step::SshHostKeys, format!("{} host key files removed", keys.len()));
+    note(
+        Step::SshHostKeys,
+        format!("{} host key files removed", keys.len()),
+    );
 
     for step in [Step::Secrets, Step::Fail2banDb] {
         let mut removed = Vec::new();
@@ -416,7 +424,10 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
         work.edits.truncate(&path);
         truncated += 1;
     }
-    note(Step::Logs, format!("{truncated} files under /var/log truncated, directories kept"));
+    note(
+        Step::Logs,
+        format!("{truncated} files under /var/log truncated, directories kept"),
+    );
 
     for step in [
         Step::Journal,
@@ -456,7 +467,10 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
             for path in &histories {
                 work.edits.rm(path);
             }
-            note(Step::ShellHistories, format!("removed: {}", list(&histories)));
+            note(
+                Step::ShellHistories,
+                format!("removed: {}", list(&histories)),
+            );
         }
     }
 
@@ -478,9 +492,15 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
         ),
     );
     work.install(JOURNALD_DROPIN, &plan.shipped.journald, 0o644)?;
-    note(Step::Journald, format!("{JOURNALD_DROPIN} = configs/journald.conf"));
+    note(
+        Step::Journald,
+        format!("{JOURNALD_DROPIN} = configs/journald.conf"),
+    );
     work.install(SYSCTL_DROPIN, &plan.shipped.sysctl, 0o644)?;
-    note(Step::Sysctl, format!("{SYSCTL_DROPIN} = configs/sysctl-okome.conf"));
+    note(
+        Step::Sysctl,
+        format!("{SYSCTL_DROPIN} = configs/sysctl-okome.conf"),
+    );
 
     let mut masked = Vec::new();
     for name in &plan.masks {
@@ -507,7 +527,11 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() {
         "none".to_string()
     } else {
-        items.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -579,7 +603,10 @@ pub fn check(step: Step, fs: &Ext4, shipped: &Shipped, masks: &[String]) -> Resu
                     id.map(|b| String::from_utf8_lossy(&b).into_owned())
                 ));
             }
-            if fs.stat("/var/lib/dbus/machine-id")?.is_some_and(|e| e.is_file()) {
+            if fs
+                .stat("/var/lib/dbus/machine-id")?
+                .is_some_and(|e| e.is_file())
+            {
                 return problem("/var/lib/dbus/machine-id is a file".into());
             }
         }
@@ -696,8 +723,14 @@ mod tests {
 
     #[test]
     fn mask_names_get_a_service_suffix_only_when_bare() {
-        assert_eq!(mask_path("bluetooth"), "/etc/systemd/system/bluetooth.service");
-        assert_eq!(mask_path("avahi-daemon.socket"), "/etc/systemd/system/avahi-daemon.socket");
+        assert_eq!(
+            mask_path("bluetooth"),
+            "/etc/systemd/system/bluetooth.service"
+        );
+        assert_eq!(
+            mask_path("avahi-daemon.socket"),
+            "/etc/systemd/system/avahi-daemon.socket"
+        );
     }
 
     #[test]

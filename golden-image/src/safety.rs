@@ -11,7 +11,7 @@
 //! system with a plain file standing in for the device. The parsing and the
 //! matching are pure functions with table tests.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use okome_common::root;
@@ -37,9 +37,12 @@ fn unescape(field: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
@@ -172,7 +175,6 @@ pub fn check_disk(path: &Path, mounts: &[Mount], loops: &[(String, PathBuf)]) ->
 
 /// `MAJ:MIN` of a block device node, None for anything else.
 fn block_majmin(path: &Path) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
     let meta = std::fs::metadata(path).ok()?;
     if !meta.file_type().is_block_device() {
         return None;
@@ -206,37 +208,34 @@ fn mount_of<'a>(path: &Path, mounts: &'a [Mount]) -> Option<&'a Mount> {
 pub fn check_out(src: &Path, out: &Path, mounts: &[Mount]) -> Result<()> {
     let src_path = canonical(src)?;
     let src_meta = std::fs::metadata(&src_path).map_err(Error::io(&src_path))?;
-    if let Ok(out_meta) = std::fs::metadata(out) {
-        if out_meta.dev() == src_meta.dev() && out_meta.ino() == src_meta.ino() {
-            return refuse(
-                Refusal::OutOnSrc,
-                format!("{} is {} itself", out.display(), src.display()),
-            );
-        }
+    if let Ok(out_meta) = std::fs::metadata(out)
+        && out_meta.dev() == src_meta.dev()
+        && out_meta.ino() == src_meta.ino()
+    {
+        return refuse(
+            Refusal::OutOnSrc,
+            format!("{} is {} itself", out.display(), src.display()),
+        );
     }
     let dir = out_dir(out)?;
     let name = src_path.to_string_lossy();
-    if let Some(mount) = mount_of(&dir, mounts) {
-        if is_on_disk(&mount.source, &name) {
-            return refuse(
-                Refusal::OutOnSrc,
-                format!(
-                    "{} is on {} ({}), which is on {name}",
-                    out.display(),
-                    mount.point.display(),
-                    mount.source
-                ),
-            );
-        }
+    if let Some(mount) = mount_of(&dir, mounts)
+        && is_on_disk(&mount.source, &name)
+    {
+        return refuse(
+            Refusal::OutOnSrc,
+            format!(
+                "{} is on {} ({}), which is on {name}",
+                out.display(),
+                mount.point.display(),
+                mount.source
+            ),
+        );
     }
-    if src_meta.file_type().is_block_device_like() {
-        let dir_meta = std::fs::metadata(&dir).map_err(Error::io(&dir))?;
-        if dir_meta.dev() == src_meta.rdev() {
-            return refuse(
-                Refusal::OutOnSrc,
-                format!("{} is on {name}", out.display()),
-            );
-        }
+    if src_meta.file_type().is_block_device()
+        && std::fs::metadata(&dir).map_err(Error::io(&dir))?.dev() == src_meta.rdev()
+    {
+        return refuse(Refusal::OutOnSrc, format!("{} is on {name}", out.display()));
     }
     Ok(())
 }
@@ -271,17 +270,6 @@ pub fn check_space(dir: &Path, need: u64, available: u64) -> Result<()> {
         );
     }
     Ok(())
-}
-
-trait BlockLike {
-    fn is_block_device_like(&self) -> bool;
-}
-
-impl BlockLike for std::fs::FileType {
-    fn is_block_device_like(&self) -> bool {
-        use std::os::unix::fs::FileTypeExt;
-        self.is_block_device()
-    }
 }
 
 #[cfg(test)]
@@ -328,6 +316,9 @@ mod tests {
         let dir = Path::new("/out");
         assert!(check_space(dir, 10, 10).is_ok());
         let error = check_space(dir, 11 << 20, 10 << 20).unwrap_err();
-        assert!(matches!(error, Error::Refused(Refusal::NoSpace, _)), "{error}");
+        assert!(
+            matches!(error, Error::Refused(Refusal::NoSpace, _)),
+            "{error}"
+        );
     }
 }

@@ -96,10 +96,7 @@ impl Layout {
     /// The MBR disk identifier as PARTUUIDs spell it: `1234abcd`.
     pub fn disk_id(&self) -> String {
         let id = self.table.id.as_deref().unwrap_or("");
-        format!(
-            "{:0>8}",
-            id.trim_start_matches("0x").to_ascii_lowercase()
-        )
+        format!("{:0>8}", id.trim_start_matches("0x").to_ascii_lowercase())
     }
 
     /// The PARTUUID of partition `index` (0-based): `1234abcd-02`.
@@ -110,8 +107,24 @@ impl Layout {
 
 /// Read SRC's table with `sfdisk --json` (which opens it read-only).
 pub fn read(path: &Path) -> Result<Table> {
-    let text = exec::run_on("sfdisk", &["--json"], path)?;
-    parse(&text)
+    let out = exec::output(exec::command("sfdisk").arg("--json").arg(path))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if stderr.contains("does not contain a recognized partition table") {
+            return Err(Error::Refused(
+                Refusal::Layout,
+                format!(
+                    "{}: no partition table (a compressed image? decompress it first)",
+                    path.display()
+                ),
+            ));
+        }
+        return Err(Error::Program {
+            command: format!("sfdisk --json {}", path.display()),
+            detail: stderr,
+        });
+    }
+    parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Parse `sfdisk --json` output.
@@ -150,9 +163,15 @@ pub fn layout(table: Table) -> Result<Layout> {
         .max_by_key(|(_, p)| p.start)
         .map(|(i, _)| i);
     if last != Some(root) {
-        return refuse("the root partition is not the last one: the image cannot end with it".into());
+        return refuse(
+            "the root partition is not the last one: the image cannot end with it".into(),
+        );
     }
-    if table.partitions.iter().any(|p| matches!(p.kind.as_str(), "5" | "f" | "85")) {
+    if table
+        .partitions
+        .iter()
+        .any(|p| matches!(p.kind.as_str(), "5" | "f" | "85"))
+    {
         return refuse("extended partitions are not supported".into());
     }
     Ok(Layout { table, boot, root })
@@ -212,7 +231,10 @@ mod tests {
         let root_first = PI.replace("\"start\": 8192", "\"start\": 9000000");
         for text in [gpt, no_fat, root_first] {
             let error = layout(parse(&text).unwrap()).unwrap_err();
-            assert!(matches!(error, Error::Refused(Refusal::Layout, _)), "{error}");
+            assert!(
+                matches!(error, Error::Refused(Refusal::Layout, _)),
+                "{error}"
+            );
         }
     }
 
@@ -221,8 +243,14 @@ mod tests {
         let layout = layout(parse(PI).unwrap()).unwrap();
         let text = script(&layout, 4096);
         assert!(text.contains("label-id: 0x1234ABCD"), "{text}");
-        assert!(text.contains("start=8192, size=1048576, type=c\n"), "{text}");
-        assert!(text.contains("start=1056768, size=4096, type=83\n"), "{text}");
+        assert!(
+            text.contains("start=8192, size=1048576, type=c\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("start=1056768, size=4096, type=83\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -90,7 +90,11 @@ impl Report {
 
     /// The failed checks' words.
     pub fn failed(&self) -> Vec<&'static str> {
-        self.checks.iter().filter(|c| !c.ok).map(|c| c.check).collect()
+        self.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.check)
+            .collect()
     }
 
     /// Human summary.
@@ -122,7 +126,11 @@ pub fn verify(config: &VerifyConfig) -> Result<Report> {
     let shipped = Shipped::load(&config.configs)?;
     File::open(&config.image).map_err(Error::io(&config.image))?;
     let dir = safety::out_dir(&config.image)?;
-    let name = config.image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = config
+        .image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let work = dir.join(format!(".{name}.verify-{}", std::process::id()));
     std::fs::create_dir(&work).map_err(Error::io(&work))?;
     let result = run(config, &shipped, &work);
@@ -136,7 +144,11 @@ fn run(config: &VerifyConfig, shipped: &Shipped, work: &Path) -> Result<Report> 
         image: config.image.clone(),
         checks: Vec::new(),
     };
-    report.push(Whole::Checksum.word(), checksum_problem(&config.image)?, "matches the .sha256 sidecar");
+    report.push(
+        Whole::Checksum.word(),
+        checksum_problem(&config.image)?,
+        "matches the .sha256 sidecar",
+    );
     let raw = if compress::is_zst(&config.image) {
         let raw = work.join("image.raw");
         compress::decompress(&config.image, &raw)?;
@@ -148,7 +160,14 @@ fn run(config: &VerifyConfig, shipped: &Shipped, work: &Path) -> Result<Report> 
     let layout = match table::read(&raw).and_then(table::layout) {
         Ok(layout) if sfdisk.status.success() => layout,
         Ok(_) => {
-            report.push(Whole::PartitionTable.word(), Some(format!("sfdisk --verify: {}", String::from_utf8_lossy(&sfdisk.stdout).trim())), "");
+            report.push(
+                Whole::PartitionTable.word(),
+                Some(format!(
+                    "sfdisk --verify: {}",
+                    String::from_utf8_lossy(&sfdisk.stdout).trim()
+                )),
+                "",
+            );
             return Ok(report);
         }
         Err(error) => {
@@ -156,9 +175,19 @@ fn run(config: &VerifyConfig, shipped: &Shipped, work: &Path) -> Result<Report> 
             return Ok(report);
         }
     };
-    report.push(Whole::PartitionTable.word(), None, &format!("MBR, disk id {}", layout.disk_id()));
+    report.push(
+        Whole::PartitionTable.word(),
+        None,
+        &format!("MBR, disk id {}", layout.disk_id()),
+    );
     let len = std::fs::metadata(&raw).map_err(Error::io(&raw))?.len();
-    let end = layout.table.partitions.iter().map(|p| p.end()).max().unwrap_or(0);
+    let end = layout
+        .table
+        .partitions
+        .iter()
+        .map(|p| p.end())
+        .max()
+        .unwrap_or(0);
     report.push(
         Whole::FileLength.word(),
         (len < end).then(|| format!("{len} bytes, but the last partition ends at {end}")),
@@ -169,24 +198,50 @@ fn run(config: &VerifyConfig, shipped: &Shipped, work: &Path) -> Result<Report> 
     let part = layout.root().bytes();
     report.push(
         Whole::FsSize.word(),
-        (figures.bytes() > part).then(|| format!("filesystem {} bytes > partition {part}", figures.bytes())),
-        &format!("{} MiB filesystem in a {} MiB partition", figures.bytes() >> 20, part >> 20),
+        (figures.bytes() > part)
+            .then(|| format!("filesystem {} bytes > partition {part}", figures.bytes())),
+        &format!(
+            "{} MiB filesystem in a {} MiB partition",
+            figures.bytes() >> 20,
+            part >> 20
+        ),
     );
     let e2fsck = exec::output(exec::command("e2fsck").arg("-fn").arg(root.image()))?;
     report.push(
         Whole::E2fsck.word(),
-        (!e2fsck.status.success()).then(|| format!("e2fsck -fn: {}", String::from_utf8_lossy(&e2fsck.stdout).lines().last().unwrap_or(""))),
+        (!e2fsck.status.success()).then(|| {
+            format!(
+                "e2fsck -fn: {}",
+                String::from_utf8_lossy(&e2fsck.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            )
+        }),
         "clean",
     );
-    report.push(Whole::FsckFat.word(), fsck_fat_problem(&raw, &layout, work)?, "clean");
+    report.push(
+        Whole::FsckFat.word(),
+        fsck_fat_problem(&raw, &layout, work)?,
+        "clean",
+    );
     let manifest = root.read(MANIFEST)?;
     report.push(
         Whole::Manifest.word(),
-        manifest.is_none().then(|| format!("{MANIFEST} is missing: not made by okome-golden-image create")),
+        manifest
+            .is_none()
+            .then(|| format!("{MANIFEST} is missing: not made by okome-golden-image create")),
         MANIFEST,
     );
-    let masks = manifest.as_deref().and_then(prepare::manifest_masks).unwrap_or_default();
-    report.push(Whole::Partuuid.word(), partuuid_problem(&raw, &layout, &root)?, &format!("root=PARTUUID={}", layout.partuuid(layout.root)));
+    let masks = manifest
+        .as_deref()
+        .and_then(prepare::manifest_masks)
+        .unwrap_or_default();
+    report.push(
+        Whole::Partuuid.word(),
+        partuuid_problem(&raw, &layout, &root)?,
+        &format!("root=PARTUUID={}", layout.partuuid(layout.root)),
+    );
     for step in Step::ALL {
         let problem = prepare::check(*step, &root, shipped, &masks)?;
         report.push(step.word(), problem, "holds");
@@ -229,7 +284,11 @@ fn fsck_fat_problem(raw: &Path, layout: &Layout, work: &Path) -> Result<Option<S
     Ok((!out.status.success()).then(|| {
         format!(
             "fsck.fat -n: {}",
-            String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
         )
     }))
 }

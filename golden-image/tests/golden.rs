@@ -10,7 +10,8 @@ use common::{System, card, configs, contains, listing, run, sha256};
 use okome_golden_image::fixture::{self, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options};
 
 fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
+    serde_json::from_slice(output)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
 }
 
 #[test]
@@ -18,7 +19,10 @@ fn create_verify_burn_on_a_dirty_card() {
     let system = System::new();
     let (dir, card) = card(&Options::default());
     let src = &card.image;
-    assert!(contains(src, DIRTY_MARKER), "the fixture has its dirty free area");
+    assert!(
+        contains(src, DIRTY_MARKER),
+        "the fixture has its dirty free area"
+    );
     assert!(contains(src, LOG_MARKER) && contains(src, KEY_MARKER));
     let before = sha256(src);
     let out = dir.path().join("golden.img.zst");
@@ -35,9 +39,18 @@ fn create_verify_burn_on_a_dirty_card() {
         .code(0);
     let report = json(&created.get_output().stdout);
     assert_eq!(sha256(src), before, "SRC was modified");
-    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
     for step in okome_golden_image::prepare::Step::ALL {
-        assert!(steps.contains(&step.word()), "{} not in the manifest: {steps:?}", step.word());
+        assert!(
+            steps.contains(&step.word()),
+            "{} not in the manifest: {steps:?}",
+            step.word()
+        );
     }
     assert!((report["raw_bytes"].as_u64().unwrap()) < std::fs::metadata(src).unwrap().len());
 
@@ -47,17 +60,37 @@ fn create_verify_burn_on_a_dirty_card() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stdout));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
 
     // Nothing of the old card's free blocks, logs or keys comes along.
     let raw = dir.path().join("golden.img");
-    run("zstd", &["-q", "-d", "-o", raw.to_str().unwrap(), out.to_str().unwrap()]);
-    for (marker, what) in [(DIRTY_MARKER, "dirty free area"), (LOG_MARKER, "log line"), (KEY_MARKER, "host key")] {
+    run(
+        "zstd",
+        &[
+            "-q",
+            "-d",
+            "-o",
+            raw.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    for (marker, what) in [
+        (DIRTY_MARKER, "dirty free area"),
+        (LOG_MARKER, "log line"),
+        (KEY_MARKER, "host key"),
+    ] {
         assert!(!contains(&raw, marker), "the {what} is in OUT");
     }
     // The table keeps the disk id (PARTUUID) and the root fs fits its partition.
     let table = run("sfdisk", &["--json", raw.to_str().unwrap()]);
-    assert!(table.contains(&format!("0x{}", fixture::DISK_ID)), "{table}");
+    assert!(
+        table.contains(&format!("0x{}", fixture::DISK_ID)),
+        "{table}"
+    );
     run("sfdisk", &["--verify", raw.to_str().unwrap()]);
 
     let verified = system
@@ -86,23 +119,42 @@ fn create_verify_burn_on_a_dirty_card() {
         .args(["--hostname", "okome-b", "--role", "backup"])
         .assert()
         .code(0);
-    let node_conf = run("mtype", &["-i", &format!("{}@@{}", device.display(), fixture::BOOT_START * 512), "::okome-node.conf"]);
-    assert!(node_conf.contains("hostname=okome-b\nrole=backup\n"), "{node_conf}");
+    let node_conf = run(
+        "mtype",
+        &[
+            "-i",
+            &format!("{}@@{}", device.display(), fixture::BOOT_START * 512),
+            "::okome-node.conf",
+        ],
+    );
+    assert!(
+        node_conf.contains("hostname=okome-b\nrole=backup\n"),
+        "{node_conf}"
+    );
     // Apart from okome-node.conf, the card holds the image byte for byte:
     // its root partition and table are identical.
     let burnt = std::fs::read(&device).unwrap();
     let image = std::fs::read(&raw).unwrap();
     assert_eq!(burnt.len(), image.len());
     let root = fixture::root_offset() as usize;
-    assert!(burnt[root..] == image[root..], "root partition differs after burn");
-    assert!(burnt[..512] == image[..512], "partition table differs after burn");
+    assert!(
+        burnt[root..] == image[root..],
+        "root partition differs after burn"
+    );
+    assert!(
+        burnt[..512] == image[..512],
+        "partition table differs after burn"
+    );
     drop(card);
 }
 
 #[test]
 fn verify_names_a_host_key_put_back() {
     let system = System::new();
-    let (dir, card) = card(&Options { dirty_bytes: 0, ..Options::default() });
+    let (dir, card) = card(&Options {
+        dirty_bytes: 0,
+        ..Options::default()
+    });
     let out = dir.path().join("golden.img");
     system
         .tool()
@@ -114,21 +166,66 @@ fn verify_names_a_host_key_put_back() {
         .arg("--no-compress")
         .assert()
         .code(0);
-    system.tool().arg("verify").arg(&out).arg("--configs").arg(configs()).assert().code(0);
+    system
+        .tool()
+        .arg("verify")
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .assert()
+        .code(0);
 
     // Tamper: extract the root fs, put a host key back, write it back, and
     // refresh the sidecar so the key is the only thing wrong.
     let offset = fixture::root_offset().to_string();
     let root = dir.path().join("root.ext4");
-    run("e2image", &["-ra", "-o", &offset, out.to_str().unwrap(), root.to_str().unwrap()]);
+    run(
+        "e2image",
+        &[
+            "-ra",
+            "-o",
+            &offset,
+            out.to_str().unwrap(),
+            root.to_str().unwrap(),
+        ],
+    );
     let key = dir.path().join("key");
     std::fs::write(&key, "stolen key\n").unwrap();
-    run("debugfs", &["-w", "-R", &format!("write {} /etc/ssh/ssh_host_ed25519_key", key.display()), root.to_str().unwrap()]);
-    run("e2image", &["-ra", "-O", &offset, root.to_str().unwrap(), out.to_str().unwrap()]);
+    run(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            &format!("write {} /etc/ssh/ssh_host_ed25519_key", key.display()),
+            root.to_str().unwrap(),
+        ],
+    );
+    run(
+        "e2image",
+        &[
+            "-ra",
+            "-O",
+            &offset,
+            root.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
     let sum = run("sha256sum", &[out.to_str().unwrap()]);
-    std::fs::write(dir.path().join("golden.img.sha256"), format!("{}  golden.img\n", &sum[..64])).unwrap();
+    std::fs::write(
+        dir.path().join("golden.img.sha256"),
+        format!("{}  golden.img\n", &sum[..64]),
+    )
+    .unwrap();
 
-    let verified = system.tool().arg("verify").arg(&out).arg("--configs").arg(configs()).arg("--json").assert().code(1);
+    let verified = system
+        .tool()
+        .arg("verify")
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .arg("--json")
+        .assert()
+        .code(1);
     let report = json(&verified.get_output().stdout);
     let failed: Vec<&str> = report["checks"]
         .as_array()
@@ -141,10 +238,37 @@ fn verify_names_a_host_key_put_back() {
 
     // A changed byte with the old sidecar fails the checksum.
     let sum_before = std::fs::read_to_string(dir.path().join("golden.img.sha256")).unwrap();
-    run("debugfs", &["-w", "-R", "rm /etc/ssh/ssh_host_ed25519_key", root.to_str().unwrap()]);
-    run("e2image", &["-ra", "-O", &offset, root.to_str().unwrap(), out.to_str().unwrap()]);
-    assert_eq!(sum_before, std::fs::read_to_string(dir.path().join("golden.img.sha256")).unwrap());
-    let verified = system.tool().arg("verify").arg(&out).arg("--configs").arg(configs()).assert().code(1);
+    run(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            "rm /etc/ssh/ssh_host_ed25519_key",
+            root.to_str().unwrap(),
+        ],
+    );
+    run(
+        "e2image",
+        &[
+            "-ra",
+            "-O",
+            &offset,
+            root.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        sum_before,
+        std::fs::read_to_string(dir.path().join("golden.img.sha256")).unwrap()
+    );
+    let verified = system
+        .tool()
+        .arg("verify")
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .assert()
+        .code(1);
     let stdout = String::from_utf8_lossy(&verified.get_output().stdout).into_owned();
     assert!(stdout.contains("FAIL checksum"), "{stdout}");
 }
@@ -165,14 +289,20 @@ fn refused(system: &System, src: &Path, out: &Path, extra: &[&str], code: i32, w
         .assert()
         .code(code);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    assert!(stderr.contains(&format!("refused ({word})")), "{word}: {stderr}");
+    assert!(
+        stderr.contains(&format!("refused ({word})")),
+        "{word}: {stderr}"
+    );
     assert_eq!(listing(out_dir), before, "{word}: something was written");
     assert_eq!(sha256(src), src_hash, "{word}: SRC changed");
 }
 
 #[test]
 fn every_refusal_leaves_nothing_written() {
-    let (dir, card) = card(&Options { dirty_bytes: 0, ..Options::default() });
+    let (dir, card) = card(&Options {
+        dirty_bytes: 0,
+        ..Options::default()
+    });
     // A file standing in for the card's block device.
     let device = dir.path().join("sdz");
     std::fs::rename(&card.image, &device).unwrap();
@@ -181,11 +311,17 @@ fn every_refusal_leaves_nothing_written() {
     let out = out_dir.path().join("golden.img.zst");
 
     let system = System::new();
-    system.mountinfo(&[("/", "/dev/fakeroot2"), ("/media/pi/rootfs", &format!("{name}2"))]);
+    system.mountinfo(&[
+        ("/", "/dev/fakeroot2"),
+        ("/media/pi/rootfs", &format!("{name}2")),
+    ]);
     refused(&system, &device, &out, &[], 2, "mounted");
 
     let system = System::new();
-    system.mountinfo(&[("/", &format!("{name}2")), ("/boot/firmware", &format!("{name}1"))]);
+    system.mountinfo(&[
+        ("/", &format!("{name}2")),
+        ("/boot/firmware", &format!("{name}1")),
+    ]);
     refused(&system, &device, &out, &[], 2, "system-disk");
 
     let system = System::new();
@@ -199,13 +335,26 @@ fn every_refusal_leaves_nothing_written() {
     std::fs::remove_file(&same).unwrap();
 
     // More than any disk here: the margin alone asks for 1 TiB.
-    refused(&system, &device, &out, &["--margin", "1048576"], 2, "no-space");
+    refused(
+        &system,
+        &device,
+        &out,
+        &["--margin", "1048576"],
+        2,
+        "no-space",
+    );
 
     // burn refuses a mounted card and the system disk, and leaves it as it was.
     let image = dir.path().join("any.img");
     std::fs::write(&image, vec![1u8; 4096]).unwrap();
     for (mounts, word) in [
-        (vec![("/", "/dev/fakeroot2".to_string()), ("/mnt", format!("{name}1"))], "mounted"),
+        (
+            vec![
+                ("/", "/dev/fakeroot2".to_string()),
+                ("/mnt", format!("{name}1")),
+            ],
+            "mounted",
+        ),
         (vec![("/", format!("{name}2"))], "system-disk"),
     ] {
         let system = System::new();
@@ -229,10 +378,21 @@ fn every_refusal_leaves_nothing_written() {
 #[test]
 fn an_image_without_an_ssh_key_unit_is_refused_unless_one_is_added() {
     let system = System::new();
-    let (dir, card) = card(&Options { dirty_bytes: 0, keygen_unit: false, ..Options::default() });
+    let (dir, card) = card(&Options {
+        dirty_bytes: 0,
+        keygen_unit: false,
+        ..Options::default()
+    });
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("golden.img");
-    refused(&system, &card.image, &out, &["--no-compress"], 1, "no-ssh-keygen-unit");
+    refused(
+        &system,
+        &card.image,
+        &out,
+        &["--no-compress"],
+        1,
+        "no-ssh-keygen-unit",
+    );
     system
         .tool()
         .arg("create")
@@ -243,7 +403,14 @@ fn an_image_without_an_ssh_key_unit_is_refused_unless_one_is_added() {
         .args(["--no-compress", "--add-ssh-keygen-unit"])
         .assert()
         .code(0);
-    let verified = system.tool().arg("verify").arg(&out).arg("--configs").arg(configs()).assert().code(0);
+    let verified = system
+        .tool()
+        .arg("verify")
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .assert()
+        .code(0);
     let stdout = String::from_utf8_lossy(&verified.get_output().stdout).into_owned();
     assert!(stdout.contains("ssh-keygen-unit"), "{stdout}");
     drop(dir);

@@ -48,7 +48,11 @@ impl System {
     pub fn attach_loop(&self, file: &Path) {
         let dir = self.dir.path().join("sys/block/loop7/loop");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("backing_file"), format!("{}\n", file.canonicalize().unwrap().display())).unwrap();
+        std::fs::write(
+            dir.join("backing_file"),
+            format!("{}\n", file.canonicalize().unwrap().display()),
+        )
+        .unwrap();
     }
 
     /// The tool, isolated: no OKOME_* or JOURNAL_STREAM from the caller.
@@ -110,6 +114,10 @@ pub fn listing(dir: &Path) -> Vec<String> {
 /// Run a program and return stdout, panicking with its stderr on failure.
 pub fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

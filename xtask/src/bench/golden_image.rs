@@ -27,7 +27,8 @@ use crate::Result;
 use crate::cmd::{cargo, output, run, workspace_root};
 use crate::deps;
 
-const USAGE: &str = "usage: cargo xtask bench golden-image [--pishrink PATH/pishrink.sh] [--level N]";
+const USAGE: &str =
+    "usage: cargo xtask bench golden-image [--pishrink PATH/pishrink.sh] [--level N]";
 
 /// Bump when the generated card changes.
 const GENERATOR: u32 = 2;
@@ -57,7 +58,15 @@ pub fn main(args: &[String]) -> Result {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
         }
     }
-    deps::ensure_apt(&["time", "zstd", "e2fsprogs", "fdisk", "mtools", "dosfstools", "parted"])?;
+    deps::ensure_apt(&[
+        "time",
+        "zstd",
+        "e2fsprogs",
+        "fdisk",
+        "mtools",
+        "dosfstools",
+        "parted",
+    ])?;
     run(cargo().args(["build", "--release", "-p", "okome-golden-image"]))?;
     let tool = workspace_root().join("target/release/okome-golden-image");
     let dir = workspace_root().join("target/bench/golden-image");
@@ -87,7 +96,10 @@ pub fn main(args: &[String]) -> Result {
             .env("OKOME_ROOT", "/");
         command
     };
-    let raw_timed = checked(gnu_time(&create(&raw_out, &["--no-compress"]))?, "okome-golden-image --no-compress")?;
+    let raw_timed = checked(
+        gnu_time(&create(&raw_out, &["--no-compress"]))?,
+        "okome-golden-image --no-compress",
+    )?;
     let zst_timed = checked(
         gnu_time(&create(&zst_out, &["--level", &level.to_string()]))?,
         "okome-golden-image create",
@@ -149,7 +161,10 @@ fn generate(dir: &Path) -> Result<PathBuf> {
     let scratch = dir.join("generate");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
-    eprintln!("xtask bench: generating {} (3 GiB root, ≥ 1 GiB used, 512 MiB dirty free area)", card.display());
+    eprintln!(
+        "xtask bench: generating {} (3 GiB root, ≥ 1 GiB used, 512 MiB dirty free area)",
+        card.display()
+    );
     let built = fixture::build(
         &scratch,
         &Options {
@@ -166,11 +181,11 @@ fn generate(dir: &Path) -> Result<PathBuf> {
 
 /// Bytes in use in the card's root filesystem (dumpe2fs, read-only).
 fn used_bytes(card: &Path) -> Result<u64> {
-    let text = output(
-        Command::new("dumpe2fs")
-            .arg("-h")
-            .arg(format!("{}?offset={}", card.display(), fixture::root_offset())),
-    )?;
+    let text = output(Command::new("dumpe2fs").arg("-h").arg(format!(
+        "{}?offset={}",
+        card.display(),
+        fixture::root_offset()
+    )))?;
     let figures = okome_golden_image::ext4::Figures::parse(&text)?;
     Ok(figures.used_bytes())
 }
@@ -191,18 +206,28 @@ fn pishrink_row(dir: &Path, card: &Path, script: Option<&Path>, level_arg: &str)
         note,
     };
     let Some(script) = script else {
-        return Ok(not_run("not run: pass --pishrink PATH/pishrink.sh (github.com/Drewsif/PiShrink)".into()));
+        return Ok(not_run(
+            "not run: pass --pishrink PATH/pishrink.sh (github.com/Drewsif/PiShrink)".into(),
+        ));
     };
     if !loop_devices_work() {
-        return Ok(not_run("not run: no loop devices here (`losetup -f` fails); PiShrink needs them".into()));
+        return Ok(not_run(
+            "not run: no loop devices here (`losetup -f` fails); PiShrink needs them".into(),
+        ));
     }
     let copy = dir.join("pishrink.img");
     let _ = std::fs::remove_file(&copy);
-    run(Command::new("cp").arg("--sparse=always").arg(card).arg(&copy))?;
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(card)
+        .arg(&copy))?;
     // PiShrink edits its argument in place: an operator first copies the
     // card (dd); that copy is timed on its own row.
     let mut copy_command = Command::new("cp");
-    copy_command.arg("--sparse=always").arg(card).arg(dir.join("pishrink-copy.img"));
+    copy_command
+        .arg("--sparse=always")
+        .arg(card)
+        .arg(dir.join("pishrink-copy.img"));
     let copy_timed = checked(gnu_time(&copy_command)?, "cp")?;
     let _ = std::fs::remove_file(dir.join("pishrink-copy.img"));
     let mut shrink = Command::new("bash");
@@ -252,7 +277,11 @@ fn table(card: &Path, card_bytes: u64, used: u64, rows: &[Row]) -> String {
     text.push_str("| method | wall s | CPU s | peak RSS MiB | raw MiB | zstd MiB | notes |\n|---|---:|---:|---:|---:|---:|---|\n");
     for row in rows {
         let (wall, cpu, rss) = match row.timed {
-            Some(t) => (format!("{:.1}", t.seconds), format!("{:.1}", t.cpu), format!("{:.1}", t.rss_kib as f64 / 1024.0)),
+            Some(t) => (
+                format!("{:.1}", t.seconds),
+                format!("{:.1}", t.cpu),
+                format!("{:.1}", t.rss_kib as f64 / 1024.0),
+            ),
             None => ("-".into(), "-".into(), "-".into()),
         };
         text.push_str(&format!(
@@ -264,7 +293,9 @@ fn table(card: &Path, card_bytes: u64, used: u64, rows: &[Row]) -> String {
         ));
     }
     let ours = rows.iter().find(|r| r.name == "okome-golden-image create");
-    let theirs = rows.iter().find(|r| r.name.starts_with("PiShrink") && r.timed.is_some());
+    let theirs = rows
+        .iter()
+        .find(|r| r.name.starts_with("PiShrink") && r.timed.is_some());
     if let (Some(ours), Some(theirs)) = (ours, theirs) {
         let (Some(a), Some(b)) = (ours.compressed, theirs.compressed) else {
             return text;

@@ -12,7 +12,9 @@ use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
-        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm|golden-image>".into());
+        return Err(
+            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|golden-image>".into(),
+        );
     };
     match tool.as_str() {
         "hit-ratio" => hit_ratio::main(rest),
