@@ -134,8 +134,8 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
         .unwrap_or(0);
     let progress = Progress::new("burn", total);
     loop {
-        let n =
-            read_full(&mut reader, &mut buffer).map_err(|e| Error::Io(config.image.clone(), e))?;
+        let n = compress::read_full(&mut reader, &mut buffer)
+            .map_err(|e| Error::Io(config.image.clone(), e))?;
         if n == 0 {
             break;
         }
@@ -176,17 +176,6 @@ fn write(config: &BurnConfig, device: &File) -> Result<(u64, String)> {
     device.write_all_at(&first, 0).map_err(io)?;
     device.sync_all().map_err(io)?;
     Ok((offset, hasher.finish()))
-}
-
-fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// Hash the first `len` bytes of the device, after dropping its cached pages.
