@@ -26,76 +26,89 @@ only to read or write a card's block device.";
 
 const AFTER_LONG_HELP: &str = "\
 create SRC OUT, step by step:
-  1. Refusals, before anything is written: SRC (or a partition of it) is
-     mounted (/proc/self/mountinfo); SRC is attached to a loop device
-     (/sys/block/loop*/loop/backing_file); SRC is the running system's disk;
-     OUT is SRC or lies on a filesystem SRC holds; OUT's directory has less
-     free space than the extracted root filesystem, the image and its
-     compressed copy need; the table is not MBR with a FAT boot partition
-     and the ext4 root partition last.
-  2. sfdisk --json reads the table; `e2image -ra -o OFFSET` copies only the
-     root filesystem's used blocks into a work file next to OUT, so free
-     blocks of a dirty card never come along. SRC is opened read-only.
-  3. e2fsck -fy on the copy, then these edits through debugfs -w, each
-     listed in /etc/okome/golden-image.manifest.json inside the image:
-       ssh-keygen-unit  an enabled unit regenerates SSH host keys (RPi OS's
-                        regenerate_ssh_host_keys.service, any unit running
-                        ssh-keygen, or --add-ssh-keygen-unit); else refused
-       machine-id       /etc/machine-id = \"uninitialized\" (first boot, a new
-                        id per clone); /var/lib/dbus/machine-id removed
-       ssh-host-keys    /etc/ssh/ssh_host_* removed
-       secrets          /var/lib/systemd/random-seed, credential.secret
-       logs             every file under /var/log truncated, dirs kept
-       journal          /var/log/journal/* removed
-       apt-caches       /var/cache/apt/archives, *.bin, /var/lib/apt/lists
-       dhcp-leases      /var/lib/dhcp, dhcpcd, dhcpcd5, NetworkManager/*.lease
-       shell-histories  .bash_history, .zsh_history, … of /root and /home/*
-       nginx-cache      /var/cache/nginx/okome/* removed
-       redis-dumps      /var/lib/redis/* removed
-       fail2ban-db      /var/lib/fail2ban/fail2ban.sqlite3 removed
-       okome-state      /var/lib/okome/* removed
-       fstab            fstab-hardened.conf merged (noatime, commit=60, tmpfs
-                        /tmp and /var/tmp); the image's PARTUUIDs are kept
-       journald         journald.conf as /etc/systemd/journald.conf.d/okome.conf
-       sysctl           sysctl-okome.conf as /etc/sysctl.d/90-okome.conf
-       masked           --mask units linked to /dev/null
-       first-boot       okome-firstboot.service (ConditionFirstBoot=yes, never
-                        rc.local) grows the root partition and filesystem on
-                        the first boot of a clone and applies okome-node.conf
-     The three shipped files are read from --configs, never re-typed.
-  4. resize2fs shrinks the copy (a whole file, never IMG?offset=N: resize2fs
-     truncates such a file to the filesystem's end) to the blocks in use plus
-     5 % plus --margin (-f: resize2fs's own estimate is pessimistic); if that
-     fails or e2fsck -fn is not clean after it, the copy is made again and
-     shrunk to resize2fs -P's minimum plus --margin; `e2image -ra -O OFFSET` writes its used blocks into a temp
-     file beside OUT (free blocks stay holes: zeros); sfdisk writes the same
-     table and disk identifier with the root partition shrunk; the boot
-     partition is copied; cmdline.txt's root=PARTUUID= and every PARTUUID=
-     in fstab must name a partition of the new table.
-  5. zstd -T<--threads> -LEVEL (unless --no-compress), sha256 of the output into
-     OUT.sha256, and a decompress-and-hash round trip; then the temp file is
-     fsynced and renamed to OUT. An interrupted run leaves no OUT.
+ 1. Refusals, before anything is written (nothing is left behind):
+    mounted        SRC or a partition of it is in /proc/self/mountinfo
+    loop-attached  SRC backs a loop device (/sys/block/loop*/loop/
+                   backing_file)
+    system-disk    SRC holds the running system's root filesystem
+    out-on-src     OUT is SRC, or lies on a filesystem SRC holds
+    no-space       OUT's directory cannot hold the extracted root
+                   filesystem, the image and its compressed copy
+    layout         not MBR with a FAT boot partition and the ext4 root
+                   partition last
+ 2. sfdisk --json reads the table; `e2image -ra -o OFFSET` copies the
+    root filesystem's used blocks only into a work file beside OUT: the
+    free blocks of a dirty card never come along. SRC is read-only.
+ 3. e2fsck -fy on the copy, then these edits by debugfs -w, each listed
+    in /etc/okome/golden-image.manifest.json inside the image:
+    ssh-keygen-unit  an enabled unit regenerates SSH host keys (Raspberry
+                     Pi OS's regenerate_ssh_host_keys.service, any unit
+                     running ssh-keygen, or --add-ssh-keygen-unit);
+                     otherwise refused (no-ssh-keygen-unit, exit 1)
+    machine-id       /etc/machine-id = \"uninitialized\" (a new id per
+                     clone); /var/lib/dbus/machine-id removed
+    ssh-host-keys    /etc/ssh/ssh_host_* removed
+    secrets          /var/lib/systemd/random-seed, credential.secret
+    logs             every file under /var/log truncated, dirs kept
+    journal          /var/log/journal/* removed
+    apt-caches       /var/cache/apt/archives, *.bin, /var/lib/apt/lists
+    dhcp-leases      /var/lib/dhcp, dhcpcd, dhcpcd5, NetworkManager leases
+    shell-histories  .bash_history, .zsh_history, ... of /root, /home/*
+    nginx-cache      /var/cache/nginx/okome/* removed
+    redis-dumps      /var/lib/redis/* removed
+    fail2ban-db      /var/lib/fail2ban/fail2ban.sqlite3 removed
+    okome-state      /var/lib/okome/* removed
+    fstab            fstab-hardened.conf merged into /etc/fstab
+                     (noatime, commit=60, tmpfs /tmp and /var/tmp); the
+                     image's PARTUUIDs are kept
+    journald         journald.conf as /etc/systemd/journald.conf.d/
+                     okome.conf
+    sysctl           sysctl-okome.conf as /etc/sysctl.d/90-okome.conf
+    masked           --mask units linked to /dev/null
+    first-boot       okome-firstboot.service (ConditionFirstBoot=yes,
+                     never rc.local): on a clone's first boot, grows the
+                     root partition and filesystem to the card and
+                     applies okome-node.conf (hostname, keepalived role)
+    The three shipped files are read from --configs, never re-typed.
+ 4. resize2fs shrinks the copy, a whole file: never IMG?offset=N, which
+    resize2fs truncates to the filesystem's size. Target: blocks in use
+    + 5 % + --margin (-f, as resize2fs's own minimum is pessimistic);
+    if that fails or e2fsck -fn is not clean, the copy is made again and
+    shrunk to resize2fs -P's minimum + --margin.
+ 5. `e2image -ra -O OFFSET` writes the copy's used blocks into a temp
+    file beside OUT (free blocks are holes: zeros, never old data);
+    sfdisk writes the same table and disk identifier with the root
+    partition shrunk; the boot partition is copied; cmdline.txt's
+    root=PARTUUID= and every PARTUUID= in fstab must name a partition
+    of the new table.
+ 6. zstd -T<--threads> -<--level> (unless --no-compress), then the round
+    trip: decompress, compare with the image byte for byte, hash. The
+    temp file is fsynced and renamed to OUT, and OUT.sha256 written (the
+    format of sha256sum -c). An interrupted run leaves no OUT.
 
 verify IMG[.zst]: the checksum against IMG.sha256, sfdisk --verify, the
 filesystem no larger than its partition, the file long enough, e2fsck -fn
-and fsck.fat -n clean, and every step above holds again in the image.
+and fsck.fat -n clean, cmdline.txt and fstab PARTUUIDs, the manifest, and
+every step of 3. again, each named in the report (--json).
 
-burn IMG DEVICE --hostname H --role master|backup: refuses a mounted DEVICE
-or the system disk; zeroes the first sector, writes the rest, then the first
-sector last (a half-written card has no partition table), reads back and
-compares the SHA-256, then writes okome-node.conf (hostname, keepalived
-role) to the boot partition for okome-firstboot.
+burn IMG DEVICE --hostname H --role master|backup: refuses a mounted
+DEVICE or the system disk (mounted, system-disk); checks IMG.sha256 when
+present; zeroes the first sector, writes the rest, then the first sector
+last (a half-written card has no partition table); reads back and
+compares the SHA-256; then writes okome-node.conf (hostname=, role=) to
+the boot partition for okome-firstboot.
 
 Examples:
-  okome-golden-image create /dev/sdb golden.img.zst --mask bluetooth,avahi-daemon
+  okome-golden-image create /dev/sdb golden.img.zst --mask bluetooth
   okome-golden-image verify golden.img.zst --json
-  okome-golden-image burn golden.img.zst /dev/sdb --hostname okome-a --role master
+  okome-golden-image burn golden.img.zst /dev/sdc --hostname okome-b \\
+      --role backup
 
 Exit status:
   0  ran, all good
   1  ran and found a problem: an invariant does not hold (verify), the
-     read-back differs (burn), the image has no SSH key unit or is not a Pi
-     layout (create)
+     read-back differs (burn), the image has no SSH key unit or is not a
+     Pi layout (create)
   2  usage or configuration error, or a refusal (mounted, loop-attached,
      system disk, OUT on SRC, no space): nothing was written
   3  internal failure (a program failed, I/O error)";
