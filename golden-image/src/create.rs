@@ -434,6 +434,10 @@ pub fn partuuid_problem(image: &Path, layout: &Layout, root: &Ext4) -> Result<Op
 
 /// Step 5: fsync, rename into place, then the sidecar.
 fn publish(temp: &Path, out: &Path, sha256: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // e2image and zstd create 0600 files; an image is for sharing.
+    std::fs::set_permissions(temp, std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io(temp))?;
     File::open(temp)
         .and_then(|f| f.sync_all())
         .map_err(Error::io(temp))?;

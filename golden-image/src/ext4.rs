@@ -337,21 +337,39 @@ mod tempfile_like {
 
     use crate::error::{Error, Result};
 
-    static NEXT: AtomicU64 = AtomicU64::new(0);
+    pub(super) static NEXT: AtomicU64 = AtomicU64::new(0);
 
     /// A file holding some bytes for the life of the value.
     #[derive(Debug)]
     pub struct Staged(PathBuf);
 
     impl Staged {
+        /// Create a new private file (O_EXCL, 0600): the tool runs as root
+        /// on cards, and /tmp is shared, so a name prepared by someone else
+        /// (a symlink planted there) is skipped, never followed.
         pub fn new(contents: &[u8]) -> Result<Staged> {
-            let path = std::env::temp_dir().join(format!(
-                "okome-golden-image-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            std::fs::write(&path, contents).map_err(Error::io(&path))?;
-            Ok(Staged(path))
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            loop {
+                let path = std::env::temp_dir().join(format!(
+                    "okome-golden-image-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                {
+                    Ok(mut file) => {
+                        file.write_all(contents).map_err(Error::io(&path))?;
+                        return Ok(Staged(path));
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(error) => return Err(Error::Io(path, error)),
+                }
+            }
         }
 
         pub fn path(&self) -> &Path {
@@ -386,6 +404,30 @@ mod tests {
         assert!(entries[1].is_symlink());
         assert_eq!(entries[1].name, "null mask");
         assert!(entries[2].is_dir());
+    }
+
+    #[test]
+    fn a_symlink_planted_at_a_staging_name_is_skipped_not_followed() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let next = tempfile_like::NEXT.load(Ordering::Relaxed);
+        let planted: Vec<std::path::PathBuf> = (next..next + 64)
+            .map(|n| {
+                let path = std::env::temp_dir()
+                    .join(format!("okome-golden-image-{}-{n}", std::process::id()));
+                std::os::unix::fs::symlink(&victim, &path).unwrap();
+                path
+            })
+            .collect();
+        let staged = tempfile_like::Staged::new(b"debugfs script").unwrap();
+        for path in &planted {
+            let _ = std::fs::remove_file(path);
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read(staged.path()).unwrap(), b"debugfs script");
+        assert!(!planted.contains(&staged.path().to_path_buf()));
     }
 
     #[test]

@@ -64,10 +64,22 @@ impl Fat<'_> {
     }
 }
 
+/// A new private directory (0700, never one that already exists: /tmp is
+/// shared and the tool runs as root on cards).
 fn tempfile_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("okome-golden-image-fat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-    Ok(dir)
+    use std::os::unix::fs::DirBuilderExt;
+    for attempt in 0u32.. {
+        let dir = std::env::temp_dir().join(format!(
+            "okome-golden-image-fat-{}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(Error::Io(dir, error)),
+        }
+    }
+    unreachable!("u32 attempts")
 }
 
 /// The `root=PARTUUID=…` value of a cmdline.txt, if any.

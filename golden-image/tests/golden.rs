@@ -415,3 +415,68 @@ fn an_image_without_an_ssh_key_unit_is_refused_unless_one_is_added() {
     assert!(stdout.contains("ssh-keygen-unit"), "{stdout}");
     drop(dir);
 }
+
+#[test]
+fn create_and_verify_need_no_root_on_image_files() {
+    let uid = run("id", &["-u"]);
+    let (dir, card) = card(&Options {
+        dirty_bytes: 0,
+        ..Options::default()
+    });
+    let out = dir.path().join("golden.img.zst");
+    let system = System::new();
+    let mut command = if uid.trim() == "0" {
+        // As root here: drop to nobody for the run, on files nobody owns.
+        run(
+            "chown",
+            &["-R", "nobody:nogroup", dir.path().to_str().unwrap()],
+        );
+        run(
+            "chmod",
+            &[
+                "755",
+                dir.path().to_str().unwrap(),
+                system.dir.path().to_str().unwrap(),
+            ],
+        );
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin!("okome-golden-image"));
+        command
+    } else {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
+    };
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OKOME_") || key == "JOURNAL_STREAM" {
+            command.env_remove(key);
+        }
+    }
+    let status = command
+        .arg("create")
+        .arg(&card.image)
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .args(["--level", "1"])
+        .env("OKOME_ROOT", system.dir.path())
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "create as an unprivileged user: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "the image is for sharing");
+    system
+        .tool()
+        .arg("verify")
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .assert()
+        .code(0);
+}
