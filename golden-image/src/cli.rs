@@ -84,7 +84,9 @@ create SRC OUT, step by step:
  6. zstd -T<--threads> -<--level> (unless --no-compress), then the round
     trip: decompress, compare with the image byte for byte, hash. The
     temp file is fsynced and renamed to OUT, and OUT.sha256 written (the
-    format of sha256sum -c). An interrupted run leaves no OUT.
+    format of sha256sum -c). An interrupted run (SIGINT, SIGTERM,
+    SIGHUP) stops at the next step, removes its work files and leaves
+    no OUT (exit 3).
 
 verify IMG[.zst]: the checksum against IMG.sha256, sfdisk --verify, the
 filesystem no larger than its partition, the file long enough, e2fsck -fn

@@ -11,6 +11,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
@@ -102,8 +104,35 @@ impl Scratch {
     }
 }
 
+/// Set by SIGINT, SIGTERM or SIGHUP: `build` stops at the next step and
+/// the scratch files are removed (a child such as zstd that got the same
+/// Ctrl-C fails, which ends its step too).
+static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+fn watch_signals() -> Result<()> {
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&INTERRUPTED))
+            .map_err(|e| Error::Internal(format!("cannot watch signal {signal}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Internal(
+            "interrupted: work files removed, no OUT written".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Run `create`.
 pub fn create(config: &CreateConfig) -> Result<Report> {
+    watch_signals()?;
     let shipped = Shipped::load(&config.configs)?;
     let layout = refuse_or_read(config)?;
     let scratch = Scratch::new(&config.out)?;
@@ -151,16 +180,18 @@ fn build(
     let started = std::time::Instant::now();
     // A progress line per long step on a terminal; the log otherwise.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let step = |what: &str| {
+    let step = |what: &str| -> Result<()> {
+        check_interrupted()?;
         let line = format!("{what} ({:.1} s)", started.elapsed().as_secs_f64());
         if tty {
             eprintln!("{}: {line}", crate::TOOL);
         } else {
             log::info!("{line}");
         }
+        Ok(())
     };
     let (root, steps, source_used_bytes) = prepared_copy(config, layout, &plan, scratch)?;
-    step("prepared the extracted copy");
+    step("prepared the extracted copy")?;
     let figures = match shrink(&root, config.margin, true)? {
         Some(figures) => figures,
         None => {
@@ -169,10 +200,10 @@ fn build(
                 .ok_or_else(|| Error::Internal("resize2fs -P: no minimum".into()))?
         }
     };
-    step("shrunk the copy");
+    step("shrunk the copy")?;
     let root_bytes = table::round_mib(figures.bytes());
     assemble(config, layout, &root, root_bytes, &scratch.temp_raw)?;
-    step("assembled the image");
+    step("assembled the image")?;
     let raw_bytes = std::fs::metadata(&scratch.temp_raw)
         .map_err(Error::io(&scratch.temp_raw))?
         .len();
@@ -180,9 +211,9 @@ fn build(
         Some(level) => {
             let compressed =
                 compress::compress(&scratch.temp_raw, &scratch.temp_zst, level, config.threads)?;
-            step("compressed");
+            step("compressed")?;
             let raw = compress::round_trip(&scratch.temp_zst, &scratch.temp_raw)?;
-            step("decompressed, compared and hashed: round trip ok");
+            step("decompressed, compared and hashed: round trip ok")?;
             (&scratch.temp_zst, raw, compressed)
         }
         None => {
@@ -193,8 +224,9 @@ fn build(
     let out_bytes = std::fs::metadata(written)
         .map_err(Error::io(written))?
         .len();
+    check_interrupted()?;
     publish(written, &config.out, &out_sha256)?;
-    step("published");
+    log::info!("published {}", config.out.display());
     Ok(Report {
         schema: "okome-golden-image/create/1",
         out: config.out.clone(),

@@ -480,3 +480,45 @@ fn create_and_verify_need_no_root_on_image_files() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn an_interrupted_create_leaves_no_out_and_no_work_files() {
+    let system = System::new();
+    let (_dir, card) = card(&Options {
+        data_bytes: 48 << 20,
+        dirty_bytes: 0,
+        ..Options::default()
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("golden.img.zst");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
+        .arg("create")
+        .arg(&card.image)
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .env("OKOME_ROOT", system.dir.path())
+        .env_remove("OKOME_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Signal once the run is under way (its work directory exists).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !listing(out_dir.path()).iter().any(|n| n.contains(".work-")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no work directory appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    run("kill", &["-TERM", &child.id().to_string()]);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        listing(out_dir.path()),
+        Vec::<String>::new(),
+        "OUT or work files left behind"
+    );
+}
