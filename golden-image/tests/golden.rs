@@ -491,7 +491,7 @@ fn an_interrupted_create_leaves_no_out_and_no_work_files() {
     });
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("golden.img.zst");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
         .arg("create")
         .arg(&card.image)
         .arg(&out)
