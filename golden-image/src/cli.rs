@@ -78,7 +78,9 @@ create SRC OUT, step by step:
  5. `e2image -ra -O OFFSET` writes the copy's used blocks into a temp
     file beside OUT (free blocks are holes: zeros, never old data);
     sfdisk writes the same table and disk identifier with the root
-    partition shrunk; the boot partition is copied; cmdline.txt's
+    partition shrunk; the boot partition's clusters in use are copied
+    (free clusters stay zeros: a consumed userconf.txt or Wi-Fi file
+    stays behind); cmdline.txt's
     root=PARTUUID= and every PARTUUID= in fstab must name a partition
     of the new table.
  6. zstd -T<--threads> -<--level> (unless --no-compress), then the round

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::cli::CreateConfig;
 use crate::compress;
-use crate::copy;
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::ext4::{Ext4, Figures};
@@ -367,7 +366,7 @@ fn assemble(
     file.set_len(offset + root_bytes).map_err(Error::io(temp))?;
     let src = File::open(&config.src).map_err(Error::io(&config.src))?;
     let boot = layout.boot();
-    copy::copy_sparse(&src, &file, boot.offset(), boot.bytes(), "boot partition")?;
+    fat::copy_used(&src, boot.offset(), &file, boot.offset(), boot.bytes())?;
     file.sync_all().map_err(Error::io(temp))?;
     drop(file);
     write_table(temp, layout, root_bytes / SECTOR)?;

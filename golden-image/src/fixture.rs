@@ -26,6 +26,9 @@ pub const DIRTY_MARKER: &[u8] = b"OKOME-DIRTY-FREE-AREA-7c1e9a";
 pub const LOG_MARKER: &[u8] = b"OKOME-LOG-LINE-SECRET-4d2b";
 /// Bytes found only in the fixture's SSH host keys.
 pub const KEY_MARKER: &[u8] = b"OKOME-HOST-KEY-MATERIAL-93fa";
+/// Bytes only in a file deleted from the boot partition (free clusters),
+/// as Raspberry Pi OS leaves a consumed userconf.txt (a password hash).
+pub const BOOT_MARKER: &[u8] = b"OKOME-DELETED-USERCONF-b07f3c";
 /// The fixture's disk identifier.
 pub const DISK_ID: &str = "5e3da7a1";
 /// First sector of the boot partition.
@@ -292,6 +295,20 @@ pub fn build(dir: &Path, options: &Options) -> Result<Fixture> {
     boot.write(
         "config.txt",
         b"# Raspberry Pi config.txt (fixture)\narm_64bit=1\ndtparam=audio=off\n",
+    )?;
+    let mut userconf = Vec::new();
+    for _ in 0..200 {
+        userconf.extend_from_slice(b"pi:$6$");
+        userconf.extend_from_slice(BOOT_MARKER);
+        userconf.push(b'\n');
+    }
+    boot.write("userconf.txt", &userconf)?;
+    exec::checked(
+        exec::command("mdel")
+            .arg("-i")
+            .arg(&boot_path)
+            .arg("::userconf.txt"),
+        &[0],
     )?;
 
     let image = dir.join("card.img");

@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 
 use common::{System, card, configs, contains, listing, run, sha256};
-use okome_golden_image::fixture::{self, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options};
+use okome_golden_image::fixture::{
+    self, BOOT_MARKER, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options,
+};
 
 fn json(output: &[u8]) -> serde_json::Value {
     serde_json::from_slice(output)
@@ -24,6 +26,10 @@ fn create_verify_burn_on_a_dirty_card() {
         "the fixture has its dirty free area"
     );
     assert!(contains(src, LOG_MARKER) && contains(src, KEY_MARKER));
+    assert!(
+        contains(src, BOOT_MARKER),
+        "the boot partition has a deleted file"
+    );
     let before = sha256(src);
     let out = dir.path().join("golden.img.zst");
 
@@ -82,6 +88,7 @@ fn create_verify_burn_on_a_dirty_card() {
         (DIRTY_MARKER, "dirty free area"),
         (LOG_MARKER, "log line"),
         (KEY_MARKER, "host key"),
+        (BOOT_MARKER, "deleted boot partition file"),
     ] {
         assert!(!contains(&raw, marker), "the {what} is in OUT");
     }
