@@ -130,7 +130,7 @@ pub fn main(args: &[String]) -> Result {
     ));
     let timed = checked(gnu_time(&dd)?, "dd | zstd")?;
     rows.push(Row {
-        name: "dd | zstd (whole card)",
+        name: "dd piped to zstd (whole card)",
         timed: Some(timed),
         raw: Some(card_bytes),
         compressed: Some(std::fs::metadata(&naive)?.len()),
