@@ -64,7 +64,9 @@ create SRC OUT, step by step:
     journald         journald.conf as /etc/systemd/journald.conf.d/
                      okome.conf
     sysctl           sysctl-okome.conf as /etc/sysctl.d/90-okome.conf
-    masked           --mask units linked to /dev/null
+    masked           --mask units linked to /dev/null (mask, do not
+                     merely disable: systemd applies presets on a first
+                     boot and may enable a disabled unit again)
     first-boot       okome-firstboot.service (ConditionFirstBoot=yes,
                      never rc.local): on a clone's first boot, grows the
                      root partition and filesystem to the card and
