@@ -529,3 +529,47 @@ fn an_interrupted_create_leaves_no_out_and_no_work_files() {
         "OUT or work files left behind"
     );
 }
+
+#[test]
+fn a_burn_cut_short_leaves_no_partition_table() {
+    let system = System::new();
+    let (dir, card) = card(&Options {
+        dirty_bytes: 0,
+        ..Options::default()
+    });
+    let out = dir.path().join("golden.img.zst");
+    system
+        .tool()
+        .arg("create")
+        .arg(&card.image)
+        .arg(&out)
+        .arg("--configs")
+        .arg(configs())
+        .args(["--level", "1"])
+        .assert()
+        .code(0);
+    // A download cut in half, without its sidecar.
+    let cut = dir.path().join("cut.img.zst");
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    // The "card" holds an old system with a valid partition table.
+    let device = dir.path().join("sdz");
+    std::fs::copy(&card.image, &device).unwrap();
+    run("sfdisk", &["--verify", device.to_str().unwrap()]);
+    let assert = system
+        .tool()
+        .arg("burn")
+        .arg(&cut)
+        .arg(&device)
+        .args(["--hostname", "okome-a", "--role", "master"])
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("zstd"), "{stderr}");
+    // First sector last: the half-written card has no table to boot from.
+    let written = std::fs::read(&device).unwrap();
+    assert!(
+        written[..512].iter().all(|&b| b == 0),
+        "the partition table survived a failed burn"
+    );
+}
