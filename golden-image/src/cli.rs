@@ -55,7 +55,8 @@ create SRC OUT, step by step:
     dhcp-leases      /var/lib/dhcp, dhcpcd, dhcpcd5, NetworkManager leases
     shell-histories  .bash_history, .zsh_history, ... of /root, /home/*
     nginx-cache      /var/cache/nginx/okome/* removed
-    redis-dumps      /var/lib/redis/* removed
+    redis-dumps      /var/lib/redis/* removed but okome-functions.rdb
+                     (the preloaded okome library: code, not data)
     fail2ban-db      /var/lib/fail2ban/fail2ban.sqlite3 removed
     okome-state      /var/lib/okome/* removed
     fstab            fstab-hardened.conf merged into /etc/fstab

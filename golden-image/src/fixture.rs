@@ -29,6 +29,10 @@ pub const KEY_MARKER: &[u8] = b"OKOME-HOST-KEY-MATERIAL-93fa";
 /// Bytes only in a file deleted from the boot partition (free clusters),
 /// as Raspberry Pi OS leaves a consumed userconf.txt (a password hash).
 pub const BOOT_MARKER: &[u8] = b"OKOME-DELETED-USERCONF-b07f3c";
+/// In a Redis dump (node data: removed) and in okome-backend's preloaded
+/// function library (code the package built: kept).
+pub const REDIS_DUMP_MARKER: &[u8] = b"OKOME-REDIS-DUMP-DATA-51c0";
+pub const REDIS_FUNCTIONS_MARKER: &[u8] = b"OKOME-REDIS-FUNCTIONS-RDB-e8a2";
 /// The fixture's disk identifier.
 pub const DISK_ID: &str = "5e3da7a1";
 /// First sector of the boot partition.
@@ -178,7 +182,14 @@ fn tree(root: &Path, options: &Options) -> Result<()> {
             "/var/cache/nginx/okome/a/bc/0123456789abcdef0123456789abcbca",
             vec![b'C'; 50_000],
         ),
-        ("/var/lib/redis/dump.rdb", b"REDIS0011 fixture".to_vec()),
+        (
+            "/var/lib/redis/dump.rdb",
+            [b"REDIS0011 ", REDIS_DUMP_MARKER].concat(),
+        ),
+        (
+            "/var/lib/redis/okome-functions.rdb",
+            [b"REDIS0010 ", REDIS_FUNCTIONS_MARKER].concat(),
+        ),
         (
             "/var/lib/fail2ban/fail2ban.sqlite3",
             b"SQLite format 3\0".to_vec(),

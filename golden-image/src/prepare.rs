@@ -69,6 +69,14 @@ const EMPTIED: &[(Step, &str)] = &[
     (Step::OkomeState, "/var/lib/okome"),
 ];
 
+/// Files kept by name directly inside an emptied directory: apt's `lock`
+/// (and its emptied `partial/`), and okome-backend's preloaded Redis
+/// function library, `okome-functions.rdb`: code the package built, not
+/// node data (with `save ""` Redis writes no other dump there), and
+/// without it a clone's Redis would start with no `okome` library until
+/// the next `dpkg-reconfigure okome-backend`.
+const KEPT: &[&str] = &["partial", "lock", "okome-functions.rdb"];
+
 /// Single files that are node state or secrets.
 const REMOVED: &[(Step, &str)] = &[
     (Step::Secrets, "/var/lib/systemd/random-seed"),
@@ -100,7 +108,7 @@ pub enum Step {
     ShellHistories,
     /// The nginx cache emptied.
     NginxCache,
-    /// Redis dumps and append-only files removed.
+    /// Redis dumps and append-only files removed (not the preloaded library).
     RedisDumps,
     /// fail2ban's database removed.
     Fail2banDb,
@@ -440,11 +448,11 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
         let mut files = 0;
         for (_, dir) in EMPTIED.iter().filter(|(s, _)| *s == step) {
             if fs.stat(dir)?.is_some_and(|e| e.is_dir()) {
-                files += work.empty(dir, &["partial", "lock"])?;
+                files += work.empty(dir, KEPT)?;
             }
         }
         if step == Step::AptCaches {
-            files += work.empty("/var/lib/apt/lists", &["partial", "lock"])?;
+            files += work.empty("/var/lib/apt/lists", KEPT)?;
             for entry in fs.ls("/var/cache/apt")?.unwrap_or_default() {
                 if entry.is_file() && entry.name.ends_with(".bin") {
                     work.edits.rm(&format!("/var/cache/apt/{}", entry.name));
@@ -652,7 +660,7 @@ pub fn check(step: Step, fs: &Ext4, shipped: &Shipped, masks: &[String]) -> Resu
             }
             for dir in dirs {
                 for (path, entry) in fs.walk(dir)? {
-                    if !entry.is_dir() && &path[dir.len() + 1..] != "lock" {
+                    if !entry.is_dir() && !KEPT.contains(&&path[dir.len() + 1..]) {
                         return problem(format!("{path} is present"));
                     }
                 }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use common::{System, card, configs, contains, listing, run, sha256};
 use okome_golden_image::fixture::{
-    self, BOOT_MARKER, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options,
+    self, BOOT_MARKER, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options, REDIS_DUMP_MARKER,
+    REDIS_FUNCTIONS_MARKER,
 };
 
 fn json(output: &[u8]) -> serde_json::Value {
@@ -89,9 +90,16 @@ fn create_verify_burn_on_a_dirty_card() {
         (LOG_MARKER, "log line"),
         (KEY_MARKER, "host key"),
         (BOOT_MARKER, "deleted boot partition file"),
+        (REDIS_DUMP_MARKER, "Redis dump"),
     ] {
         assert!(!contains(&raw, marker), "the {what} is in OUT");
     }
+    // okome-backend's preloaded function library is package-built code,
+    // not node data: a clone's Redis must start with the library.
+    assert!(
+        contains(&raw, REDIS_FUNCTIONS_MARKER),
+        "okome-functions.rdb was removed from OUT"
+    );
     // The table keeps the disk id (PARTUUID) and the root fs fits its partition.
     let table = run("sfdisk", &["--json", raw.to_str().unwrap()]);
     assert!(
