@@ -21,7 +21,7 @@ verbs:
   test              install what the tests need, then run every test (README's test command)
   lab [--keep]      bring up the loopback lab and show the cache layer at work (README's main job)
   bench <tool>      benchmark a tool against what an operator would otherwise use
-                    (tools: hit-ratio, health-probe, prewarm, budgets)
+                    (tools: hit-ratio, health-probe, prewarm, budgets, golden-image)
   dist              build static armv7/aarch64 binaries and the .deb packages
                     ([--arch armhf|arm64|amd64]… [--tool okome-…]… [--no-lintian];
                     --test: the packaging checks of `test` alone: qemu, lintian, chroot install;

@@ -35,6 +35,13 @@ pub const TEST_PACKAGES: &[&str] = &[
     "python3-systemd",
     // configs/systemd/prometheus-node-exporter.service.d is started for real.
     "prometheus-node-exporter",
+    // okome-golden-image drives these on image files (and its tests build a
+    // Pi card with them): sfdisk, e2image/debugfs/resize2fs, mtools, mkfs.fat.
+    "fdisk",
+    "e2fsprogs",
+    "mtools",
+    "dosfstools",
+    "zstd",
 ];
 
 pub fn main(args: &[String]) -> Result {

@@ -3,6 +3,7 @@
 //! function library against the seed's INCR + EXPIRE and a plain EVAL).
 
 mod budgets;
+mod golden_image;
 mod health_probe;
 mod hit_ratio;
 mod prewarm;
@@ -13,13 +14,16 @@ use crate::Result;
 
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
-        return Err("usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets>".into());
+        return Err(
+            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image>".into(),
+        );
     };
     match tool.as_str() {
         "hit-ratio" => hit_ratio::main(rest),
         "health-probe" => health_probe::main(rest),
         "prewarm" => prewarm::main(rest),
         "budgets" => budgets::main(rest),
+        "golden-image" => golden_image::main(rest),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }

@@ -17,6 +17,7 @@ pub fn command_of(package: &str) -> Option<clap::Command> {
         "okome-hit-ratio" => Some(okome_hit_ratio::command()),
         "okome-health-probe" => Some(okome_health_probe::command()),
         "okome-prewarm" => Some(okome_prewarm::command()),
+        "okome-golden-image" => Some(okome_golden_image::command()),
         _ => None,
     }
 }
@@ -38,6 +39,16 @@ pub fn generate(tools: &[Tool]) -> Result {
         let dir = generated_dir(tool.package);
         std::fs::create_dir_all(&dir)?;
         write_man(&command, &dir.join(format!("{}.1", tool.package)))?;
+        // A tool with verbs (okome-golden-image create|verify|burn): its man
+        // page lists them as `<tool>-<verb>(1)`, so those pages must exist.
+        for verb in command.get_subcommands().filter(|v| v.get_name() != "help") {
+            let name = format!("{}-{}", tool.package, verb.get_name());
+            // clap names are &'static str without its `string` feature; xtask
+            // is a short-lived process, so leaking a few names is fine.
+            let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+            let page = verb.clone().name(leaked).display_name(leaked);
+            write_man(&page, &dir.join(format!("{name}.1")))?;
+        }
         for (shell, name) in [
             (Shell::Bash, tool.package.to_string()),
             (Shell::Zsh, format!("_{}", tool.package)),
@@ -72,6 +83,21 @@ mod tests {
                 .unwrap_or_else(|| panic!("{} has no command in assets.rs", tool.package));
             assert_eq!(command.get_name(), tool.package);
             command.clone().debug_assert();
+            // Each verb's page is generated, and the package ships it.
+            let manifest = std::fs::read_to_string(
+                crate::cmd::workspace_root()
+                    .join(tool.package.trim_start_matches("okome-"))
+                    .join("Cargo.toml"),
+            )
+            .unwrap_or_default();
+            for verb in command.get_subcommands().filter(|v| v.get_name() != "help") {
+                let page = format!("{}-{}.1.gz", tool.package, verb.get_name());
+                assert!(
+                    manifest.contains(&page),
+                    "{}: Cargo.toml does not ship {page}",
+                    tool.package
+                );
+            }
             // The exit-status contract must reach the man page.
             let mut page = Vec::new();
             clap_mangen::Man::new(command).render(&mut page).unwrap();

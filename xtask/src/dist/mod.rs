@@ -57,6 +57,11 @@ pub const TOOLS: &[Tool] = &[
         package: "okome-prewarm",
         timer: true,
     },
+    Tool {
+        // An operator's tool (workstation or Pi with a card reader): no timer.
+        package: "okome-golden-image",
+        timer: false,
+    },
 ];
 
 /// One build target and what Debian calls it.

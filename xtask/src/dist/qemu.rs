@@ -223,6 +223,19 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
             .collect(),
             &["score", "frequency", "recent", "growth", "age", "why"],
         ),
+        // verify of an image the amd64 build made from the test fixture
+        // card: the emulated binary drives the host's e2fsprogs, mtools and
+        // sfdisk and must reach the same verdict, check for check.
+        "okome-golden-image" => (
+            strings(&["verify", "--json", "--configs"])
+                .into_iter()
+                .chain([
+                    workspace_root().join("configs").display().to_string(),
+                    golden_image(host)?.display().to_string(),
+                ])
+                .collect(),
+            &[],
+        ),
         other => {
             return Err(
                 format!("no real job defined for {other} in xtask/src/dist/qemu.rs").into(),
@@ -241,7 +254,10 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
         ))?;
         let mut command = Command::new(program);
         command.args(emulated).args(&args);
-        if binary.tool.package != "okome-hit-ratio" {
+        if !matches!(
+            binary.tool.package,
+            "okome-hit-ratio" | "okome-golden-image"
+        ) {
             command.arg("--state-dir").arg(root.join("run"));
         }
         if binary.tool.package == "okome-health-probe" {
@@ -275,6 +291,25 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
         .into());
     }
     Ok(())
+}
+
+/// A golden image made by the amd64 build from the test fixture card.
+fn golden_image(host: &Binary) -> Result<PathBuf> {
+    let dir = tempdir("golden-image-card")?;
+    let card = okome_golden_image::fixture::build(&dir, &Default::default())?;
+    let image = dir.join("golden.img");
+    captured(
+        Command::new(&host.path)
+            .arg("create")
+            .arg(&card.image)
+            .arg(&image)
+            .arg("--no-compress")
+            .arg("--configs")
+            .arg(workspace_root().join("configs"))
+            .env("OKOME_ROOT", "/"),
+    )?;
+    std::fs::remove_file(&card.image)?;
+    Ok(image)
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
