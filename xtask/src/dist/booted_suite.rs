@@ -493,8 +493,8 @@ fn backend(
     // (A Redis the check above left down is started, so what follows is
     // still checked.)
     node.systemctl(&["start", "redis-server.service"])?;
-    wait_for(&node, "redis answers", Duration::from_secs(30), || {
-        Ok(redis_on_okome(&node).is_ok())
+    wait_for(&node, "redis answers", Duration::from_secs(40), || {
+        Ok(redis(&node, "127.0.0.1", "PING").is_ok_and(|r| r == "PONG"))
     })?;
     redis(&node, "127.0.0.1", "SET okome:booted:kept 1")?;
     let before = redis_pid(&node)?;
@@ -1215,10 +1215,13 @@ for case in cases:
                           "-p", "EnvironmentFile=/tmp/okome-envcase", "/usr/bin/env", "-0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     if run.returncode != 0:
-        bad += 1
-        print("text %r: systemd-run failed (%d): %s" % (case["text"], run.returncode, run.stderr.decode().strip()))
-        continue
-    env = dict(v.split("=", 1) for v in run.stdout.decode().split("\0") if "=" in v)
+        # systemd refuses the whole file: the unit does not start, so no
+        # key of it is set (what a null value says); printed, as a node
+        # would not run the tool at all.
+        print("text %r: systemd refuses the file, the unit does not start" % case["text"])
+        env = {}
+    else:
+        env = dict(v.split("=", 1) for v in run.stdout.decode().split("\0") if "=" in v)
     got = env.get(case["key"])
     if got != case["value"]:
         bad += 1
@@ -1229,7 +1232,7 @@ sys.exit(1 if bad else 0)
     node.sh(&format!(
         "cat > /root/envcases.py <<'EOF'\n{CHECK}EOF\npython3 /root/envcases.py"
     ))
-    .map(|out| eprintln!("xtask booted: {}", out.trim().lines().last().unwrap_or("")))
+    .map(|out| eprintln!("xtask booted: environment files: {}", out.trim()))
 }
 
 /// journald's own start message for this boot names the runtime journal's
