@@ -387,7 +387,10 @@ const LOCAL_BIND_OFF: &str = "/etc/sysctl.d/99-okome-test-local-bind-off.conf";
 fn address_appears(node: &BootedNode) -> Result {
     let booted = SystemTime::now();
     std::thread::sleep(Duration::from_secs(10));
-    let absent = node.show("redis-server.service", &["ActiveState", "SubState", "NRestarts"])?;
+    let absent = node.show(
+        "redis-server.service",
+        &["ActiveState", "SubState", "NRestarts"],
+    )?;
     eprintln!(
         "xtask booted: 10 s after boot, {BACKEND_ADDRESS} absent: redis-server {}/{} NRestarts={}",
         absent[0], absent[1], absent[2]
@@ -471,7 +474,10 @@ fn backend(
     ))?;
     let before = redis_pid(&node)?;
     let said = node.sh("dpkg-reconfigure okome-backend 2>&1")?;
-    eprintln!("xtask booted: dpkg-reconfigure okome-backend:\n{}", said.trim());
+    eprintln!(
+        "xtask booted: dpkg-reconfigure okome-backend:\n{}",
+        said.trim()
+    );
     findings.check(
         "dpkg-reconfigure restarts redis-server onto okome.conf, library preloaded",
         redis_back(&node, before, Duration::from_secs(30)),
@@ -582,7 +588,12 @@ struct PackageSets {
 /// A frontend node gets every package but okome-backend; a backend node
 /// gets okome-node and okome-backend (the tools run on the frontend).
 fn package_sets(dist: &Dist) -> Result<PackageSets> {
-    let name = |p: &PathBuf| p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
     let ours = |p: &PathBuf| name(p).ends_with("_amd64.deb") || name(p).ends_with("_all.deb");
     let frontend = |p: &PathBuf| ours(p) && !name(p).starts_with("okome-backend_");
     let backend = |p: &PathBuf| {
