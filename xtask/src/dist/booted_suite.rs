@@ -271,7 +271,7 @@ fn frontend(
     node.sh(&format!("apt-get install -y -q {v2_args}"))?;
     findings.check(
         "the upgrade installed revision 2",
-        versions(&node, &v2, &format!("{}-2", super::deb::VERSION)),
+        versions(&node, v2, &format!("{}-2", super::deb::VERSION)),
     );
     findings.check("no failed unit after upgrade", no_failed(&node));
     findings.check("the okome timers survive the upgrade", timers_active(&node));
