@@ -4,9 +4,14 @@
 //! their sandbox as the okome user, timers fire, maintainer scripts start
 //! and restart services, journald is the only log, fail2ban reads it.
 //!
-//! One container for all checks (a boot takes ~1 s, the apt install of the
-//! dependencies most of a minute): install → checks → upgrade to revision 2
-//! → checks → reboot → checks. Every check runs even when an earlier one
+//! Two containers, one after the other, each on its own unpacked copy of
+//! the same cached tree (a boot takes ~1 s, the apt install of the
+//! dependencies most of a minute): the frontend role (the tools,
+//! okome-frontend, okome-node) and the backend role (okome-node,
+//! okome-backend on Debian's redis-server). Each: install → checks →
+//! upgrade to revision 2 → checks → reboot → checks (the backend reboots
+//! twice: power cuts with its LAN address absent, ip_nonlocal_bind on and
+//! off). Every check runs even when an earlier one
 //! failed (each failure is a finding; the suite fails at the end naming all
 //! of them), so one run shows everything that is wrong. Nothing here times
 //! the tools: the only durations asserted are schedule properties systemd
