@@ -4,9 +4,14 @@
 //! their sandbox as the okome user, timers fire, maintainer scripts start
 //! and restart services, journald is the only log, fail2ban reads it.
 //!
-//! One container for all checks (a boot takes ~1 s, the apt install of the
-//! dependencies most of a minute): install → checks → upgrade to revision 2
-//! → checks → reboot → checks. Every check runs even when an earlier one
+//! Two containers, one after the other, each on its own unpacked copy of
+//! the same cached tree (a boot takes ~1 s, the apt install of the
+//! dependencies most of a minute): the frontend role (the tools,
+//! okome-frontend, okome-node) and the backend role (okome-node,
+//! okome-backend on Debian's redis-server). Each: install → checks →
+//! upgrade to revision 2 → checks → reboot → checks (the backend reboots
+//! twice: power cuts with its LAN address absent, ip_nonlocal_bind on and
+//! off). Every check runs even when an earlier one
 //! failed (each failure is a finding; the suite fails at the end naming all
 //! of them), so one run shows everything that is wrong. Nothing here times
 //! the tools: the only durations asserted are schedule properties systemd
@@ -135,14 +140,47 @@ done
 /// revision 2 of them for the upgrade step.
 pub fn run(dist: &Dist) -> Result {
     let started = Instant::now();
-    let (v1, v2) = package_sets(dist)?;
+    let sets = package_sets(dist)?;
+    let mut every = sets.frontend.0.clone();
+    every.extend(sets.backend.0.iter().cloned());
     let spec = RootfsSpec {
-        preload: preload(&v1)?,
+        preload: preload(&every)?,
     };
     let _fence = TestRangeFence::raise();
-    let rootfs = Rootfs::unpack(&spec, "okome-booted")?;
-    let v1_args = rootfs.copy_in(&v1, "/root/okome-debs/v1")?.join(" ");
-    let v2_args = rootfs.copy_in(&v2, "/root/okome-debs/v2")?.join(" ");
+    let mut findings = Findings::default();
+    frontend(&spec, &sets.frontend, &mut findings)?;
+    let frontend_took = started.elapsed().as_secs_f64();
+    backend(&spec, &sets.backend, &mut findings)?;
+    eprintln!(
+        "xtask booted: suite took {:.0} s (frontend {frontend_took:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    if findings.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the booted suite found {} problem(s):\n  {}",
+            findings.failed.len(),
+            findings.failed.join("\n  ")
+        )
+        .into())
+    }
+}
+
+/// The frontend role: the tools, okome-frontend and okome-node.
+fn frontend(
+    spec: &RootfsSpec,
+    (v1, v2): &(Vec<PathBuf>, Vec<PathBuf>),
+    findings: &mut Findings,
+) -> Result {
+    let started = Instant::now();
+    let rootfs = Rootfs::unpack(spec, "okome-booted")?;
+    let v1_args = rootfs.copy_in(v1, "/root/okome-debs/v1")?.join(" ");
+    let v2_args = rootfs.copy_in(v2, "/root/okome-debs/v2")?.join(" ");
+    std::fs::write(
+        rootfs.path("/root/environment-file-cases.json"),
+        std::fs::read(ENV_CASES)?,
+    )?;
     std::fs::create_dir_all(rootfs.path("/usr/local/lib/okome-test"))?;
     std::fs::write(rootfs.path("/usr/local/lib/okome-test/stub.py"), STUB)?;
     std::fs::write(
@@ -151,8 +189,10 @@ pub fn run(dist: &Dist) -> Result {
     )?;
     let prepared = started.elapsed().as_secs_f64();
 
-    let mut findings = Findings::default();
     let node = BootedNode::boot(&rootfs, Network::Private)?;
+    // An admin who can sudo and logs in with a key, there before okome-node
+    // (which arms the sshd hardening only for such a login).
+    add_admin(&node)?;
     // A node that already runs node_exporter (okome-frontend ships a
     // drop-in for it, and must get it applied). Without recommends:
     // prometheus-node-exporter-collectors would bring nvme-cli, whose
@@ -197,6 +237,15 @@ pub fn run(dist: &Dist) -> Result {
         sandboxes(&node),
     );
 
+    findings.check(
+        "the running sshd refuses passwords and takes the admin's key after install",
+        sshd_armed(&node),
+    );
+    findings.check(
+        "systemd's EnvironmentFile= gives each case's value (environment-file-cases.json)",
+        environment_files(&node),
+    );
+
     // --- What the tools do, under their sandbox, against real nginx ---
     point_at_stub(&node)?;
     let quiet_from = SystemTime::now();
@@ -227,7 +276,7 @@ pub fn run(dist: &Dist) -> Result {
     node.sh(&format!("apt-get install -y -q {v2_args}"))?;
     findings.check(
         "the upgrade installed revision 2",
-        versions(&node, &v2, &format!("{}-2", super::deb::VERSION)),
+        versions(&node, v2, &format!("{}-2", super::deb::VERSION)),
     );
     findings.check("no failed unit after upgrade", no_failed(&node));
     findings.check("the okome timers survive the upgrade", timers_active(&node));
@@ -254,6 +303,14 @@ pub fn run(dist: &Dist) -> Result {
         }),
     );
     findings.check(
+        "journald runs with okome's RuntimeMaxUse=24M after a reboot",
+        journald_limit(&node),
+    );
+    findings.check(
+        "the running sshd still refuses passwords after a reboot",
+        sshd_armed(&node),
+    );
+    findings.check(
         "/run/okome exists again after a reboot (tmpfiles)",
         node.sh("test -d /run/okome/metrics && stat -c %U /run/okome | grep -qx okome")
             .map(drop),
@@ -266,32 +323,288 @@ pub fn run(dist: &Dist) -> Result {
     );
     drop(node);
     drop(rootfs);
-
     eprintln!(
-        "xtask booted: suite took {:.0} s (rootfs ready in {prepared:.0} s)",
+        "xtask booted: frontend took {:.0} s (rootfs ready in {prepared:.0} s)",
         started.elapsed().as_secs_f64()
     );
-    if findings.failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the booted suite found {} problem(s):\n  {}",
-            findings.failed.len(),
-            findings.failed.join("\n  ")
-        )
-        .into())
-    }
+    Ok(())
 }
 
-/// The amd64 and `all` packages of `dist` (revision 1, minus the backend
-/// role: this node is a frontend), and revision 2 of the same.
-fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let frontend = |p: &PathBuf| {
-        let name = p.file_name().unwrap_or_default().to_string_lossy();
-        (name.ends_with("_amd64.deb") || name.ends_with("_all.deb"))
-            && !name.starts_with("okome-backend_")
+/// The test password of every okome ACL user on the backend node.
+const REDIS_PASSWORD: &str = "okome-booted-redis-pw";
+
+/// The backend's "LAN" address: on no interface at boot (the container's
+/// private network has only `lo`), added later, as a DHCP lease or a late
+/// link would after a power cut.
+const BACKEND_ADDRESS: &str = "10.213.50.19";
+
+/// `redis-cli` as the operator, on `host`.
+fn redis(node: &BootedNode, host: &str, command: &str) -> Result<String> {
+    node.sh(&format!(
+        "redis-cli -h {host} --user operator --pass {REDIS_PASSWORD} --no-auth-warning {command}"
+    ))
+    .map(|out| out.trim().to_string())
+}
+
+fn redis_pid(node: &BootedNode) -> Result<u32> {
+    Ok(node.show("redis-server.service", &["MainPID"])?[0].parse()?)
+}
+
+/// Redis answers as the operator (so it runs okome.conf: Debian's config
+/// has no such user) and the okome library answers, nobody having loaded
+/// it since the start.
+fn redis_on_okome(node: &BootedNode) -> Result {
+    let whoami = redis(node, "127.0.0.1", "ACL WHOAMI")?;
+    if whoami != "operator" {
+        return Err(format!("ACL WHOAMI as operator: {whoami:?} (not on okome.conf?)").into());
+    }
+    let version = redis(node, "127.0.0.1", "FCALL_RO okome_version 0")?;
+    if version.is_empty() || version.contains("ERR") {
+        return Err(format!("FCALL_RO okome_version 0: {version:?}").into());
+    }
+    Ok(())
+}
+
+/// Until `redis-server.service` runs a MainPID other than `old`, active,
+/// and answers on okome.conf.
+fn redis_back(node: &BootedNode, old: u32, within: Duration) -> Result {
+    wait_for(node, "redis-server back with a new MainPID", within, || {
+        let state = node.show("redis-server.service", &["ActiveState", "MainPID"])?;
+        Ok(state[0] == "active" && state[1] != "0" && state[1] != old.to_string())
+    })?;
+    wait_for(node, "redis answers on okome.conf", within, || {
+        Ok(redis_on_okome(node).is_ok())
+    })?;
+    redis_on_okome(node)
+}
+
+/// How soon systemd must bring back a Redis killed with SIGKILL: the
+/// drop-in's RestartSec (2 s) and a start, with a loaded host's slack.
+const KILLED_BACK: Duration = Duration::from_secs(20);
+
+/// A sysctl.d file read after okome's 90-okome-backend.conf, turning
+/// ip_nonlocal_bind off again: the node where systemd-sysctl did not help.
+const LOCAL_BIND_OFF: &str = "/etc/sysctl.d/99-okome-test-local-bind-off.conf";
+
+/// Just booted, BACKEND_ADDRESS on no interface: wait 10 s, add it to
+/// `lo`, and Redis must answer PING on it within 15 s with nobody touching
+/// Redis. Prints what systemd did meanwhile (NRestarts, the journal).
+fn address_appears(node: &BootedNode) -> Result {
+    let booted = SystemTime::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let absent = node.show(
+        "redis-server.service",
+        &["ActiveState", "SubState", "NRestarts"],
+    )?;
+    eprintln!(
+        "xtask booted: 10 s after boot, {BACKEND_ADDRESS} absent: redis-server {}/{} NRestarts={}",
+        absent[0], absent[1], absent[2]
+    );
+    node.sh(&format!("ip addr add {BACKEND_ADDRESS}/32 dev lo"))?;
+    let appeared = Instant::now();
+    let pong = wait_for(
+        node,
+        &format!("PONG on {BACKEND_ADDRESS} after it appeared"),
+        Duration::from_secs(15),
+        || {
+            Ok(node
+                .try_sh(&format!(
+                    "redis-cli -h {BACKEND_ADDRESS} --user operator --pass {REDIS_PASSWORD} \
+                     --no-auth-warning PING | grep -qx PONG"
+                ))?
+                .status
+                .success())
+        },
+    );
+    let answered = appeared.elapsed().as_secs_f64();
+    let restarts = node.show("redis-server.service", &["NRestarts"])?.remove(0);
+    let journal = node.journal("redis-server.service", booted - Duration::from_secs(5))?;
+    let lines: Vec<&str> = journal
+        .lines()
+        .filter(|l| !l.contains("redis-server[") || l.contains('#') || l.contains("Ready"))
+        .collect();
+    eprintln!(
+        "xtask booted: PONG {answered:.1} s after the address appeared; redis-server \
+         NRestarts={restarts}; its journal this boot:\n{}",
+        super::chroot::tail(lines.join("\n").as_bytes())
+    );
+    pong.and_then(|()| redis_on_okome(node))
+}
+
+/// The backend role: okome-node and okome-backend on Debian's
+/// redis-server, in a second container booted from the same cached tree.
+fn backend(
+    spec: &RootfsSpec,
+    (v1, v2): &(Vec<PathBuf>, Vec<PathBuf>),
+    findings: &mut Findings,
+) -> Result {
+    let started = Instant::now();
+    let rootfs = Rootfs::unpack(spec, "okome-booted-backend")?;
+    let v1_args = rootfs.copy_in(v1, "/root/okome-debs/v1")?.join(" ");
+    let v2_args = rootfs.copy_in(v2, "/root/okome-debs/v2")?.join(" ");
+    let node = BootedNode::boot(&rootfs, Network::Private)?;
+    let said = node.sh(&format!("apt-get install -y -q {v1_args} 2>&1"))?;
+
+    // --- Installed with the shipped placeholder hashes ---
+    findings.check(
+        "placeholder hashes: apt says to set the passwords and reconfigure",
+        if said.contains("placeholder password") && said.contains("dpkg-reconfigure okome-backend")
+        {
+            Ok(())
+        } else {
+            Err(format!("apt's output:\n{}", super::chroot::tail(said.as_bytes())).into())
+        },
+    );
+    findings.check(
+        "placeholder hashes: redis-server runs on Debian's config, not okome.conf",
+        active(&node, "redis-server.service").and_then(|()| {
+            // Debian's config: the default user, no password. okome.conf
+            // turns it off (NOAUTH / WRONGPASS).
+            let who = node.sh("redis-cli ACL WHOAMI 2>&1")?;
+            if who.trim() == "default" {
+                Ok(())
+            } else {
+                Err(format!("unauthenticated ACL WHOAMI: {:?}", who.trim()).into())
+            }
+        }),
+    );
+    findings.check("no failed unit after the backend install", no_failed(&node));
+
+    // --- Real hashes, the test address, reconfigure ---
+    node.sh(&format!(
+        "hash=$(printf %s '{REDIS_PASSWORD}' | sha256sum | cut -d' ' -f1)
+         sed -i -e \"s/#0\\{{64\\}}/#$hash/\" -e \"s/#1\\{{64\\}}/#$hash/\" -e \"s/#2\\{{64\\}}/#$hash/\" \
+             -e 's/^bind .*/bind 127.0.0.1 {BACKEND_ADDRESS}/' /etc/redis/okome.conf
+         grep -c \"#$hash\" /etc/redis/okome.conf | grep -qx 3"
+    ))?;
+    let before = redis_pid(&node)?;
+    let said = node.sh("dpkg-reconfigure okome-backend 2>&1")?;
+    eprintln!(
+        "xtask booted: dpkg-reconfigure okome-backend:\n{}",
+        said.trim()
+    );
+    findings.check(
+        "dpkg-reconfigure restarts redis-server onto okome.conf, library preloaded",
+        redis_back(&node, before, Duration::from_secs(30)),
+    );
+    let before = redis_pid(&node)?;
+    node.systemctl(&["restart", "redis-server.service"])?;
+    findings.check(
+        "the okome library is there after systemctl restart redis-server",
+        redis_back(&node, before, Duration::from_secs(30)),
+    );
+    let before = redis_pid(&node)?;
+    node.sh(&format!("kill -9 {before}"))?;
+    findings.check(
+        "kill -9 of redis-server: Restart=always brings it back with the library",
+        redis_back(&node, before, KILLED_BACK),
+    );
+
+    // --- Upgrade with the config unchanged: no restart, the data stays ---
+    // (A Redis the check above left down is started, so what follows is
+    // still checked.)
+    node.systemctl(&["start", "redis-server.service"])?;
+    wait_for(&node, "redis answers", Duration::from_secs(40), || {
+        Ok(redis(&node, "127.0.0.1", "PING").is_ok_and(|r| r == "PONG"))
+    })?;
+    redis(&node, "127.0.0.1", "SET okome:booted:kept 1")?;
+    let before = redis_pid(&node)?;
+    node.sh(&format!("apt-get install -y -q {v2_args}"))?;
+    findings.check(
+        "the backend upgrade installed revision 2",
+        versions(&node, v2, &format!("{}-2", super::deb::VERSION)),
+    );
+    findings.check(
+        "an upgrade with the config unchanged keeps redis-server and its keys",
+        (|| -> Result {
+            let after = redis_pid(&node)?;
+            let kept = redis(&node, "127.0.0.1", "GET okome:booted:kept")?;
+            if after != before || kept != "1" {
+                return Err(format!(
+                    "MainPID {before} → {after}, GET okome:booted:kept → {kept:?}"
+                )
+                .into());
+            }
+            Ok(())
+        })(),
+    );
+    findings.check("no failed unit after the backend upgrade", no_failed(&node));
+
+    // --- A power cut: the node comes back before its LAN address does ---
+    let node = node.reboot(Network::Private)?;
+    let nonlocal = node.sh("sysctl -n net.ipv4.ip_nonlocal_bind")?;
+    eprintln!(
+        "xtask booted: after boot: net.ipv4.ip_nonlocal_bind = {}",
+        nonlocal.trim()
+    );
+    findings.check(
+        "systemd-sysctl applied net.ipv4.ip_nonlocal_bind=1 at boot",
+        if nonlocal.trim() == "1" {
+            Ok(())
+        } else {
+            Err(format!("net.ipv4.ip_nonlocal_bind = {}", nonlocal.trim()).into())
+        },
+    );
+    findings.check(
+        &format!("after a reboot, Redis answers on {BACKEND_ADDRESS} within 15 s of it appearing"),
+        address_appears(&node),
+    );
+    // The same power cut on a node where ip_nonlocal_bind is off (a later
+    // sysctl.d file, or a kernel that refuses it): Redis cannot bind the
+    // absent address, exits, and only the drop-in's Restart=always with a
+    // short RestartSec and no start limit brings it up once it appears.
+    node.sh(&format!(
+        "echo 'net.ipv4.ip_nonlocal_bind = 0' > {LOCAL_BIND_OFF}"
+    ))?;
+    let node = node.reboot(Network::Private)?;
+    findings.check(
+        &format!(
+            "ip_nonlocal_bind off: after a reboot, Redis answers on {BACKEND_ADDRESS} within \
+             15 s of it appearing (Restart=always)"
+        ),
+        node.sh("sysctl -n net.ipv4.ip_nonlocal_bind")
+            .and_then(|v| {
+                if v.trim() == "0" {
+                    Ok(())
+                } else {
+                    Err(format!("{LOCAL_BIND_OFF} not applied: {}", v.trim()).into())
+                }
+            })
+            .and_then(|()| address_appears(&node)),
+    );
+    node.sh(&format!("rm {LOCAL_BIND_OFF}"))?;
+    findings.check("no failed unit after the backend reboot", no_failed(&node));
+    drop(node);
+    drop(rootfs);
+    eprintln!(
+        "xtask booted: backend took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The packages of each role, revision 1 (what `dist` built) and 2 (for
+/// the upgrade): amd64 and `all` packages.
+struct PackageSets {
+    frontend: (Vec<PathBuf>, Vec<PathBuf>),
+    backend: (Vec<PathBuf>, Vec<PathBuf>),
+}
+
+/// A frontend node gets every package but okome-backend; a backend node
+/// gets okome-node and okome-backend (the tools run on the frontend).
+fn package_sets(dist: &Dist) -> Result<PackageSets> {
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
     };
-    let v1: Vec<PathBuf> = dist.debs.iter().filter(|p| frontend(p)).cloned().collect();
+    let ours = |p: &PathBuf| name(p).ends_with("_amd64.deb") || name(p).ends_with("_all.deb");
+    let frontend = |p: &PathBuf| ours(p) && !name(p).starts_with("okome-backend_");
+    let backend = |p: &PathBuf| {
+        ours(p) && (name(p).starts_with("okome-backend_") || name(p).starts_with("okome-node_"))
+    };
+    let v1: Vec<PathBuf> = dist.debs.iter().filter(|p| ours(p)).cloned().collect();
     let dir = super::out_dir().join("deb-booted-v2");
     std::fs::create_dir_all(&dir)?;
     let mut v2 = Vec::new();
@@ -303,8 +616,13 @@ fn package_sets(dist: &Dist) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         v2.push(super::deb::tool_package(binary, "2", &dir)?);
     }
     v2.extend(super::deb::config_packages("2", &dir)?);
-    v2.retain(|p| frontend(p));
-    Ok((v1, v2))
+    let pick = |set: &[PathBuf], role: &dyn Fn(&PathBuf) -> bool| -> Vec<PathBuf> {
+        set.iter().filter(|p| role(p)).cloned().collect()
+    };
+    Ok(PackageSets {
+        frontend: (pick(&v1, &frontend), pick(&v2, &frontend)),
+        backend: (pick(&v1, &backend), pick(&v2, &backend)),
+    })
 }
 
 /// What the rootfs must hold for an offline install: every non-okome
@@ -839,6 +1157,110 @@ fn fail2ban_bans(node: &BootedNode) -> Result {
         return Err(format!("banned, but no nftables rule names {INTRUDER}:\n{rules}").into());
     }
     Ok(())
+}
+
+/// The admin login of the frontend node: in group `sudo` (what okome-node's
+/// postinst looks for; the sudo package itself is not needed), with a
+/// password (so sshd would accept one, were passwords on) and an ed25519
+/// authorized key whose private half stays in /root.
+const ADMIN: &str = "okome-admin";
+const ADMIN_KEY: &str = "/root/okome-admin-key";
+
+fn add_admin(node: &BootedNode) -> Result {
+    node.sh(&format!(
+        "getent group sudo >/dev/null || groupadd --system sudo
+         useradd -m -s /bin/sh -G sudo {ADMIN}
+         echo '{ADMIN}:booted-test-password' | chpasswd
+         ssh-keygen -q -t ed25519 -N '' -f {ADMIN_KEY}
+         install -d -o {ADMIN} -g {ADMIN} -m 0700 /home/{ADMIN}/.ssh
+         install -o {ADMIN} -g {ADMIN} -m 0600 {ADMIN_KEY}.pub /home/{ADMIN}/.ssh/authorized_keys"
+    ))
+    .map(drop)
+}
+
+/// What the RUNNING sshd does, not what its files say: `sshd -T` has
+/// passwords off, a password login is refused with publickey as the only
+/// method left, and the admin's key logs in.
+fn sshd_armed(node: &BootedNode) -> Result {
+    active(node, "ssh.service")?;
+    let effective = node.sh("sshd -T | grep -i '^passwordauthentication '")?;
+    if effective.trim() != "passwordauthentication no" {
+        return Err(format!("sshd -T: {}", effective.trim()).into());
+    }
+    const OPTS: &str = "-n -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+                        -o ConnectTimeout=5";
+    let password = node.try_sh(&format!(
+        "timeout 20 ssh {OPTS} -o BatchMode=yes -o PreferredAuthentications=password \
+         -o PubkeyAuthentication=no {ADMIN}@127.0.0.1 true 2>&1"
+    ))?;
+    let said = String::from_utf8_lossy(&password.stdout).into_owned();
+    if password.status.success() || !said.contains("Permission denied (publickey).") {
+        return Err(format!(
+            "a password login to the running sshd was not refused with publickey only \
+             (the files say no, the daemon was not reloaded?): {}",
+            said.trim()
+        )
+        .into());
+    }
+    let key = node.try_sh(&format!(
+        "timeout 20 ssh {OPTS} -o BatchMode=yes -i {ADMIN_KEY} {ADMIN}@127.0.0.1 id -un 2>&1"
+    ))?;
+    let said = String::from_utf8_lossy(&key.stdout).into_owned();
+    if !key.status.success() || said.trim().lines().last() != Some(ADMIN) {
+        return Err(format!("the admin's key login failed: {}", said.trim()).into());
+    }
+    Ok(())
+}
+
+/// The cases our EnvironmentFile= loader (common) is table-tested against,
+/// with the value systemd 252 gives.
+const ENV_CASES: &str = "common/tests/data/environment-file-cases.json";
+
+/// Each case's text as the EnvironmentFile= of a transient service that
+/// prints its environment: the booted systemd must set exactly the
+/// expected value (or leave the key unset). The cases are read inside by
+/// python3 (xtask has no JSON parser); each mismatch is printed.
+fn environment_files(node: &BootedNode) -> Result {
+    const CHECK: &str = r#"import json, subprocess, sys
+cases = json.load(open("/root/environment-file-cases.json"))["cases"]
+bad = 0
+for case in cases:
+    with open("/tmp/okome-envcase", "w") as f:
+        f.write(case["text"])
+    run = subprocess.run(["systemd-run", "--quiet", "--wait", "--pipe", "--collect",
+                          "-p", "EnvironmentFile=/tmp/okome-envcase", "/usr/bin/env", "-0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if run.returncode != 0:
+        # systemd refuses the whole file: the unit does not start, so no
+        # key of it is set (what a null value says); printed, as a node
+        # would not run the tool at all.
+        print("text %r: systemd refuses the file, the unit does not start" % case["text"])
+        env = {}
+    else:
+        env = dict(v.split("=", 1) for v in run.stdout.decode().split("\0") if "=" in v)
+    got = env.get(case["key"])
+    if got != case["value"]:
+        bad += 1
+        print("text %r: %s=%r from systemd, expected %r" % (case["text"], case["key"], got, case["value"]))
+print("%d cases, %d differ" % (len(cases), bad))
+sys.exit(1 if bad else 0)
+"#;
+    node.sh(&format!(
+        "cat > /root/envcases.py <<'EOF'\n{CHECK}EOF\npython3 /root/envcases.py"
+    ))
+    .map(|out| eprintln!("xtask booted: environment files: {}", out.trim()))
+}
+
+/// journald's own start message for this boot names the runtime journal's
+/// limit: okome's drop-in sets RuntimeMaxUse=24M (Storage=volatile).
+fn journald_limit(node: &BootedNode) -> Result {
+    let said = node.sh("journalctl -b --no-pager -o cat | grep 'Runtime Journal' | tail -n 1")?;
+    eprintln!("xtask booted: journald: {}", said.trim());
+    if said.contains("max 24.0M") {
+        Ok(())
+    } else {
+        Err(format!("journald says: {:?}", said.trim()).into())
+    }
 }
 
 fn versions(node: &BootedNode, debs: &[PathBuf], version: &str) -> Result {
