@@ -25,9 +25,11 @@
 //! * `export KEY=value`, `KEY value`, keys with a `-` or starting with a digit:
 //!   not valid environment names, so systemd ignores the line (it logs
 //!   "invalid variable name"); so does this. A key given twice: the last wins.
-//!   A NUL byte ends the file. `$VAR` is never expanded.
+//!   `$VAR` is never expanded.
 //! * A key or value that is not UTF-8 makes systemd refuse the whole file;
 //!   here that is [`Error::NotUtf8`], a configuration error naming the line.
+//! * So does a NUL byte anywhere (seen on a booted systemd 252: the unit
+//!   never starts); here that is [`Error::Nul`], naming the line.
 //!
 //! Only `OKOME_*` keys are taken into the environment; nothing is executed.
 //! The cases, each with the value systemd sets, are plain data in
@@ -55,6 +57,31 @@ pub enum Error {
         /// 1-based line where the assignment starts.
         line: usize,
     },
+    /// A NUL byte: systemd's `EnvironmentFile=` refuses the whole file (the
+    /// unit does not start), so the tool refuses it too.
+    Nul {
+        /// The file (empty from [`parse`]).
+        path: PathBuf,
+        /// 1-based line holding the first NUL.
+        line: usize,
+    },
+}
+
+impl Error {
+    /// The same error, naming `path` (what [`parse`] cannot know).
+    fn at(self, path: &Path) -> Error {
+        match self {
+            Error::NotUtf8 { line, .. } => Error::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+            },
+            Error::Nul { line, .. } => Error::Nul {
+                path: path.to_path_buf(),
+                line,
+            },
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -64,6 +91,11 @@ impl std::fmt::Display for Error {
             Error::NotUtf8 { path, line } => write!(
                 f,
                 "{}:{line}: not UTF-8 (systemd's EnvironmentFile= refuses the whole file; fix the encoding)",
+                path.display()
+            ),
+            Error::Nul { path, line } => write!(
+                f,
+                "{}:{line}: a NUL byte (systemd's EnvironmentFile= refuses the whole file and the unit does not start; remove it)",
                 path.display()
             ),
         }
@@ -126,7 +158,13 @@ impl Sink {
 /// systemd's `EnvironmentFile=` would set, in first-seen order (rules in the
 /// module doc).
 pub fn parse(text: &[u8]) -> Result<Vec<(String, String)>, Error> {
-    let text = text.split(|&b| b == 0).next().unwrap_or_default();
+    if let Some(at) = text.iter().position(|&b| b == 0) {
+        let line = 1 + text[..at].iter().filter(|&&b| b == b'\n').count();
+        return Err(Error::Nul {
+            path: PathBuf::new(),
+            line,
+        });
+    }
     let (is_ws, is_nl) = (|c| WHITESPACE.contains(&c), |c| NEWLINE.contains(&c));
     let mut sink = Sink { pairs: Vec::new() };
     let (mut key, mut value) = (Vec::new(), Vec::new());
@@ -298,13 +336,7 @@ pub fn load_into_env(tool: &str) -> Result<(), Error> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(Error::Io { path, source }),
     };
-    let settings = okome_settings(&text).map_err(|error| match error {
-        Error::NotUtf8 { line, .. } => Error::NotUtf8 {
-            path: path.clone(),
-            line,
-        },
-        other => other,
-    })?;
+    let settings = okome_settings(&text).map_err(|error| error.at(&path))?;
     for (key, value) in settings {
         if std::env::var_os(&key).is_none() {
             // SAFETY: called from `main` before any other thread exists, as
@@ -350,6 +382,16 @@ mod tests {
         );
         match parse(b"A=1\n\nB=\"x\xff\"\n") {
             Err(Error::NotUtf8 { line: 3, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_refuses_the_whole_file_as_systemd_does() {
+        // A booted systemd 252 does not start a unit whose EnvironmentFile=
+        // holds a NUL: no key of the file is set, not even those before it.
+        match parse(b"OKOME_A=1\nOKOME_B=a\0b\nOKOME_C=1\n") {
+            Err(Error::Nul { line: 2, .. }) => {}
             other => panic!("{other:?}"),
         }
     }
