@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, ChildStdout, Stdio};
 
 use sha2::{Digest, Sha256};
 
@@ -49,8 +49,9 @@ pub fn decompress(zst: &Path, out: &Path) -> Result<()> {
     .map(|_| ())
 }
 
-/// SHA-256 of what `zst` decompresses to, streamed (`zstd -dc`).
-pub fn decompressed_sha256(zst: &Path) -> Result<String> {
+/// Start `zstd -dc zst` with its output on a pipe: the child (to wait
+/// for), the pipe (to read) and the command line (for errors).
+fn spawn_decompress(zst: &Path) -> Result<(Child, ChildStdout, String)> {
     let mut zstd = exec::command("zstd");
     zstd.args(["-q", "-d", "-c"])
         .arg(zst)
@@ -64,6 +65,12 @@ pub fn decompressed_sha256(zst: &Path) -> Result<String> {
         .stdout
         .take()
         .ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
+    Ok((child, stdout, describe))
+}
+
+/// SHA-256 of what `zst` decompresses to, streamed (`zstd -dc`).
+pub fn decompressed_sha256(zst: &Path) -> Result<String> {
+    let (mut child, stdout, describe) = spawn_decompress(zst)?;
     let hash = sha256_reader(stdout);
     let status = child.wait().map_err(Error::io(zst))?;
     if !status.success() {
@@ -143,19 +150,7 @@ pub fn compress(raw: &Path, out: &Path, level: u8, threads: u32) -> Result<Strin
 /// SHA-256 of the image. Comparing costs less than hashing `raw` a second
 /// time and proves more.
 pub fn round_trip(zst: &Path, raw: &Path) -> Result<String> {
-    let mut zstd = exec::command("zstd");
-    zstd.args(["-q", "-d", "-c"])
-        .arg(zst)
-        .stdout(Stdio::piped());
-    let describe = exec::describe(&zstd);
-    let mut child = zstd.spawn().map_err(|error| Error::Program {
-        command: describe.clone(),
-        detail: format!("cannot start: {error}"),
-    })?;
-    let mut stream = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::Internal("zstd: no stdout".into()))?;
+    let (mut child, mut stream, describe) = spawn_decompress(zst)?;
     // 1 MiB pipe instead of 64 KiB: 16 times fewer wake-ups for a GB stream.
     let _ = nix::fcntl::fcntl(&stream, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     let mut original = std::fs::File::open(raw).map_err(Error::io(raw))?;

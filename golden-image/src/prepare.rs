@@ -398,13 +398,7 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
     }
     note(Step::MachineId, detail);
 
-    let keys: Vec<String> = fs
-        .ls("/etc/ssh")?
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.name.starts_with("ssh_host_"))
-        .map(|e| format!("/etc/ssh/{}", e.name))
-        .collect();
+    let keys = ssh_host_keys(fs)?;
     for key in &keys {
         work.edits.rm(key);
     }
@@ -544,6 +538,18 @@ fn list<S: AsRef<str>>(items: &[S]) -> String {
 }
 
 /// History files under /root and /home/*.
+/// The SSH host keys in the image (`/etc/ssh/ssh_host_*`): what the
+/// step removes and what its check looks for.
+fn ssh_host_keys(fs: &Ext4) -> Result<Vec<String>> {
+    Ok(fs
+        .ls("/etc/ssh")?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.name.starts_with("ssh_host_"))
+        .map(|e| format!("/etc/ssh/{}", e.name))
+        .collect())
+}
+
 fn histories(fs: &Ext4) -> Result<Vec<String>> {
     let mut homes = vec!["/root".to_string()];
     for entry in fs.ls("/home")?.unwrap_or_default() {
@@ -619,13 +625,7 @@ pub fn check(step: Step, fs: &Ext4, shipped: &Shipped, masks: &[String]) -> Resu
             }
         }
         Step::SshHostKeys => {
-            let keys: Vec<String> = fs
-                .ls("/etc/ssh")?
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| e.name.starts_with("ssh_host_"))
-                .map(|e| format!("/etc/ssh/{}", e.name))
-                .collect();
+            let keys = ssh_host_keys(fs)?;
             if !keys.is_empty() {
                 return problem(format!("SSH host keys present: {}", keys.join(", ")));
             }

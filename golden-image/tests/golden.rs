@@ -35,12 +35,7 @@ fn create_verify_burn_on_a_dirty_card() {
     let out = dir.path().join("golden.img.zst");
 
     let created = system
-        .tool()
-        .arg("create")
-        .arg(src)
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
+        .create(src, &out)
         .args(["--mask", "bluetooth,avahi-daemon", "--level", "3", "--json"])
         .assert()
         .code(0);
@@ -108,15 +103,7 @@ fn create_verify_burn_on_a_dirty_card() {
     );
     run("sfdisk", &["--verify", raw.to_str().unwrap()]);
 
-    let verified = system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .arg("--json")
-        .assert()
-        .code(0);
+    let verified = system.verify(&out).arg("--json").assert().code(0);
     let report = json(&verified.get_output().stdout);
     let checks = report["checks"].as_array().unwrap();
     assert!(checks.iter().all(|c| c["ok"] == true), "{report:#}");
@@ -172,23 +159,11 @@ fn verify_names_a_host_key_put_back() {
     });
     let out = dir.path().join("golden.img");
     system
-        .tool()
-        .arg("create")
-        .arg(&card.image)
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
+        .create(&card.image, &out)
         .arg("--no-compress")
         .assert()
         .code(0);
-    system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .assert()
-        .code(0);
+    system.verify(&out).assert().code(0);
 
     // Tamper: extract the root fs, put a host key back, write it back, and
     // refresh the sidecar so the key is the only thing wrong.
@@ -204,6 +179,19 @@ fn verify_names_a_host_key_put_back() {
             root.to_str().unwrap(),
         ],
     );
+    // The edited root fs back into the image, in place.
+    let write_root_back = || {
+        run(
+            "e2image",
+            &[
+                "-ra",
+                "-O",
+                &offset,
+                root.to_str().unwrap(),
+                out.to_str().unwrap(),
+            ],
+        );
+    };
     let key = dir.path().join("key");
     std::fs::write(&key, "stolen key\n").unwrap();
     run(
@@ -215,16 +203,7 @@ fn verify_names_a_host_key_put_back() {
             root.to_str().unwrap(),
         ],
     );
-    run(
-        "e2image",
-        &[
-            "-ra",
-            "-O",
-            &offset,
-            root.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
+    write_root_back();
     let sum = run("sha256sum", &[out.to_str().unwrap()]);
     std::fs::write(
         dir.path().join("golden.img.sha256"),
@@ -232,15 +211,7 @@ fn verify_names_a_host_key_put_back() {
     )
     .unwrap();
 
-    let verified = system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .arg("--json")
-        .assert()
-        .code(1);
+    let verified = system.verify(&out).arg("--json").assert().code(1);
     let report = json(&verified.get_output().stdout);
     let failed: Vec<&str> = report["checks"]
         .as_array()
@@ -262,28 +233,12 @@ fn verify_names_a_host_key_put_back() {
             root.to_str().unwrap(),
         ],
     );
-    run(
-        "e2image",
-        &[
-            "-ra",
-            "-O",
-            &offset,
-            root.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ],
-    );
+    write_root_back();
     assert_eq!(
         sum_before,
         std::fs::read_to_string(dir.path().join("golden.img.sha256")).unwrap()
     );
-    let verified = system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .assert()
-        .code(1);
+    let verified = system.verify(&out).assert().code(1);
     let stdout = String::from_utf8_lossy(&verified.get_output().stdout).into_owned();
     assert!(stdout.contains("FAIL checksum"), "{stdout}");
 }
@@ -293,16 +248,7 @@ fn refused(system: &System, src: &Path, out: &Path, extra: &[&str], code: i32, w
     let out_dir = out.parent().unwrap();
     let before = listing(out_dir);
     let src_hash = sha256(src);
-    let assert = system
-        .tool()
-        .arg("create")
-        .arg(src)
-        .arg(out)
-        .arg("--configs")
-        .arg(configs())
-        .args(extra)
-        .assert()
-        .code(code);
+    let assert = system.create(src, out).args(extra).assert().code(code);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(
         stderr.contains(&format!("refused ({word})")),
@@ -409,23 +355,11 @@ fn an_image_without_an_ssh_key_unit_is_refused_unless_one_is_added() {
         "no-ssh-keygen-unit",
     );
     system
-        .tool()
-        .arg("create")
-        .arg(&card.image)
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
+        .create(&card.image, &out)
         .args(["--no-compress", "--add-ssh-keygen-unit"])
         .assert()
         .code(0);
-    let verified = system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .assert()
-        .code(0);
+    let verified = system.verify(&out).assert().code(0);
     let stdout = String::from_utf8_lossy(&verified.get_output().stdout).into_owned();
     assert!(stdout.contains("ssh-keygen-unit"), "{stdout}");
     drop(dir);
@@ -486,14 +420,7 @@ fn create_and_verify_need_no_root_on_image_files() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644, "the image is for sharing");
-    system
-        .tool()
-        .arg("verify")
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
-        .assert()
-        .code(0);
+    system.verify(&out).assert().code(0);
 }
 
 #[test]
@@ -547,12 +474,7 @@ fn a_burn_cut_short_leaves_no_partition_table() {
     });
     let out = dir.path().join("golden.img.zst");
     system
-        .tool()
-        .arg("create")
-        .arg(&card.image)
-        .arg(&out)
-        .arg("--configs")
-        .arg(configs())
+        .create(&card.image, &out)
         .args(["--level", "1"])
         .assert()
         .code(0);

@@ -693,31 +693,27 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
     assert!(target.seen().is_empty());
+    // A run told the log is in nginx's combined format.
+    let read_as_combined = |node: &Node| {
+        node.cmd(&target.url())
+            .env(
+                "OKOME_NGINX_LOG_FORMAT",
+                okome_common::accesslog::COMBINED_LOG_FORMAT,
+            )
+            .output()
+            .unwrap()
+    };
     // Told the combined format, it reads the same log.
     let node = Node::new();
     node.append(&combined.repeat(3));
-    let output = node
-        .cmd(&target.url())
-        .env(
-            "OKOME_NGINX_LOG_FORMAT",
-            okome_common::accesslog::COMBINED_LOG_FORMAT,
-        )
-        .output()
-        .unwrap();
+    let output = read_as_combined(&node);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("none of the"));
     assert_eq!(target.paths(), ["/assets/a.js"]);
 
     // The other way round: an okome log read with the combined format.
     let node = Node::new();
     demand(&node, now(), &[("/", 2)]);
-    let output = node
-        .cmd(&target.url())
-        .env(
-            "OKOME_NGINX_LOG_FORMAT",
-            okome_common::accesslog::COMBINED_LOG_FORMAT,
-        )
-        .output()
-        .unwrap();
+    let output = read_as_combined(&node);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("fits the configured log format"),

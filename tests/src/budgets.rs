@@ -68,6 +68,34 @@ pub mod keys {
     }
 }
 
+/// The okome_rate call for `agent` as one command line, `VERB NAME 4
+/// <keys> <agent> <limit> <window_ms>`: the keys and arguments
+/// [`Conn::rate`] sends, for callers that send it themselves (`FCALL`
+/// written raw or cut short in tests, `EVAL` of the source in the bench).
+pub fn rate_command(
+    verb: &str,
+    name: &str,
+    agent: &str,
+    limit: u64,
+    window_ms: u64,
+) -> Vec<String> {
+    let (rate, clamp) = (keys::rate(agent), keys::clamp(agent));
+    let (limit, window_ms) = (limit.to_string(), window_ms.to_string());
+    let command: [&str; 10] = [
+        verb,
+        name,
+        "4",
+        &rate,
+        keys::INDEX,
+        &clamp,
+        keys::CLAMP_ALL,
+        agent,
+        &limit,
+        &window_ms,
+    ];
+    command.map(str::to_owned).to_vec()
+}
+
 /// Why a call failed.
 #[derive(Debug)]
 pub enum Error {

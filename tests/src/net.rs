@@ -6,6 +6,8 @@
 //! such as 127.0.0.2 before connecting: that is how a test proves that
 //! nginx treats a client that is not 127.0.0.1/::1 differently (the refresh
 //! bypass, stub_status), with a real TCP peer address and no header tricks.
+//! [`claim_blackhole_24`] picks the 10.213.X.0/24 a network-namespace test
+//! works in, fenced off the LAN by a blackhole route.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -13,6 +15,27 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::time::Duration;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
+
+/// Claim a /24 of 10.213.0.0/16 for a namespace test: the first of the 100
+/// candidates from `base` on which `ip route add blackhole 10.213.X.0/24`
+/// succeeds. The route fences the subnet off the LAN and doubles as a lock
+/// against a parallel test picking the same one. Returns X; the caller
+/// deletes the route when done.
+pub fn claim_blackhole_24(base: u32) -> u32 {
+    (0..100)
+        .map(|i| (base + i) % 250 + 2)
+        .find(|third| {
+            let net = format!("10.213.{third}.0/24");
+            let mut ip = std::process::Command::new("ip");
+            ip.args(["route", "add", "blackhole", &net])
+                .stdin(std::process::Stdio::null());
+            ip.output()
+                .unwrap_or_else(|e| panic!("running {ip:?}: {e}"))
+                .status
+                .success()
+        })
+        .expect("a free 10.213.x.0/24 for the blackhole route")
+}
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {

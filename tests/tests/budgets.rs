@@ -15,7 +15,9 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use okome_lab::budgets::{Commit, Conn, Error, PlanAnswer, TestRedis, keys, library_version};
+use okome_lab::budgets::{
+    Commit, Conn, Error, PlanAnswer, TestRedis, keys, library_version, rate_command,
+};
 use okome_lab::configs_dir;
 use okome_lab::redis::Reply;
 
@@ -261,23 +263,9 @@ fn clients_killed_mid_call_leave_no_immortal_key() {
     // writing it (redis never runs a partial command), or after sending it
     // without reading the answer.
     killed_clients(&redis, |conn, agent, die| {
-        let (rl, clamp, set) = (
-            keys::rate(agent),
-            keys::clamp(agent),
-            keys::agent_keys(agent),
-        );
-        let rate = okome_lab::redis::encode(&[
-            "FCALL",
-            "okome_rate",
-            "4",
-            &rl,
-            keys::INDEX,
-            &clamp,
-            keys::CLAMP_ALL,
-            agent,
-            "60",
-            "60000",
-        ]);
+        let (clamp, set) = (keys::clamp(agent), keys::agent_keys(agent));
+        let rate = rate_command("FCALL", "okome_rate", agent, 60, 60_000);
+        let rate = okome_lab::redis::encode(&rate.iter().map(String::as_str).collect::<Vec<_>>());
         let track = okome_lab::redis::encode(&[
             "FCALL",
             "okome_track_key",

@@ -697,15 +697,7 @@ impl TwoPis {
         let ip = |args: &[&str]| -> Output { run(Command::new("ip").args(args)) };
         // A /24 of our own: the blackhole route doubles as a lock against a
         // parallel test picking the same one.
-        let base = 100 + std::process::id() % 100;
-        let third = (0..100)
-            .map(|i| (base + i) % 250 + 2)
-            .find(|third| {
-                ip(&["route", "add", "blackhole", &format!("10.213.{third}.0/24")])
-                    .status
-                    .success()
-            })
-            .expect("a free 10.213.x.0/24 for the blackhole route");
+        let third = okome_lab::net::claim_blackhole_24(100 + std::process::id() % 100);
         let subnet = format!("10.213.{third}.");
         let pid = std::process::id();
         let namespaces = [

@@ -64,15 +64,7 @@ struct Node {
 
 impl Node {
     fn new() -> Self {
-        let base = 150 + std::process::id() % 50;
-        let third = (0..100)
-            .map(|i| (base + i) % 250 + 2)
-            .find(|third| {
-                ip(&["route", "add", "blackhole", &format!("10.213.{third}.0/24")])
-                    .status
-                    .success()
-            })
-            .expect("a free 10.213.x.0/24 for the blackhole route");
+        let third = okome_lab::net::claim_blackhole_24(150 + std::process::id() % 50);
         let node = Node {
             name: format!("okome-rb-{}-{third}", std::process::id()),
             third,

@@ -67,6 +67,25 @@ impl System {
         cmd.timeout(std::time::Duration::from_secs(300));
         cmd
     }
+
+    /// `create SRC OUT --configs <repo configs>`: the run every create
+    /// test starts from; the caller adds its options.
+    pub fn create(&self, src: &Path, out: &Path) -> assert_cmd::Command {
+        let mut cmd = self.tool();
+        cmd.arg("create")
+            .arg(src)
+            .arg(out)
+            .arg("--configs")
+            .arg(configs());
+        cmd
+    }
+
+    /// `verify IMAGE --configs <repo configs>`.
+    pub fn verify(&self, image: &Path) -> assert_cmd::Command {
+        let mut cmd = self.tool();
+        cmd.arg("verify").arg(image).arg("--configs").arg(configs());
+        cmd
+    }
 }
 
 /// A fixture card in its own temp dir.

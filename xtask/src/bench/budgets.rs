@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use okome_lab::budgets::{Conn, LIBRARY_SOURCE, TestRedis, keys};
+use okome_lab::budgets::{Conn, LIBRARY_SOURCE, TestRedis, keys, rate_command};
 use okome_lab::redis::Reply;
 
 use crate::Result;
@@ -184,19 +184,8 @@ impl Scheme {
                 expect_ok(conn.call(&["EXPIRE", &key, "60"])?)?;
             }
             Self::Eval => {
-                let (rl, clamp) = (keys::rate(agent), keys::clamp(agent));
-                let args = [
-                    "EVAL",
-                    eval,
-                    "4",
-                    &rl,
-                    keys::INDEX,
-                    &clamp,
-                    keys::CLAMP_ALL,
-                    agent,
-                    "60",
-                    "60000",
-                ];
+                let args = rate_command("EVAL", eval, agent, 60, 60_000);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 expect_ok(conn.call(&args)?)?;
             }
         }

@@ -266,15 +266,20 @@ pub fn test_suite() -> Result {
     run_booted(&dist)
 }
 
-/// `dist --booted`: only what the booted suite needs (every tool for
-/// amd64, the config packages), then the suite.
-fn booted_test() -> Result {
-    let amd64: Vec<Target> = TARGETS
+/// The amd64 build targets: what the booted suite and `--test --arch
+/// amd64` build (no ARM cross-builds).
+fn amd64_targets() -> Vec<Target> {
+    TARGETS
         .iter()
         .filter(|t| t.deb_arch == "amd64")
         .copied()
-        .collect();
-    let dist = build_and_package(TOOLS, &amd64, "1")?;
+        .collect()
+}
+
+/// `dist --booted`: only what the booted suite needs (every tool for
+/// amd64, the config packages), then the suite.
+fn booted_test() -> Result {
+    let dist = build_and_package(TOOLS, &amd64_targets(), "1")?;
     run_booted(&dist)
 }
 
@@ -295,12 +300,7 @@ fn run_booted(dist: &Dist) -> Result {
 /// `--test` still runs everything.
 fn test_suite_amd64() -> Result {
     deps::ensure_apt(&["debootstrap"])?;
-    let amd64: Vec<Target> = TARGETS
-        .iter()
-        .filter(|t| t.deb_arch == "amd64")
-        .copied()
-        .collect();
-    let dist = build_and_package(TOOLS, &amd64, "1")?;
+    let dist = build_and_package(TOOLS, &amd64_targets(), "1")?;
     dist.print();
     deb::lintian(&dist.debs)?;
     let started = Instant::now();
