@@ -26,7 +26,7 @@ verbs:
                     ([--arch armhf|arm64|amd64]… [--tool okome-…]… [--no-lintian];
                     --test: the packaging checks of `test` alone: qemu, lintian, chroot install;
                     --parser-tests [--arch armhf|arm64]: okome-common's unit tests under qemu;
-                    --booted: the amd64 packages on a booted systemd in systemd-nspawn)";
+                    --booted: the amd64 packages on a booted systemd (nspawn, --private-network))";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

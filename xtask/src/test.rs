@@ -23,7 +23,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "lintian",
     "qemu-user-static",
     "debootstrap",
-    // The booted suite boots Debian with systemd-nspawn (xtask dist --booted).
+    // The booted suite boots Debian with systemd-nspawn --private-network (xtask dist --booted).
     "systemd-container",
     "prometheus",
     "curl",

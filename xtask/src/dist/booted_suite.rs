@@ -1,5 +1,5 @@
 //! The booted suite: the amd64 packages installed with apt on a booted
-//! Debian 12 (systemd as PID 1 in `systemd-nspawn`, booted.rs), where what
+//! Debian 12 (systemd as PID 1 in `systemd-nspawn --private-network`, booted.rs), where what
 //! the chroot install test cannot see is real: units load and run under
 //! their sandbox as the okome user, timers fire, maintainer scripts start
 //! and restart services, journald is the only log, fail2ban reads it.

@@ -14,7 +14,7 @@
 //! code among them, are cross-built and pass on each ARM target), lintian
 //! the chroot install test (`--test --arch amd64`: the same without the
 //! ARM builds), then the booted suite (the amd64 packages on a booted
-//! systemd in systemd-nspawn, booted_suite.rs). `--parser-tests` runs
+//! systemd in systemd-nspawn --private-network, booted_suite.rs). `--parser-tests` runs
 //! those unit tests alone; `--booted` builds amd64 only and runs the
 //! booted suite alone.
 
