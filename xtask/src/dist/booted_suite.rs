@@ -630,14 +630,19 @@ fn package_sets(dist: &Dist) -> Result<PackageSets> {
 /// and node_exporter, which okome-frontend ships a drop-in for.
 fn preload(debs: &[PathBuf]) -> Result<Vec<String>> {
     let mut packages = vec![NODE_EXPORTER.to_string()];
+    // Recommends too: apt installs them inside, and with a private network
+    // the container cannot download what the tree lacks (okome-golden-image
+    // recommends dosfstools).
     for deb in debs {
-        let depends = crate::cmd::output(
-            std::process::Command::new("dpkg-deb")
-                .arg("-f")
-                .arg(deb)
-                .arg("Depends"),
-        )?;
-        packages.extend(dependency_names(&depends));
+        for field in ["Depends", "Recommends"] {
+            let names = crate::cmd::output(
+                std::process::Command::new("dpkg-deb")
+                    .arg("-f")
+                    .arg(deb)
+                    .arg(field),
+            )?;
+            packages.extend(dependency_names(&names));
+        }
     }
     packages.sort();
     packages.dedup();
