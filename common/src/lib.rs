@@ -4,8 +4,8 @@
 //! Cargo feature so a lean tool links nothing it does not need:
 //! `root`, `exit`, `host` and `time` (always), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
-//! `accesslog` (the nginx access-log reader and parser), `http` (a
-//! deadline-bounded plain-HTTP GET/HEAD client), `redis` (a tiny RESP client).
+//! `http` (a deadline-bounded plain-HTTP GET/HEAD client), `redis` (a tiny
+//! RESP client). The access-log parser is its own crate, okome-accesslog.
 
 pub mod defaults;
 pub mod exit;
@@ -14,8 +14,6 @@ pub mod root;
 pub mod text;
 pub mod time;
 
-#[cfg(feature = "accesslog")]
-pub mod accesslog;
 #[cfg(feature = "fs")]
 pub mod fsutil;
 #[cfg(feature = "http")]

@@ -98,17 +98,4 @@ mod tests {
             last = (year, month, day);
         }
     }
-
-    #[cfg(feature = "accesslog")]
-    #[test]
-    fn the_access_log_parser_reads_back_what_is_written() {
-        for unix in [0, 951_782_400, 1_795_168_800, 4_102_444_799] {
-            let text = format_time_local(unix);
-            assert_eq!(
-                crate::accesslog::parse_time_local(text.as_bytes()),
-                Some(unix),
-                "{text}"
-            );
-        }
-    }
 }

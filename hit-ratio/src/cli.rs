@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
-use okome_common::accesslog::LogFormat;
+use okome_accesslog::LogFormat;
 
 use crate::Error;
 use crate::tally::Options;

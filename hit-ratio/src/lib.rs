@@ -105,7 +105,7 @@ pub fn wrong_format(config: &Config, report: &report::Report) -> String {
         "; first line ({input}:{line}): \"{}\"",
         okome_common::text::escape(text, 160)
     ));
-    match okome_common::accesslog::builtin_format_of(text) {
+    match okome_accesslog::builtin_format_of(text) {
         Some(name) if name != config.format_name => {
             message.push_str(&format!("; it is nginx's {name} format: use --format {name}"))
         }

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use okome_common::accesslog::{LineReader, LogFormat, Record, is_gzip, open_input};
+use okome_accesslog::{LineReader, LogFormat, Record, is_gzip, open_input};
 
 use crate::tally::{Options, Sample, Tally};
 

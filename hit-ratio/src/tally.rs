@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::hint::select_unpredictable;
 use std::io::{self, Read};
 
-use okome_common::accesslog::{Field, Line, LineReader, LogFormat, Record, ShortWord};
+use okome_accesslog::{Field, Line, LineReader, LogFormat, Record, ShortWord};
 
 use crate::groups::PathGroups;
 use crate::histogram::Histogram;

@@ -1,7 +1,7 @@
 //! `--since`/`--until` values: absolute times in the shapes an operator
 //! types or copies from a log, or relative ages like `2h`.
 
-use okome_common::accesslog::{parse_iso8601, parse_msec, parse_time_local};
+use okome_accesslog::{parse_iso8601, parse_msec, parse_time_local};
 
 /// Unix seconds for `text`, relative to `now`:
 /// `90s`, `30m`, `2h`, `1d`, `1w` (ago); `2026-11-20`, `2026-11-20T10:00`,

@@ -13,7 +13,7 @@ use crate::warm::Settings;
 use crate::{Error, VERSION};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
-use okome_common::accesslog::LogFormat;
+use okome_accesslog::LogFormat;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;

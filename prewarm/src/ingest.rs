@@ -1,6 +1,6 @@
 //! From log lines to demand counters: which requests count as demand.
 //!
-//! Parsing is the shared `okome_common::accesslog` parser; this module only
+//! Parsing is the shared `okome_accesslog` parser; this module only
 //! decides what a parsed line is worth. Demand is a successful (2xx, 304)
 //! `GET`/`HEAD` of a safe UI path by a user. Not demand: prewarm's own
 //! requests (`warm=1` or its User-Agent — otherwise it votes for itself, the
@@ -11,7 +11,7 @@
 use crate::pathsafe::{self, Refusal};
 use crate::rank;
 use crate::state::PathStats;
-use okome_common::accesslog::{Entry, LogFormat, Record};
+use okome_accesslog::{Entry, LogFormat, Record};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -197,7 +197,7 @@ impl<'a> Ingest<'a> {
 /// The warning for a tail none of whose lines fits the log format: how
 /// many, the first line (escaped, cut) and the setting that would read it.
 pub fn wrong_format(format: &LogFormat, lines: u64, first: &[u8]) -> String {
-    use okome_common::accesslog::{COMBINED_LOG_FORMAT, builtin_format_of};
+    use okome_accesslog::{COMBINED_LOG_FORMAT, builtin_format_of};
     let name = if format.is_okome() {
         "okome"
     } else {

@@ -12,7 +12,7 @@
 //! time, whole.
 
 use crate::state::LogPos;
-use okome_common::accesslog::LineReader;
+use okome_accesslog::LineReader;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};

@@ -698,7 +698,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
         node.cmd(&target.url())
             .env(
                 "OKOME_NGINX_LOG_FORMAT",
-                okome_common::accesslog::COMBINED_LOG_FORMAT,
+                okome_accesslog::COMBINED_LOG_FORMAT,
             )
             .output()
             .unwrap()

@@ -15,7 +15,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use okome_common::accesslog::{LogFormat, Record};
+use okome_accesslog::{LogFormat, Record};
 use okome_lab::render::{LAB_PI_A_NAME, LAB_PI_B_NAME, LAB_PUBLIC_NAME, LAB_VIP_NAME};
 use okome_lab::{Lab, Request, configs_dir};
 

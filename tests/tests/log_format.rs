@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::Duration;
 
-use okome_common::accesslog::{LogFormat, OKOME_LOG_FORMAT, Record};
+use okome_accesslog::{LogFormat, OKOME_LOG_FORMAT, Record};
 use okome_lab::{Lab, Request, configs_dir, workspace_root};
 
 /// The single-quoted string after `log_format okome` in `text`.
@@ -33,7 +33,7 @@ fn shipped_format_equals_design_md_and_the_parser() {
     );
     assert_eq!(
         shipped, OKOME_LOG_FORMAT,
-        "okome-logformat.conf and okome_common::accesslog disagree"
+        "okome-logformat.conf and okome_accesslog disagree"
     );
 }
 

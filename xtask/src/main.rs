@@ -25,7 +25,7 @@ verbs:
   dist              build static armv7/aarch64 binaries and the .deb packages
                     ([--arch armhf|arm64|amd64]… [--tool okome-…]… [--no-lintian];
                     --test: the packaging checks of `test` alone: qemu, lintian, chroot install;
-                    --parser-tests [--arch armhf|arm64]: okome-common's unit tests under qemu;
+                    --parser-tests [--arch armhf|arm64]: okome-accesslog's unit tests under qemu;
                     --booted: the amd64 packages on a booted systemd (nspawn, --private-network))";
 
 fn main() -> ExitCode {

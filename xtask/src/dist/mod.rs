@@ -10,7 +10,7 @@
 //! own target dir, so release/cross builds never invalidate the debug builds
 //! everyone else is running. `test_suite()` is what `cargo xtask test` runs:
 //! the same build, then proof under qemu (each ARM binary does a real job,
-//! and okome-common's unit tests, the access-log parser's per-architecture
+//! and okome-accesslog's unit tests, the access-log parser's per-architecture
 //! code among them, are cross-built and pass on each ARM target), lintian
 //! the chroot install test (`--test --arch amd64`: the same without the
 //! ARM builds), then the booted suite (the amd64 packages on a booted
@@ -172,7 +172,7 @@ fn parse(args: &[String]) -> Result<Options> {
                      --tool okome-…, --no-lintian; each may repeat; or --test alone: \
                      the packaging checks of `cargo xtask test` (--test --arch amd64: \
                      without the ARM builds); or --parser-tests \
-                     [--arch armhf|arm64]: okome-common's unit tests under qemu; \
+                     [--arch armhf|arm64]: okome-accesslog's unit tests under qemu; \
                      or --booted alone: the amd64 packages on a booted systemd)"
                 )
                 .into());
@@ -248,7 +248,7 @@ pub fn main(args: &[String]) -> Result {
 }
 
 /// The packaging checks `cargo xtask test` runs: build everything, prove the
-/// ARM binaries on qemu, run okome-common's unit tests on qemu, lint every
+/// ARM binaries on qemu, run okome-accesslog's unit tests on qemu, lint every
 /// package, then install/upgrade/remove/purge them in a Debian chroot.
 pub fn test_suite() -> Result {
     deps::ensure_apt(&["qemu-user-static", "debootstrap"])?;

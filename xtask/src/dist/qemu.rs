@@ -9,8 +9,8 @@
 //!
 //! One job is not enough for the access-log parser, which has per-
 //! architecture code (NEON on aarch64, word arithmetic on armv7) that the
-//! host's `cargo test` never compiles: [`unit_tests`] builds okome-common's
-//! own unit tests (`--lib`, feature `accesslog`: the proptests that compare
+//! host's `cargo test` never compiles: [`unit_tests`] builds okome-accesslog's
+//! own unit tests (`--lib`: the proptests that compare
 //! each classifier with a byte loop) for each ARM target and runs them under
 //! its qemu, failing on any failed test.
 
@@ -69,7 +69,7 @@ pub fn check(dist: &Dist) -> Result {
 /// only need to reach the ARM code paths, with a fresh seed on every run.
 const EMULATED_PROPTEST_CASES: &str = "64";
 
-/// Build okome-common's unit tests for every emulated target in `targets`
+/// Build okome-accesslog's unit tests for every emulated target in `targets`
 /// and run them under its qemu; fail on the first target with a failed test.
 pub fn unit_tests(targets: &[Target]) -> Result {
     for target in targets {
@@ -85,7 +85,7 @@ pub fn unit_tests(targets: &[Target]) -> Result {
             .env("PROPTEST_CASES", EMULATED_PROPTEST_CASES);
         let passed = run_libtest(&mut command)?;
         eprintln!(
-            "xtask dist: okome-common parser tests ({}) pass under {qemu}: {passed} tests, {:.0} s",
+            "xtask dist: okome-accesslog parser tests ({}) pass under {qemu}: {passed} tests, {:.0} s",
             target.deb_arch,
             started.elapsed().as_secs_f64()
         );
@@ -93,7 +93,7 @@ pub fn unit_tests(targets: &[Target]) -> Result {
     Ok(())
 }
 
-/// `cargo test --no-run` of okome-common's lib tests for `target`, with the
+/// `cargo test --no-run` of okome-accesslog's lib tests for `target`, with the
 /// same linker, build-std setup and target dir as its release binaries;
 /// returns the test executable cargo reports. armv7's std cannot be shared
 /// with the release builds (another profile: no LTO, unwinding, debug
@@ -106,9 +106,7 @@ fn build_unit_tests(target: &Target) -> Result<PathBuf> {
     command.args([
         "--no-run",
         "-p",
-        "okome-common",
-        "--features",
-        "accesslog",
+        "okome-accesslog",
         "--lib",
         // Artifacts as JSON on stdout, diagnostics as text on stderr.
         "--message-format=json-render-diagnostics",

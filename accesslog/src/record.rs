@@ -1,12 +1,12 @@
 //! What a parsed line says, typed: the accessors both splitters share.
 //!
-//! A line split by the generic walk ([`Entry`](super::Entry)) and one split
-//! by the `okome` fast path ([`OkomeEntry`](super::OkomeEntry)) differ only
+//! A line split by the generic walk ([`Entry`](crate::Entry)) and one split
+//! by the `okome` fast path ([`OkomeEntry`](crate::OkomeEntry)) differ only
 //! in where a field's bytes are found ([`Record::raw`]); decoding them
 //! (status, sizes, durations, the request target) is written once, here.
 
-use super::fields;
-use super::format::{find_byte, is_at, rfind_byte};
+use crate::bytemask::{find_byte, is_at, rfind_byte};
+use crate::fields;
 
 /// The variables the typed accessors read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,11 @@
 //! architectures' baselines; AVX2 and AVX-512BW are used where the CPU
 //! reports them; elsewhere (armv7 without guaranteed NEON) the same bits
 //! come from word-at-a-time arithmetic.
+//!
+//! The byte helpers every splitter and accessor uses (a search forwards and
+//! backwards, a literal at a place, a prefix) live here too, at the bottom
+//! of the crate's imports: `format`, `okome` and `record` all use them and
+//! none of them uses the others' internals for it.
 
 /// Bytes compared per step.
 const CHUNK: usize = 16;
@@ -49,14 +54,16 @@ pub(crate) fn first_positions<const N: usize>(
     found
 }
 
-/// How far [`find`] compares chunks itself before handing a long search to
+/// How far [`find_byte`] compares chunks itself before handing a long search to
 /// `memchr`, whose wider loop wins past a few dozen bytes but costs a call
 /// and a set-up that the short fields of a log line never repay.
 const INLINE: usize = 4 * CHUNK;
 
-/// The first byte equal to `needle` in `haystack`.
+/// The first byte equal to `needle` in `haystack`: `memchr`, with the
+/// first bytes compared inline sixteen at a time (most fields are a few
+/// bytes long, and a call costs more than the compare).
 #[inline(always)]
-pub(crate) fn find(needle: u8, haystack: &[u8]) -> Option<usize> {
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
     find_from(needle, haystack, 0)
 }
 
@@ -105,6 +112,37 @@ pub(crate) fn find_from(needle: u8, line: &[u8], from: usize) -> Option<usize> {
     tail.iter()
         .position(|&byte| byte == needle)
         .map(|at| start + at)
+}
+
+/// How far [`rfind_byte`] scans inline before calling `memrchr`.
+const INLINE_SCAN: usize = 40;
+
+/// The last byte equal to `needle` in `haystack`: `memrchr`, with the last
+/// bytes scanned inline.
+#[inline(always)]
+pub(crate) fn rfind_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    let tail = haystack.len().saturating_sub(INLINE_SCAN);
+    match haystack[tail..].iter().rposition(|&b| b == needle) {
+        Some(at) => Some(tail + at),
+        None => memchr::memrchr(needle, &haystack[..tail]),
+    }
+}
+
+/// Whether `literal` occurs in `line` at `at`. A compare of a fixed-size
+/// array: a few word compares inline, whatever the optimisation level of
+/// the crate this is inlined into (a slice compare is a loop or a call).
+#[inline(always)]
+pub(crate) fn is_at<const N: usize>(line: &[u8], at: usize, literal: &[u8; N]) -> bool {
+    line.get(at..at + N)
+        .and_then(|candidate| <&[u8; N]>::try_from(candidate).ok())
+        .is_some_and(|candidate| candidate == literal)
+}
+
+/// `haystack.starts_with(literal)` for the short literals of a format,
+/// inlined: a `memcmp` call per field costs more than the comparison.
+#[inline(always)]
+pub(crate) fn same_prefix(haystack: &[u8], literal: &[u8]) -> bool {
+    haystack.len() >= literal.len() && haystack.iter().zip(literal).all(|(a, b)| a == b)
 }
 
 /// The high bit of each byte of `word` equal to `needle`, exactly (no
@@ -209,7 +247,7 @@ impl Index {
 /// complete lines read so far), as offsets from its start: a view of a
 /// reader's index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Bits<'a> {
+pub(crate) struct Bits<'a> {
     /// The index words the stretch lies in, and the word after them (bits
     /// past the stretch's end, as a window read near its end holds too).
     words: &'a [Word],
@@ -226,7 +264,7 @@ impl<'a> Bits<'a> {
     /// varies line by line (a branch the CPU would mispredict on every
     /// other line).
     #[inline(always)]
-    pub fn first_from(&self, at: usize) -> Option<usize> {
+    pub(crate) fn first_from(&self, at: usize) -> Option<usize> {
         let bit = self.shift + at;
         let found = match self.window(bit) {
             Some(window) if window != 0 => at + window.trailing_zeros() as usize,
@@ -240,7 +278,7 @@ impl<'a> Bits<'a> {
     /// near, out of the same window as the first ([`Bits::first_from`]
     /// for each would read it twice).
     #[inline(always)]
-    pub fn first_two_from(&self, at: usize) -> Option<(usize, Option<usize>)> {
+    pub(crate) fn first_two_from(&self, at: usize) -> Option<(usize, Option<usize>)> {
         let window = self.window(self.shift + at).unwrap_or(0);
         let rest = window & window.wrapping_sub(1);
         if rest == 0 {
@@ -283,7 +321,7 @@ impl<'a> Bits<'a> {
 
     /// Every offset, in order.
     #[inline(always)]
-    pub fn iter(&self) -> BitIter<'a> {
+    pub(crate) fn iter(&self) -> BitIter<'a> {
         self.offsets()
     }
 
@@ -314,7 +352,7 @@ impl<'a> Bits<'a> {
 /// the caller asks: those inside its stretch, or with `WITHIN` false
 /// (`Bits::iter_to_word_end`) up to the end of its words.
 #[derive(Debug, Clone, Default)]
-pub struct BitIter<'a, const WITHIN: bool = true> {
+pub(crate) struct BitIter<'a, const WITHIN: bool = true> {
     /// The bits not yet returned, of the word whose first offset is `base`.
     bits: u64,
     /// The later words, as an iterator: a word without a bit (most words
@@ -570,7 +608,7 @@ mod tests {
             ),
             needle in prop_oneof![Just(b' '), any::<u8>()],
         ) {
-            prop_assert_eq!(find(needle, &haystack), haystack.iter().position(|&b| b == needle));
+            prop_assert_eq!(find_byte(needle, &haystack), haystack.iter().position(|&b| b == needle));
             for from in 0..=haystack.len() + 1 {
                 let expected = haystack
                     .get(from..)

@@ -11,11 +11,27 @@
 
 use std::fmt;
 
-use super::Line;
-use super::fields;
-use super::okome::{Indexed, OkomeEntry, Searched, Structure};
-use super::reader::INDEXED;
-use super::record::{FIELD_COUNT, Field, Record};
+use crate::bytemask::{find_byte, same_prefix};
+use crate::fields;
+use crate::okome::{self, Indexed, OkomeEntry, Searched, Structure};
+use crate::reader::{INDEXED, Line};
+use crate::record::{FIELD_COUNT, Field, Record};
+
+/// The `okome` log format, exactly as the quoted string in
+/// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).
+///
+/// The combined format plus the cache status, request and upstream times,
+/// the request id, the canary variant and the prewarm marker (see
+/// docs/design.md). `urt` is quoted because nginx writes a list there when
+/// it retried an upstream.
+pub const OKOME_LOG_FORMAT: &str = concat!(
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "#,
+    r#""$http_referer" "$http_user_agent" cache=$upstream_cache_status rt=$request_time "#,
+    r#"urt="$upstream_response_time" rid=$request_id canary=$okome_canary warm=$okome_warm"#
+);
+
+/// nginx's built-in `combined` format.
+pub const COMBINED_LOG_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
 /// Most variables a format may have; [`Entry`] keeps field boundaries in a
 /// fixed array of this size so parsing never allocates.
@@ -227,15 +243,14 @@ fn nginx_arguments(text: &str) -> Result<Vec<String>, FormatError> {
 }
 
 impl LogFormat {
-    /// The `okome` format ([`super::OKOME_LOG_FORMAT`]).
+    /// The `okome` format ([`OKOME_LOG_FORMAT`]).
     pub fn okome() -> Self {
-        Self::compile(super::OKOME_LOG_FORMAT, Escape::Default).expect("the okome format compiles")
+        Self::compile(OKOME_LOG_FORMAT, Escape::Default).expect("the okome format compiles")
     }
 
     /// nginx's built-in `combined` format.
     pub fn combined() -> Self {
-        Self::compile(super::COMBINED_LOG_FORMAT, Escape::Default)
-            .expect("the combined format compiles")
+        Self::compile(COMBINED_LOG_FORMAT, Escape::Default).expect("the combined format compiles")
     }
 
     /// Compile a format as an operator pastes it from nginx.conf: the quoted
@@ -337,14 +352,14 @@ impl LogFormat {
             variables,
             known,
             escape,
-            okome: format == super::OKOME_LOG_FORMAT && escape == Escape::Default,
+            okome: format == OKOME_LOG_FORMAT && escape == Escape::Default,
         })
     }
 
     /// The length of the literal after each variable (tests hold the
     /// `okome` fast path's constants to them).
     #[cfg(test)]
-    pub(super) fn literal_lengths(&self) -> Vec<usize> {
+    pub(crate) fn literal_lengths(&self) -> Vec<usize> {
         self.variables.iter().map(|v| v.after.len()).collect()
     }
 
@@ -400,7 +415,7 @@ impl LogFormat {
     /// found the line's quotes while it looked for its end (where it keeps
     /// an index; elsewhere the line is searched, as by `check_okome`).
     ///
-    /// [`LineReader`]: super::LineReader
+    /// [`LineReader`]: crate::LineReader
     #[inline(always)]
     pub fn check_okome_line<'a>(&self, line: &Line<'a>) -> Option<OkomeEntry<'a>> {
         if !INDEXED {
@@ -440,7 +455,7 @@ impl LogFormat {
     /// [`LogFormat::check`], through the unrolled `okome` splitter when
     /// `unrolled` (tests compare it with the generic walk).
     #[inline(always)]
-    pub(super) fn check_with<'a>(
+    pub(crate) fn check_with<'a>(
         &'a self,
         line: &'a [u8],
         unrolled: bool,
@@ -459,7 +474,7 @@ impl LogFormat {
             return Err(Malformed::Prefix);
         }
         let mut ends = [0u32; MAX_VARIABLES];
-        if unrolled && let Some(okome) = super::okome::split(line, &Searched) {
+        if unrolled && let Some(okome) = okome::split(line, &Searched) {
             ends[..okome.ends.len()].copy_from_slice(&okome.ends);
             return Ok(Entry {
                 format: self,
@@ -544,43 +559,6 @@ fn find(haystack: &[u8], variable: &Variable, escape: Escape) -> Option<usize> {
             return Some(at);
         }
         from = at + 1;
-    }
-}
-
-/// Whether `literal` occurs in `line` at `at`. A compare of a fixed-size
-/// array: a few word compares inline, whatever the optimisation level of
-/// the crate this is inlined into (a slice compare is a loop or a call).
-#[inline(always)]
-pub(crate) fn is_at<const N: usize>(line: &[u8], at: usize, literal: &[u8; N]) -> bool {
-    line.get(at..at + N)
-        .and_then(|candidate| <&[u8; N]>::try_from(candidate).ok())
-        .is_some_and(|candidate| candidate == literal)
-}
-
-/// `haystack.starts_with(literal)` for the short literals of a format,
-/// inlined: a `memcmp` call per field costs more than the comparison.
-#[inline(always)]
-pub(crate) fn same_prefix(haystack: &[u8], literal: &[u8]) -> bool {
-    haystack.len() >= literal.len() && haystack.iter().zip(literal).all(|(a, b)| a == b)
-}
-
-/// `memchr`, with the first bytes compared inline sixteen at a time: most
-/// fields are a few bytes long, and a call costs more than the compare.
-#[inline(always)]
-pub(crate) fn find_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
-    super::bytemask::find(byte, haystack)
-}
-
-/// How far [`rfind_byte`] scans inline before calling `memrchr`.
-const INLINE_SCAN: usize = 40;
-
-/// `memrchr`, with the last bytes scanned inline.
-#[inline(always)]
-pub(crate) fn rfind_byte(byte: u8, haystack: &[u8]) -> Option<usize> {
-    let tail = haystack.len().saturating_sub(INLINE_SCAN);
-    match haystack[tail..].iter().rposition(|&b| b == byte) {
-        Some(at) => Some(tail + at),
-        None => memchr::memrchr(byte, &haystack[..tail]),
     }
 }
 

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use super::bytemask::{Bits, Class, Index};
+use crate::bytemask::{Bits, Class, Index};
 
 /// The two bytes every gzip member starts with.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 /// On aarch64 (NEON) and armv7 (words) a search per line end and per field
 /// executes fewer instructions per okome line (under qemu, `okome-hit-ratio
 /// -j1`: 1,705 -> 1,491 on aarch64, 4,543 -> 3,930 on armv7).
-pub(super) const INDEXED: bool = cfg!(target_arch = "x86_64");
+pub(crate) const INDEXED: bool = cfg!(target_arch = "x86_64");
 
 /// Whether `prefix` (a file's first bytes) starts a gzip stream.
 pub fn is_gzip(prefix: &[u8]) -> bool {
@@ -81,9 +81,9 @@ pub struct Line<'a> {
     /// Where the line's quotes are, and its spaces: found while the reader
     /// looked for the line's end, and where the `okome` fast path starts.
     /// Empty where the reader keeps no index (only x86_64 keeps one).
-    pub quotes: Bits<'a>,
+    pub(crate) quotes: Bits<'a>,
     /// See `quotes`.
-    pub spaces: Bits<'a>,
+    pub(crate) spaces: Bits<'a>,
 }
 
 /// Splits a byte stream into lines through one reused buffer.

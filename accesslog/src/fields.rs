@@ -5,7 +5,7 @@
 //! they run once per line on millions of lines, must accept invalid UTF-8
 //! around them, and only ever meet the few fixed shapes nginx writes.
 
-use crate::time::days_from_civil;
+use okome_common::time::days_from_civil;
 
 fn digits(raw: &[u8]) -> Option<u32> {
     if raw.is_empty() || raw.len() > 9 {
@@ -348,6 +348,14 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn reads_back_what_okome_common_writes() {
+        for unix in [0, 951_782_400, 1_795_168_800, 4_102_444_799] {
+            let text = okome_common::time::format_time_local(unix);
+            assert_eq!(parse_time_local(text.as_bytes()), Some(unix), "{text}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The generic splitting rule, specialised for the `okome` format.
 //!
-//! [`LogFormat::check`](super::LogFormat::check) walks a list of variables
+//! [`LogFormat::check`](crate::LogFormat::check) walks a list of variables
 //! and searches for each closing literal from where the last field ended.
 //! For the one format the toolkit's own nginx writes, most of that search
 //! can be skipped: five of its closing literals contain a `"`, and nginx
@@ -14,24 +14,23 @@
 //! through the generic walk, which gives the reason; a property test
 //! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use super::bytemask::{Bits, find_from, first_positions};
-use super::fields;
-use super::format::is_at;
-use super::record::{Field, Record, ShortWord};
+use crate::bytemask::{Bits, find_from, first_positions, is_at};
+use crate::fields;
+use crate::record::{Field, Record, ShortWord};
 
 /// Variables in the `okome` format.
-pub(super) const VARIABLES: usize = 14;
+pub(crate) const VARIABLES: usize = 14;
 
 /// The length of the literal after each variable of the `okome` format
 /// (`" - "` after `$remote_addr`, …): where each field starts, as
 /// constants (a test holds them to the compiled format).
-pub(super) const AFTER: [usize; VARIABLES] = [3, 2, 3, 2, 1, 2, 3, 8, 4, 6, 6, 8, 6, 0];
+pub(crate) const AFTER: [usize; VARIABLES] = [3, 2, 3, 2, 1, 2, 3, 8, 4, 6, 6, 8, 6, 0];
 
 /// Where each field of an `okome` line ends.
-pub(super) type Ends = [u32; VARIABLES];
+pub(crate) type Ends = [u32; VARIABLES];
 
 /// An `okome` line split by the fast path: the same fields as an
-/// [`Entry`](super::Entry) of the `okome` format, found without looking
+/// [`Entry`](crate::Entry) of the `okome` format, found without looking
 /// anything up in a compiled format.
 #[derive(Debug, Clone, Copy)]
 pub struct OkomeEntry<'a> {
@@ -50,7 +49,7 @@ impl<'a> OkomeEntry<'a> {
     /// Split `line` by the fast path; `None` when it does not take the
     /// line (the generic walk then decides, and says why).
     #[inline(always)]
-    pub(super) fn split(line: &'a [u8], structure: &impl Structure) -> Option<Self> {
+    pub(crate) fn split(line: &'a [u8], structure: &impl Structure) -> Option<Self> {
         // `split`'s ends fit a `u32` only then (the caller has checked:
         // this folds away).
         if line.len() > u32::MAX as usize {
@@ -161,7 +160,7 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
 /// `space_from(line, at)` is at or after `at`; `two_spaces_from(line, at)`
 /// is `(first, second)` with `first` at or after `at` and `second` after
 /// `first`.
-pub(super) unsafe trait Structure {
+pub(crate) unsafe trait Structure {
     /// The quotes of `line`, in order; possibly followed by offsets past
     /// its end (the reader's index holds the next line's quotes too), which
     /// `split` never takes as a field's end: it checks a byte or literal
@@ -173,10 +172,10 @@ pub(super) unsafe trait Structure {
     fn two_spaces_from(&self, line: &[u8], at: usize) -> Option<(usize, Option<usize>)>;
 }
 
-/// A line from a [`LineReader`](super::LineReader): read off its index.
-pub(super) struct Indexed<'a> {
-    pub(super) quotes: Bits<'a>,
-    pub(super) spaces: Bits<'a>,
+/// A line from a [`LineReader`](crate::LineReader): read off its index.
+pub(crate) struct Indexed<'a> {
+    pub(crate) quotes: Bits<'a>,
+    pub(crate) spaces: Bits<'a>,
 }
 
 // SAFETY: `BitIter` reads bits off in increasing order, one word after the
@@ -202,7 +201,7 @@ unsafe impl Structure for Indexed<'_> {
 }
 
 /// A line on its own: searched, sixteen bytes at a time.
-pub(super) struct Searched;
+pub(crate) struct Searched;
 
 // SAFETY: `first_positions` records matches as it walks the line forward;
 // `find_from` returns `from` plus an offset into `line[from..]`, and the
@@ -242,10 +241,10 @@ fn at_first_space<const N: usize>(
 }
 
 /// What [`split`] finds in a line.
-pub(super) struct Split {
-    pub(super) ends: Ends,
-    pub(super) status: u16,
-    pub(super) body_bytes: Option<u64>,
+pub(crate) struct Split {
+    pub(crate) ends: Ends,
+    pub(crate) status: u16,
+    pub(crate) body_bytes: Option<u64>,
 }
 
 /// The field ends of an `okome` line, as [`LogFormat::check`] would find
@@ -260,9 +259,9 @@ pub(super) struct Split {
 /// because the quotes come in order, or because a space looked for from
 /// `at` is at or after `at` (the contract of [`Structure`]).
 ///
-/// [`LogFormat::check`]: super::LogFormat::check
+/// [`LogFormat::check`]: crate::LogFormat::check
 #[inline(always)]
-pub(super) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
+pub(crate) fn split(line: &[u8], structure: &impl Structure) -> Option<Split> {
     let mut quotes = structure.quotes(line);
     let mut ends = [0u32; VARIABLES];
     // The quotes around $request, $http_referer, $http_user_agent and

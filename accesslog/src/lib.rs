@@ -1,5 +1,8 @@
 //! The nginx access-log reader and parser that okome-hit-ratio and
-//! okome-prewarm share.
+//! okome-prewarm share: a crate of its own, so that its `opt-level = 3`
+//! (the hot loop of okome-hit-ratio) applies to it and not to the small ops
+//! kit in okome-common, and so that a tool that reads no log links none of
+//! it.
 //!
 //! A format is compiled once from an nginx `log_format` string
 //! ([`LogFormat::from_nginx`], or the built-in [`LogFormat::okome`] and
@@ -35,30 +38,16 @@ mod okome;
 mod reader;
 mod record;
 
-pub use bytemask::{BitIter, Bits};
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
-pub use format::{Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed};
+pub use format::{
+    COMBINED_LOG_FORMAT, Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed,
+    OKOME_LOG_FORMAT,
+};
 pub use okome::OkomeEntry;
 pub use reader::{
     DEFAULT_BUFFER, DEFAULT_MAX_LINE, GZIP_MAGIC, Line, LineReader, is_gzip, open_input,
 };
 pub use record::{Field, Record, ShortWord};
-
-/// The `okome` log format, exactly as the quoted string in
-/// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).
-///
-/// The combined format plus the cache status, request and upstream times,
-/// the request id, the canary variant and the prewarm marker (see
-/// docs/design.md). `urt` is quoted because nginx writes a list there when
-/// it retried an upstream.
-pub const OKOME_LOG_FORMAT: &str = concat!(
-    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "#,
-    r#""$http_referer" "$http_user_agent" cache=$upstream_cache_status rt=$request_time "#,
-    r#"urt="$upstream_response_time" rid=$request_id canary=$okome_canary warm=$okome_warm"#
-);
-
-/// nginx's built-in `combined` format.
-pub const COMBINED_LOG_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
 /// The built-in format (`"okome"` or `"combined"`) that `line` fits, if
 /// any: for the hint a tool gives when none of a log's lines fit the format
