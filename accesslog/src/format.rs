@@ -11,11 +11,13 @@
 
 use std::fmt;
 
-use crate::bytemask::{find_byte, same_prefix};
+#[cfg(test)]
+use crate::bytemask::find_byte;
+use crate::bytemask::{find_from, same_prefix};
 use crate::fields;
-use crate::okome::{self, Indexed, OkomeEntry, Searched, Structure};
+use crate::okome::{self, Indexed, OkomeEntry, QuoteCursor, Searched, Structure};
 use crate::reader::{INDEXED, Line};
-use crate::record::{FIELD_COUNT, Field, Record};
+use crate::record::{FIELD_COUNT, Field, Record, ShortWord};
 
 /// The `okome` log format, exactly as the quoted string in
 /// `configs/nginx-frontend/okome-logformat.conf` (`log_format okome '…';`).
@@ -77,6 +79,10 @@ impl Shape {
         }
     }
 
+    /// Whether `field` has the shape: the rule, stated plainly (the walk
+    /// checks it in place with [`Shape::fits_at`]; a test holds the two
+    /// equal).
+    #[cfg(test)]
     fn fits(self, field: &[u8]) -> bool {
         match self {
             Shape::Any => true,
@@ -89,6 +95,56 @@ impl Shape {
             Shape::Seconds => fields::seconds_shaped(field),
         }
     }
+
+    /// [`Shape::fits`] for `line[start..end]`, read where it lies: digits
+    /// a word at a time, no copy, no loop for the fields nginx writes.
+    #[inline(always)]
+    fn fits_at(self, line: &[u8], start: usize, end: usize) -> bool {
+        let len = end - start;
+        match self {
+            Shape::Any => true,
+            Shape::Status => line
+                .get(start..end)
+                .and_then(|field| <&[u8; 3]>::try_from(field).ok())
+                .is_some_and(|field| fields::three_digits(field).is_some()),
+            Shape::Digits => digits_at(line, start, end),
+            Shape::Count => {
+                (len == 1 && line.get(start) == Some(&b'-')) || digits_at(line, start, end)
+            }
+            Shape::TimeLocal => {
+                len == 26
+                    && line.get(start + 2) == Some(&b'/')
+                    && line.get(start + 6) == Some(&b'/')
+                    && line.get(start + 11) == Some(&b':')
+            }
+            Shape::Seconds => fields::seconds_shaped_ending_at(line, end, len),
+        }
+    }
+}
+
+/// Whether `line[start..end]` is one or more ASCII digits: one word
+/// compare for up to eight (a byte loop for longer fields, or a field in
+/// the line's first eight bytes).
+#[inline(always)]
+fn digits_at(line: &[u8], start: usize, end: usize) -> bool {
+    let len = end - start;
+    if (1..=8).contains(&len) && end >= 8 {
+        return fields::digits_ending_at(line, end, len).is_some();
+    }
+    line.get(start..end)
+        .is_some_and(|field| !field.is_empty() && field.iter().all(u8::is_ascii_digit))
+}
+
+/// What a closing literal starts with, which says how the walk finds the
+/// places it may start: a quote or a space off the reader's index (or a
+/// search of the line), any other byte by a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    Quote,
+    Space,
+    Other,
+    /// No literal: the last field runs to the end of the line.
+    End,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +157,35 @@ struct Variable {
     /// of the bytes that count, to compare a candidate in one instruction.
     after_word: u64,
     after_mask: u64,
+    /// `after`'s first byte, and how its candidates are found.
+    first: u8,
+    lead: Lead,
     shape: Shape,
+}
+
+/// One variable as the walk reads it: what finds and checks its closing
+/// literal, packed together (a variable's name and the literal's bytes past
+/// the eighth are read only for a malformed line or a long literal).
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    /// The literal's first eight bytes and the mask of those that count
+    /// ([`Variable::after_word`]).
+    word: u64,
+    mask: u64,
+    /// The literal's length.
+    len: u32,
+    first: u8,
+    lead: Lead,
+    shape: Shape,
+}
+
+/// Where a [`Field`] is in an [`Entry`]: the variable's index, and the
+/// length of the literal before it (so that the accessors find a field's
+/// start without looking up the variable before it).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    index: u8,
+    after_previous: u32,
 }
 
 /// A compiled nginx `log_format`: literals and `$variables`.
@@ -110,7 +194,9 @@ pub struct LogFormat {
     source: String,
     prefix: Box<[u8]>,
     variables: Vec<Variable>,
-    known: [u8; FIELD_COUNT],
+    /// The variables' [`Step`]s, in order.
+    steps: Box<[Step]>,
+    known: [Slot; FIELD_COUNT],
     escape: Escape,
     /// This is the `okome` format: lines are split by the unrolled copy of
     /// the rule in `okome.rs`.
@@ -316,6 +402,8 @@ impl LogFormat {
                 after: Box::new([]),
                 after_word: 0,
                 after_mask: 0,
+                first: 0,
+                lead: Lead::End,
                 shape: Shape::of(name),
             });
             at = next;
@@ -336,20 +424,47 @@ impl LogFormat {
                 8 => u64::MAX,
                 n => (1u64 << (8 * n)) - 1,
             };
+            (variable.first, variable.lead) = match variable.after.first() {
+                None => (0, Lead::End),
+                Some(&b'"') => (b'"', Lead::Quote),
+                Some(&b' ') => (b' ', Lead::Space),
+                Some(&other) => (other, Lead::Other),
+            };
         }
-        let mut known = [ABSENT; FIELD_COUNT];
+        let mut known = [Slot {
+            index: ABSENT,
+            after_previous: 0,
+        }; FIELD_COUNT];
         for (index, variable) in variables.iter().enumerate() {
             if let Some(which) = Field::of(&variable.name) {
                 // The first occurrence wins, as a reader of the line expects.
-                if known[which as usize] == ABSENT {
-                    known[which as usize] = index as u8;
+                if known[which as usize].index == ABSENT {
+                    known[which as usize] = Slot {
+                        index: index as u8,
+                        after_previous: match index {
+                            0 => prefix.len() as u32,
+                            _ => variables[index - 1].after.len() as u32,
+                        },
+                    };
                 }
             }
         }
+        let steps = variables
+            .iter()
+            .map(|variable| Step {
+                word: variable.after_word,
+                mask: variable.after_mask,
+                len: variable.after.len() as u32,
+                first: variable.first,
+                lead: variable.lead,
+                shape: variable.shape,
+            })
+            .collect();
         Ok(LogFormat {
             source: format.to_string(),
             prefix: prefix.into(),
             variables,
+            steps,
             known,
             escape,
             okome: format == OKOME_LOG_FORMAT && escape == Escape::Default,
@@ -377,7 +492,7 @@ impl LogFormat {
     pub fn has_time(&self) -> bool {
         [Field::TimeLocal, Field::TimeIso8601, Field::Msec]
             .iter()
-            .any(|&k| self.known[k as usize] != ABSENT)
+            .any(|&k| self.known[k as usize].index != ABSENT)
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
@@ -452,6 +567,29 @@ impl LogFormat {
         self.check_with(line, self.okome)
     }
 
+    /// [`LogFormat::check`] for a line from a [`LineReader`]: the closing
+    /// literals that start with a quote or a space are looked for off the
+    /// reader's index (where it keeps one), as the `okome` fast path
+    /// places its fields, rather than searched for field by field.
+    ///
+    /// [`LineReader`]: crate::LineReader
+    #[inline(always)]
+    pub fn check_line<'a>(&'a self, line: &Line<'a>) -> Result<Entry<'a>, Malformed<'a>> {
+        // The index counts from the line's first byte: a line after NULs
+        // is searched instead (rare: once after a power cut).
+        if !INDEXED || line.bytes.first() == Some(&0) {
+            return self.check_with(line.bytes, false);
+        }
+        let bytes = self.admit(line.bytes)?;
+        self.walk(
+            bytes,
+            &Indexed {
+                quotes: line.quotes,
+                spaces: line.spaces,
+            },
+        )
+    }
+
     /// [`LogFormat::check`], through the unrolled `okome` splitter when
     /// `unrolled` (tests compare it with the generic walk).
     #[inline(always)]
@@ -464,6 +602,23 @@ impl LogFormat {
             Some(0) => &line[line.iter().position(|&b| b != 0).unwrap_or(line.len())..],
             _ => line,
         };
+        let line = self.admit(line)?;
+        if unrolled && let Some(okome) = okome::split(line, &Searched) {
+            let mut ends = [0u32; MAX_VARIABLES];
+            ends[..okome.ends.len()].copy_from_slice(&okome.ends);
+            return Ok(Entry {
+                format: self,
+                line,
+                ends,
+            });
+        }
+        self.walk(line, &Searched)
+    }
+
+    /// `line` (without leading NULs) when it can be walked: not empty, not
+    /// too long, starting with the format's leading literal.
+    #[inline(always)]
+    fn admit<'a>(&self, line: &'a [u8]) -> Result<&'a [u8], Malformed<'a>> {
         if line.is_empty() {
             return Err(Malformed::Empty);
         }
@@ -473,15 +628,120 @@ impl LogFormat {
         if !same_prefix(line, &self.prefix) {
             return Err(Malformed::Prefix);
         }
-        let mut ends = [0u32; MAX_VARIABLES];
-        if unrolled && let Some(okome) = okome::split(line, &Searched) {
-            ends[..okome.ends.len()].copy_from_slice(&okome.ends);
-            return Ok(Entry {
-                format: self,
-                line,
-                ends,
-            });
+        Ok(line)
+    }
+
+    /// The generic walk: each field ends at the first occurrence of its
+    /// closing literal from where it starts, and must have its shape.
+    /// A literal's candidates come from `structure` (the reader's index,
+    /// or a search of the line) when it starts with a quote or a space, and
+    /// from a search for its first byte otherwise; each is compared a word
+    /// at a time.
+    #[inline(always)]
+    fn walk<'a>(
+        &'a self,
+        line: &'a [u8],
+        structure: &impl Structure,
+    ) -> Result<Entry<'a>, Malformed<'a>> {
+        // Built where it is returned: the field ends are written in place.
+        let mut entry = Entry {
+            format: self,
+            line,
+            ends: [0u32; MAX_VARIABLES],
+        };
+        let mut at = self.prefix.len();
+        let mut quotes = structure.quote_cursor(line);
+        for (index, (step, field_end)) in self.steps.iter().zip(&mut entry.ends).enumerate() {
+            let end = if step.lead == Lead::End {
+                if at == line.len() {
+                    return Err(Malformed::Truncated(self.name(index)));
+                }
+                line.len()
+            } else {
+                match self.closing(line, at, index, step, structure, &mut quotes) {
+                    Some(end) => end,
+                    None => return Err(Malformed::Missing(self.name(index))),
+                }
+            };
+            if !step.shape.fits_at(line, at, end) {
+                return Err(Malformed::Shape(self.name(index)));
+            }
+            *field_end = end as u32;
+            at = end + step.len as usize;
         }
+        if at != line.len() {
+            return Err(Malformed::Trailing);
+        }
+        Ok(entry)
+    }
+
+    /// The name of variable `index`, for a reason.
+    #[cold]
+    fn name(&self, index: usize) -> &str {
+        &self.variables[index].name
+    }
+
+    /// Where the first occurrence of variable `index`'s closing literal at
+    /// or after `start` is, that nginx wrote as format text rather than
+    /// inside a value (with `escape=json`, one not after an odd run of `\`
+    /// since `start`).
+    #[inline(always)]
+    fn closing(
+        &self,
+        line: &[u8],
+        start: usize,
+        index: usize,
+        step: &Step,
+        structure: &impl Structure,
+        quotes: &mut impl QuoteCursor,
+    ) -> Option<usize> {
+        let mut from = start;
+        loop {
+            let at = match step.lead {
+                Lead::Quote => quotes.quote_from(line, from)?,
+                Lead::Space => structure.space_from(line, from)?,
+                _ => find_from(step.first, line, from)?,
+            };
+            if self.literal_at(line, at, index, step)
+                && !(self.escape == Escape::Json && escaped(&line[start..], at - start))
+            {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+    }
+
+    /// Whether variable `index`'s closing literal is at `line[at..]` (`at`
+    /// is in the line): its first eight bytes in one masked compare.
+    #[inline(always)]
+    fn literal_at(&self, line: &[u8], at: usize, index: usize, step: &Step) -> bool {
+        let rest = &line[at..];
+        match rest.first_chunk::<8>() {
+            Some(head) => {
+                u64::from_le_bytes(*head) & step.mask == step.word
+                    && (step.len <= 8 || self.literal_rest_at(&rest[8..], index))
+            }
+            None => same_prefix(rest, &self.variables[index].after),
+        }
+    }
+
+    /// Whether a literal longer than eight bytes goes on with its ninth.
+    #[inline(never)]
+    fn literal_rest_at(&self, rest: &[u8], index: usize) -> bool {
+        same_prefix(rest, &self.variables[index].after[8..])
+    }
+
+    /// The generic walk as first written: a search of the rest of the line
+    /// per field and the plain shape rule. The reference the walk is
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn check_plainly<'a>(&'a self, line: &'a [u8]) -> Result<Entry<'a>, Malformed<'a>> {
+        let line = match line.first() {
+            Some(0) => &line[line.iter().position(|&b| b != 0).unwrap_or(line.len())..],
+            _ => line,
+        };
+        let line = self.admit(line)?;
+        let mut ends = [0u32; MAX_VARIABLES];
         let mut at = self.prefix.len();
         for (field_end, variable) in ends.iter_mut().zip(&self.variables) {
             let end = if variable.after.is_empty() {
@@ -538,8 +798,9 @@ fn variable_name(bytes: &[u8], at: usize) -> Result<(&str, usize), FormatError> 
 }
 
 /// Offset of the first closing literal of `variable` in `haystack` that
-/// nginx wrote as format text rather than inside a value.
-#[inline(always)]
+/// nginx wrote as format text rather than inside a value (the reference
+/// for [`LogFormat::closing`]).
+#[cfg(test)]
 fn find(haystack: &[u8], variable: &Variable, escape: Escape) -> Option<usize> {
     let literal = &variable.after[..];
     let first = literal[0];
@@ -604,6 +865,24 @@ impl<'a> Entry<'a> {
         &self.line[start..self.ends[index] as usize]
     }
 
+    /// Where `which` starts and ends in the line, if the format logs it.
+    #[inline(always)]
+    fn range(&self, which: Field) -> Option<(usize, usize)> {
+        let Slot {
+            index,
+            after_previous,
+        } = self.format.known[which as usize];
+        let previous_end = match index {
+            ABSENT => return None,
+            0 => 0,
+            _ => *self.ends.get(usize::from(index) - 1)? as usize,
+        };
+        Some((
+            previous_end + after_previous as usize,
+            *self.ends.get(usize::from(index))? as usize,
+        ))
+    }
+
     /// The line the entry was split from (without leading NULs).
     pub fn line(&self) -> &'a [u8] {
         self.line
@@ -618,11 +897,30 @@ impl<'a> Entry<'a> {
 }
 
 impl<'a> Record<'a> for Entry<'a> {
-    #[inline]
+    #[inline(always)]
     fn raw(&self, which: Field) -> Option<&'a [u8]> {
-        match self.format.known[which as usize] {
-            ABSENT => None,
-            index => Some(self.span(index as usize)),
+        let (start, end) = self.range(which)?;
+        self.line.get(start..end)
+    }
+
+    /// The default's answer, read where the field lies: no copy of a
+    /// run-time length per line.
+    #[inline(always)]
+    fn short_word(&self, which: Field) -> Option<ShortWord> {
+        let (start, end) = self.range(which)?;
+        Some(ShortWord::ending_at(self.line, start, end))
+    }
+
+    /// The default's answer, with up to eight digits read as one word.
+    #[inline(always)]
+    fn body_bytes(&self) -> Option<u64> {
+        let (start, end) = self
+            .range(Field::BodyBytesSent)
+            .or_else(|| self.range(Field::BytesSent))?;
+        match self.line.get(start..end)? {
+            b"-" => Some(0),
+            raw => fields::digits_ending_at(self.line, end, raw.len())
+                .or_else(|| fields::parse_count(raw)),
         }
     }
 }

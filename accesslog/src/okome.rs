@@ -14,7 +14,7 @@
 //! through the generic walk, which gives the reason; a property test
 //! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use crate::bytemask::{Bits, find_from, first_positions, is_at};
+use crate::bytemask::{BitIter, Bits, find_from, first_positions, is_at};
 use crate::fields;
 use crate::record::{Field, Record, ShortWord};
 
@@ -151,7 +151,9 @@ impl<'a> Record<'a> for OkomeEntry<'a> {
     }
 }
 
-/// Where a line's quotes and spaces are, as the splitter asks for them.
+/// Where a line's quotes and spaces are, as the splitter (and the generic
+/// walk, [`LogFormat::check_line`](crate::LogFormat::check_line)) asks for
+/// them.
 ///
 /// # Safety
 ///
@@ -168,8 +170,47 @@ pub(crate) unsafe trait Structure {
     fn quotes(&self, line: &[u8]) -> impl Iterator<Item = usize>;
     /// The first space of `line` at or after `at`.
     fn space_from(&self, line: &[u8], at: usize) -> Option<usize>;
+    /// The generic walk's quotes: asked for the first quote at or after
+    /// an offset that never decreases (the splitter reads `quotes` in
+    /// order instead).
+    fn quote_cursor(&self, line: &[u8]) -> impl QuoteCursor;
     /// The first space of `line` at or after `at`, and the one after it.
     fn two_spaces_from(&self, line: &[u8], at: usize) -> Option<(usize, Option<usize>)>;
+}
+
+/// The first quote of a line at or after an offset, for offsets that never
+/// decrease. Read off the reader's index, the quotes come one after the
+/// other from an iterator: where the walk looks for a field's closing quote
+/// then does not depend on where the field started (only whether the quote
+/// is past it, a branch the CPU predicts), so the fields between quotes
+/// are placed in parallel rather than one after the other.
+pub(crate) trait QuoteCursor {
+    /// The first quote of `line` at or after `from`, which is at least
+    /// every `from` asked for before.
+    fn quote_from(&mut self, line: &[u8], from: usize) -> Option<usize>;
+}
+
+impl QuoteCursor for BitIter<'_, false> {
+    #[inline(always)]
+    fn quote_from(&mut self, line: &[u8], from: usize) -> Option<usize> {
+        loop {
+            let at = self.next()?;
+            if at >= line.len() {
+                // The next line's quotes, in the same index words.
+                return None;
+            }
+            if at >= from {
+                return Some(at);
+            }
+        }
+    }
+}
+
+impl QuoteCursor for Searched {
+    #[inline(always)]
+    fn quote_from(&mut self, line: &[u8], from: usize) -> Option<usize> {
+        find_from(b'"', line, from)
+    }
 }
 
 /// A line from a [`LineReader`](crate::LineReader): read off its index.
@@ -195,6 +236,11 @@ unsafe impl Structure for Indexed<'_> {
     }
 
     #[inline(always)]
+    fn quote_cursor(&self, _: &[u8]) -> impl QuoteCursor {
+        self.quotes.iter_to_word_end()
+    }
+
+    #[inline(always)]
     fn two_spaces_from(&self, _: &[u8], at: usize) -> Option<(usize, Option<usize>)> {
         self.spaces.first_two_from(at)
     }
@@ -217,6 +263,11 @@ unsafe impl Structure for Searched {
     #[inline(always)]
     fn space_from(&self, line: &[u8], at: usize) -> Option<usize> {
         find_from(b' ', line, at)
+    }
+
+    #[inline(always)]
+    fn quote_cursor(&self, _: &[u8]) -> impl QuoteCursor {
+        Searched
     }
 
     #[inline(always)]

@@ -738,3 +738,137 @@ fn quotes_past_a_lines_end_are_never_taken_for_its_own() {
         }
     }
 }
+
+/// The okome format spelt with `${name}`: the same `log_format` to nginx,
+/// but not the text the `okome` fast path recognises, so its lines go
+/// through the generic walk (what a site's own pasted format gets).
+fn braced_okome() -> LogFormat {
+    let mut braced = String::new();
+    let mut rest = OKOME_LOG_FORMAT;
+    while let Some(dollar) = rest.find('$') {
+        braced.push_str(&rest[..=dollar]);
+        rest = &rest[dollar + 1..];
+        let name = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        braced.push_str(&format!("{{{}}}", &rest[..name]));
+        rest = &rest[name..];
+    }
+    braced.push_str(rest);
+    LogFormat::from_nginx(&format!("'{braced}'")).expect("compiles")
+}
+
+#[test]
+fn the_braced_okome_format_is_the_okome_format_walked_generically() {
+    let braced = braced_okome();
+    assert!(!braced.is_okome());
+    assert_eq!(
+        braced.literal_lengths(),
+        LogFormat::okome().literal_lengths()
+    );
+    assert!(braced.check_okome(GOOD).is_none());
+    let (generic, okome) = (braced.parse(GOOD).unwrap(), LogFormat::okome());
+    assert_eq!(
+        format!("{generic:?}"),
+        format!("{:?}", okome.parse(GOOD).unwrap())
+    );
+}
+
+/// Formats whose lines go through the generic walk: the okome format
+/// spelt generically, nginx's combined, a format whose fields are
+/// closed by other bytes than quotes and spaces, and `escape=json`.
+fn walked_formats() -> Vec<LogFormat> {
+    vec![
+        braced_okome(),
+        LogFormat::combined(),
+        LogFormat::from_nginx(
+            r#"'$remote_addr|$time_local|$status|$body_bytes_sent|$request_time|$upstream_cache_status>>$request<<$okome_warm'"#,
+        )
+        .unwrap(),
+        LogFormat::from_nginx(&format!("log_format j escape=json '{OKOME_LOG_FORMAT}';")).unwrap(),
+    ]
+}
+
+/// The walk (off a reader's index, and searching a line on its own)
+/// against the plain rule: the same fields, or the same reason; and the
+/// accessors an entry overrides against the defaults they shortcut.
+fn same_walk(format: &LogFormat, line: &Line<'_>) -> Result<(), TestCaseError> {
+    let plainly = format.check_plainly(line.bytes);
+    for walked in [
+        format.check_line(line),
+        format.check_with(line.bytes, false),
+    ] {
+        match (&walked, &plainly) {
+            (Ok(walked), Ok(plainly)) => {
+                prop_assert_eq!(format!("{walked:?}"), format!("{plainly:?}"));
+                prop_assert_eq!(walked.line(), plainly.line());
+                for field in ALL_FIELDS {
+                    prop_assert_eq!(walked.raw(field), plainly.raw(field), "{:?}", field);
+                    prop_assert_eq!(
+                        walked.short_word(field),
+                        walked.raw(field).map(ShortWord::of),
+                        "{:?}",
+                        field
+                    );
+                }
+                let count = walked
+                    .raw(Field::BodyBytesSent)
+                    .or_else(|| walked.raw(Field::BytesSent));
+                let by_bytes = count.and_then(|raw| match raw {
+                    b"-" => Some(0),
+                    raw => fields::parse_count(raw),
+                });
+                prop_assert_eq!(walked.body_bytes(), by_bytes);
+            }
+            (Err(walked), Err(plainly)) => prop_assert_eq!(walked, plainly),
+            (walked, plainly) => {
+                prop_assert!(false, "walked {:?}, plainly {:?}", walked, plainly)
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn the_walk_finds_what_the_plain_rule_finds(
+        padding in 0usize..130,
+        assembled in assembled_line(),
+        damaged in damaged_line(),
+        dirty in dirty_input(),
+    ) {
+        // After a line of `padding` bytes, so that every line's quotes and
+        // spaces fall anywhere in the reader's index words.
+        let mut input = vec![b' '; padding];
+        for line in [&assembled, &damaged, &dirty] {
+            input.push(b'\n');
+            input.extend_from_slice(line);
+        }
+        let formats = walked_formats();
+        let mut reader = LineReader::new(&input[..]);
+        while let Some(line) = reader.next_line().unwrap() {
+            for format in &formats {
+                same_walk(format, &line)?;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_walk_reads_the_other_formats_fields() {
+    let formats = walked_formats();
+    let line = br#"192.0.2.7|20/Nov/2026:10:00:00 +0100|404|-|0.002|MISS>>GET /a|b HTTP/1.1<<1"#;
+    let entry = formats[2].parse(line).expect("parses");
+    assert_eq!(entry.status(), Some(404));
+    assert_eq!(entry.body_bytes(), Some(0));
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+    assert_eq!(entry.target(), Some(&b"/a|b"[..]));
+    assert!(entry.warm());
+    // `\"` inside a value is not the quote that closes it with escape=json.
+    let json = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 5 "-" "a \" cache=HIT b" cache=MISS rt=0.001 urt="-" rid=1 canary=- warm=-"#;
+    let entry = formats[3].parse(json).expect("parses");
+    assert_eq!(entry.user_agent(), Some(&br#"a \" cache=HIT b"#[..]));
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+}

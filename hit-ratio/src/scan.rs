@@ -524,6 +524,120 @@ mod tests {
         }
     }
 
+    /// The okome format spelt with `${name}`: the same format to nginx, but
+    /// not the text the okome fast path recognises, so every line goes
+    /// through the generic walk, as a site's own pasted format does.
+    fn braced_okome() -> LogFormat {
+        let braced = okome_accesslog::OKOME_LOG_FORMAT
+            .split('$')
+            .enumerate()
+            .map(|(k, piece)| match k {
+                0 => piece.to_string(),
+                _ => {
+                    let name = piece
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(piece.len());
+                    format!("${{{}}}{}", &piece[..name], &piece[name..])
+                }
+            })
+            .collect::<String>();
+        let format = LogFormat::from_nginx(&format!("'{braced}'")).expect("compiles");
+        assert!(!format.is_okome(), "the fast path would take {braced}");
+        format
+    }
+
+    /// Lines of every kind the benchmark's log holds, damaged or not.
+    fn log_piece() -> impl Strategy<Value = Vec<u8>> {
+        let line = |cache: &str, status: &str, bytes: &str, urt: &str, canary: &str, warm: &str| {
+            format!(
+                r#"10.0.0.1 - - [20/Nov/2026:10:00:00 +0100] "GET /assets/{cache}.js?v=1 HTTP/1.1" {status} {bytes} "-" "Mozilla \x22q\x22 cache=HIT" cache={cache} rt=0.120 urt="{urt}" rid=00ff canary={canary} warm={warm}"#
+            )
+            .into_bytes()
+        };
+        prop_oneof![
+            4 => (
+                proptest::sample::select(vec!["HIT", "MISS", "EXPIRED", "STALE", "-", "SCARCE", "BYPASS"]),
+                proptest::sample::select(vec!["200", "304", "502", "20x"]),
+                proptest::sample::select(vec!["0", "5120", "-", "123456789012", "x"]),
+                proptest::sample::select(vec!["-", "0.002", "0.002, 0.010 : 0.004", "a"]),
+                proptest::sample::select(vec!["control", "canary", "debug", "-", "other"]),
+                proptest::sample::select(vec!["-", "1"]),
+            )
+                .prop_map(move |(c, s, b, u, v, w)| line(c, s, b, u, v, w)),
+            1 => (any::<proptest::sample::Index>(), any::<proptest::sample::Index>(), any::<u8>())
+                .prop_map(move |(cut, at, byte)| {
+                    let mut damaged = line("HIT", "200", "10", "-", "control", "-");
+                    let at = at.index(damaged.len());
+                    damaged[at] = byte;
+                    damaged.truncate(cut.index(damaged.len() + 1));
+                    damaged
+                }),
+            1 => Just(br#"192.0.2.1 - - [20/Nov/2026:00:00:00 +0100] "GET / HTTP/1.1" 200 612 "-" "curl""#.to_vec()),
+            1 => Just(vec![0u8; 20]),
+            1 => proptest::collection::vec(any::<u8>(), 0..80),
+        ]
+        .prop_map(|mut piece| {
+            piece.push(b'\n');
+            piece
+        })
+    }
+
+    proptest! {
+        /// A site's own format is read as the okome format is: the same
+        /// report, figure for figure, from the generic walk as from the
+        /// okome fast path, on the same dirty log (default and detail).
+        #[test]
+        fn the_generic_path_reports_what_the_okome_path_reports(
+            pieces in proptest::collection::vec(log_piece(), 0..80),
+            crlf in any::<bool>(),
+        ) {
+            let mut bytes = pieces.concat();
+            if crlf {
+                bytes = bytes.iter().flat_map(|&b| match b {
+                    b'\n' => vec![b'\r', b'\n'],
+                    b => vec![b],
+                }).collect();
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("log");
+            std::fs::write(&path, &bytes).unwrap();
+            let inputs = [path];
+            let plain = Options { by: None, top_capacity: None, latency: false, ..options() };
+            for options in [plain, options()] {
+                let okome = scan(&inputs, &LogFormat::okome(), &options, 1);
+                let generic = scan(&inputs, &braced_okome(), &options, 1);
+                let (mut a, mut b) = (okome.tally, generic.tally);
+                prop_assert_eq!(
+                    (a.lines, a.malformed, a.warm, a.outside),
+                    (b.lines, b.malformed, b.warm, b.outside)
+                );
+                prop_assert_eq!(a.overall(), b.overall());
+                prop_assert_eq!(a.cache(), b.cache());
+                prop_assert_eq!(a.groups(), b.groups());
+                prop_assert_eq!(a.canary(), b.canary());
+                prop_assert_eq!(&a.unknown, &b.unknown);
+                prop_assert_eq!(a.unknown_other, b.unknown_other);
+                prop_assert_eq!(&a.http[..], &b.http[..]);
+                prop_assert_eq!(a.http_other, b.http_other);
+                prop_assert_eq!((a.first, a.last), (b.first, b.last));
+                prop_assert_eq!(
+                    a.series.as_mut().map(|s| s.points().collect::<Vec<_>>()),
+                    b.series.as_mut().map(|s| s.points().collect::<Vec<_>>())
+                );
+                prop_assert_eq!(
+                    a.top.as_ref().map(|t| t.top(64)),
+                    b.top.as_ref().map(|t| t.top(64))
+                );
+                prop_assert_eq!(
+                    a.latency.as_ref().map(|h| h.iter().map(|h| (h.total(), h.quantile(0.5), h.quantile(0.99))).collect::<Vec<_>>()),
+                    b.latency.as_ref().map(|h| h.iter().map(|h| (h.total(), h.quantile(0.5), h.quantile(0.99))).collect::<Vec<_>>())
+                );
+                prop_assert_eq!(okome.samples, generic.samples);
+                prop_assert_eq!(okome.inputs, generic.inputs);
+            }
+        }
+    }
+
     #[test]
     fn chunk_boundaries_fall_on_line_starts() {
         let dir = tempfile::tempdir().unwrap();

@@ -446,12 +446,12 @@ impl Tally {
             return;
         }
         if !format.is_okome() {
-            self.generic_line::<EXTRAS>(format, options, line.bytes);
+            self.generic_line::<EXTRAS>(format, options, line);
             return;
         }
         match format.check_okome_line(line) {
             Some(entry) => self.entry::<EXTRAS>(&entry, options),
-            None => self.okome_miss::<EXTRAS>(format, options, line.bytes),
+            None => self.okome_miss::<EXTRAS>(format, options, line),
         }
     }
 
@@ -464,24 +464,25 @@ impl Tally {
         &mut self,
         format: &LogFormat,
         options: &Options,
-        line: &[u8],
+        line: &Line<'_>,
     ) {
         self.generic_line::<EXTRAS>(format, options, line);
     }
 
-    /// A line split by the generic walk.
+    /// A line split by the generic walk (off the reader's index, as the
+    /// okome fast path places its fields).
     #[inline(always)]
     fn generic_line<const EXTRAS: bool>(
         &mut self,
         format: &LogFormat,
         options: &Options,
-        line: &[u8],
+        line: &Line<'_>,
     ) {
         // Borrowed where it lies: an entry is mostly its field-end array,
         // and moving it out of the result costs a copy per line.
-        match &format.check(line) {
+        match &format.check_line(line) {
             Ok(entry) => self.entry::<EXTRAS>(entry, options),
-            Err(why) => self.malformed(line, || why.to_string()),
+            Err(why) => self.malformed(line.bytes, || why.to_string()),
         }
     }
 
