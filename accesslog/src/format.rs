@@ -177,6 +177,9 @@ struct Step {
     first: u8,
     lead: Lead,
     shape: Shape,
+    /// The literal is longer than eight bytes, or the format escapes as
+    /// JSON: a candidate needs more than the one masked compare.
+    slow: bool,
 }
 
 /// Where a [`Field`] is in an [`Entry`]: the variable's index, and the
@@ -458,6 +461,7 @@ impl LogFormat {
                 first: variable.first,
                 lead: variable.lead,
                 shape: variable.shape,
+                slow: variable.after.len() > 8 || escape == Escape::Json,
             })
             .collect();
         Ok(LogFormat {
@@ -663,7 +667,8 @@ impl LogFormat {
                     None => return Err(Malformed::Missing(self.name(index))),
                 }
             };
-            if !step.shape.fits_at(line, at, end) {
+            // Most variables have no shape to check: one predicted branch.
+            if step.shape != Shape::Any && !step.shape.fits_at(line, at, end) {
                 return Err(Malformed::Shape(self.name(index)));
             }
             *field_end = end as u32;
@@ -700,11 +705,15 @@ impl LogFormat {
             let at = match step.lead {
                 Lead::Quote => quotes.quote_from(line, from)?,
                 Lead::Space => structure.space_from(line, from)?,
-                _ => find_from(step.first, line, from)?,
+                _ => search(step.first, line, from)?,
             };
-            if self.literal_at(line, at, index, step)
-                && !(self.escape == Escape::Json && escaped(&line[start..], at - start))
-            {
+            let matched = match line.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+                // Nearly always: eight bytes to compare, a short literal,
+                // nginx's default escaping.
+                Some(head) if !step.slow => u64::from_le_bytes(*head) & step.mask == step.word,
+                _ => self.closes_at(line, start, at, index, step),
+            };
+            if matched {
                 return Some(at);
             }
             from = at + 1;
@@ -712,23 +721,23 @@ impl LogFormat {
     }
 
     /// Whether variable `index`'s closing literal is at `line[at..]` (`at`
-    /// is in the line): its first eight bytes in one masked compare.
-    #[inline(always)]
-    fn literal_at(&self, line: &[u8], at: usize, index: usize, step: &Step) -> bool {
+    /// is in the line) and nginx wrote it as format text: the cases the
+    /// walk's one masked compare does not settle (a literal longer than
+    /// eight bytes, fewer than eight bytes left, `escape=json`).
+    #[inline(never)]
+    fn closes_at(&self, line: &[u8], start: usize, at: usize, index: usize, step: &Step) -> bool {
         let rest = &line[at..];
-        match rest.first_chunk::<8>() {
+        let literal = match rest.first_chunk::<8>() {
             Some(head) => {
                 u64::from_le_bytes(*head) & step.mask == step.word
-                    && (step.len <= 8 || self.literal_rest_at(&rest[8..], index))
+                    && same_prefix(
+                        &rest[8.min(rest.len())..],
+                        self.variables[index].after.get(8..).unwrap_or_default(),
+                    )
             }
             None => same_prefix(rest, &self.variables[index].after),
-        }
-    }
-
-    /// Whether a literal longer than eight bytes goes on with its ninth.
-    #[inline(never)]
-    fn literal_rest_at(&self, rest: &[u8], index: usize) -> bool {
-        same_prefix(rest, &self.variables[index].after[8..])
+        };
+        literal && !(self.escape == Escape::Json && escaped(&line[start..], at - start))
     }
 
     /// The generic walk as first written: a search of the rest of the line
@@ -821,6 +830,15 @@ fn find(haystack: &[u8], variable: &Variable, escape: Escape) -> Option<usize> {
         }
         from = at + 1;
     }
+}
+
+/// The first `byte` of `line` at or after `from`: the walk's search for a
+/// literal that starts with neither a quote nor a space, out of line (the
+/// search's inlined loops would crowd the walk's registers, for a literal
+/// a format has once or twice).
+#[inline(never)]
+fn search(byte: u8, line: &[u8], from: usize) -> Option<usize> {
+    find_from(byte, line, from)
 }
 
 /// With `escape=json`, whether the byte at `at` follows an odd run of `\`.

@@ -486,7 +486,7 @@ impl Tally {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn entry<'a, const EXTRAS: bool>(&mut self, entry: &impl Record<'a>, options: &Options) {
         if !options.include_warm && entry.warm() {
             self.warm += 1;
