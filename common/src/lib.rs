@@ -4,8 +4,9 @@
 //! Cargo feature so a lean tool links nothing it does not need:
 //! `root`, `exit`, `host` and `time` (always), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
-//! `accesslog` (the nginx access-log reader and parser), `http` (a
-//! deadline-bounded plain-HTTP GET/HEAD client), `redis` (a tiny RESP client).
+//! `accesslog` (the nginx access-log reader and parser), `http` (ureq, no
+//! TLS, behind one deadline and the toolkit's error words: [`fetch`]),
+//! `redis` (the `redis` crate behind one deadline: [`redis_client`]).
 
 pub mod defaults;
 pub mod exit;
@@ -16,15 +17,15 @@ pub mod time;
 
 #[cfg(feature = "accesslog")]
 pub mod accesslog;
+#[cfg(feature = "http")]
+pub mod fetch;
 #[cfg(feature = "fs")]
 pub mod fsutil;
-#[cfg(feature = "http")]
-pub mod http;
 #[cfg(feature = "log")]
 pub mod logging;
-#[cfg(any(feature = "http", feature = "redis"))]
+#[cfg(feature = "redis")]
 pub mod net;
 #[cfg(feature = "metrics")]
 pub mod prom;
 #[cfg(feature = "redis")]
-pub mod redis;
+pub mod redis_client;

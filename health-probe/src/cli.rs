@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
-use okome_common::http::HttpUrl;
+use okome_common::fetch::HttpUrl;
 
 use crate::check::{Deadlines, Expect};
 use crate::heartbeat::RedisUrl;

@@ -13,7 +13,7 @@
 
 pub mod bucket;
 pub mod config;
-pub mod http;
+
 pub mod ingest;
 pub mod pathsafe;
 pub mod plan_store;
@@ -22,6 +22,7 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod tail;
+pub mod target;
 pub mod vip;
 pub mod warm;
 
