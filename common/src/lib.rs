@@ -2,15 +2,18 @@
 //!
 //! Only what at least two tools really use lives here, each part behind a
 //! Cargo feature so a lean tool links nothing it does not need:
-//! `root`, `exit`, `host` and `time` (always), `fs` (atomic writes, run locks),
+//! `root`, `paths` (the node paths table), `exit`, `defaults`, `duration`,
+//! `host` and `time` (always), `tool` (the one start-up every binary uses), `fs` (atomic writes, run locks),
 //! `log` (journald-friendly stderr logging), `metrics` (Prometheus textfiles),
 //! `accesslog` (the nginx access-log reader and parser), `http` (ureq, no
 //! TLS, behind one deadline and the toolkit's error words: [`fetch`]),
 //! `redis` (the `redis` crate behind one deadline: [`redis_client`]).
 
 pub mod defaults;
+pub mod duration;
 pub mod exit;
 pub mod host;
+pub mod paths;
 pub mod root;
 pub mod text;
 pub mod time;
@@ -29,3 +32,5 @@ pub mod net;
 pub mod prom;
 #[cfg(feature = "redis")]
 pub mod redis_client;
+#[cfg(feature = "tool")]
+pub mod tool;
