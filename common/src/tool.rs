@@ -217,7 +217,8 @@ mod tests {
                 .map(|(k, v)| (k, v.into_string().unwrap()))
                 .collect()
         };
-        let table: [(&[(&str, &str)], &[(&str, &str)], &[(&str, &str)]); 7] = [
+        type Pairs = &'static [(&'static str, &'static str)];
+        let table: [(Pairs, Pairs, Pairs); 7] = [
             // The file fills what the environment leaves unset.
             (&[], &[("OKOME_A", "1")], &[("OKOME_A", "1")]),
             (&[("OKOME_A", "env")], &[("OKOME_A", "file")], &[]),
