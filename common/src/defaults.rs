@@ -324,27 +324,19 @@ pub fn okome_settings(text: &[u8]) -> Result<Vec<(String, String)>, Error> {
     Ok(pairs)
 }
 
-/// Read `/etc/default/okome-<tool>` (under `OKOME_ROOT`) and export every
-/// `OKOME_*` key not already in the environment, so clap's `env = …`
-/// attributes see it. A missing file is the normal case and not an error.
-///
-/// Call it first thing in `main`, before any thread starts.
-pub fn load_into_env(tool: &str) -> Result<(), Error> {
-    let path = crate::root::rooted(Path::new("/etc/default").join(format!("okome-{tool}")));
+/// The `OKOME_*` settings of `/etc/default/okome-<tool>` (under
+/// `OKOME_ROOT`), in file order. A missing file is the normal case: no
+/// settings. Putting them into the environment (only where the environment
+/// does not already say) is `okome_common::tool`'s job, the one place the
+/// environment is written.
+pub fn load(tool: &str) -> Result<Vec<(String, String)>, Error> {
+    let path = crate::paths::defaults_file(tool);
     let text = match std::fs::read(&path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(Error::Io { path, source }),
     };
-    let settings = okome_settings(&text).map_err(|error| error.at(&path))?;
-    for (key, value) in settings {
-        if std::env::var_os(&key).is_none() {
-            // SAFETY: called from `main` before any other thread exists, as
-            // documented above, so nothing reads the environment concurrently.
-            unsafe { std::env::set_var(&key, value) };
-        }
-    }
-    Ok(())
+    okome_settings(&text).map_err(|error| error.at(&path))
 }
 
 #[cfg(test)]

@@ -20,15 +20,18 @@ pub const USAGE: u8 = 2;
 pub const INTERNAL: u8 = 3;
 
 /// An error that knows which exit status it maps to, so `main` stays a
-/// one-line mapping and no helper ever calls `process::exit`.
-pub trait ExitStatus: std::fmt::Display {
+/// one-line mapping and no helper ever calls `process::exit`. Every tool's
+/// error type is a real `std::error::Error` as well.
+pub trait ExitStatus: std::error::Error {
     /// The exit status for this error, from the table above.
     fn exit_status(&self) -> u8;
 }
 
-/// Print `error` once, prefixed with the tool name (and a journald error
-/// priority when stderr is the journal), and turn it into an exit code.
-pub fn report<E: ExitStatus>(tool: &str, error: &E) -> ExitCode {
+/// Print `error` once, prefixed with the tool name (and the journald error
+/// priority `<3>` when stderr is the journal), and turn it into the exit
+/// code it carries: the one reporter every tool's errors go through
+/// (`okome_common::tool::main` calls it).
+pub fn report<E: ExitStatus + ?Sized>(tool: &str, error: &E) -> ExitCode {
     let priority = if std::env::var_os("JOURNAL_STREAM").is_some() {
         "<3>"
     } else {

@@ -1,24 +1,16 @@
-//! Deadline arithmetic and name resolution for the hand-written clients
-//! (`http` and `redis`).
+//! Deadline arithmetic and name resolution for the Redis connection
+//! ([`crate::redis_client`]), which bounds one whole exchange by a single
+//! deadline although the `redis` crate resolves names without one.
 //!
-//! Both clients bound one whole exchange by a single deadline, so the same
-//! three small pieces serve them: time left before it (never the zero that
-//! means "block forever" to the socket API), "was this I/O error a timeout",
-//! and a resolver that gives up at the deadline even though getaddrinfo has
-//! no timeout of its own.
+//! Two small pieces: time left before the deadline (never the zero that
+//! means "block forever" to the socket API), and a resolver that gives up at
+//! the deadline even though getaddrinfo has no timeout of its own. (ureq,
+//! the HTTP client, has both built in.)
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// Whether a socket error means a read/write/connect timeout expired.
-pub(crate) fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
 
 /// Time left before `deadline`, at least 1 ms; `None` once it has passed.
 pub(crate) fn time_left(deadline: Instant) -> Option<Duration> {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Default textfile-collector directory (under `OKOME_ROOT`).
-pub const TEXTFILE_DIR: &str = "/run/okome/metrics";
+pub const TEXTFILE_DIR: &str = crate::paths::METRICS_DIR;
 
 /// Metric type, as written on the `# TYPE` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

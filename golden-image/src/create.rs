@@ -185,7 +185,7 @@ fn build(
         if tty {
             eprintln!("{}: {line}", crate::TOOL);
         } else {
-            log::info!("{line}");
+            log::debug!("{line}");
         }
         Ok(())
     };
@@ -225,7 +225,7 @@ fn build(
         .len();
     check_interrupted()?;
     publish(written, &config.out, &out_sha256)?;
-    log::info!("published {}", config.out.display());
+    log::debug!("published {}", config.out.display());
     Ok(Report {
         schema: "okome-golden-image/create/1",
         out: config.out.clone(),

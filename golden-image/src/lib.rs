@@ -34,6 +34,14 @@ pub use error::{Error, Refusal};
 /// The tool's name, for logs and errors.
 pub const TOOL: &str = "okome-golden-image";
 
+/// How the shared start-up (`okome_common::tool`) runs this tool.
+pub const SPEC: okome_common::tool::Spec = okome_common::tool::Spec {
+    name: TOOL,
+    env_prefix: "OKOME_GOLDEN_IMAGE_",
+    env_aliases: &[],
+    lenient_defaults_flag: None,
+};
+
 /// What a run produced.
 #[derive(Debug)]
 pub enum Outcome {

@@ -66,7 +66,7 @@ const EMPTIED: &[(Step, &str)] = &[
     (Step::DhcpLeases, "/var/lib/dhcpcd5"),
     (Step::NginxCache, "/var/cache/nginx/okome"),
     (Step::RedisDumps, "/var/lib/redis"),
-    (Step::OkomeState, "/var/lib/okome"),
+    (Step::OkomeState, okome_common::paths::STATE_DIR),
 ];
 
 /// Files kept by name directly inside an emptied directory: apt's `lock`
@@ -358,7 +358,7 @@ pub fn apply(fs: &Ext4, plan: &Plan) -> Result<Vec<Done>> {
     };
     let mut done = Vec::new();
     let mut note = |step: Step, detail: String| {
-        log::info!("{}: {detail}", step.word());
+        log::debug!("{}: {detail}", step.word());
         done.push(Done { step, detail });
     };
 

@@ -1,7 +1,7 @@
 //! One health check: a GET judged against the expected status and body.
 //!
 //! The GET itself is okome-common's deadline-bounded client
-//! ([`okome_common::http`]); what is the probe's own is the judgement. The
+//! ([`okome_common::fetch`], ureq underneath); what is the probe's own is the judgement. The
 //! result carries a [`Reason`] from a small closed set because the same
 //! words label the failure counter in the textfile and appear in the
 //! transition log line ("timeout", "refused", "HTTP 503", "body mismatch").
@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use okome_common::http::{self, FetchError, HttpUrl, Method, Request};
+use okome_common::fetch::{self, FetchError, HttpUrl, Method, Request};
 
 /// Bytes of body kept for the substring match.
 const MAX_BODY: usize = 64 * 1024;
@@ -117,7 +117,7 @@ impl fmt::Display for Check {
 /// Judge a response (or failure) against `expect`; pure so it is tested
 /// without sockets.
 pub fn judge(
-    result: Result<http::Response, FetchError>,
+    result: Result<fetch::Response, FetchError>,
     expect: &Expect,
     deadlines: &Deadlines,
 ) -> (Option<(Reason, String)>, Option<u16>) {
@@ -209,8 +209,8 @@ mod tests {
         total: Duration::from_secs(1),
     };
 
-    fn answer(status: u16, body: &str) -> Result<http::Response, FetchError> {
-        Ok(http::Response {
+    fn answer(status: u16, body: &str) -> Result<fetch::Response, FetchError> {
+        Ok(fetch::Response {
             status,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
@@ -224,7 +224,7 @@ mod tests {
             status: Some(200),
             body: Some("\"ok\"".into()),
         };
-        let table: [(Result<http::Response, FetchError>, &Expect, Option<Reason>); 8] = [
+        let table: [(Result<fetch::Response, FetchError>, &Expect, Option<Reason>); 8] = [
             (answer(200, ""), &any, None),
             (answer(204, ""), &any, None),
             (answer(503, "busy"), &any, Some(Reason::HttpStatus)),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
-use okome_common::http::HttpUrl;
+use okome_common::fetch::HttpUrl;
 
 use crate::check::{Deadlines, Expect};
 use crate::heartbeat::RedisUrl;
@@ -23,9 +23,9 @@ pub const DEFAULT_URL: &str = "http://192.168.86.25:8000/health";
 /// proxied, so it answers whatever the orchestrator does).
 pub const DEFAULT_LOCAL_URL: &str = "http://127.0.0.1/nginx_status";
 /// Per-boot state directory (tmpfs), under `OKOME_ROOT`.
-pub const DEFAULT_STATE_DIR: &str = "/run/okome";
+pub const DEFAULT_STATE_DIR: &str = okome_common::paths::RUN_DIR;
 /// The gate flag file the frontend config checks, under `OKOME_ROOT`.
-pub const DEFAULT_GATE_FILE: &str = "/run/okome/orchestrator.down";
+pub const DEFAULT_GATE_FILE: &str = okome_common::paths::GATE_FILE;
 /// How long one run may take before systemd kills it: the unit's
 /// `TimeoutStartSec=` (configs/systemd/okome-health-probe.service; a test
 /// holds the two equal). A killed run leaves the gate as it was, so settings
@@ -309,28 +309,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// [`parse_duration`], zero allowed (for the hold-down).
+/// [`parse_duration`], zero allowed (for the hold-down); at most 24 h.
+/// The reading is okome-common's, shared by every tool.
 pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = text.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (text, 1.0)
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 250ms, 1s, 1.5s, 2m, 1h)"))?;
-    if !value.is_finite() || value < 0.0 || value * scale > 86_400.0 {
-        return Err(format!("{text:?} is out of range (0 to 24 h)"));
+    let duration = okome_common::duration::parse(text)?;
+    if duration > Duration::from_secs(86_400) {
+        return Err(format!("{:?} is out of range (0 to 24 h)", text.trim()));
     }
-    Ok(Duration::from_secs_f64(value * scale))
+    Ok(duration)
 }
 
 /// What a run does.
@@ -388,6 +374,8 @@ pub struct Config {
 /// A configuration that parses but does not make sense.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
+
+impl std::error::Error for ConfigError {}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,14 +1,15 @@
 //! The optional Redis heartbeat: `SET okome:health:{node} <json> EX 30`.
 //!
-//! One connection through okome-common's RESP client ([`okome_common::redis`]):
-//! `AUTH`/`SELECT` when the URL asks for them go out pipelined with the `SET`,
-//! all under one short deadline. Whatever happens here never touches the
-//! gate: the run reports the error and the caller logs it once per outage.
+//! One connection through okome-common's Redis connection
+//! ([`okome_common::redis_client`], the `redis` crate underneath): `AUTH` and
+//! `SELECT` when the URL asks for them, then the `SET`, all under one short
+//! deadline. Whatever happens here never touches the gate: the run reports
+//! the error and the caller logs it once per outage.
 
 use std::time::Duration;
 
-use okome_common::redis::Connection;
-pub use okome_common::redis::{RedisError as HeartbeatError, RedisUrl};
+use okome_common::redis_client::{Connection, cmd};
+pub use okome_common::redis_client::{RedisError as HeartbeatError, RedisUrl};
 
 /// Seconds the heartbeat key lives (seed: "Health: 30 sec").
 pub const TTL_SECONDS: u32 = 30;
@@ -20,14 +21,8 @@ pub fn send(
     value: &str,
     timeout: Duration,
 ) -> Result<(), HeartbeatError> {
-    let ttl = TTL_SECONDS.to_string();
-    Connection::open(url, timeout)?.command_ok(&[
-        b"SET",
-        key.as_bytes(),
-        value.as_bytes(),
-        b"EX",
-        ttl.as_bytes(),
-    ])
+    Connection::open(url, timeout)?
+        .query_ok(cmd("SET").arg(key).arg(value).arg("EX").arg(TTL_SECONDS))
 }
 
 #[cfg(test)]
@@ -36,24 +31,30 @@ mod tests {
     use std::io::{Read, Write};
 
     #[test]
-    fn the_heartbeat_is_auth_select_set_ex_30_in_one_write() {
-        let sent = "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*5\r\n$3\r\nSET\r\n$14\r\nokome:health:a\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n";
+    fn the_heartbeat_is_auth_select_then_set_ex_30() {
+        let setup = "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n";
+        let set = "*5\r\n$3\r\nSET\r\n$14\r\nokome:health:a\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n";
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut got = Vec::new();
             let mut b = [0u8; 1024];
-            while got.len() < sent.len() {
-                let n = conn.read(&mut b).unwrap();
-                assert!(n > 0, "closed early: {got:?}");
-                got.extend_from_slice(&b[..n]);
+            for (until, answer) in [
+                (setup.len(), &b"+OK\r\n+OK\r\n"[..]),
+                (setup.len() + set.len(), b"+OK\r\n"),
+            ] {
+                while got.len() < until {
+                    let n = conn.read(&mut b).unwrap();
+                    assert!(n > 0, "closed early: {got:?}");
+                    got.extend_from_slice(&b[..n]);
+                }
+                conn.write_all(answer).unwrap();
             }
-            conn.write_all(b"+OK\r\n+OK\r\n+OK\r\n").unwrap();
             String::from_utf8(got).unwrap()
         });
         let url: RedisUrl = format!("redis://u:p@{addr}/3").parse().unwrap();
         send(&url, "okome:health:a", "v", Duration::from_secs(5)).unwrap();
-        assert_eq!(server.join().unwrap(), sent);
+        assert_eq!(server.join().unwrap(), format!("{setup}{set}"));
     }
 }

@@ -1,7 +1,7 @@
 //! okome-health-probe: the OKOME edge's health gate, as a library.
 //!
 //! A systemd timer runs the binary every 5 s. Each run probes the
-//! orchestrator's health URL ([`check`], over okome-common's `http` client),
+//! orchestrator's health URL ([`check`], over okome-common's `fetch` (ureq)),
 //! feeds the result to the pure hysteresis machine ([`hysteresis`]) and, on a
 //! transition only, creates or removes the flag file nginx tests per request
 //! ([`run`]). Everything is a library so tests drive each piece directly;
@@ -21,3 +21,14 @@ pub use run::{Decision, Error, Outcome, run};
 
 /// The tool's name, for logs and errors.
 pub const TOOL: &str = "okome-health-probe";
+
+/// How the shared start-up (`okome_common::tool`) runs this tool.
+/// `--check-local` is keepalived's track script, run as `nobody`: a defaults
+/// file kept private (it may hold the Redis password) must not drop the VIP,
+/// so with that flag an unreadable file is skipped.
+pub const SPEC: okome_common::tool::Spec = okome_common::tool::Spec {
+    name: TOOL,
+    env_prefix: "OKOME_HEALTH_",
+    env_aliases: &[],
+    lenient_defaults_flag: Some("--check-local"),
+};

@@ -18,7 +18,7 @@ use std::io;
 use std::path::Path;
 
 /// Default pin file (under `OKOME_ROOT`).
-pub const DEFAULT_PIN_FILE: &str = "/var/lib/okome/maintenance.pin";
+pub const DEFAULT_PIN_FILE: &str = okome_common::paths::MAINTENANCE_PIN;
 
 /// Longest reason kept, in bytes.
 pub const MAX_REASON: usize = 200;

@@ -34,6 +34,9 @@ pub const TEXTFILE: &str = "okome-health-probe.prom";
 /// Why a run could not do its job.
 #[derive(Debug)]
 pub enum Error {
+    /// A setting clap could not check alone (deadlines over the run budget,
+    /// …): exit 2, nothing was read or written.
+    Config(crate::cli::ConfigError),
     /// The state directory (or the gate file's) is missing and cannot be
     /// created, or is not writable: a deployment problem, exit 2.
     StateDir {
@@ -64,6 +67,7 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Error::Config(error) => write!(f, "{error}"),
             Error::StateDir { path, source } => write!(
                 f,
                 "state directory {} is not usable: {source} (the probe needs to write there; nothing was changed)",
@@ -83,10 +87,16 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<crate::cli::ConfigError> for Error {
+    fn from(error: crate::cli::ConfigError) -> Error {
+        Error::Config(error)
+    }
+}
+
 impl exit::ExitStatus for Error {
     fn exit_status(&self) -> u8 {
         match self {
-            Error::StateDir { .. } | Error::Pin { .. } => exit::USAGE,
+            Error::Config(_) | Error::StateDir { .. } | Error::Pin { .. } => exit::USAGE,
             Error::Io { .. } => exit::INTERNAL,
         }
     }

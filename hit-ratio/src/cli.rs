@@ -16,7 +16,7 @@ use crate::Error;
 use crate::tally::Options;
 
 /// The log analysed when no FILE is given (under `OKOME_ROOT`).
-pub const DEFAULT_LOG: &str = "/var/log/nginx/okome_access.log";
+pub const DEFAULT_LOG: &str = okome_common::paths::ACCESS_LOG;
 
 /// Path-group prefixes when `--groups` is not given.
 pub const DEFAULT_GROUPS: &str = "/assets,/static,/ui-schema,/api";

@@ -31,6 +31,14 @@ pub use cli::{Cli, Config, Output, command};
 /// The tool's name, for messages.
 pub const TOOL: &str = "okome-hit-ratio";
 
+/// How the shared start-up (`okome_common::tool`) runs this tool.
+pub const SPEC: okome_common::tool::Spec = okome_common::tool::Spec {
+    name: TOOL,
+    env_prefix: "OKOME_HIT_RATIO_",
+    env_aliases: &[],
+    lenient_defaults_flag: None,
+};
+
 /// Why a run failed before or after the report.
 #[derive(Debug)]
 pub enum Error {
@@ -47,6 +55,8 @@ impl fmt::Display for Error {
         }
     }
 }
+
+impl std::error::Error for Error {}
 
 impl ExitStatus for Error {
     fn exit_status(&self) -> u8 {

@@ -1,23 +1,19 @@
-//! okome-hit-ratio's entry point: flags → validated `Config` → `run` → exit
-//! status. Everything else lives in the library so tests can reach it.
+//! okome-hit-ratio's entry point: the shared start-up (`okome_common::tool`:
+//! defaults file, flags, logging, error report), then flags → validated
+//! `Config` → `run` → exit status. Everything else lives in the library so
+//! tests can reach it.
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use okome_common::exit;
-use okome_hit_ratio::{Cli, Config, Error, TOOL, run};
+use clap::FromArgMatches as _;
+use okome_hit_ratio::{Cli, Config, Error, SPEC, command, run};
 
 fn main() -> ExitCode {
-    if let Err(error) = okome_common::defaults::load_into_env("hit-ratio") {
-        return exit::report(TOOL, &Error::Usage(error.to_string()));
-    }
-    let cli = Cli::parse();
-    okome_common::logging::init(TOOL, if cli.verbose { "info" } else { "warn" });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    match Config::from_cli(cli, now).and_then(|config| run(&config)) {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => exit::report(TOOL, &error),
-    }
+    okome_common::tool::main(&SPEC, command, |matches| -> Result<u8, Error> {
+        let cli = Cli::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        run(&Config::from_cli(cli, now)?)
+    })
 }

@@ -12,18 +12,12 @@ pub fn parse(text: &str, now: i64) -> Result<i64, String> {
     if let Some(unix) = text.strip_prefix('@') {
         return parse_msec(unix.as_bytes()).ok_or_else(|| bad(text));
     }
-    if let Some(unit) = text.chars().last().filter(char::is_ascii_alphabetic)
-        && let Ok(amount) = text[..text.len() - 1].parse::<i64>()
+    // An age (`90s`, `30m`, `2h`, `1d`, `1w`): the toolkit's one duration
+    // reading; a bare number is not an age here (it could be a year).
+    if text.ends_with(|c: char| c.is_ascii_alphabetic())
+        && let Ok(age) = okome_common::duration::parse(text)
     {
-        let seconds = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad(text)),
-        };
-        return Ok(now - amount * seconds);
+        return Ok(now - age.as_secs() as i64);
     }
     if let Some(t) = parse_time_local(text.as_bytes()) {
         return Ok(t);

@@ -6,9 +6,9 @@
 //! `OKOME_ROOT` (tests run on a fixture tree); a path the operator gave
 //! explicitly is used as given.
 
-use crate::http::Target;
 use crate::plan_store::RedisUrl;
 use crate::rank::Strategy;
+use crate::target::Target;
 use crate::warm::Settings;
 use crate::{Error, VERSION};
 use clap::ArgMatches;

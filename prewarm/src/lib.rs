@@ -8,12 +8,14 @@
 //! origin budget (token bucket, timeout, bounded retries, run deadline,
 //! emergency stop). The node holding the keepalived VIP shares its plan
 //! through Redis so the standby warms the same paths. The library holds
-//! all logic; `main.rs` only parses flags and maps the result to an exit
-//! status.
+//! all logic (the command line in [`cli`], the validated settings in
+//! [`config`], one run in [`run`]); `main.rs` hands them to the shared
+//! start-up.
 
 pub mod bucket;
+pub mod cli;
 pub mod config;
-pub mod http;
+pub mod error;
 pub mod ingest;
 pub mod pathsafe;
 pub mod plan_store;
@@ -22,256 +24,28 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod tail;
+pub mod target;
 pub mod vip;
 pub mod warm;
 
-use clap::{Arg, ArgAction, Command};
-use okome_common::exit::{self, ExitStatus};
-use std::fmt;
-
+pub use cli::command;
 pub use config::Config;
+pub use error::{EXIT_EMERGENCY_STOP, Error};
 pub use run::run;
 
 /// The version sent in the User-Agent (`okome-prewarm/<version>`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Exit status: the emergency stop ended the run (tool-specific).
-pub const EXIT_EMERGENCY_STOP: u8 = 4;
+/// The tool's name, for logs and errors.
+pub const TOOL: &str = "okome-prewarm";
 
-/// What can stop a run before it produces a report.
-#[derive(Debug)]
-pub enum Error {
-    /// A bad setting: nothing was changed.
-    Config(String),
-    /// The log cannot be read.
-    Log(std::path::PathBuf, std::io::Error),
-    /// Anything else (state directory, lock, I/O).
-    Internal(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config(why) => f.write_str(why),
-            Error::Log(path, e) => write!(f, "access log {}: {e}", path.display()),
-            Error::Internal(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl ExitStatus for Error {
-    fn exit_status(&self) -> u8 {
-        match self {
-            Error::Config(_) => exit::USAGE,
-            // A log that does not exist is a wrong OKOME_NGINX_LOG.
-            Error::Log(_, e) if e.kind() == std::io::ErrorKind::NotFound => exit::USAGE,
-            Error::Log(..) | Error::Internal(_) => exit::INTERNAL,
-        }
-    }
-}
-
-const AFTER_HELP: &str = "\
-Configuration (flag > environment > /etc/default/okome-prewarm > default):
-  OKOME_WARM_TARGET    where HEADs go; scheme, host and port only
-                       [http://127.0.0.1]
-  OKOME_WARM_HOST      Host header sent: the site's public name, as in
-                       nginx's upstream.conf [192.168.86.18]
-  OKOME_WARM_TOP_N     paths warmed per run [40]
-  OKOME_NGINX_LOG      the okome-format access log
-                       [/var/log/nginx/okome_access.log]
-  OKOME_WARM_STRATEGY  selective | priority | breadth [priority]
-  OKOME_WARM_MAX_RPS   requests per second that may reach the origin [5]
-  OKOME_WARM_VIP       keepalived VIP: holder publishes, standby follows [unset]
-  OKOME_WARM_REDIS     redis://[user:password@]host[:port][/db] [unset]
-  …and every other flag's OKOME_WARM_* variable, shown next to it above.
-
-What counts as demand: successful GET/HEAD of /, /assets/*, /static/*,
-/ui-schema/*, /version, /health by users. Never /api/, never prewarm's own
-requests (X-OKOME-Warm: 1 / User-Agent okome-prewarm/…, logged as warm=1),
-never monitors (--exclude-ua). Paths from the log are normalised and
-refused unless they are plain origin-form paths (no absolute URIs, //host,
-CR/LF, .., %2f, %2e, %5c; at most 512 bytes).
-
-Origin budget: a token bucket charged before each request and refunded when
-nginx answered from cache (so hits are free and origin requests never exceed
-max-rps plus one; all requests, hits included, are capped at --max-total-rps
-so nginx's own per-client limit never answers 429), per-request timeout, at
-most 2 retries (jittered exponential backoff, Retry-After honoured, never on
-4xx), a run deadline, and an emergency stop when a request that waited for the
-origin took longer than --emergency-ms or --max-errors errors piled up.
-
-Examples:
-  okome-prewarm --dry-run                  show the plan with scores and why
-  okome-prewarm --json                     warm, report as JSON
-  okome-prewarm --refresh                  re-fetch entries stored > 30 min ago
-  OKOME_WARM_VIP=10.213.0.18 OKOME_WARM_REDIS=redis://10.213.0.19 okome-prewarm
-
-Files: /run/okome/prewarm.state (offset, inode, demand, quarantine),
-/run/okome/prewarm.lock, /run/okome/metrics/okome-prewarm.prom.
-
-While the health gate is closed (okome-health-probe created
-/run/okome/orchestrator.down: the orchestrator is down) a run sends nothing:
-one info line, okome_prewarm_gate_closed_skips_total + 1, exit 0.
-
-Exit status:
-  0  ran, all good (also: another run holds the lock, or the gate is closed)
-  1  ran, some URLs failed (or the plan could not be published)
-  2  usage or configuration error (nothing was changed)
-  3  internal failure
-  4  emergency stop: the origin was slow or failing; the run ended early";
-
-fn opt(
-    id: &'static str,
-    env: &'static str,
-    value: &'static str,
-    default: Option<&'static str>,
-    help: &'static str,
-) -> Arg {
-    let arg = Arg::new(id)
-        .long(id)
-        .env(env)
-        .value_name(value)
-        .action(ArgAction::Set)
-        .help(help);
-    match default {
-        Some(d) => arg.default_value(d),
-        None => arg,
-    }
-}
-
-/// `--exclude-ua`'s long help. Its default is one 187-character word clap
-/// cannot wrap, so clap does not show it (`hide_default_value`); this lists
-/// it over lines that fit 80 columns, in `--help` and the man page.
-fn exclude_ua_long_help() -> String {
-    let mut text =
-        String::from("Comma-separated User-Agent substrings of monitors (not demand)\n\nDefault:");
-    let mut width = text.len() - text.rfind('\n').map_or(0, |n| n + 1);
-    let monitors: Vec<&str> = ingest::DEFAULT_MONITORS.split(',').collect();
-    for (i, monitor) in monitors.iter().enumerate() {
-        let comma = if i + 1 < monitors.len() { "," } else { "" };
-        // 70 = 80 columns less clap's indent of an option's long help.
-        if width + 1 + monitor.len() + comma.len() > 70 {
-            text.push('\n');
-            width = 0;
-        } else {
-            text.push(' ');
-            width += 1;
-        }
-        text.push_str(monitor);
-        text.push_str(comma);
-        width += monitor.len() + comma.len();
-    }
-    text
-}
-
-/// The command line, for `main`, man pages and completions.
-pub fn command() -> Command {
-    Command::new("okome-prewarm")
-        .version(VERSION)
-        .about("Warm the nginx edge cache with the paths users are about to ask for")
-        .long_about(
-            "Reads the new tail of the okome access log, ranks the safe UI paths by predicted \
-             demand and sends HEAD requests for the top N to the local nginx, within an origin \
-             budget. Meant to run every 2 minutes from okome-prewarm.timer.",
-        )
-        .after_help(AFTER_HELP)
-        // -h and --help fit 80 columns (clap's wrap_help; narrower terminals
-        // get narrower help).
-        .max_term_width(80)
-        .arg(opt("target", "OKOME_WARM_TARGET", "URL", Some("http://127.0.0.1"), "Warm target: http://host[:port], nothing else"))
-        .arg(opt("host", "OKOME_WARM_HOST", "NAME", Some("192.168.86.18"), "Host header of warm requests: the site's public name (nginx's upstream.conf); empty: the target's"))
-        .arg(opt("top-n", "OKOME_WARM_TOP_N", "N", Some("40"), "Paths to warm per run"))
-        .arg(opt("log", "OKOME_NGINX_LOG", "PATH", Some("/var/log/nginx/okome_access.log"), "nginx access log in the okome format"))
-        .arg(opt("log-format", "OKOME_NGINX_LOG_FORMAT", "SPEC", None, "nginx log_format string, if not the okome format"))
-        .arg(opt("strategy", "OKOME_WARM_STRATEGY", "NAME", Some("priority"), "selective (top by frequency), priority (predictor), breadth (shallow first)"))
-        .arg(opt("tail-bytes", "OKOME_WARM_TAIL_BYTES", "BYTES", Some("8388608"), "Read at most this much of the log per run"))
-        .arg(opt("workers", "OKOME_WARM_WORKERS", "N", Some("2"), "Concurrent warm requests"))
-        .arg(opt("max-rps", "OKOME_WARM_MAX_RPS", "RPS", Some("5"), "Requests per second that may reach the origin"))
-        .arg(opt("max-total-rps", "OKOME_WARM_MAX_TOTAL_RPS", "RPS", Some("15"), "Cap on all warm requests per second, hits included (below nginx's 20 r/s per-client UI limit)"))
-        .arg(opt("timeout-ms", "OKOME_WARM_TIMEOUT_MS", "MS", Some("5000"), "Per-request timeout"))
-        .arg(opt("retries", "OKOME_WARM_RETRIES", "N", Some("2"), "Retries on 5xx/timeout/connection errors (0-2; never on 4xx)"))
-        .arg(opt("backoff-ms", "OKOME_WARM_BACKOFF_MS", "MS", Some("100"), "Backoff base (doubles per retry, jittered)"))
-        .arg(opt("deadline-secs", "OKOME_WARM_DEADLINE_SECS", "SECS", Some("90"), "The whole run ends by then (max 110: below the 2 min period)"))
-        .arg(opt("emergency-ms", "OKOME_WARM_EMERGENCY_MS", "MS", Some("2000"), "Emergency stop when an origin request is slower than this"))
-        .arg(opt("max-errors", "OKOME_WARM_MAX_ERRORS", "N", Some("5"), "Emergency stop after this many errors (5xx, 429, timeouts)"))
-        .arg(opt("accept-encoding", "OKOME_WARM_ACCEPT_ENCODING", "VALUE", Some("gzip, deflate, br"), "Accept-Encoding sent, as real browsers do"))
-        .arg(opt("exclude-ua", "OKOME_WARM_EXCLUDE_UA", "LIST", Some(ingest::DEFAULT_MONITORS), "Comma-separated User-Agent substrings of monitors (not demand) [default: see --help]").hide_default_value(true).long_help(exclude_ua_long_help()))
-        .arg(opt("quarantine-after", "OKOME_WARM_QUARANTINE_AFTER", "RUNS", Some("3"), "Quarantine a path that MISSes this many runs in a row"))
-        .arg(opt("quarantine-secs", "OKOME_WARM_QUARANTINE_SECS", "SECS", Some("21600"), "How long a quarantine lasts"))
-        .arg(Arg::new("refresh").long("refresh").env("OKOME_WARM_REFRESH").action(ArgAction::SetTrue).value_parser(clap::builder::BoolishValueParser::new()).help("Re-fetch through the localhost-only X-OKOME-Refresh bypass (loopback target only)"))
-        .arg(opt("refresh-after-secs", "OKOME_WARM_REFRESH_AFTER", "SECS", Some("1800"), "With --refresh: only paths stored at least this long ago"))
-        .arg(opt("vip", "OKOME_WARM_VIP", "ADDR", None, "keepalived VIP: the holder publishes its plan, the other node warms from it"))
-        .arg(opt("redis", "OKOME_WARM_REDIS", "URL", None, "Redis for the shared plan: redis://[user:password@]host[:port][/db] (prefer the env var: flags show in ps)").hide_env_values(true))
-        .arg(opt("plan-key", "OKOME_WARM_PLAN_KEY", "KEY", Some(plan_store::DEFAULT_KEY), "Redis key of the shared plan"))
-        .arg(opt("plan-ttl-secs", "OKOME_WARM_PLAN_TTL", "SECS", Some("600"), "TTL of the published plan"))
-        .arg(opt("gate-file", "OKOME_WARM_GATE_FILE", "PATH", Some("/run/okome/orchestrator.down"), "The health gate's flag file: while it exists the orchestrator is down and the run is skipped (exit 0)"))
-        .arg(opt("state-dir", "OKOME_WARM_STATE_DIR", "DIR", Some("/run/okome"), "Directory of prewarm.state and prewarm.lock"))
-        .arg(opt("metrics-dir", "OKOME_METRICS_DIR", "DIR", Some(okome_common::prom::TEXTFILE_DIR), "node_exporter textfile directory"))
-        .arg(Arg::new("no-metrics").long("no-metrics").action(ArgAction::SetTrue).help("Do not write the Prometheus textfile"))
-        .arg(Arg::new("dry-run").long("dry-run").short('n').action(ArgAction::SetTrue).help("Print the plan with scores and why; send nothing, write nothing"))
-        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report (or the dry-run plan) as JSON on stdout"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_is_consistent() {
-        command().debug_assert();
-    }
-
-    #[test]
-    fn help_teaches_config_and_exit_status() {
-        let help = command().render_long_help().to_string();
-        for needle in [
-            "OKOME_WARM_TARGET",
-            "OKOME_WARM_TOP_N",
-            "OKOME_NGINX_LOG",
-            "[default: 40]",
-            "Exit status",
-            "4  emergency stop",
-            "Examples",
-        ] {
-            assert!(help.contains(needle), "--help lacks {needle}");
-        }
-    }
-
-    #[test]
-    fn exclude_ua_help_lists_the_default_monitors() {
-        let help = exclude_ua_long_help();
-        let (_, listed) = help.split_once("Default:").expect("the default is listed");
-        let listed: Vec<&str> = listed.split(',').map(str::trim).collect();
-        let default: Vec<&str> = ingest::DEFAULT_MONITORS.split(',').collect();
-        assert_eq!(listed, default);
-        assert!(
-            help.lines().all(|line| line.chars().count() <= 70),
-            "{help}"
-        );
-        // clap shows no `[default: …]` for it, so tests/tests/configs.rs cannot
-        // compare the /etc/default file's copy with the tool's: done here.
-        let file = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../configs/default/okome-prewarm"
-        );
-        let text = std::fs::read_to_string(file).unwrap();
-        let shown: Vec<&str> = text
-            .lines()
-            .filter_map(|l| {
-                l.trim_start_matches('#')
-                    .strip_prefix("OKOME_WARM_EXCLUDE_UA=")
-            })
-            .collect();
-        assert_eq!(shown, [ingest::DEFAULT_MONITORS]);
-    }
-
-    #[test]
-    fn errors_map_to_the_exit_contract() {
-        assert_eq!(Error::Config("x".into()).exit_status(), 2);
-        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert_eq!(Error::Log("/x".into(), missing).exit_status(), 2);
-        assert_eq!(Error::Internal("x".into()).exit_status(), 3);
-    }
-}
+/// How the shared start-up (`okome_common::tool`) runs this tool. Its
+/// variables are `OKOME_WARM_*` plus `OKOME_NGINX_LOG`,
+/// `OKOME_NGINX_LOG_FORMAT` and `OKOME_METRICS_DIR`, as installed defaults
+/// files name them (no rename yet: see docs/design.md, "Configuration").
+pub const SPEC: okome_common::tool::Spec = okome_common::tool::Spec {
+    name: TOOL,
+    env_prefix: "OKOME_WARM_",
+    env_aliases: &[],
+    lenient_defaults_flag: None,
+};

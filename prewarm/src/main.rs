@@ -1,24 +1,14 @@
-//! The `okome-prewarm` binary: flags → validated config → run → exit status.
-//! All logic lives in the library (`okome_prewarm`), where it is tested.
+//! The `okome-prewarm` binary: the shared start-up (`okome_common::tool`:
+//! defaults file, flags, logging, error report), then flags → validated
+//! config → run → exit status. All logic lives in the library, where it is
+//! tested.
 
-use okome_common::exit;
 use std::process::ExitCode;
 
-const TOOL: &str = "okome-prewarm";
+use okome_prewarm::{Config, Error, SPEC, command, run};
 
 fn main() -> ExitCode {
-    if let Err(error) = okome_common::defaults::load_into_env("prewarm") {
-        eprintln!("{TOOL}: error: {error}");
-        return ExitCode::from(exit::USAGE);
-    }
-    okome_common::logging::init(TOOL, "info");
-    let matches = okome_prewarm::command().get_matches();
-    let config = match okome_prewarm::Config::from_matches(&matches) {
-        Ok(config) => config,
-        Err(error) => return exit::report(TOOL, &error),
-    };
-    match okome_prewarm::run(&config) {
-        Ok(status) => ExitCode::from(status),
-        Err(error) => exit::report(TOOL, &error),
-    }
+    okome_common::tool::main(&SPEC, command, |matches| -> Result<u8, Error> {
+        run(&Config::from_matches(matches)?)
+    })
 }

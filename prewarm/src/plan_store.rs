@@ -1,30 +1,27 @@
 //! Sharing the active node's ranked list with the standby through Redis.
 //!
-//! Spoken through okome-common's small RESP client ([`okome_common::redis`]):
-//! `AUTH`, `SELECT`, `SET … EX` and `GET` on one short-lived connection with
-//! one deadline, instead of the `redis` crate's parser, URL and connection
-//! machinery on a binary that must stay small for the Pi. The plan is JSON
-//! with a TTL, so a dead active node's plan ages out by itself; the standby
+//! Spoken through okome-common's Redis connection
+//! ([`okome_common::redis_client`], the `redis` crate underneath): `AUTH`,
+//! `SELECT`, then `SET … EX` or `GET` on one short-lived connection with one
+//! deadline. The plan is JSON with a TTL, so a dead active node's plan ages
+//! out by itself; the standby refuses one over [`MAX_PLAN_BYTES`] and
 //! re-validates every path it reads (the backend is trusted less than our
 //! own code).
 
-use okome_common::redis::{Connection, Reply};
+use okome_common::redis_client::{Connection, cmd};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::time::Duration;
 
-pub use okome_common::redis::RedisUrl;
+pub use okome_common::redis_client::RedisUrl;
 
 /// Default Redis key of the plan.
 pub const DEFAULT_KEY: &str = "okome:prewarm:plan";
 /// Largest plan accepted from Redis (bytes).
 pub const MAX_PLAN_BYTES: usize = 256 * 1024;
 
-/// One connection for one exchange, refusing values larger than a plan.
-fn open(url: &RedisUrl, timeout: Duration) -> io::Result<Connection> {
-    let mut conn = Connection::open(url, timeout).map_err(|e| io::Error::other(e.to_string()))?;
-    conn.set_max_bulk(MAX_PLAN_BYTES);
-    Ok(conn)
+fn redis_error(error: okome_common::redis_client::RedisError) -> io::Error {
+    io::Error::other(error.to_string())
 }
 
 /// The shared plan: what the active node would warm, best first.
@@ -51,34 +48,31 @@ pub fn publish(
     timeout: Duration,
 ) -> io::Result<()> {
     let body = serde_json::to_vec(plan).map_err(io::Error::other)?;
-    open(url, timeout)?
-        .command_ok(&[
-            b"SET",
-            key.as_bytes(),
-            &body,
-            b"EX",
-            ttl_secs.to_string().as_bytes(),
-        ])
-        .map_err(|e| io::Error::other(e.to_string()))
+    Connection::open(url, timeout)
+        .and_then(|mut conn| conn.query_ok(cmd("SET").arg(key).arg(body).arg("EX").arg(ttl_secs)))
+        .map_err(redis_error)
 }
 
 /// Fetch the plan under `key`; `Ok(None)` when there is none (expired).
 pub fn fetch(url: &RedisUrl, key: &str, timeout: Duration) -> io::Result<Option<SharedPlan>> {
-    match open(url, timeout)?
-        .command(&[b"GET", key.as_bytes()])
-        .map_err(|e| io::Error::other(e.to_string()))?
-    {
-        Reply::Nil => Ok(None),
-        Reply::Bulk(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
+    let value: Option<Vec<u8>> = Connection::open(url, timeout)
+        .and_then(|mut conn| conn.query(cmd("GET").arg(key)))
+        .map_err(redis_error)?;
+    match value {
+        None => Ok(None),
+        Some(data) if data.len() > MAX_PLAN_BYTES => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "plan in redis key {key}: a {}-byte value, over the {MAX_PLAN_BYTES}-byte cap",
+                data.len()
+            ),
+        )),
+        Some(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("plan in redis key {key}: {e}"),
             )
         }),
-        other => Err(io::Error::other(format!(
-            "redis GET: unexpected reply {}",
-            other.describe()
-        ))),
     }
 }
 
@@ -88,14 +82,14 @@ mod tests {
     use std::io::{Read, Write};
 
     /// A fake Redis on loopback answering one `GET` with `answer`.
-    fn fake(answer: &'static [u8]) -> RedisUrl {
+    fn fake(answer: Vec<u8>) -> RedisUrl {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut b = [0u8; 1024];
             let _ = conn.read(&mut b).unwrap();
-            let _ = conn.write_all(answer);
+            let _ = conn.write_all(&answer);
         });
         format!("redis://{addr}").parse().unwrap()
     }
@@ -104,11 +98,11 @@ mod tests {
     fn fetch_reads_a_plan_no_plan_or_refuses_an_oversized_one() {
         let timeout = Duration::from_secs(5);
         assert_eq!(
-            fetch(&fake(b"$-1\r\n"), DEFAULT_KEY, timeout).unwrap(),
+            fetch(&fake(b"$-1\r\n".to_vec()), DEFAULT_KEY, timeout).unwrap(),
             None
         );
         let plan = fetch(
-            &fake(b"$68\r\n{\"version\":1,\"node\":\"a\",\"generated\":1,\"strategy\":\"s\",\"paths\":[\"/x\"]}\r\n"),
+            &fake(b"$68\r\n{\"version\":1,\"node\":\"a\",\"generated\":1,\"strategy\":\"s\",\"paths\":[\"/x\"]}\r\n".to_vec()),
             DEFAULT_KEY,
             timeout,
         )
@@ -118,7 +112,10 @@ mod tests {
             (plan.node.as_str(), plan.paths.as_slice()),
             ("a", &["/x".to_string()][..])
         );
-        let error = fetch(&fake(b"$300000\r\n"), DEFAULT_KEY, timeout).unwrap_err();
+        let mut big = b"$300000\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 300_000));
+        big.extend_from_slice(b"\r\n");
+        let error = fetch(&fake(big), DEFAULT_KEY, timeout).unwrap_err();
         assert!(error.to_string().contains("cap"), "{error}");
     }
 }

@@ -12,8 +12,8 @@
 //! on a Pi, an async runtime would cost more than it saves.
 
 use crate::bucket::TokenBucket;
-use crate::http::{Reply, Target};
-use okome_common::http::{FetchError, HttpUrl, Method, Request};
+use crate::target::{Reply, Target};
+use okome_common::fetch::{Client, FetchError, HttpUrl, Method, Request};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -150,6 +150,8 @@ pub fn backoff(base: Duration, attempt: u32, retry_after: Option<u64>, rand01: f
 
 struct Shared<'a> {
     addr: SocketAddr,
+    /// One ureq agent for every worker: keep-alive to the local nginx.
+    client: Client,
     target: &'a Target,
     jobs: &'a [Job],
     settings: &'a Settings,
@@ -328,13 +330,14 @@ impl Shared<'_> {
             let remaining = self.end.saturating_duration_since(Instant::now());
             let timeout = s.timeout.min(remaining).max(Duration::from_millis(1));
             let sent = Instant::now();
-            let answer = Request {
-                headers: &headers,
-                addr: Some(self.addr),
-                ..Request::new(Method::Head, &url, timeout)
-            }
-            .send()
-            .map(|response| Reply::from(&response));
+            let answer = self
+                .client
+                .send(&Request {
+                    headers: &headers,
+                    addr: Some(self.addr),
+                    ..Request::new(Method::Head, &url, timeout)
+                })
+                .map(|response| Reply::from(&response));
             let latency = sent.elapsed();
             result.latency_ms = Some(latency.as_millis() as u64);
             let mut retry_after = None;
@@ -458,6 +461,7 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
     let start = Instant::now();
     let shared = Shared {
         addr,
+        client: Client::new(concat!("okome-prewarm/", env!("CARGO_PKG_VERSION"))),
         target,
         jobs,
         settings,
@@ -839,10 +843,12 @@ mod tests {
         };
         let report = run(srv.addr, &t, &[job], &settings());
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
+        // Header names go out lower-case (ureq; HTTP/1.1 names are case-blind).
         assert!(
             srv.seen.lock().unwrap()[0]
                 .1
-                .contains("X-OKOME-Refresh: 1\r\n")
+                .to_ascii_lowercase()
+                .contains("x-okome-refresh: 1\r\n")
         );
     }
 

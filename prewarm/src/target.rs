@@ -1,7 +1,7 @@
 //! The warm target and what prewarm reads from an answer.
 //!
-//! The HTTP client itself is okome-common's ([`okome_common::http`]): plain
-//! HTTP only, one deadline per request, redirects never followed, only a
+//! The HTTP client itself is okome-common's ([`okome_common::fetch`], ureq
+//! underneath): plain HTTP only, one deadline per request, redirects never followed, only a
 //! validated path on the request line. What stays here is prewarm's own:
 //! the target is scheme, host and port from the configuration and nothing
 //! else (the path is the only part that came from the log, and it has been
@@ -12,7 +12,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use okome_common::http::{HttpUrl, Response};
+use okome_common::fetch::{HttpUrl, Response};
 
 /// Where warm requests go: `http://host[:port]` from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Target {
         let err = |why: &str| TargetError(format!("warm target {text:?}: {why}"));
         let url: HttpUrl = text
             .parse()
-            .map_err(|e: okome_common::http::UrlError| err(e.why()))?;
+            .map_err(|e: okome_common::fetch::UrlError| err(e.why()))?;
         if url.path != "/" || text.contains('#') {
             return Err(err(
                 "only scheme, host and port are allowed (no path, query or user)",
@@ -108,7 +108,17 @@ impl From<&Response> for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use okome_common::http::parse_head;
+
+    fn head(status: u16, headers: &[(&str, &str)]) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Vec::new(),
+        }
+    }
 
     #[test]
     fn targets_take_only_scheme_host_port() {
@@ -151,17 +161,26 @@ mod tests {
 
     #[test]
     fn response_heads_are_read_for_the_outcome() {
-        let r = Reply::from(&parse_head(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nx-cache-status: miss\r\nSet-Cookie: a=b\r\nCache-Control: private, no-store\r\n\r\n").unwrap());
+        let r = Reply::from(&head(
+            503,
+            &[
+                ("Retry-After", "3"),
+                ("x-cache-status", "miss"),
+                ("Set-Cookie", "a=b"),
+                ("Cache-Control", "private, no-store"),
+            ],
+        ));
         assert_eq!(r.status, 503);
         assert_eq!(r.retry_after, Some(3));
         assert_eq!(r.cache_status.as_deref(), Some("MISS"));
         assert!(r.set_cookie && r.no_store);
-        let r = Reply::from(
-            &parse_head(
-                b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nCache-Control: no-cache\r\n\r\n",
-            )
-            .unwrap(),
-        );
+        let r = Reply::from(&head(
+            200,
+            &[
+                ("Cache-Control", "max-age=60"),
+                ("cache-control", "no-cache"),
+            ],
+        ));
         assert!(r.no_store && !r.set_cookie && r.cache_status.is_none());
     }
 }

@@ -1,27 +1,24 @@
-//! A deliberately tiny plain-HTTP/1.1 client over `std::net::TcpStream`,
-//! shared by okome-health-probe (one `GET` per check) and okome-prewarm
-//! (`HEAD`s through the local nginx).
+//! Plain-HTTP GET/HEAD for the tools, spoken by `ureq` (no TLS, no default
+//! features) behind the few properties okome-health-probe (one `GET` per
+//! check) and okome-prewarm (`HEAD`s through the local nginx) rely on.
 //!
-//! Both tools talk plain HTTP on the LAN or loopback and need the same few
-//! properties, which a client crate would bury under TLS plumbing, pools and
-//! redirect handling: an honest deadline (resolve, connect, write and every
-//! read are all bounded by what is left of one total deadline, so a hung
-//! peer costs exactly the configured time), errors that say *how* it failed
-//! (timeout, refused, other connect failure, DNS, not HTTP), redirects never
-//! followed (a 3xx is just a status), only a path that passed URL validation
-//! ever on the request line, and the response headers for the caller to read.
-//! Bodies are read for `GET` only, de-chunked and capped.
+//! What is ours is the policy, not the protocol: an honest deadline (ureq's
+//! `timeout_global` bounds resolve, connect, write and every read by what is
+//! left of one total, `timeout_connect` the handshake alone, so a hung peer
+//! costs exactly the configured time); errors that say *how* it failed
+//! (timeout and in which step, refused, other connect failure, DNS, not
+//! HTTP), in the words the probe's log lines and metric labels use;
+//! redirects never followed (a 3xx is just a status, like a 5xx: no status is
+//! an error); no proxy from the environment; only a path that passed
+//! [`HttpUrl`] validation ever on the request line; `HEAD` bodies never read,
+//! `GET` bodies capped.
 
+use std::cell::Cell;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
-
-use crate::net::{is_timeout, resolve_within, time_left};
-
-/// Largest response head accepted; the answers these tools read are tiny.
-const MAX_HEAD: usize = 16 * 1024;
+use std::time::Duration;
 
 /// A parsed `http://host[:port][/path]` URL (no TLS, no user info).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,102 +223,133 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// The bytes sent. Header values are the caller's; the path was
-    /// validated when the URL was built.
-    pub fn bytes(&self) -> Vec<u8> {
-        let mut request = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\n",
-            self.method.as_str(),
-            self.url.path,
-            self.url.authority()
-        );
-        for (name, value) in self.headers {
-            request.push_str(name);
-            request.push_str(": ");
-            request.push_str(value);
-            request.push_str("\r\n");
-        }
-        request.push_str("Connection: close\r\n\r\n");
-        request.into_bytes()
-    }
-
-    /// Send the request and read the answer, all within the deadlines.
-    /// Interim `1xx` answers are skipped; redirects are never followed.
+    /// Send the request on a one-off [`Client`] (no connection kept).
     pub fn send(&self) -> Result<Response, FetchError> {
-        let deadline = Instant::now() + self.total;
-        let mut stream = self.connect(deadline)?;
-        let _ = stream.set_nodelay(true);
-        stream
-            .set_write_timeout(Some(left(deadline, "sending the request")?))
-            .map_err(FetchError::Io)?;
-        stream.write_all(&self.bytes()).map_err(|error| {
-            if is_timeout(&error) {
-                FetchError::Timeout("sending the request")
-            } else {
-                FetchError::Io(error)
-            }
-        })?;
-
-        let mut buf = Vec::with_capacity(1024);
-        let (mut response, framing) = loop {
-            if let Some(at) = find(&buf, b"\r\n\r\n") {
-                let head = parse_head(&buf[..at + 4])?;
-                buf.drain(..at + 4);
-                if (100..200).contains(&head.status) && head.status != 101 {
-                    continue;
-                }
-                let framing = Framing::of(&head)?;
-                break (head, framing);
-            }
-            if buf.len() > MAX_HEAD {
-                return Err(FetchError::Protocol("response head over 16 KiB".into()));
-            }
-            if read_some(&mut stream, &mut buf, deadline)? == 0 {
-                return Err(FetchError::Protocol(if buf.is_empty() {
-                    "connection closed without an answer".into()
-                } else {
-                    "connection closed inside the response head".into()
-                }));
-            }
-        };
-        let status = response.status;
-        if self.method == Method::Head || status < 200 || status == 204 || status == 304 {
-            return Ok(response);
-        }
-        response.body = read_body(&mut stream, buf, framing, self.max_body, deadline)?;
-        Ok(response)
-    }
-
-    fn connect(&self, deadline: Instant) -> Result<TcpStream, FetchError> {
-        let addrs = match self.addr {
-            Some(addr) => vec![addr],
-            None => match resolve_within(&self.url.host, self.url.port, deadline) {
-                Ok(Some(addrs)) => addrs,
-                Ok(None) => return Err(FetchError::Timeout("resolving the host")),
-                Err(why) => return Err(FetchError::Resolve(why)),
-            },
-        };
-        let mut last = FetchError::Resolve(format!("{}: no address", self.url.host));
-        for addr in addrs {
-            let mut wait = left(deadline, "connecting")?;
-            if let Some(connect) = self.connect {
-                wait = wait.min(connect);
-            }
-            match TcpStream::connect_timeout(&addr, wait) {
-                Ok(stream) => return Ok(stream),
-                Err(error) if is_timeout(&error) => last = FetchError::Timeout("connecting"),
-                Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
-                    last = FetchError::Refused;
-                }
-                Err(error) => last = FetchError::Connect(error),
-            }
-        }
-        Err(last)
+        Client::new("okome").send(self)
     }
 }
 
-/// An answer: status, headers as received, and the (de-chunked, capped)
-/// body of a `GET`.
+/// A ureq agent configured the one way every tool wants it: no status is an
+/// error, no redirect is followed, no proxy is taken from the environment,
+/// and this crate's connector chain (plain TCP only) so a timeout can be
+/// told apart as "connecting" or "waiting for the answer". Cheap to clone;
+/// keeps idle keep-alive connections for the next request to the same peer.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client that sends `User-Agent: user_agent` unless a request names
+    /// its own.
+    pub fn new(user_agent: &str) -> Client {
+        use ureq::unversioned::resolver::DefaultResolver;
+        use ureq::unversioned::transport::{Connector, TcpConnector};
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .proxy(None)
+            .user_agent(user_agent)
+            .build();
+        let connector = Phase::Connecting
+            .chain(TcpConnector::default())
+            .chain(Phase::Connected);
+        Client {
+            agent: ureq::Agent::with_parts(config, connector, DefaultResolver::default()),
+        }
+    }
+
+    /// Send `request` and read the answer, all within its deadlines.
+    /// Interim `1xx` answers are skipped; redirects are never followed.
+    pub fn send(&self, request: &Request<'_>) -> Result<Response, FetchError> {
+        PHASE.with(|phase| phase.set(Phase::Resolving));
+        let result = self.exchange(request);
+        result.map_err(|error| FetchError::from_ureq(error, PHASE.with(Cell::get)))
+    }
+
+    fn exchange(&self, request: &Request<'_>) -> Result<Response, ureq::Error> {
+        // With an address given, the URL names it and `Host` the real
+        // authority: ureq writes a caller's `Host` instead of its own.
+        let uri = match request.addr {
+            Some(addr) => format!("http://{addr}{}", request.url.path),
+            None => request.url.to_string(),
+        };
+        let mut builder = match request.method {
+            Method::Get => self.agent.get(&uri),
+            Method::Head => self.agent.head(&uri),
+        };
+        if request.addr.is_some() {
+            builder = builder.header("Host", request.url.authority());
+        }
+        for (name, value) in request.headers {
+            builder = builder.header(*name, *value);
+        }
+        let connect = request
+            .connect
+            .map_or(request.total, |c| c.min(request.total));
+        let mut response = builder
+            .config()
+            .timeout_global(Some(request.total))
+            .timeout_connect(Some(connect))
+            .build()
+            .call()?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).trim().to_string();
+                (name.as_str().to_string(), value)
+            })
+            .collect();
+        let mut body = Vec::new();
+        if request.method == Method::Get {
+            response
+                .body_mut()
+                .as_reader()
+                .take(request.max_body as u64)
+                .read_to_end(&mut body)
+                .map_err(ureq::Error::from)?;
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Where the exchange on this thread had got to, set by the connector
+/// chain: ureq reports the overall deadline as `Timeout::Global` whatever
+/// the step, and a log line should still say which step it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Resolving,
+    Connecting,
+    Connected,
+}
+
+thread_local! {
+    static PHASE: Cell<Phase> = const { Cell::new(Phase::Resolving) };
+}
+
+impl<In: ureq::unversioned::transport::Transport> ureq::unversioned::transport::Connector<In>
+    for Phase
+{
+    type Out = In;
+
+    fn connect(
+        &self,
+        _details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
+        PHASE.with(|phase| phase.set(*self));
+        Ok(chained)
+    }
+}
+
+/// An answer: status, headers as received, and the (capped) body of a `GET`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
     /// HTTP status code.
@@ -364,6 +392,51 @@ pub enum FetchError {
     Io(io::Error),
 }
 
+impl FetchError {
+    /// Map ureq's error into the toolkit's words; `phase` is how far this
+    /// exchange got (a pooled connection never enters the connector, so
+    /// "connected" is also what a reused one reads as).
+    fn from_ureq(error: ureq::Error, phase: Phase) -> FetchError {
+        use ureq::Timeout as T;
+        match error {
+            ureq::Error::Timeout(which) => FetchError::Timeout(match which {
+                T::Resolve => "resolving the host",
+                T::Connect => "connecting",
+                T::SendRequest | T::SendBody | T::PerWrite => "sending the request",
+                T::Global | T::PerCall => match phase {
+                    Phase::Resolving => "resolving the host",
+                    Phase::Connecting => "connecting",
+                    Phase::Connected => "waiting for the answer",
+                },
+                _ => "waiting for the answer",
+            }),
+            ureq::Error::HostNotFound => FetchError::Resolve("no address found".into()),
+            ureq::Error::Io(error) => match error.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                    FetchError::Timeout(match phase {
+                        Phase::Connected => "waiting for the answer",
+                        _ => "connecting",
+                    })
+                }
+                io::ErrorKind::ConnectionRefused if phase != Phase::Connected => {
+                    FetchError::Refused
+                }
+                _ if phase == Phase::Resolving => FetchError::Resolve(error.to_string()),
+                _ if phase == Phase::Connecting => FetchError::Connect(error),
+                io::ErrorKind::UnexpectedEof => {
+                    FetchError::Protocol("connection closed without a complete answer".into())
+                }
+                _ => FetchError::Io(error),
+            },
+            ureq::Error::ConnectionFailed => FetchError::Connect(io::Error::other(
+                "no connection could be made to any address",
+            )),
+            ureq::Error::Protocol(error) => FetchError::Protocol(error.to_string()),
+            other => FetchError::Protocol(other.to_string()),
+        }
+    }
+}
+
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -379,169 +452,12 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// Time left before `deadline`, or a timeout error naming `what`.
-fn left(deadline: Instant, what: &'static str) -> Result<Duration, FetchError> {
-    time_left(deadline).ok_or(FetchError::Timeout(what))
-}
-
-/// One read bounded by `deadline`; returns 0 at end of stream.
-fn read_some(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<usize, FetchError> {
-    stream
-        .set_read_timeout(Some(left(deadline, "waiting for the answer")?))
-        .map_err(FetchError::Io)?;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(n);
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) if is_timeout(&error) => {
-                return Err(FetchError::Timeout("waiting for the answer"));
-            }
-            Err(error) => return Err(FetchError::Io(error)),
-        }
-    }
-}
-
-/// Read the body that follows a head (`body` holds what came with it).
-fn read_body(
-    stream: &mut TcpStream,
-    mut body: Vec<u8>,
-    framing: Framing,
-    max_body: usize,
-    deadline: Instant,
-) -> Result<Vec<u8>, FetchError> {
-    let length = framing.content_length.filter(|_| !framing.chunked);
-    loop {
-        let done = match (framing.chunked, length) {
-            (true, _) => dechunk(&body).is_some_and(|(_, complete)| complete),
-            (false, Some(length)) => body.len() >= length,
-            (false, None) => false,
-        };
-        if done || body.len() >= max_body {
-            break;
-        }
-        if read_some(stream, &mut body, deadline)? == 0 {
-            if length.is_some_and(|length| body.len() < length) {
-                return Err(FetchError::Protocol(
-                    "body shorter than Content-Length".into(),
-                ));
-            }
-            break;
-        }
-    }
-    let mut body = if framing.chunked {
-        dechunk(&body)
-            .ok_or_else(|| FetchError::Protocol("malformed chunked body".into()))?
-            .0
-    } else {
-        body
-    };
-    if let Some(length) = length {
-        body.truncate(length);
-    }
-    body.truncate(max_body);
-    Ok(body)
-}
-
-/// Parse a response head (status line and headers, up to the blank line)
-/// into a [`Response`] without a body.
-pub fn parse_head(head: &[u8]) -> Result<Response, FetchError> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut words = status_line.split(' ');
-    let version = words.next().unwrap_or_default();
-    let status = words
-        .next()
-        .filter(|code| code.len() == 3)
-        .and_then(|code| code.parse::<u16>().ok())
-        .filter(|code| (100..600).contains(code));
-    let Some(status) = status.filter(|_| version.starts_with("HTTP/1.")) else {
-        let shown: String = status_line.chars().take(60).collect();
-        return Err(FetchError::Protocol(format!("status line {shown:?}")));
-    };
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
-        .collect();
-    Ok(Response {
-        status,
-        headers,
-        body: Vec::new(),
-    })
-}
-
-/// How the body of a response is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Framing {
-    content_length: Option<usize>,
-    chunked: bool,
-}
-
-impl Framing {
-    fn of(head: &Response) -> Result<Framing, FetchError> {
-        let content_length = match head.header("content-length") {
-            None => None,
-            Some(value) => Some(
-                value
-                    .parse()
-                    .map_err(|_| FetchError::Protocol(format!("Content-Length {value:?}")))?,
-            ),
-        };
-        let chunked = head
-            .header("transfer-encoding")
-            .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
-        Ok(Framing {
-            content_length,
-            chunked,
-        })
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Decode a chunked body received so far: `(data, complete)`, or `None` when
-/// it is malformed. Incomplete input decodes as far as it goes.
-fn dechunk(mut raw: &[u8]) -> Option<(Vec<u8>, bool)> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = find(raw, b"\r\n") else {
-            return Some((out, false));
-        };
-        let size_text = std::str::from_utf8(&raw[..line_end]).ok()?;
-        let size_text = size_text.split(';').next()?.trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some((out, true));
-        }
-        if raw.len() < size {
-            out.extend_from_slice(raw);
-            return Some((out, false));
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = raw.get(size..)?;
-        match raw {
-            [b'\r', b'\n', rest @ ..] => raw = rest,
-            [] | [b'\r'] => return Some((out, false)),
-            _ => return None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::net::TcpListener;
+    use std::time::Instant;
 
     fn url(text: &str) -> HttpUrl {
         text.parse().unwrap()
@@ -604,64 +520,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn requests_carry_host_then_the_callers_headers() {
-        let target = url("http://127.0.0.1:8080")
-            .with_path("/assets/a.js?v=1")
-            .unwrap();
-        let request = Request {
-            headers: &[("X-OKOME-Warm", "1")],
-            ..Request::new(Method::Head, &target, Duration::from_secs(1))
-        };
-        assert_eq!(
-            String::from_utf8(request.bytes()).unwrap(),
-            "HEAD /assets/a.js?v=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-OKOME-Warm: 1\r\nConnection: close\r\n\r\n"
-        );
-        let health = url("http://[::1]/health");
-        let get = Request::new(Method::Get, &health, Duration::from_secs(1));
-        assert!(
-            String::from_utf8(get.bytes())
-                .unwrap()
-                .starts_with("GET /health HTTP/1.1\r\nHost: [::1]\r\n")
-        );
-    }
-
-    #[test]
-    fn heads_give_status_headers_and_framing() {
-        let head =
-            parse_head(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 12\r\nRetry-After: 3\r\nx-cache-status: miss\r\nSet-Cookie: a=b\r\nCache-Control: private, no-store\r\n\r\n").unwrap();
-        assert_eq!(head.status, 503);
-        assert_eq!(head.header("Retry-After"), Some("3"));
-        assert_eq!(head.header("X-Cache-Status"), Some("miss"));
-        assert_eq!(head.header_values("set-cookie").count(), 1);
-        assert_eq!(
-            Framing::of(&head).unwrap(),
-            Framing {
-                content_length: Some(12),
-                chunked: false
-            }
-        );
-        let head = parse_head(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert!(Framing::of(&head).unwrap().chunked);
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 20 OK\r\n\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 abc\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn chunked_bodies_decode_in_pieces() {
-        assert_eq!(
-            dechunk(b"2\r\nok\r\n3;x=y\r\n!!!\r\n0\r\n\r\n"),
-            Some((b"ok!!!".to_vec(), true))
-        );
-        assert_eq!(
-            dechunk(b"2\r\nok\r\n3\r\n!"),
-            Some((b"ok!".to_vec(), false))
-        );
-        assert_eq!(dechunk(b"zz\r\n"), None);
-        assert_eq!(dechunk(b"2\r\nokXX"), None);
-    }
-
     /// A one-connection server on loopback: returns what it received.
     fn serve_once(answer: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -700,12 +558,17 @@ mod tests {
             ),
             (200, Some("HIT"), 0)
         );
-        let request = server.join().unwrap();
+        // Header names go out lower-case (HTTP/1.1 names are case-blind).
+        let request = server.join().unwrap().to_ascii_lowercase();
         assert!(
-            request.starts_with("HEAD /version HTTP/1.1\r\n"),
+            request.starts_with("head /version http/1.1\r\n"),
             "{request}"
         );
-        assert!(request.contains("User-Agent: okome-prewarm/0\r\n"));
+        assert!(
+            request.contains("user-agent: okome-prewarm/0\r\n"),
+            "{request}"
+        );
+        assert_eq!(request.matches("user-agent:").count(), 1, "{request}");
     }
 
     #[test]
@@ -740,18 +603,47 @@ mod tests {
     }
 
     #[test]
-    fn errors_say_timeout_or_refused() {
+    fn requests_carry_host_then_the_callers_headers() {
+        let (addr, server) = serve_once(b"HTTP/1.1 204 No Content\r\n\r\n");
+        let target = url(&format!("http://{addr}"))
+            .with_path("/a.js?v=1")
+            .unwrap();
+        let response = Request {
+            headers: &[("X-OKOME-Warm", "1")],
+            ..Request::new(Method::Get, &target, Duration::from_secs(5))
+        }
+        .send()
+        .unwrap();
+        assert_eq!(response.status, 204);
+        let request = server.join().unwrap().to_ascii_lowercase();
+        assert!(
+            request.starts_with("get /a.js?v=1 http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains(&format!("host: {addr}\r\n")), "{request}");
+        assert!(request.contains("x-okome-warm: 1\r\n"), "{request}");
+    }
+
+    #[test]
+    fn errors_say_timeout_in_which_step_or_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let target = url(&format!("http://{addr}/"));
         let started = Instant::now();
-        let result = Request::new(Method::Head, &target, Duration::from_millis(300)).send();
+        let result = Request {
+            connect: Some(Duration::from_millis(100)),
+            ..Request::new(Method::Head, &target, Duration::from_millis(300))
+        }
+        .send();
+        let took = started.elapsed();
         assert!(
             matches!(result, Err(FetchError::Timeout("waiting for the answer"))),
             "{result:?}"
         );
-        // Generous bound: the deadline must actually bound the call.
-        assert!(started.elapsed() < Duration::from_secs(5));
+        // The deadline is the total, not the shorter connect bound, and it
+        // actually bounds the call (generous upper bound for a busy machine).
+        assert!(took >= Duration::from_millis(290), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
         drop(listener);
         let result = Request::new(Method::Get, &target, Duration::from_secs(2)).send();
         assert!(matches!(result, Err(FetchError::Refused)), "{result:?}");
@@ -763,5 +655,34 @@ mod tests {
         }
         .send();
         assert!(matches!(result, Err(FetchError::Refused)), "{result:?}");
+        let result = Request::new(Method::Get, &elsewhere, Duration::from_secs(5)).send();
+        assert!(matches!(result, Err(FetchError::Resolve(_))), "{result:?}");
+    }
+
+    #[test]
+    fn a_peer_that_is_not_http_is_a_protocol_error() {
+        let (addr, server) = serve_once(b"SSH-2.0-OpenSSH_9.2\r\n\r\n");
+        let target = url(&format!("http://{addr}/"));
+        let result = Request::new(Method::Get, &target, Duration::from_secs(5)).send();
+        assert!(matches!(result, Err(FetchError::Protocol(_))), "{result:?}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn with_an_address_host_names_the_urls_authority() {
+        let (addr, server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let target = url("http://frontend-cache:8080/x");
+        Request {
+            addr: Some(addr),
+            ..Request::new(Method::Head, &target, Duration::from_secs(5))
+        }
+        .send()
+        .unwrap();
+        let request = server.join().unwrap().to_ascii_lowercase();
+        assert!(
+            request.contains("host: frontend-cache:8080\r\n"),
+            "{request}"
+        );
+        assert_eq!(request.matches("host:").count(), 1, "{request}");
     }
 }
