@@ -7,100 +7,27 @@
 use assert_cmd::Command;
 use okome_common::time::format_time_local;
 use okome_prewarm::run::now_unix as now;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use okome_testkit::{FakeHttp, Reply};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// A recorded request: request line and headers.
-#[derive(Debug, Clone)]
-struct Seen {
-    line: String,
-    headers: Vec<(String, String)>,
+/// A cache-like target on loopback: `policy(path, nth)` gives (status,
+/// cache status, delay in ms); every request is recorded.
+fn target_with(
+    policy: impl Fn(&str, usize) -> (u16, &'static str, u64) + Send + Sync + 'static,
+) -> FakeHttp {
+    FakeHttp::start(move |seen, nth| {
+        let (status, cache, delay_ms) = policy(seen.path(), nth);
+        Reply::new(status, "")
+            .header("X-Cache-Status", cache)
+            .delay(Duration::from_millis(delay_ms))
+    })
 }
 
-impl Seen {
-    fn path(&self) -> &str {
-        self.line.split(' ').nth(1).unwrap_or("")
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A cache-like target: per path, `policy(path, nth)` gives (status, cache status).
-struct Target {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-type Policy = dyn Fn(&str, usize) -> (u16, &'static str, u64) + Send + Sync;
-
-fn target_with(policy: Arc<Policy>) -> Target {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let seen2 = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let seen = Arc::clone(&seen2);
-            let policy = Arc::clone(&policy);
-            std::thread::spawn(move || {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&req).into_owned();
-                let mut lines = text.split("\r\n");
-                let line = lines.next().unwrap_or("").to_string();
-                let headers = lines
-                    .filter_map(|l| l.split_once(": "))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let entry = Seen { line, headers };
-                let path = entry.path().to_string();
-                let nth = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.push(entry);
-                    seen.iter().filter(|s| s.path() == path).count()
-                };
-                let (status, cache, delay_ms) = policy(&path, nth);
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                let _ = conn.write_all(
-                    format!("HTTP/1.1 {status} X\r\nX-Cache-Status: {cache}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
-                );
-            });
-        }
-    });
-    Target { addr, seen }
-}
-
-fn cache_like() -> Target {
-    target_with(Arc::new(|_, nth| {
-        (200, if nth == 1 { "MISS" } else { "HIT" }, 0)
-    }))
-}
-
-impl Target {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-    fn paths(&self) -> Vec<String> {
-        let mut p: Vec<String> = self.seen().iter().map(|s| s.path().to_string()).collect();
-        p.sort();
-        p
-    }
+/// MISS the first time a path is asked, HIT after, like a cache.
+fn cache_like() -> FakeHttp {
+    target_with(|_, nth| (200, if nth == 1 { "MISS" } else { "HIT" }, 0))
 }
 
 /// One `okome`-format line.
@@ -147,11 +74,8 @@ impl Node {
         json(&std::fs::read(self.path("/run/okome/prewarm.state")).unwrap())
     }
     fn cmd(&self, target: &str) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("okome-prewarm"));
-        cmd.env_clear()
-            .env("OKOME_ROOT", self.root.path())
-            .env("OKOME_WARM_TARGET", target)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        let mut cmd = okome_testkit::tool!("okome-prewarm", self.root.path());
+        cmd.env("OKOME_WARM_TARGET", target);
         cmd
     }
 }
@@ -352,7 +276,7 @@ fn warms_with_real_client_headers_remembers_and_reports() {
     assert_eq!(doc["summary"]["warmed"], 2, "{doc}");
     assert_eq!(doc["summary"]["origin_requests"], 2);
     assert_eq!(target.paths(), ["/assets/app.js", "/static/site.css"]);
-    for seen in target.seen() {
+    for seen in target.requests() {
         assert!(seen.line.starts_with("HEAD /"), "{seen:?}");
         assert_eq!(
             seen.header("User-Agent"),
@@ -362,7 +286,7 @@ fn warms_with_real_client_headers_remembers_and_reports() {
         assert_eq!(seen.header("Accept-Encoding"), Some("gzip, deflate, br"));
         // The site's public name (OKOME_WARM_HOST's built-in default, as in
         // nginx's upstream.conf), with the target's port.
-        let host = format!("192.168.86.18:{}", target.addr.port());
+        let host = format!("192.168.86.18:{}", target.addr().port());
         assert_eq!(seen.header("Host"), Some(host.as_str()));
         assert_eq!(seen.header("X-OKOME-Canary"), None, "control variant only");
         assert_eq!(seen.header("Cookie"), None);
@@ -469,8 +393,8 @@ fn a_hostile_log_produces_only_safe_requests() {
         doc["log"]["counts"]["malformed"].as_u64().unwrap() >= 4,
         "{doc}"
     );
-    for seen in target.seen() {
-        let host = format!("192.168.86.18:{}", target.addr.port());
+    for seen in target.requests() {
+        let host = format!("192.168.86.18:{}", target.addr().port());
         assert_eq!(
             seen.header("Host"),
             Some(host.as_str()),
@@ -492,7 +416,7 @@ fn a_held_lock_makes_the_run_a_quiet_no_op() {
         .assert()
         .code(0)
         .stderr(predicates::str::contains("another run holds"));
-    assert!(target.seen().is_empty());
+    assert!(target.requests().is_empty());
     assert!(!node.path("/run/okome/prewarm.state").exists());
     drop(lock);
     node.cmd(&target.url()).assert().code(0);
@@ -502,11 +426,11 @@ fn a_held_lock_makes_the_run_a_quiet_no_op() {
 #[test]
 fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
     let node = Node::new();
-    let target = target_with(Arc::new(|path, _| match path {
+    let target = target_with(|path, _| match path {
         "/assets/gone.js" => (404, "MISS", 0),
         "/ui-schema/private" => (200, "MISS", 0),
         _ => (200, "HIT", 0),
-    }));
+    });
     demand(
         &node,
         now(),
@@ -518,7 +442,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         .code(1);
     assert_eq!(
         target
-            .seen()
+            .requests()
             .iter()
             .filter(|s| s.path() == "/assets/gone.js")
             .count(),
@@ -551,7 +475,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         (now() + 500..=now() + 600).contains(&until),
         "expires, not forever: {until}"
     );
-    let before = target.seen().len();
+    let before = target.requests().len();
     let out = node
         .cmd(&target.url())
         .args(["--json", "--quarantine-after", "2"])
@@ -562,7 +486,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         .clone();
     let doc = json(&out);
     assert_eq!(doc["summary"]["skipped"], 1, "{doc}");
-    let asked: Vec<String> = target.seen()[before..]
+    let asked: Vec<String> = target.requests()[before..]
         .iter()
         .map(|s| s.path().to_string())
         .collect();
@@ -580,7 +504,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
 #[test]
 fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
     let node = Node::new();
-    let target = target_with(Arc::new(|_, _| (200, "MISS", 700)));
+    let target = target_with(|_, _| (200, "MISS", 700));
     let paths: Vec<String> = (0..10).map(|i| format!("/assets/{i}.js")).collect();
     let spec: Vec<(&str, usize)> = paths.iter().map(|p| (p.as_str(), 1)).collect();
     demand(&node, now(), &spec);
@@ -595,7 +519,7 @@ fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
     let why = doc["summary"]["emergency_stop"].as_str().unwrap();
     assert!(why.contains("origin latency"), "{why}");
     assert_eq!(
-        target.seen().len(),
+        target.requests().len(),
         1,
         "stopped after the first slow origin answer"
     );
@@ -612,10 +536,10 @@ fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
 #[test]
 fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
     let node = Node::new();
-    let target = target_with(Arc::new(|_, _| (200, "BYPASS", 0)));
+    let target = target_with(|_, _| (200, "BYPASS", 0));
     demand(&node, now(), &[("/version", 2)]);
     node.cmd(&target.url()).arg("--refresh").assert().code(0);
-    let seen = target.seen();
+    let seen = target.requests();
     assert_eq!(
         seen[0].header("X-OKOME-Refresh"),
         Some("1"),
@@ -625,7 +549,7 @@ fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
         .args(["--refresh", "--refresh-after-secs", "3600"])
         .assert()
         .code(0);
-    let seen = target.seen();
+    let seen = target.requests();
     assert_eq!(
         seen[1].header("X-OKOME-Refresh"),
         None,
@@ -647,7 +571,7 @@ fn a_closed_gate_skips_the_run_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        target.seen().is_empty(),
+        target.requests().is_empty(),
         "nothing sent: {:?}",
         target.paths()
     );
@@ -692,7 +616,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
-    assert!(target.seen().is_empty());
+    assert!(target.requests().is_empty());
     // A run told the log is in nginx's combined format.
     let read_as_combined = |node: &Node| {
         node.cmd(&target.url())

@@ -24,26 +24,14 @@ use okome_lab::{Lab, Mode};
 
 const PROBE: &str = "okome-health-probe";
 
-/// The probe rooted in `lab`, aimed at the stub (never the shipped default
-/// address), with no inherited OKOME_* settings.
+/// The probe rooted in `lab` and isolated (`Lab::tool`), aimed at the stub
+/// (never the shipped default address).
 fn probe(lab: &Lab) -> Command {
-    let mut command = clean(lab.tool(PROBE));
+    let mut command = lab.tool(PROBE);
     command
-        .env("OKOME_ROOT", lab.root.dir())
         .arg("--url")
         .arg(format!("{}/health", lab.stub.url()))
         .args(["--node", "lab-node"]);
-    command
-}
-
-/// `command` without inherited OKOME_* settings or journald detection.
-fn clean(mut command: Command) -> Command {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OKOME_") {
-            command.env_remove(&key);
-        }
-    }
-    command.env_remove("JOURNAL_STREAM");
     command
 }
 

@@ -14,11 +14,11 @@
 //! each classifier with a byte loop) for each ARM target and runs them under
 //! its qemu, failing on any failed test.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use okome_testkit::{FakeHttp, Reply};
 
 use super::{Binary, Dist, Target};
 use crate::Result;
@@ -26,7 +26,11 @@ use crate::cmd::{self, captured, describe, workspace_root};
 
 /// Run every ARM binary's checks; fail naming the binary and the check.
 pub fn check(dist: &Dist) -> Result {
-    let health = health_server()?;
+    // A healthy `/health` on 127.0.0.1 (a free port) for the probe's job.
+    let health_server = FakeHttp::always(
+        Reply::ok("{\"status\":\"ok\"}").header("Content-Type", "application/json"),
+    );
+    let health = format!("{}/health", health_server.url());
     for binary in &dist.binaries {
         let Some(qemu) = binary.target.qemu else {
             continue;
@@ -371,26 +375,6 @@ fn tempdir(tag: &str) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// A healthy `/health` on 127.0.0.1 (a free port), answering every request
-/// with 200 for as long as xtask runs. Returns its URL.
-fn health_server() -> Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/health", listener.local_addr()?);
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "{\"status\":\"ok\"}";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    Ok(url)
 }
 
 #[cfg(test)]
