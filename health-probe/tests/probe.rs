@@ -799,3 +799,23 @@ fn an_unreadable_defaults_file_stops_the_probe_but_not_check_local() {
         .assert()
         .code(0);
 }
+
+/// Fixture trees (input root → expected root, zram-generator style): a node
+/// whose only settings are in its /etc/default/okome-health-probe (a refused
+/// orchestrator, fall 1) is probed once, rooted there; the run reads that
+/// file, closes the gate and leaves exactly the expected files (unix times
+/// masked), nothing else — no metrics with `--no-metrics`.
+#[test]
+fn a_node_set_up_by_its_defaults_file_leaves_the_expected_tree() {
+    use okome_testkit::tree;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/closed-by-defaults");
+    let node = Node::new();
+    tree::copy(&fixture.join("input"), node.dir.path());
+    bare(node.dir.path())
+        .arg("--no-metrics")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gate closed"));
+    tree::assert_same(node.dir.path(), &fixture.join("expected"), tree::mask_times);
+}
