@@ -119,17 +119,18 @@ pub fn describe(command: &Command, output: &Output) -> String {
     )
 }
 
-/// The shipped text with each `(from, to)` substituted; `from` must occur, so
-/// a config edit that drops a substituted value breaks the check loudly
-/// instead of silently testing the shipped address.
+/// The shipped text with each `(from, to)` substituted by the lab's one
+/// pass (`render::replace_all`); every `from` must apply, so a config edit
+/// that drops a substituted value breaks the check loudly instead of
+/// silently testing the shipped address.
 pub fn render(text: &str, substitutions: &[(&str, &str)]) -> String {
-    let mut out = text.to_string();
-    for (from, to) in substitutions {
+    let mut used = vec![false; substitutions.len()];
+    let out = crate::render::replace_all(text, substitutions, &mut used);
+    for ((from, _), used) in substitutions.iter().zip(used) {
         assert!(
-            out.contains(from),
+            used,
             "the shipped config no longer contains {from:?}: update the test's substitution"
         );
-        out = out.replace(from, to);
     }
     out
 }
