@@ -11,11 +11,7 @@ use okome_golden_image::fixture::{
     self, BOOT_MARKER, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options, REDIS_DUMP_MARKER,
     REDIS_FUNCTIONS_MARKER,
 };
-
-fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
-}
+use okome_testkit::tool::json_bytes as json;
 
 #[test]
 fn create_verify_burn_on_a_dirty_card() {

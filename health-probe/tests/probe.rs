@@ -8,7 +8,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use common::{FakeHttp, Node, Reply, bare, health_url, json, refused_url, status, up};
+use common::{FakeHttp, Node, Reply, bare, health_url, refused_url, status, up};
+use okome_testkit::tool::json_bytes as json;
 use predicates::prelude::*;
 
 fn stderr(output: &std::process::Output) -> String {

@@ -12,7 +12,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::process::ProcessGuard;
@@ -55,6 +55,24 @@ pub fn spawn(name: &str, command: &mut Command, log: Option<&Path>) -> ProcessGu
     ProcessGuard::spawn(name, command, log).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A tool's `--json` report, parsed; panics showing the stdout (and
+/// stderr) that came instead.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// `json` of stdout bytes alone (an `assert_cmd` assertion's output).
+pub fn json_bytes(stdout: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(stdout)))
+}
+
 /// `tool!("okome-health-probe", root)`: this crate's binary, isolated and
 /// rooted at `root` (an `assert_cmd::Command`, see [`isolated`]).
 #[macro_export]
@@ -87,6 +105,23 @@ mod tests {
         // Without the scrub, the leak would be there: the check can fail.
         let raw = Command::new("env").output().unwrap();
         assert!(String::from_utf8_lossy(&raw.stdout).contains("OKOME_TESTKIT_LEAK=1"));
+    }
+
+    #[test]
+    fn json_parses_a_report_and_names_what_came_instead() {
+        let root = tempfile::tempdir().unwrap();
+        let output = isolated("echo", root.path())
+            .arg("{\"ok\": 1}")
+            .output()
+            .unwrap();
+        assert_eq!(json(&output)["ok"], 1);
+        let output = isolated("echo", root.path())
+            .arg("plain words")
+            .output()
+            .unwrap();
+        let caught = std::panic::catch_unwind(|| json(&output)).unwrap_err();
+        let message = caught.downcast::<String>().unwrap();
+        assert!(message.contains("plain words"), "{message}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD;
 use okome_lab::{Lab, Mode};
+use okome_testkit::tool::json;
 
 const PROBE: &str = "okome-health-probe";
 
@@ -37,16 +38,6 @@ fn probe(lab: &Lab) -> Command {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(output)
-        )
-    })
 }
 
 /// One run the timer made.

@@ -80,9 +80,3 @@ impl Node {
 pub fn bare(root: &std::path::Path) -> assert_cmd::Command {
     okome_testkit::tool!("okome-health-probe", root)
 }
-
-/// Parse `--json` output.
-pub fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(output)))
-}
