@@ -11,11 +11,7 @@ use okome_golden_image::fixture::{
     self, BOOT_MARKER, DIRTY_MARKER, KEY_MARKER, LOG_MARKER, Options, REDIS_DUMP_MARKER,
     REDIS_FUNCTIONS_MARKER,
 };
-
-fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
-}
+use okome_testkit::tool::json_bytes as json;
 
 #[test]
 fn create_verify_burn_on_a_dirty_card() {
@@ -396,11 +392,7 @@ fn create_and_verify_need_no_root_on_image_files() {
     } else {
         std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
     };
-    for (key, _) in std::env::vars() {
-        if key.starts_with("OKOME_") || key == "JOURNAL_STREAM" {
-            command.env_remove(key);
-        }
-    }
+    okome_testkit::tool::isolate(&mut command, system.dir.path());
     let status = command
         .arg("create")
         .arg(&card.image)
@@ -408,7 +400,6 @@ fn create_and_verify_need_no_root_on_image_files() {
         .arg("--configs")
         .arg(configs())
         .args(["--level", "1"])
-        .env("OKOME_ROOT", system.dir.path())
         .env("TMPDIR", dir.path())
         .output()
         .unwrap();
@@ -433,14 +424,15 @@ fn an_interrupted_create_leaves_no_out_and_no_work_files() {
     });
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("golden.img.zst");
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"))
+    let mut command =
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("okome-golden-image"));
+    okome_testkit::tool::isolate(&mut command, system.dir.path());
+    let child = command
         .arg("create")
         .arg(&card.image)
         .arg(&out)
         .arg("--configs")
         .arg(configs())
-        .env("OKOME_ROOT", system.dir.path())
-        .env_remove("OKOME_LOG")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

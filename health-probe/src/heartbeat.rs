@@ -28,33 +28,15 @@ pub fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use okome_testkit::FakeRedis;
+    use okome_testkit::redis::resp;
 
     #[test]
     fn the_heartbeat_is_auth_select_then_set_ex_30() {
-        let setup = "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n";
-        let set = "*5\r\n$3\r\nSET\r\n$14\r\nokome:health:a\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n";
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut got = Vec::new();
-            let mut b = [0u8; 1024];
-            for (until, answer) in [
-                (setup.len(), &b"+OK\r\n+OK\r\n"[..]),
-                (setup.len() + set.len(), b"+OK\r\n"),
-            ] {
-                while got.len() < until {
-                    let n = conn.read(&mut b).unwrap();
-                    assert!(n > 0, "closed early: {got:?}");
-                    got.extend_from_slice(&b[..n]);
-                }
-                conn.write_all(answer).unwrap();
-            }
-            String::from_utf8(got).unwrap()
-        });
-        let url: RedisUrl = format!("redis://u:p@{addr}/3").parse().unwrap();
+        let sent = "*3\r\n$4\r\nAUTH\r\n$1\r\nu\r\n$1\r\np\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*5\r\n$3\r\nSET\r\n$14\r\nokome:health:a\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n30\r\n";
+        let server = FakeRedis::always(&resp::ok());
+        let url: RedisUrl = format!("redis://u:p@{}/3", server.addr()).parse().unwrap();
         send(&url, "okome:health:a", "v", Duration::from_secs(5)).unwrap();
-        assert_eq!(server.join().unwrap(), format!("{setup}{set}"));
+        assert_eq!(server.raw(), sent);
     }
 }

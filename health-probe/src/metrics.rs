@@ -177,9 +177,6 @@ mod tests {
 
     #[test]
     fn every_emitted_name_is_listed_in_docs_metrics_md() {
-        let doc =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
-                .unwrap();
         let state = State::default();
         let facts = RunFacts {
             upstream_up: false,
@@ -191,17 +188,7 @@ mod tests {
             pinned: true,
         };
         let text = render(&facts).render().to_string();
-        let names: Vec<&str> = text
-            .lines()
-            .filter_map(|line| line.strip_prefix("# TYPE "))
-            .filter_map(|rest| rest.split(' ').next())
-            .collect();
-        assert_eq!(names.len(), 9);
-        for name in names {
-            assert!(
-                doc.contains(&format!("| `{name}` | ")),
-                "{name} is not a row of docs/metrics.md"
-            );
-        }
+        let names = okome_testkit::metrics::assert_documented(&text);
+        assert_eq!(names.len(), 9, "{names:?}");
     }
 }

@@ -12,7 +12,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Mode, Node, Server};
+use common::{FakeHttp, Node, health_url, up};
 
 fn rules_dir() -> PathBuf {
     PathBuf::from(concat!(
@@ -47,9 +47,9 @@ fn the_alert_rules_parse_and_pass_their_unit_tests() {
 
 #[test]
 fn the_rules_query_only_metrics_the_probe_writes() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
-    node.probe(&server.url()).assert().code(0);
+    node.probe(&health_url(&server)).assert().code(0);
     let textfile = std::fs::read_to_string(node.textfile()).unwrap();
     let rules = std::fs::read_to_string(rules_dir().join("okome-alerts.yml")).unwrap();
     let queried: Vec<&str> = rules

@@ -8,7 +8,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use common::{Mode, Node, Server, bare, json, refused_url};
+use common::{FakeHttp, Node, Reply, bare, health_url, refused_url, status, up};
+use okome_testkit::tool::json_bytes as json;
 use predicates::prelude::*;
 
 fn stderr(output: &std::process::Output) -> String {
@@ -31,10 +32,10 @@ fn help_teaches_and_lists_the_exit_statuses() {
 
 #[test]
 fn a_healthy_orchestrator_keeps_the_gate_open_and_says_so_in_json() {
-    let server = Server::start(Mode::Up("{\"status\":\"ok\"}".into()));
+    let server = FakeHttp::always(up("{\"status\":\"ok\"}"));
     let node = Node::new();
     let output = node
-        .probe(&server.url())
+        .probe(&health_url(&server))
         .args([
             "--json",
             "--expect-status",
@@ -110,8 +111,8 @@ fn closes_in_one_run(url: &str, extra: &[&str], reason: &str, detail: &str) {
 
 #[test]
 fn http_503_closes_the_gate() {
-    let server = Server::start(Mode::Status(503));
-    closes_in_one_run(&server.url(), &[], "http_status", "HTTP 503");
+    let server = FakeHttp::always(status(503));
+    closes_in_one_run(&health_url(&server), &[], "http_status", "HTTP 503");
 }
 
 #[test]
@@ -121,9 +122,9 @@ fn a_refused_connection_closes_the_gate() {
 
 #[test]
 fn a_body_mismatch_closes_the_gate() {
-    let server = Server::start(Mode::Up("{\"status\":\"degraded\"}".into()));
+    let server = FakeHttp::always(up("{\"status\":\"degraded\"}"));
     closes_in_one_run(
-        &server.url(),
+        &health_url(&server),
         &["--expect-body", "\"ok\""],
         "body_mismatch",
         "body mismatch",
@@ -132,13 +133,13 @@ fn a_body_mismatch_closes_the_gate() {
 
 #[test]
 fn a_hung_orchestrator_closes_the_gate_within_the_default_deadlines() {
-    let server = Server::start(Mode::Hung);
+    let server = FakeHttp::always(Reply::hang());
     let node = Node::new();
     let started = Instant::now();
     // Default deadlines (800 ms per check, 200 ms pause): the run must fit well
     // inside the 5 s timer period. Generous bound, the spec's own target.
     let output = bare(node.dir.path())
-        .args(["--url", &server.url(), "--node", "n", "--json"])
+        .args(["--url", &health_url(&server), "--node", "n", "--json"])
         .assert()
         .code(1)
         .get_output()
@@ -162,10 +163,10 @@ fn a_hung_orchestrator_closes_the_gate_within_the_default_deadlines() {
 
 #[test]
 fn recovery_takes_rise_runs_and_logs_how_long_the_gate_was_closed() {
-    let server = Server::start(Mode::Status(503));
+    let server = FakeHttp::always(status(503));
     let node = Node::new();
     let probe = |expect: i32| {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--hold-down", "0", "--json"])
             .assert()
             .code(expect)
@@ -178,7 +179,7 @@ fn recovery_takes_rise_runs_and_logs_how_long_the_gate_was_closed() {
     let output = probe(1);
     assert!(stderr(&output).is_empty(), "{}", stderr(&output));
     assert_eq!(json(&output.stdout)["checks"].as_array().unwrap().len(), 1);
-    server.set(Mode::Up("ok".into()));
+    server.set_always(up("ok"));
     for run in 1..3 {
         let output = probe(1);
         assert!(node.gate().exists(), "still closed after {run} good runs");
@@ -198,16 +199,16 @@ fn recovery_takes_rise_runs_and_logs_how_long_the_gate_was_closed() {
 
 #[test]
 fn the_hold_down_delays_a_second_transition() {
-    let server = Server::start(Mode::Status(503));
+    let server = FakeHttp::always(status(503));
     let node = Node::new();
     let probe = || {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--rise", "1", "--hold-down", "1h", "--json"])
             .output()
             .unwrap()
     };
     assert_eq!(probe().status.code(), Some(1));
-    server.set(Mode::Up("ok".into()));
+    server.set_always(up("ok"));
     let output = probe();
     assert_eq!(output.status.code(), Some(1), "held down: still closed");
     assert!(
@@ -221,9 +222,9 @@ fn the_hold_down_delays_a_second_transition() {
 
 #[test]
 fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
-    node.probe(&server.url()).assert().code(0).stderr("");
+    node.probe(&health_url(&server)).assert().code(0).stderr("");
     // The textfile's last-run timestamp changes every second by design
     // (every_run_stamps_the_textfile_so_a_dead_probe_shows); the state never.
     let watched = [node.state_file()];
@@ -236,7 +237,7 @@ fn steady_state_writes_nothing_after_the_first_run_and_logs_nothing() {
     let textfile = without_stamp(fs::read_to_string(node.textfile()).unwrap());
     let before: Vec<_> = watched.iter().map(|p| fs::metadata(p).unwrap()).collect();
     for _ in 0..20 {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .assert()
             .code(0)
             .stderr("")
@@ -280,10 +281,10 @@ fn last_run(node: &Node) -> u64 {
 /// forever: every run, even one that changes nothing, stamps it.
 #[test]
 fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     for _ in 0..2 {
-        node.probe(&server.url()).assert().code(0).stderr("");
+        node.probe(&health_url(&server)).assert().code(0).stderr("");
     }
     let state = fs::metadata(node.state_file()).unwrap();
     let first = last_run(&node);
@@ -301,7 +302,7 @@ fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
     {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    node.probe(&server.url()).assert().code(0).stderr("");
+    node.probe(&health_url(&server)).assert().code(0).stderr("");
     assert!(
         last_run(&node) > first,
         "the steady run stamped the textfile"
@@ -316,12 +317,12 @@ fn every_run_stamps_the_textfile_so_a_dead_probe_shows() {
 
 #[test]
 fn an_overlapping_run_exits_quietly() {
-    let server = Server::start(Mode::Status(503));
+    let server = FakeHttp::always(status(503));
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     let held = okome_common_lock(&node.state_dir().join("health-probe.lock"));
     let output = node
-        .probe(&server.url())
+        .probe(&health_url(&server))
         .arg("--json")
         .assert()
         .code(0)
@@ -332,7 +333,7 @@ fn an_overlapping_run_exits_quietly() {
     assert_eq!(server.hits(), 0, "a skipped run does not probe");
     assert!(!node.gate().exists() && !node.state_file().exists());
     drop(held);
-    node.probe(&server.url()).assert().code(1);
+    node.probe(&health_url(&server)).assert().code(1);
 }
 
 /// Hold the run lock the way another run would (flock on the lock file).
@@ -363,14 +364,14 @@ fn an_unparsable_url_is_a_usage_error_that_changes_nothing() {
 
 #[test]
 fn an_unusable_state_dir_exits_2_and_leaves_the_gate_as_it_was() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     // The gate was closed; the state "directory" is a regular file.
     fs::create_dir_all(node.state_dir()).unwrap();
     fs::write(node.gate(), "closed by hand\n").unwrap();
     let bogus = node.dir.path().join("not-a-dir");
     fs::write(&bogus, "").unwrap();
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
         .args(["--state-dir", bogus.to_str().unwrap(), "--rise", "1"])
         .assert()
         .code(2)
@@ -382,7 +383,7 @@ fn an_unusable_state_dir_exits_2_and_leaves_the_gate_as_it_was() {
 
 #[test]
 fn a_state_dir_without_write_permission_exits_2() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     fs::write(node.gate(), "closed\n").unwrap();
@@ -392,7 +393,7 @@ fn a_state_dir_without_write_permission_exits_2() {
     fs::set_permissions(node.state_dir(), fs::Permissions::from_mode(0o755)).unwrap();
     let Some(output) = as_nobody(
         &node,
-        &["--url", &server.url(), "--node", "n", "--rise", "1"],
+        &["--url", &health_url(&server), "--node", "n", "--rise", "1"],
     ) else {
         return;
     };
@@ -419,12 +420,10 @@ fn as_nobody(node: &Node, args: &[&str]) -> Option<std::process::Output> {
     for dir in [node.dir.path().to_path_buf(), node.dir.path().join("run")] {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let output = std::process::Command::new("/usr/bin/setpriv")
+    let output = okome_testkit::tool::isolated("/usr/bin/setpriv", node.dir.path())
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(assert_cmd::cargo::cargo_bin!("okome-health-probe"))
         .args(args)
-        .env("OKOME_ROOT", node.dir.path())
-        .env_remove("OKOME_LOG")
         .output()
         .unwrap();
     if output.status.code() == Some(126) || stderr(&output).contains("setpriv:") {
@@ -440,7 +439,7 @@ fn as_nobody(node: &Node, args: &[&str]) -> Option<std::process::Output> {
 #[test]
 fn a_lock_file_left_by_root_does_not_stop_the_unprivileged_probe() {
     use std::os::unix::fs::PermissionsExt;
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     // The unit's user owns /run/okome; here "world-writable" plays that role.
@@ -451,11 +450,11 @@ fn a_lock_file_left_by_root_does_not_stop_the_unprivileged_probe() {
         fs::Permissions::from_mode(0o777),
     )
     .unwrap();
-    node.probe(&server.url()).assert().code(0); // as root: root-owned 0644 files
+    node.probe(&health_url(&server)).assert().code(0); // as root: root-owned 0644 files
     let lock = node.state_dir().join("health-probe.lock");
     assert_eq!(fs::metadata(&lock).unwrap().mode() & 0o777, 0o644);
-    server.set(Mode::Status(503));
-    let Some(output) = as_nobody(&node, &["--url", &server.url(), "--node", "n"]) else {
+    server.set_always(status(503));
+    let Some(output) = as_nobody(&node, &["--url", &health_url(&server), "--node", "n"]) else {
         return;
     };
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -469,11 +468,11 @@ fn a_lock_file_left_by_root_does_not_stop_the_unprivileged_probe() {
 
 #[test]
 fn a_corrupt_state_file_is_reported_and_replaced() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     fs::write(node.state_file(), "garbage\n").unwrap();
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
         .assert()
         .code(0)
         .stderr(predicate::str::contains("unreadable"));
@@ -488,11 +487,11 @@ fn a_corrupt_state_file_is_reported_and_replaced() {
 /// corrupt one: a warning and a fresh start, never exit 3 with the gate stuck.
 #[test]
 fn a_state_file_that_is_not_utf8_means_starting_afresh() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     fs::create_dir_all(node.state_dir()).unwrap();
     fs::write(node.state_file(), b"version=1\nstreak=\xff\xfe\0\n").unwrap();
-    node.probe(&server.url()).assert().code(0).stderr(
+    node.probe(&health_url(&server)).assert().code(0).stderr(
         predicate::str::contains("not UTF-8").and(predicate::str::contains("starting afresh")),
     );
     assert!(
@@ -508,10 +507,10 @@ fn a_state_file_that_is_not_utf8_means_starting_afresh() {
 /// existence is what counts (a garbled one still pins).
 #[test]
 fn the_maintenance_pin_is_validated_and_held() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     for bad in ["", "two\nlines"] {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--pin", bad])
             .assert()
             .code(2)
@@ -519,7 +518,7 @@ fn the_maintenance_pin_is_validated_and_held() {
     }
     let blocker = node.dir.path().join("file");
     fs::write(&blocker, "").unwrap();
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
         .args(["--pin", "upgrade", "--pin-file"])
         .arg(blocker.join("maintenance.pin"))
         .assert()
@@ -531,14 +530,17 @@ fn the_maintenance_pin_is_validated_and_held() {
     fs::create_dir_all(pin.parent().unwrap()).unwrap();
     fs::write(&pin, b"\xff garbled\n").unwrap();
     for _ in 0..3 {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--rise", "1", "--hold-down", "0"])
             .assert()
             .code(1);
         assert!(node.gate().exists());
     }
-    node.probe(&server.url()).arg("--unpin").assert().code(0);
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
+        .arg("--unpin")
+        .assert()
+        .code(0);
+    node.probe(&health_url(&server))
         .args(["--rise", "1", "--hold-down", "0"])
         .assert()
         .code(0);
@@ -547,7 +549,7 @@ fn the_maintenance_pin_is_validated_and_held() {
 
 #[test]
 fn check_local_follows_only_the_local_url_and_writes_nothing() {
-    let local = Server::start(Mode::Up("Active connections: 1".into()));
+    let local = FakeHttp::always(up("Active connections: 1"));
     let node = Node::new();
     let check = |url: &str| {
         // The orchestrator URL is refused on purpose: it must not matter.
@@ -563,14 +565,14 @@ fn check_local_follows_only_the_local_url_and_writes_nothing() {
             .output()
             .unwrap()
     };
-    let output = check(&format!("{}/nginx_status", local.url()));
+    let output = check(&format!("{}/nginx_status", health_url(&local)));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(json(&output.stdout)["mode"], "check-local");
-    local.set(Mode::Status(500));
-    assert_eq!(check(&local.url()).status.code(), Some(1));
-    local.set(Mode::Hung);
+    local.set_always(status(500));
+    assert_eq!(check(&health_url(&local)).status.code(), Some(1));
+    local.set_always(Reply::hang());
     let started = Instant::now();
-    assert_eq!(check(&local.url()).status.code(), Some(1));
+    assert_eq!(check(&health_url(&local)).status.code(), Some(1));
     // keepalived kills the script after 1 s: the default deadline is 500 ms.
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -589,7 +591,7 @@ fn check_local_follows_only_the_local_url_and_writes_nothing() {
 fn the_defaults_file_configures_and_flags_or_env_override_it() {
     // The URL is always passed explicitly: a test must never fall back to the
     // shipped 192.168.86.25 default. The file sets fall and the body check.
-    let server = Server::start(Mode::Up("{\"status\":\"degraded\"}".into()));
+    let server = FakeHttp::always(up("{\"status\":\"degraded\"}"));
     let node = Node::new();
     fs::create_dir_all(node.dir.path().join("etc/default")).unwrap();
     fs::write(
@@ -597,7 +599,11 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
         "# operator settings\nOKOME_HEALTH_FALL=1\nOKOME_HEALTH_EXPECT_BODY=\"ok\"\n",
     )
     .unwrap();
-    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    let output = node
+        .probe(&health_url(&server))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let decision = json(&output.stdout);
     assert_eq!(
@@ -610,7 +616,7 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
         "fall=1 from the file: {decision}"
     );
     let output = node
-        .probe(&server.url())
+        .probe(&health_url(&server))
         .env("OKOME_HEALTH_EXPECT_BODY", "degraded")
         .args(["--json", "--hold-down", "0", "--rise", "1"])
         .output()
@@ -622,7 +628,7 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
         stderr(&output)
     );
     let output = node
-        .probe(&server.url())
+        .probe(&health_url(&server))
         .args(["--json", "--expect-body", "nope"])
         .output()
         .unwrap();
@@ -638,10 +644,10 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
 /// touched, naming the settings and the sum.
 #[test]
 fn deadlines_the_unit_would_kill_are_a_configuration_error() {
-    let server = Server::start(Mode::Hung);
+    let server = FakeHttp::always(Reply::hang());
     let node = Node::new();
     let output = node
-        .probe(&server.url())
+        .probe(&health_url(&server))
         .args(["--timeout", "1.9s", "--recheck-pause", "200ms"])
         .output()
         .unwrap();
@@ -664,32 +670,44 @@ fn deadlines_the_unit_would_kill_are_a_configuration_error() {
 /// settings the timer's run sees (common/src/defaults.rs has the full table).
 #[test]
 fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
-    let server = Server::start(Mode::Up("healthy".into()));
+    let server = FakeHttp::always(up("healthy"));
     let node = Node::new();
     let file = node.dir.path().join("etc/default/okome-health-probe");
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     // systemd sets no expected body from an `export` line: the check passes.
     fs::write(&file, "export OKOME_HEALTH_EXPECT_BODY=nope\n").unwrap();
-    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    let output = node
+        .probe(&health_url(&server))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(json(&output.stdout)["checks"][0]["ok"], true);
     // systemd sets OKOME_HEALTH_FALL to "1 # one strike": not a number, so
     // the unit's run is a configuration error, and so is the run by hand.
     fs::write(&file, "OKOME_HEALTH_FALL=1 # one strike\n").unwrap();
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("1 # one strike"));
     // A backslash continues a line; quotes keep blanks.
     fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal\\\nthy\"\n").unwrap();
-    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    let output = node
+        .probe(&health_url(&server))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal thy\"  \n").unwrap();
-    let output = node.probe(&server.url()).arg("--json").output().unwrap();
+    let output = node
+        .probe(&health_url(&server))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(json(&output.stdout)["checks"][0]["reason"], "body_mismatch");
     // Not UTF-8: systemd refuses the file; the probe says where, exit 2.
     fs::write(&file, b"OKOME_HEALTH_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
-    node.probe(&server.url())
+    node.probe(&health_url(&server))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("okome-health-probe:2: not UTF-8"));
@@ -697,13 +715,13 @@ fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
 
 #[test]
 fn a_failing_heartbeat_never_touches_the_gate_and_is_logged_once() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     let redis = refused_url()
         .replace("http://", "redis://")
         .replace("/health", "");
     let run = || {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--redis-url", &redis, "--json"])
             .output()
             .unwrap()
@@ -735,10 +753,10 @@ fn a_failing_heartbeat_never_touches_the_gate_and_is_logged_once() {
 
 #[test]
 fn a_gate_closed_by_hand_is_noticed_and_reopened_after_rise() {
-    let server = Server::start(Mode::Up("ok".into()));
+    let server = FakeHttp::always(up("ok"));
     let node = Node::new();
     let probe = || {
-        node.probe(&server.url())
+        node.probe(&health_url(&server))
             .args(["--rise", "2"])
             .output()
             .unwrap()
@@ -768,17 +786,37 @@ fn a_gate_closed_by_hand_is_noticed_and_reopened_after_rise() {
 
 #[test]
 fn an_unreadable_defaults_file_stops_the_probe_but_not_check_local() {
-    let local = Server::start(Mode::Up("Active connections: 1".into()));
+    let local = FakeHttp::always(up("Active connections: 1"));
     let node = Node::new();
     // A directory where the file should be: reading it fails (EISDIR), as a
     // root-only file does for keepalived's `nobody`.
     fs::create_dir_all(node.dir.path().join("etc/default/okome-health-probe")).unwrap();
-    node.probe(&local.url())
+    node.probe(&health_url(&local))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("etc/default/okome-health-probe"));
     bare(node.dir.path())
-        .args(["--check-local", "--local-url", &local.url()])
+        .args(["--check-local", "--local-url", &health_url(&local)])
         .assert()
         .code(0);
+}
+
+/// Fixture trees (input root → expected root, zram-generator style): a node
+/// whose only settings are in its /etc/default/okome-health-probe (a refused
+/// orchestrator, fall 1) is probed once, rooted there; the run reads that
+/// file, closes the gate and leaves exactly the expected files (unix times
+/// masked), nothing else — no metrics with `--no-metrics`.
+#[test]
+fn a_node_set_up_by_its_defaults_file_leaves_the_expected_tree() {
+    use okome_testkit::tree;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/closed-by-defaults");
+    let node = Node::new();
+    tree::copy(&fixture.join("input"), node.dir.path());
+    bare(node.dir.path())
+        .arg("--no-metrics")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gate closed"));
+    tree::assert_same(node.dir.path(), &fixture.join("expected"), tree::mask_times);
 }

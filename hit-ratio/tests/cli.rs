@@ -13,7 +13,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use serde_json::Value;
 
 fn fixture() -> PathBuf {
@@ -21,15 +20,8 @@ fn fixture() -> PathBuf {
 }
 
 fn hit_ratio() -> assert_cmd::Command {
-    let mut cmd = cargo_bin_cmd!("okome-hit-ratio");
     // Keep the machine's /etc/default and environment out of the tests.
-    cmd.env("OKOME_ROOT", "/nonexistent-okome-root");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("OKOME_HIT_RATIO_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    okome_testkit::tool!("okome-hit-ratio", Path::new("/nonexistent-okome-root"))
 }
 
 /// Run `cmd` (which writes JSON), require success, and parse its output.
@@ -483,9 +475,8 @@ fn prometheus_output_passes_promtool_and_is_written_atomically() {
 
     // Every family written is one of the tool's declared names, and every
     // declared name is a row of docs/metrics.md.
-    let metrics_md =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"))
-            .unwrap();
+    okome_testkit::metrics::assert_documented(&text);
+    let documented = okome_testkit::metrics::documented();
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split_whitespace().nth(2).unwrap();
         assert!(
@@ -495,7 +486,7 @@ fn prometheus_output_passes_promtool_and_is_written_atomically() {
     }
     for name in okome_hit_ratio::metrics::NAMES {
         assert!(
-            metrics_md.contains(&format!("| `{name}` |")),
+            documented.contains(name),
             "{name} is not a row of docs/metrics.md"
         );
     }

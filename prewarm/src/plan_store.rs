@@ -79,19 +79,11 @@ pub fn fetch(url: &RedisUrl, key: &str, timeout: Duration) -> io::Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use okome_testkit::FakeRedis;
 
-    /// A fake Redis on loopback answering one `GET` with `answer`.
+    /// A fake Redis on loopback answering `GET` with `answer`.
     fn fake(answer: Vec<u8>) -> RedisUrl {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
-            let mut b = [0u8; 1024];
-            let _ = conn.read(&mut b).unwrap();
-            let _ = conn.write_all(&answer);
-        });
-        format!("redis://{addr}").parse().unwrap()
+        FakeRedis::always(&answer).url().parse().unwrap()
     }
 
     #[test]

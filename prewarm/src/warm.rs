@@ -529,76 +529,32 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-    use std::sync::Arc;
+    use okome_testkit::{FakeHttp, Reply, Seen};
 
     /// The most requests the server saw within any one-second window.
-    fn busiest_second(seen: &[(Instant, String)]) -> usize {
+    fn busiest_second(seen: &[Seen]) -> usize {
         seen.iter()
             .enumerate()
-            .map(|(i, (t0, _))| {
+            .map(|(i, first)| {
                 seen[i..]
                     .iter()
-                    .filter(|(t, _)| *t - *t0 < Duration::from_secs(1))
+                    .filter(|s| s.at - first.at < Duration::from_secs(1))
                     .count()
             })
             .max()
             .unwrap_or(0)
     }
 
-    struct Server {
-        addr: SocketAddr,
-        seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// The test kit's fake HTTP server answering every request by
+    /// `respond(path, n)` (`n`: how many times this path came): the real
+    /// network path, no mocks.
+    fn server(respond: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> FakeHttp {
+        FakeHttp::start(move |seen, n| respond(seen.path(), n))
     }
 
-    /// A tiny HTTP server that answers every request by `respond(path, n)`
-    /// (`n`: how many times this request line came) and records the
-    /// requests: the real network path, no mocks.
-    fn server(respond: impl Fn(&str, usize) -> (u64, String) + Send + Sync + 'static) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = Arc::clone(&seen);
-        let respond = Arc::new(respond);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { return };
-                let seen = Arc::clone(&seen2);
-                let respond = Arc::clone(&respond);
-                std::thread::spawn(move || {
-                    let mut req = Vec::new();
-                    let mut b = [0u8; 1024];
-                    while !req.ends_with(b"\r\n\r\n") {
-                        match conn.read(&mut b) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => req.extend_from_slice(&b[..n]),
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&req).to_string();
-                    let line = text.lines().next().unwrap_or("").to_string();
-                    let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                    let n = {
-                        let mut seen = seen.lock().unwrap();
-                        seen.push((Instant::now(), text));
-                        seen.iter()
-                            .filter(|(_, t)| t.lines().next() == Some(line.as_str()))
-                            .count()
-                    };
-                    let (delay_ms, response) = respond(&path, n);
-                    std::thread::sleep(Duration::from_millis(delay_ms));
-                    let _ = conn.write_all(response.as_bytes());
-                });
-            }
-        });
-        Server { addr, seen }
-    }
-
-    impl Server {
-        /// The warm target naming this server.
-        fn target(&self) -> Target {
-            Target::parse(&format!("http://{}", self.addr)).unwrap()
-        }
+    /// The warm target naming this server.
+    fn target(server: &FakeHttp) -> Target {
+        Target::parse(&server.url()).unwrap()
     }
 
     fn settings() -> Settings {
@@ -638,8 +594,8 @@ mod tests {
             .collect()
     }
 
-    fn ok(cache: &str) -> String {
-        format!("HTTP/1.1 200 OK\r\nX-Cache-Status: {cache}\r\n\r\n")
+    fn ok(cache: &str) -> Reply {
+        Reply::ok("").header("X-Cache-Status", cache)
     }
 
     #[test]
@@ -651,10 +607,15 @@ mod tests {
                 "/c" => "BYPASS",
                 _ => "EXPIRED",
             };
-            (0, ok(cache))
+            ok(cache)
         });
-        let t = srv.target();
-        let report = run(srv.addr, &t, &jobs(&["/a", "/b", "/c", "/d"]), &settings());
+        let t = target(&srv);
+        let report = run(
+            srv.addr(),
+            &t,
+            &jobs(&["/a", "/b", "/c", "/d"]),
+            &settings(),
+        );
         let got: Vec<Outcome> = report.results.iter().map(|r| r.outcome).collect();
         assert_eq!(
             got,
@@ -675,33 +636,27 @@ mod tests {
     #[test]
     fn five_xx_is_retried_at_most_twice_and_4xx_never() {
         let srv = server(|path, _| match path {
-            "/gone" => (
-                0,
-                "HTTP/1.1 404 Not Found\r\nX-Cache-Status: MISS\r\n\r\n".into(),
-            ),
-            _ => (
-                0,
-                "HTTP/1.1 502 Bad Gateway\r\nX-Cache-Status: MISS\r\n\r\n".into(),
-            ),
+            "/gone" => Reply::new(404, "").header("X-Cache-Status", "MISS"),
+            _ => Reply::new(502, "").header("X-Cache-Status", "MISS"),
         });
-        let t = srv.target();
+        let t = target(&srv);
         let mut s = settings();
         s.max_errors = 100;
-        let report = run(srv.addr, &t, &jobs(&["/gone", "/broken"]), &s);
+        let report = run(srv.addr(), &t, &jobs(&["/gone", "/broken"]), &s);
         assert_eq!(report.results[0].attempts, 1);
         assert_eq!(report.results[0].outcome, Outcome::Failed);
         assert_eq!(report.results[1].attempts, 3);
         assert_eq!(report.retries, 2);
-        let seen = srv.seen.lock().unwrap();
+        let seen = srv.requests();
         assert_eq!(
             seen.iter()
-                .filter(|(_, t)| t.starts_with("HEAD /gone "))
+                .filter(|s| s.line.starts_with("HEAD /gone "))
                 .count(),
             1
         );
         assert_eq!(
             seen.iter()
-                .filter(|(_, t)| t.starts_with("HEAD /broken "))
+                .filter(|s| s.line.starts_with("HEAD /broken "))
                 .count(),
             3
         );
@@ -711,27 +666,27 @@ mod tests {
     fn retry_after_is_honoured() {
         let srv = server(|_, n| {
             if n == 1 {
-                (0, "HTTP/1.1 503 Busy\r\nRetry-After: 1\r\n\r\n".into())
+                Reply::new(503, "").header("Retry-After", "1")
             } else {
-                (0, ok("MISS"))
+                ok("MISS")
             }
         });
-        let t = srv.target();
-        let report = run(srv.addr, &t, &jobs(&["/x"]), &settings());
+        let t = target(&srv);
+        let report = run(srv.addr(), &t, &jobs(&["/x"]), &settings());
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
-        let seen = srv.seen.lock().unwrap();
-        let gap = seen[1].0 - seen[0].0;
+        let seen = srv.requests();
+        let gap = seen[1].at - seen[0].at;
         assert!(gap >= Duration::from_millis(990), "{gap:?}");
     }
 
     #[test]
     fn a_slow_origin_trips_the_emergency_stop_and_skips_the_rest() {
-        let srv = server(|_, _| (400, ok("MISS")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("MISS").delay(Duration::from_millis(400)));
+        let t = target(&srv);
         let mut s = settings();
         s.workers = 1;
         s.emergency_latency = Duration::from_millis(200);
-        let report = run(srv.addr, &t, &numbered(20), &s);
+        let report = run(srv.addr(), &t, &numbered(20), &s);
         let why = report.emergency.clone().expect("stopped");
         assert!(why.contains("origin latency"), "{why}");
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
@@ -740,25 +695,23 @@ mod tests {
                 .iter()
                 .all(|r| r.outcome == Outcome::Skipped)
         );
-        assert_eq!(srv.seen.lock().unwrap().len(), 1);
+        assert_eq!(srv.requests().len(), 1);
     }
 
     #[test]
     fn slow_hits_do_not_trip_the_stop() {
-        let srv = server(|_, _| (300, ok("HIT")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("HIT").delay(Duration::from_millis(300)));
+        let t = target(&srv);
         let mut s = settings();
         s.emergency_latency = Duration::from_millis(100);
-        let report = run(srv.addr, &t, &jobs(&["/a", "/b", "/c"]), &s);
+        let report = run(srv.addr(), &t, &jobs(&["/a", "/b", "/c"]), &s);
         assert!(report.emergency.is_none());
         assert_eq!(report.origin_requests, 0);
     }
 
     #[test]
     fn errors_piling_up_trip_the_stop() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener); // connection refused from now on
+        let addr = okome_testkit::http::refused_addr(); // connection refused
         let t = Target::parse(&format!("http://{addr}")).unwrap();
         let mut s = settings();
         s.max_errors = 4;
@@ -772,13 +725,13 @@ mod tests {
 
     #[test]
     fn the_bucket_caps_origin_requests_per_second() {
-        let srv = server(|_, _| (0, ok("MISS")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("MISS"));
+        let t = target(&srv);
         let mut s = settings();
         s.max_rps = 5.0;
         s.workers = 4;
         let started = Instant::now();
-        let report = run(srv.addr, &t, &numbered(12), &s);
+        let report = run(srv.addr(), &t, &numbered(12), &s);
         assert!(report.results.iter().all(|r| r.outcome == Outcome::Warmed));
         assert!(report.rate_limit_waits > 0);
         // 1 saved + 5/s: 12 requests need at least 11/5 s.
@@ -787,19 +740,19 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-        let busiest = busiest_second(&srv.seen.lock().unwrap());
+        let busiest = busiest_second(&srv.requests());
         assert!(busiest <= 6, "{busiest} requests within 1 s");
     }
 
     #[test]
     fn hits_are_refunded_so_a_hot_plan_is_not_paced() {
-        let srv = server(|_, _| (0, ok("HIT")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("HIT"));
+        let t = target(&srv);
         let mut s = settings();
         s.max_rps = 1.0;
         s.workers = 1;
         let started = Instant::now();
-        let report = run(srv.addr, &t, &numbered(10), &s);
+        let report = run(srv.addr(), &t, &numbered(10), &s);
         assert!(
             report
                 .results
@@ -813,12 +766,12 @@ mod tests {
 
     #[test]
     fn all_requests_are_capped_below_the_targets_own_rate_limit() {
-        let srv = server(|_, _| (0, ok("HIT")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("HIT"));
+        let t = target(&srv);
         let mut s = settings();
         s.max_total_rps = 10.0;
         s.workers = 4;
-        let report = run(srv.addr, &t, &numbered(16), &s);
+        let report = run(srv.addr(), &t, &numbered(16), &s);
         assert!(
             report
                 .results
@@ -829,27 +782,21 @@ mod tests {
             report.rate_limit_waits, 0,
             "hits never wait for the origin budget"
         );
-        let busiest = busiest_second(&srv.seen.lock().unwrap());
+        let busiest = busiest_second(&srv.requests());
         assert!(busiest <= 11, "{busiest} requests within 1 s");
     }
 
     #[test]
     fn refresh_jobs_carry_the_bypass_header_and_count_bypass_as_warmed() {
-        let srv = server(|_, _| (0, ok("BYPASS")));
-        let t = srv.target();
+        let srv = server(|_, _| ok("BYPASS"));
+        let t = target(&srv);
         let job = Job {
             path: "/version".into(),
             refresh: true,
         };
-        let report = run(srv.addr, &t, &[job], &settings());
+        let report = run(srv.addr(), &t, &[job], &settings());
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
-        // Header names go out lower-case (ureq; HTTP/1.1 names are case-blind).
-        assert!(
-            srv.seen.lock().unwrap()[0]
-                .1
-                .to_ascii_lowercase()
-                .contains("x-okome-refresh: 1\r\n")
-        );
+        assert_eq!(srv.requests()[0].header("X-OKOME-Refresh"), Some("1"));
     }
 
     #[test]

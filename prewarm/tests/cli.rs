@@ -7,100 +7,28 @@
 use assert_cmd::Command;
 use okome_common::time::format_time_local;
 use okome_prewarm::run::now_unix as now;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use okome_testkit::tool::json_bytes as json;
+use okome_testkit::{FakeHttp, Reply};
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// A recorded request: request line and headers.
-#[derive(Debug, Clone)]
-struct Seen {
-    line: String,
-    headers: Vec<(String, String)>,
+/// A cache-like target on loopback: `policy(path, nth)` gives (status,
+/// cache status, delay in ms); every request is recorded.
+fn target_with(
+    policy: impl Fn(&str, usize) -> (u16, &'static str, u64) + Send + Sync + 'static,
+) -> FakeHttp {
+    FakeHttp::start(move |seen, nth| {
+        let (status, cache, delay_ms) = policy(seen.path(), nth);
+        Reply::new(status, "")
+            .header("X-Cache-Status", cache)
+            .delay(Duration::from_millis(delay_ms))
+    })
 }
 
-impl Seen {
-    fn path(&self) -> &str {
-        self.line.split(' ').nth(1).unwrap_or("")
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A cache-like target: per path, `policy(path, nth)` gives (status, cache status).
-struct Target {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-type Policy = dyn Fn(&str, usize) -> (u16, &'static str, u64) + Send + Sync;
-
-fn target_with(policy: Arc<Policy>) -> Target {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let seen2 = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let seen = Arc::clone(&seen2);
-            let policy = Arc::clone(&policy);
-            std::thread::spawn(move || {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&req).into_owned();
-                let mut lines = text.split("\r\n");
-                let line = lines.next().unwrap_or("").to_string();
-                let headers = lines
-                    .filter_map(|l| l.split_once(": "))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let entry = Seen { line, headers };
-                let path = entry.path().to_string();
-                let nth = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.push(entry);
-                    seen.iter().filter(|s| s.path() == path).count()
-                };
-                let (status, cache, delay_ms) = policy(&path, nth);
-                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                let _ = conn.write_all(
-                    format!("HTTP/1.1 {status} X\r\nX-Cache-Status: {cache}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
-                );
-            });
-        }
-    });
-    Target { addr, seen }
-}
-
-fn cache_like() -> Target {
-    target_with(Arc::new(|_, nth| {
-        (200, if nth == 1 { "MISS" } else { "HIT" }, 0)
-    }))
-}
-
-impl Target {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-    fn paths(&self) -> Vec<String> {
-        let mut p: Vec<String> = self.seen().iter().map(|s| s.path().to_string()).collect();
-        p.sort();
-        p
-    }
+/// MISS the first time a path is asked, HIT after, like a cache.
+fn cache_like() -> FakeHttp {
+    target_with(|_, nth| (200, if nth == 1 { "MISS" } else { "HIT" }, 0))
 }
 
 /// One `okome`-format line.
@@ -147,11 +75,8 @@ impl Node {
         json(&std::fs::read(self.path("/run/okome/prewarm.state")).unwrap())
     }
     fn cmd(&self, target: &str) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("okome-prewarm"));
-        cmd.env_clear()
-            .env("OKOME_ROOT", self.root.path())
-            .env("OKOME_WARM_TARGET", target)
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        let mut cmd = okome_testkit::tool!("okome-prewarm", self.root.path());
+        cmd.env("OKOME_WARM_TARGET", target);
         cmd
     }
 }
@@ -172,313 +97,6 @@ fn demand(node: &Node, t: i64, paths: &[(&str, usize)]) {
     node.append(&text);
 }
 
-fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
-}
-
-#[test]
-fn help_teaches_and_version_answers() {
-    let node = Node::new();
-    let out = node
-        .cmd("http://127.0.0.1:1")
-        .arg("--help")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let help = String::from_utf8(out).unwrap();
-    for needle in [
-        "OKOME_WARM_TARGET",
-        "OKOME_WARM_TOP_N",
-        "OKOME_NGINX_LOG",
-        "--dry-run",
-        "Exit status",
-        "emergency stop",
-    ] {
-        assert!(help.contains(needle), "{needle}");
-    }
-    // A password in OKOME_WARM_REDIS never shows in --help.
-    let out = node
-        .cmd("http://127.0.0.1:1")
-        .env("OKOME_WARM_REDIS", "redis://orchestrator:s3cret@127.0.0.1")
-        .arg("--help")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert!(!String::from_utf8_lossy(&out).contains("s3cret"));
-    node.cmd("http://127.0.0.1:1")
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(predicates::str::starts_with(format!(
-            "okome-prewarm {}",
-            env!("CARGO_PKG_VERSION")
-        )));
-}
-
-#[test]
-fn configuration_errors_exit_2_and_change_nothing() {
-    let node = Node::new();
-    demand(&node, now(), &[("/", 1)]);
-    for (args, target, needle) in [
-        (vec![], "https://127.0.0.1", "http://"),
-        (vec![], "http://127.0.0.1/path", "no path"),
-        (vec!["--strategy", "random"], "http://127.0.0.1", "strategy"),
-        (vec!["--retries", "3"], "http://127.0.0.1", "retries"),
-        (
-            vec!["--deadline-secs", "150"],
-            "http://127.0.0.1",
-            "deadline",
-        ),
-        (vec!["--refresh"], "http://10.213.0.1", "loopback"),
-        (vec!["--vip", "not-an-ip"], "http://127.0.0.1", "vip"),
-        (vec!["--redis", "http://x"], "http://127.0.0.1", "redis"),
-        (
-            vec!["--accept-encoding", "gzip\r\nX: y"],
-            "http://127.0.0.1",
-            "accept-encoding",
-        ),
-        (
-            vec!["--log", "/nonexistent/okome.log"],
-            "http://127.0.0.1",
-            "/nonexistent/okome.log",
-        ),
-        (vec!["--no-such-flag"], "http://127.0.0.1", "no-such-flag"),
-    ] {
-        node.cmd(target)
-            .args(&args)
-            .assert()
-            .code(2)
-            .stderr(predicates::str::contains(needle));
-    }
-    assert!(!node.path("/run/okome/prewarm.state").exists());
-}
-
-#[test]
-fn dry_run_prints_scores_and_reasons_and_writes_nothing() {
-    let node = Node::new();
-    let t = now();
-    demand(
-        &node,
-        t,
-        &[
-            ("/assets/hot.js", 9),
-            ("/ui-schema/form", 3),
-            ("/api/v1/chat", 50),
-            ("/", 1),
-        ],
-    );
-    node.append(&line(
-        t,
-        "HEAD /version HTTP/1.1",
-        200,
-        "okome-prewarm/0.1.0",
-        "1",
-    ));
-    let out = node
-        .cmd("http://127.0.0.1:1")
-        .args(["--dry-run", "--top-n", "2"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines[0].contains("dry run") && lines[0].contains("strategy priority"),
-        "{text}"
-    );
-    assert!(
-        text.contains("1 own") && text.contains("50 /api/"),
-        "{text}"
-    );
-    let ranked: Vec<&str> = lines
-        .iter()
-        .filter(|l| l.trim_start().starts_with(char::is_numeric))
-        .copied()
-        .collect();
-    assert_eq!(ranked.len(), 2, "{text}");
-    assert!(
-        ranked[0].contains("/assets/hot.js") && ranked[0].contains("/h x (1"),
-        "{text}"
-    );
-    assert!(ranked[1].contains("/ui-schema/form"), "{text}");
-    assert!(!text.contains("/api/v1"), "{text}");
-    assert!(
-        !node.path("/run/okome").exists(),
-        "a dry run writes nothing"
-    );
-
-    let out = node
-        .cmd("http://127.0.0.1:1")
-        .args(["--dry-run", "--json", "--strategy", "breadth"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let doc = json(&out);
-    assert_eq!(doc["plan"][0]["path"], "/");
-    assert_eq!(doc["log"]["counts"]["api"], 50);
-    assert!(doc["plan"][1]["score"].as_f64().unwrap() > 0.0);
-}
-
-#[test]
-fn warms_with_real_client_headers_remembers_and_reports() {
-    let node = Node::new();
-    let target = cache_like();
-    demand(
-        &node,
-        now(),
-        &[
-            ("/assets/app.js", 5),
-            ("/static/site.css", 3),
-            ("/api/v1/x", 9),
-        ],
-    );
-    let out = node
-        .cmd(&target.url())
-        .arg("--json")
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let doc = json(&out.stdout);
-    assert_eq!(doc["summary"]["warmed"], 2, "{doc}");
-    assert_eq!(doc["summary"]["origin_requests"], 2);
-    assert_eq!(target.paths(), ["/assets/app.js", "/static/site.css"]);
-    for seen in target.seen() {
-        assert!(seen.line.starts_with("HEAD /"), "{seen:?}");
-        assert_eq!(
-            seen.header("User-Agent"),
-            Some(concat!("okome-prewarm/", env!("CARGO_PKG_VERSION")))
-        );
-        assert_eq!(seen.header("X-OKOME-Warm"), Some("1"));
-        assert_eq!(seen.header("Accept-Encoding"), Some("gzip, deflate, br"));
-        // The site's public name (OKOME_WARM_HOST's built-in default, as in
-        // nginx's upstream.conf), with the target's port.
-        let host = format!("192.168.86.18:{}", target.addr.port());
-        assert_eq!(seen.header("Host"), Some(host.as_str()));
-        assert_eq!(seen.header("X-OKOME-Canary"), None, "control variant only");
-        assert_eq!(seen.header("Cookie"), None);
-        assert_eq!(seen.header("X-OKOME-Refresh"), None);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.lines().filter(|l| l.contains("run: ")).count(),
-        1,
-        "one summary line: {stderr}"
-    );
-    assert!(stderr.contains("warmed=2 already_hot=0"), "{stderr}");
-
-    let prom = node.prom();
-    assert!(prom.contains("okome_prewarm_jobs_total 2\n"), "{prom}");
-    assert!(
-        prom.contains("okome_prewarm_origin_requests_total 2\n"),
-        "{prom}"
-    );
-    let state = node.state();
-    assert_eq!(
-        state["log"]["offset"],
-        std::fs::metadata(node.log()).unwrap().len()
-    );
-
-    // Second run, no new lines: same plan from remembered demand, now hot,
-    // and no origin request.
-    let out = node
-        .cmd(&target.url())
-        .arg("--json")
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let doc = json(&out);
-    assert_eq!(doc["summary"]["already_hot"], 2, "{doc}");
-    assert_eq!(doc["summary"]["origin_requests"], 0);
-    assert_eq!(doc["log"]["bytes"], 0);
-    let prom = node.prom();
-    assert!(
-        prom.contains("okome_prewarm_jobs_total 4\n"),
-        "totals accumulate: {prom}"
-    );
-}
-
-#[test]
-fn a_hostile_log_produces_only_safe_requests() {
-    let node = Node::new();
-    let target = cache_like();
-    let t = now();
-    let mut text = String::new();
-    let hostile = [
-        "GET http://evil.example/assets/a.js HTTP/1.1",
-        "GET //evil.example/assets/a.js HTTP/1.1",
-        "GET /assets/../api/v1/admin HTTP/1.1",
-        "GET /assets/%2e%2e/api/x HTTP/1.1",
-        "GET /assets/%2fetc%2fpasswd HTTP/1.1",
-        "GET /assets/%5c..%5capi HTTP/1.1",
-        "GET /assets/a\\x0D\\x0AHost: evil HTTP/1.1",
-        "GET /static/a HTTP/1.1\\x0D\\x0AX-Evil: 1",
-        "GET /api/v1/chat HTTP/1.1",
-        "GET /admin HTTP/1.1",
-        "CONNECT evil.example:443 HTTP/1.1",
-    ];
-    for request in hostile {
-        for _ in 0..20 {
-            text.push_str(&line(t, request, 200, FF, "-"));
-        }
-    }
-    text.push_str(&format!("{}\n", "A".repeat(100 * 1024)));
-    text.push_str(&line(
-        t,
-        &format!("GET /assets/{} HTTP/1.1", "x".repeat(100 * 1024)),
-        200,
-        FF,
-        "-",
-    ));
-    text.push_str(&format!("{}\n", "\0".repeat(5000)));
-    text.push_str("\u{1b}[2J\u{7f}\u{fffd}binary\u{0}garbage\r\n");
-    text.push_str(&line(t, "GET /assets/ok.js HTTP/1.1", 200, FF, "-"));
-    node.append(&text);
-    let mut bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    bytes.push(b'\n');
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(node.log())
-        .unwrap()
-        .write_all(&bytes)
-        .unwrap();
-    node.append(&line(t, "GET /static/ok.css HTTP/1.1", 200, FF, "-"));
-
-    let out = node
-        .cmd(&target.url())
-        .arg("--json")
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let doc = json(&out);
-    assert_eq!(target.paths(), ["/assets/ok.js", "/static/ok.css"], "{doc}");
-    assert!(
-        doc["log"]["counts"]["malformed"].as_u64().unwrap() >= 4,
-        "{doc}"
-    );
-    for seen in target.seen() {
-        let host = format!("192.168.86.18:{}", target.addr.port());
-        assert_eq!(
-            seen.header("Host"),
-            Some(host.as_str()),
-            "never from the log"
-        );
-    }
-}
-
 #[test]
 fn a_held_lock_makes_the_run_a_quiet_no_op() {
     let node = Node::new();
@@ -492,7 +110,7 @@ fn a_held_lock_makes_the_run_a_quiet_no_op() {
         .assert()
         .code(0)
         .stderr(predicates::str::contains("another run holds"));
-    assert!(target.seen().is_empty());
+    assert!(target.requests().is_empty());
     assert!(!node.path("/run/okome/prewarm.state").exists());
     drop(lock);
     node.cmd(&target.url()).assert().code(0);
@@ -502,11 +120,11 @@ fn a_held_lock_makes_the_run_a_quiet_no_op() {
 #[test]
 fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
     let node = Node::new();
-    let target = target_with(Arc::new(|path, _| match path {
+    let target = target_with(|path, _| match path {
         "/assets/gone.js" => (404, "MISS", 0),
         "/ui-schema/private" => (200, "MISS", 0),
         _ => (200, "HIT", 0),
-    }));
+    });
     demand(
         &node,
         now(),
@@ -518,7 +136,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         .code(1);
     assert_eq!(
         target
-            .seen()
+            .requests()
             .iter()
             .filter(|s| s.path() == "/assets/gone.js")
             .count(),
@@ -551,7 +169,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         (now() + 500..=now() + 600).contains(&until),
         "expires, not forever: {until}"
     );
-    let before = target.seen().len();
+    let before = target.requests().len();
     let out = node
         .cmd(&target.url())
         .args(["--json", "--quarantine-after", "2"])
@@ -562,7 +180,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
         .clone();
     let doc = json(&out);
     assert_eq!(doc["summary"]["skipped"], 1, "{doc}");
-    let asked: Vec<String> = target.seen()[before..]
+    let asked: Vec<String> = target.requests()[before..]
         .iter()
         .map(|s| s.path().to_string())
         .collect();
@@ -580,7 +198,7 @@ fn failures_exit_1_and_uncacheable_paths_are_quarantined_with_an_expiry() {
 #[test]
 fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
     let node = Node::new();
-    let target = target_with(Arc::new(|_, _| (200, "MISS", 700)));
+    let target = target_with(|_, _| (200, "MISS", 700));
     let paths: Vec<String> = (0..10).map(|i| format!("/assets/{i}.js")).collect();
     let spec: Vec<(&str, usize)> = paths.iter().map(|p| (p.as_str(), 1)).collect();
     demand(&node, now(), &spec);
@@ -595,7 +213,7 @@ fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
     let why = doc["summary"]["emergency_stop"].as_str().unwrap();
     assert!(why.contains("origin latency"), "{why}");
     assert_eq!(
-        target.seen().len(),
+        target.requests().len(),
         1,
         "stopped after the first slow origin answer"
     );
@@ -612,10 +230,10 @@ fn a_slow_origin_is_an_emergency_stop_with_exit_4() {
 #[test]
 fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
     let node = Node::new();
-    let target = target_with(Arc::new(|_, _| (200, "BYPASS", 0)));
+    let target = target_with(|_, _| (200, "BYPASS", 0));
     demand(&node, now(), &[("/version", 2)]);
     node.cmd(&target.url()).arg("--refresh").assert().code(0);
-    let seen = target.seen();
+    let seen = target.requests();
     assert_eq!(
         seen[0].header("X-OKOME-Refresh"),
         Some("1"),
@@ -625,7 +243,7 @@ fn refresh_sends_the_bypass_only_for_entries_stored_long_enough_ago() {
         .args(["--refresh", "--refresh-after-secs", "3600"])
         .assert()
         .code(0);
-    let seen = target.seen();
+    let seen = target.requests();
     assert_eq!(
         seen[1].header("X-OKOME-Refresh"),
         None,
@@ -647,7 +265,7 @@ fn a_closed_gate_skips_the_run_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(
-        target.seen().is_empty(),
+        target.requests().is_empty(),
         "nothing sent: {:?}",
         target.paths()
     );
@@ -692,7 +310,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
-    assert!(target.seen().is_empty());
+    assert!(target.requests().is_empty());
     // A run told the log is in nginx's combined format.
     let read_as_combined = |node: &Node| {
         node.cmd(&target.url())

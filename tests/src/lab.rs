@@ -222,11 +222,12 @@ impl Lab {
     }
 
     /// A `Command` for tool binary `name` (from `$OKOME_BIN_DIR`, else
-    /// target/debug) with `OKOME_ROOT` pointing at this lab's root and
-    /// `OKOME_WARM_HOST` naming the lab's public name.
+    /// target/debug), isolated by the test kit (no `OKOME_*` or
+    /// `JOURNAL_STREAM` of the caller) with `OKOME_ROOT` pointing at this
+    /// lab's root and `OKOME_WARM_HOST` naming the lab's public name.
     pub fn tool(&self, name: &str) -> Command {
         let mut command = Command::new(crate::bins::tool_bin(name));
-        command.env("OKOME_ROOT", self.root.dir());
+        okome_testkit::tool::isolate(&mut command, self.root.dir());
         // The renderer substituted the site's public name in upstream.conf;
         // okome-prewarm's built-in default is the shipped one, which this
         // nginx would refuse (421). A site sets it in /etc/default/okome-prewarm.

@@ -50,6 +50,9 @@
 //!   [`redis::Redis`] start the real programs (`try_start` returns their
 //!   output instead of panicking); [`tour::run`] is what `cargo xtask lab`
 //!   prints, every line a checked claim.
+//! * [`check`]: the config checks' harness (`shipped`, `render` with
+//!   substitutions that must apply, `run`/`describe`, a temp dir, processes
+//!   under a [`ProcessGuard`]); the tool registry is `okome_testkit::TOOLS`.
 //! * [`budgets`]: the client of the `okome` Redis function library (key
 //!   schema, typed FCALLs, reload-once, fail-open) and [`budgets::TestRedis`],
 //!   a redis-server with the backend's ACL users that restarts in place.
@@ -59,6 +62,7 @@
 
 pub mod bins;
 pub mod budgets;
+pub mod check;
 pub mod http;
 pub mod lab;
 pub mod net;

@@ -228,15 +228,28 @@ impl std::error::Error for RenderError {}
 /// Replace every `from` of `subs` in `text` in ONE pass (a substituted
 /// value is never substituted again; longer patterns win at a position).
 pub fn substitute(text: &str, subs: &[&Substitution], used: &mut [bool]) -> String {
-    let mut order: Vec<usize> = (0..subs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(subs[i].from.len()));
+    let pairs: Vec<(&str, &str)> = subs
+        .iter()
+        .map(|s| (s.from.as_str(), s.to.as_str()))
+        .collect();
+    replace_all(text, &pairs, used)
+}
+
+/// The one substitution pass every rendered config goes through, the lab's
+/// and the config checks' (`check::render`): each `(from, to)` replaced in
+/// ONE pass over `text` (a substituted value is never substituted again;
+/// longer patterns win at a position); `used[i]` is set when pair `i` applied.
+pub fn replace_all(text: &str, pairs: &[(&str, &str)], used: &mut [bool]) -> String {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len()));
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'outer: while !rest.is_empty() {
         for &i in &order {
-            if rest.starts_with(subs[i].from.as_str()) {
-                out.push_str(&subs[i].to);
-                rest = &rest[subs[i].from.len()..];
+            let (from, to) = pairs[i];
+            if !from.is_empty() && rest.starts_with(from) {
+                out.push_str(to);
+                rest = &rest[from.len()..];
                 used[i] = true;
                 continue 'outer;
             }

@@ -21,44 +21,23 @@ use std::time::{Duration, Instant};
 
 use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD;
 use okome_lab::{Lab, Mode};
+use okome_testkit::tool::json;
 
 const PROBE: &str = "okome-health-probe";
 
-/// The probe rooted in `lab`, aimed at the stub (never the shipped default
-/// address), with no inherited OKOME_* settings.
+/// The probe rooted in `lab` and isolated (`Lab::tool`), aimed at the stub
+/// (never the shipped default address).
 fn probe(lab: &Lab) -> Command {
-    let mut command = clean(lab.tool(PROBE));
+    let mut command = lab.tool(PROBE);
     command
-        .env("OKOME_ROOT", lab.root.dir())
         .arg("--url")
         .arg(format!("{}/health", lab.stub.url()))
         .args(["--node", "lab-node"]);
     command
 }
 
-/// `command` without inherited OKOME_* settings or journald detection.
-fn clean(mut command: Command) -> Command {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OKOME_") {
-            command.env_remove(&key);
-        }
-    }
-    command.env_remove("JOURNAL_STREAM");
-    command
-}
-
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            stderr(output)
-        )
-    })
 }
 
 /// One run the timer made.

@@ -3,7 +3,6 @@
 //! seed's headers, 429 + Retry-After past the agent's budget, an operator's
 //! clamp taking effect, and fail-open within a few ms when Redis is gone.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use okome_lab::budgets::{Conn, keys};
@@ -68,12 +67,8 @@ fn planner_answers_429_with_retry_after_past_the_budget_and_obeys_a_clamp() {
 fn planner_fails_open_fast_when_redis_is_unreachable() {
     let lab = Lab::builder().redis(true).start();
     // A port nobody listens on (bound then closed).
-    let closed = {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
     lab.stub.set_backend(Some(Backend {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, closed)),
+        addr: okome_testkit::http::refused_addr(),
         user: "orchestrator".into(),
         password: "x".into(),
     }));
@@ -92,9 +87,9 @@ fn planner_fails_open_fast_when_redis_is_unreachable() {
     eprintln!("fail-open decision with Redis refusing connections: {decided} ms");
     assert_eq!(lab.stub.planner_counts().0, 1, "fail-open not counted");
     // A Redis that accepts and never answers: bounded by the timeouts.
-    let hung = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let hung = okome_testkit::FakeRedis::silent();
     lab.stub.set_backend(Some(Backend {
-        addr: hung.local_addr().unwrap(),
+        addr: hung.addr(),
         user: "orchestrator".into(),
         password: "x".into(),
     }));

@@ -12,6 +12,7 @@ use std::time::Duration;
 use okome_common::time::format_time_local;
 use okome_lab::Lab;
 use okome_lab::render::LAB_REDIS_ORCHESTRATOR_PASSWORD;
+use okome_testkit::tool::json as report;
 
 const FF: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
 
@@ -66,11 +67,6 @@ fn prewarm(lab: &Lab, args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-fn report(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: stdout {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 fn warm_paths_at_stub(lab: &Lab) -> Vec<String> {

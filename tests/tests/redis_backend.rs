@@ -24,6 +24,7 @@ use okome_lab::render::{
     LabPorts, render_redis,
 };
 use okome_lab::{Lab, LabRoot, ProcessGuard, configs_dir, free_port};
+use okome_testkit::tool::json;
 
 fn run(command: &mut Command) -> Output {
     command
@@ -37,11 +38,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
 }
 
 fn ip(args: &[&str]) -> Output {

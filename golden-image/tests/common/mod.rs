@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use okome_golden_image::fixture::{self, Fixture, Options};
 
 /// The repository's configs/ (the shipped SD-wear files).
@@ -55,15 +54,10 @@ impl System {
         .unwrap();
     }
 
-    /// The tool, isolated: no OKOME_* or JOURNAL_STREAM from the caller.
+    /// The tool, isolated (the test kit's way): no OKOME_* or JOURNAL_STREAM
+    /// from the caller, rooted here; a card's worth of work may take minutes.
     pub fn tool(&self) -> assert_cmd::Command {
-        let mut cmd = cargo_bin_cmd!("okome-golden-image");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OKOME_") || key == "JOURNAL_STREAM" {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("OKOME_ROOT", self.dir.path());
+        let mut cmd = okome_testkit::tool!("okome-golden-image", self.dir.path());
         cmd.timeout(std::time::Duration::from_secs(300));
         cmd
     }

@@ -12,14 +12,12 @@
 //! rewritten only on change, flag file on transitions; it writes no metrics
 //! (an advantage to bash).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
+
+use okome_testkit::{FakeHttp, Reply};
 
 use crate::Result;
 use crate::cmd::{cargo, have, run, workspace_root};
@@ -164,35 +162,15 @@ impl Totals {
     }
 }
 
-/// A tiny HTTP server on a thread: answers `status` (shared, switchable).
-fn listener(status: Arc<AtomicU16>) -> Result<String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let addr = listener.local_addr()?;
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let code = status.load(Ordering::SeqCst);
-            let body = if code == 200 {
-                "{\"status\":\"ok\"}"
-            } else {
-                "{\"status\":\"down\"}"
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    Ok(format!("http://{addr}/health"))
+/// The answer of the local listener (the test kit's fake HTTP server):
+/// `{"status":"ok"}` with 200, `{"status":"down"}` with any other code.
+fn answer(code: u16) -> Reply {
+    let body = if code == 200 {
+        "{\"status\":\"ok\"}"
+    } else {
+        "{\"status\":\"down\"}"
+    };
+    Reply::new(code, body).header("Content-Type", "application/json")
 }
 
 pub fn main(args: &[String]) -> Result {
@@ -265,8 +243,8 @@ pub fn main(args: &[String]) -> Result {
     std::fs::write(&script, SCRIPT)?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
 
-    let status = Arc::new(AtomicU16::new(200));
-    let url = listener(Arc::clone(&status))?;
+    let upstream = FakeHttp::always(answer(200));
+    let url = format!("{}/health", upstream.url());
     let rust_cmd = || {
         let mut command = Command::new(&probe);
         command
@@ -320,7 +298,7 @@ pub fn main(args: &[String]) -> Result {
         ("healthy, gate open", 200u16, false),
         ("HTTP 503, gate closed", 503u16, true),
     ] {
-        status.store(code, Ordering::SeqCst);
+        upstream.set_always(answer(code));
         // Reach the steady state (and check both agree on it): the 503
         // scenario closes the gate in its first run (fall 2 with re-check).
         for _ in 0..4 {

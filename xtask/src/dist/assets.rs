@@ -10,17 +10,22 @@ use clap_complete::Shell;
 use super::{Tool, out_dir};
 use crate::Result;
 
-/// The clap definition of a shipped tool. Every entry of `TOOLS` must have
-/// one (a test holds that).
-pub fn command_of(package: &str) -> Option<clap::Command> {
-    match package {
-        "okome-hit-ratio" => Some(okome_hit_ratio::command()),
-        "okome-health-probe" => Some(okome_health_probe::command()),
-        "okome-prewarm" => Some(okome_prewarm::command()),
-        "okome-golden-image" => Some(okome_golden_image::command()),
-        _ => None,
-    }
+/// `command_of(package)`: the clap definition of each registered tool,
+/// from its library crate's `command()` (the registry names the crate).
+macro_rules! commands {
+    ($($package:literal $krate:ident $(timer($period:literal, $delay:literal))?;)*) => {
+        /// The clap definition of a shipped tool (every registered tool has
+        /// one: the registry names its crate, and a test holds the name).
+        pub fn command_of(package: &str) -> Option<clap::Command> {
+            match package {
+                $($package => Some($krate::command()),)*
+                _ => None,
+            }
+        }
+    };
 }
+
+okome_testkit::with_tools!(commands);
 
 /// The directory holding `package`'s generated files.
 pub fn generated_dir(package: &str) -> PathBuf {
@@ -32,7 +37,7 @@ pub fn generate(tools: &[Tool]) -> Result {
     for tool in tools {
         let command = command_of(tool.package).ok_or_else(|| {
             format!(
-                "{}: no clap command registered in xtask/src/dist/assets.rs",
+                "{}: not in the tool registry (testkit/src/tools.rs)",
                 tool.package
             )
         })?;

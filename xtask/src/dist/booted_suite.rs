@@ -49,13 +49,21 @@ impl Findings {
     }
 }
 
-/// The periods the README and the issue promise, as systemd must have
-/// parsed them: (timer, OnUnitActiveSec, RandomizedDelaySec) in µs.
-const TIMERS: &[(&str, u64, u64)] = &[
-    ("okome-health-probe.timer", 5_000_000, 0),
-    ("okome-prewarm.timer", 120_000_000, 20_000_000),
-    ("okome-hit-ratio.timer", 300_000_000, 30_000_000),
-];
+/// The periods the registry promises (testkit/src/tools.rs), as systemd
+/// must have parsed them: (timer, OnUnitActiveSec, RandomizedDelaySec) in µs.
+fn timers() -> Vec<(String, u64, u64)> {
+    TOOLS
+        .iter()
+        .filter_map(|t| {
+            let timer = t.timer?;
+            Some((
+                format!("{}.timer", t.package),
+                timer.period_us(),
+                timer.randomized_delay_us(),
+            ))
+        })
+        .collect()
+}
 
 /// The highest `systemd-analyze security` exposure an okome service may
 /// have (the issue's bar; 0 = fully sandboxed, 10 = not at all).
@@ -665,7 +673,7 @@ fn dependency_names(depends: &str) -> Vec<String> {
 fn okome_units() -> Vec<String> {
     TOOLS
         .iter()
-        .filter(|t| t.timer)
+        .filter(|t| t.has_timer())
         .flat_map(|t| {
             [
                 format!("{}.service", t.package),
@@ -678,7 +686,7 @@ fn okome_units() -> Vec<String> {
 fn okome_services() -> Vec<String> {
     TOOLS
         .iter()
-        .filter(|t| t.timer)
+        .filter(|t| t.has_timer())
         .map(|t| format!("{}.service", t.package))
         .collect()
 }
@@ -839,8 +847,8 @@ fn sandboxes(node: &BootedNode) -> Result {
 
 fn timers_active(node: &BootedNode) -> Result {
     let mut problems = Vec::new();
-    for (timer, _, _) in TIMERS {
-        let enabled = node.show(timer, &["UnitFileState", "ActiveState", "SubState"])?;
+    for (timer, _, _) in timers() {
+        let enabled = node.show(&timer, &["UnitFileState", "ActiveState", "SubState"])?;
         if enabled[0] != "enabled" || enabled[1] != "active" || enabled[2] != "waiting" {
             problems.push(format!("{timer}: {}", enabled.join(" ")));
         }
@@ -947,8 +955,11 @@ fn gate(node: &BootedNode) -> Result {
 /// timer are 5 s apart, late by at most AccuracySec (+ scheduling slack).
 fn probe_period(node: &BootedNode, from: SystemTime, until: SystemTime) -> Result {
     const UNIT: &str = "okome-health-probe.service";
-    let (timer, period, _) = TIMERS[0];
-    let accuracy = accuracy(node, timer, period)? as f64 / 1e6;
+    let (timer, period, _) = timers()
+        .into_iter()
+        .find(|(t, _, _)| t == "okome-health-probe.timer")
+        .ok_or("the registry has no okome-health-probe timer")?;
+    let accuracy = accuracy(node, &timer, period)? as f64 / 1e6;
     let until = until.duration_since(SystemTime::UNIX_EPOCH)?.as_secs_f64();
     let starts: Vec<f64> = node
         .starts(UNIT, from)?
@@ -1067,8 +1078,8 @@ fn hit_ratio(node: &BootedNode) -> Result {
 fn next_elapse(node: &BootedNode, tool: &str) -> Result {
     let timer = format!("{tool}.timer");
     let service = format!("{tool}.service");
-    let &(_, period, random) = TIMERS
-        .iter()
+    let (_, period, random) = timers()
+        .into_iter()
         .find(|(t, _, _)| *t == timer)
         .ok_or("no such timer")?;
     let monotonic = node.bus_property(Some(&timer), "Timer", "TimersMonotonic")?;

@@ -481,7 +481,7 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
     chroot.sh(&format!("apt-get remove -y -q {package_list}"))?;
     chroot.sh(&format!("apt-get purge -y -q {package_list}"))?;
     chroot.expect(edited, false, "purge deletes conffiles")?;
-    for tool in TOOLS.iter().filter(|t| t.timer) {
+    for tool in TOOLS.iter().filter(|t| t.has_timer()) {
         chroot.expect(&wants_link(tool.package), false, "purge forgets the timer")?;
         chroot.expect(
             &format!("/etc/systemd/system/{}.timer", tool.package),
@@ -555,7 +555,7 @@ pub fn install_test(dist: &Dist, foreign_too: bool) -> Result {
                 );
             }
         }
-        for tool in TOOLS.iter().filter(|t| t.timer) {
+        for tool in TOOLS.iter().filter(|t| t.has_timer()) {
             chroot.expect(
                 &wants_link(tool.package),
                 true,
@@ -636,10 +636,10 @@ fn systemd_actions(chroot: &Chroot, v1: &[PathBuf], v2: &[PathBuf]) -> Result {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 words.contains(&action) && words.contains(&timer.as_str())
             });
-            if acted != tool.timer {
+            if acted != tool.has_timer() {
                 return Err(format!(
                     "`{command}`: expected {} `{action} {timer}`; systemctl was asked:\n{log}",
-                    if tool.timer { "a" } else { "no" }
+                    if tool.has_timer() { "a" } else { "no" }
                 )
                 .into());
             }
@@ -1062,10 +1062,10 @@ fn check_installed(chroot: &Chroot) -> Result {
         let link = wants_link(p);
         chroot.expect(
             &link,
-            tool.timer,
+            tool.has_timer(),
             "the timer is enabled on install (none without a timer)",
         )?;
-        if tool.timer {
+        if tool.has_timer() {
             let target = std::fs::read_link(chroot.path(&link))?;
             if !chroot.exists(&target.to_string_lossy()) {
                 return Err(

@@ -33,36 +33,10 @@ use crate::Result;
 use crate::cmd::{self, cargo, run, workspace_root};
 use crate::deps;
 
-/// One shipped tool: its Cargo package (= binary = Debian package name).
-#[derive(Debug, Clone, Copy)]
-pub struct Tool {
-    pub package: &'static str,
-    /// Whether it ships a systemd timer (`configs/systemd/<package>.timer`).
-    pub timer: bool,
-}
-
-/// Every tool that ships: THE list (dist, packages, qemu and install tests
-/// all iterate over it).
-pub const TOOLS: &[Tool] = &[
-    Tool {
-        package: "okome-hit-ratio",
-        // Every 5 min: the hit-ratio textfile for the dashboard (configs/).
-        timer: true,
-    },
-    Tool {
-        package: "okome-health-probe",
-        timer: true,
-    },
-    Tool {
-        package: "okome-prewarm",
-        timer: true,
-    },
-    Tool {
-        // An operator's tool (workstation or Pi with a card reader): no timer.
-        package: "okome-golden-image",
-        timer: false,
-    },
-];
+/// Every tool that ships, and what it is: THE registry
+/// (`testkit/src/tools.rs`, one line per tool), also read by the config
+/// tests. Dist, packages, qemu, install and booted checks iterate over it.
+pub use okome_testkit::tools::{TOOLS, Tool};
 
 /// One build target and what Debian calls it.
 #[derive(Debug, Clone, Copy)]
@@ -569,7 +543,7 @@ mod tests {
             let units = workspace_root().join("configs/systemd");
             for unit in ["timer", "service"] {
                 let file = units.join(format!("{}.{unit}", tool.package));
-                assert_eq!(file.is_file(), tool.timer, "{}", file.display());
+                assert_eq!(file.is_file(), tool.has_timer(), "{}", file.display());
             }
         }
     }

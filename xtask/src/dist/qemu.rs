@@ -14,11 +14,11 @@
 //! each classifier with a byte loop) for each ARM target and runs them under
 //! its qemu, failing on any failed test.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use okome_testkit::{FakeHttp, Reply};
 
 use super::{Binary, Dist, Target};
 use crate::Result;
@@ -26,7 +26,11 @@ use crate::cmd::{self, captured, describe, workspace_root};
 
 /// Run every ARM binary's checks; fail naming the binary and the check.
 pub fn check(dist: &Dist) -> Result {
-    let health = health_server()?;
+    // A healthy `/health` on 127.0.0.1 (a free port) for the probe's job.
+    let health_server = FakeHttp::always(
+        Reply::ok("{\"status\":\"ok\"}").header("Content-Type", "application/json"),
+    );
+    let health = format!("{}/health", health_server.url());
     for binary in &dist.binaries {
         let Some(qemu) = binary.target.qemu else {
             continue;
@@ -189,7 +193,10 @@ fn run_libtest(command: &mut Command) -> Result<u64> {
 
 /// The real job for each tool: same input to the ARM and the amd64 build,
 /// same output expected (byte for byte for okome-hit-ratio; the others
-/// print measured times or ages, blanked before comparing).
+/// print measured times or ages, blanked before comparing). A registered
+/// tool without a job here still runs: its `--help`, compared with the
+/// amd64 build's (clap's whole parser and formatter under emulation), until
+/// it gets a real job. `{root}` in an argument is the run's throwaway root.
 fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
     let fixture = fixture("okome_access.log");
     let (args, varying): (Vec<String>, &[&str]) = match binary.tool.package {
@@ -202,7 +209,16 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
         ),
         // One probe decision against a healthy upstream on loopback.
         "okome-health-probe" => (
-            strings(&["--json", "--no-metrics", "--url", health_url]),
+            strings(&[
+                "--json",
+                "--no-metrics",
+                "--url",
+                health_url,
+                "--state-dir",
+                "{root}/run",
+                "--gate-file",
+                "{root}/run/orchestrator.down",
+            ]),
             &["seconds", "probe_seconds"],
         ),
         // The plan from the fixture log: which paths, in which order, and
@@ -214,6 +230,8 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
                 "--no-metrics",
                 "--strategy",
                 "selective",
+                "--state-dir",
+                "{root}/run",
                 "--log",
             ])
             .into_iter()
@@ -234,11 +252,7 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
                 .collect(),
             &[],
         ),
-        other => {
-            return Err(
-                format!("no real job defined for {other} in xtask/src/dist/qemu.rs").into(),
-            );
-        }
+        _ => (strings(&["--help"]), &[]),
     };
     let mut outputs = Vec::new();
     for (program, emulated) in [
@@ -251,18 +265,10 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
             binary.tool.package, binary.target.deb_arch
         ))?;
         let mut command = Command::new(program);
-        command.args(emulated).args(&args);
-        if !matches!(
-            binary.tool.package,
-            "okome-hit-ratio" | "okome-golden-image"
-        ) {
-            command.arg("--state-dir").arg(root.join("run"));
-        }
-        if binary.tool.package == "okome-health-probe" {
-            command
-                .arg("--gate-file")
-                .arg(root.join("run/orchestrator.down"));
-        }
+        let root_text = root.display().to_string();
+        command
+            .args(emulated)
+            .args(args.iter().map(|a| a.replace("{root}", &root_text)));
         command.env("OKOME_ROOT", &root);
         let out = captured(&mut command)?;
         if root.join("run/orchestrator.down").exists() {
@@ -367,26 +373,6 @@ fn tempdir(tag: &str) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// A healthy `/health` on 127.0.0.1 (a free port), answering every request
-/// with 200 for as long as xtask runs. Returns its URL.
-fn health_server() -> Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}/health", listener.local_addr()?);
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "{\"status\":\"ok\"}";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    Ok(url)
 }
 
 #[cfg(test)]
