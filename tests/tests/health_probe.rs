@@ -417,20 +417,24 @@ fn a_hundred_steady_state_runs_change_nothing_after_the_first() {
         );
     }
     let after = snapshot(lab.root.dir());
-    // The textfile is rewritten whenever its last-run stamp (whole seconds)
-    // moves, on tmpfs, so a stopped probe shows; it and the directory holding
-    // it are the only things allowed to change, and only in that line.
+    // The textfile (tmpfs) is rewritten whenever its last-run stamp (whole
+    // seconds) moves, so a stopped probe shows, or a slow run lands in
+    // another duration step: it and its directory are the only things
+    // allowed to change, and only in those two lines.
     let textfile = lab.root.path("/run/okome/metrics/okome-health-probe.prom");
     let without_stamp = |text: String| -> String {
         text.lines()
-            .filter(|l| !l.starts_with("okome_health_probe_last_run_timestamp_seconds "))
+            .filter(|l| {
+                !l.starts_with("okome_health_probe_last_run_timestamp_seconds ")
+                    && !l.starts_with("okome_probe_duration_seconds ")
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
     assert_eq!(
         without_stamp(first_textfile),
         without_stamp(fs::read_to_string(&textfile).unwrap()),
-        "steady-state runs changed the textfile beyond its last-run stamp"
+        "steady-state runs changed the textfile beyond its last-run stamp and duration"
     );
     let stamp_may_move = [textfile.clone(), textfile.parent().unwrap().to_path_buf()];
     let changed: Vec<_> = after
