@@ -150,7 +150,7 @@ impl Node {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("okome-prewarm"));
         cmd.env_clear()
             .env("OKOME_ROOT", self.root.path())
-            .env("OKOME_WARM_TARGET", target)
+            .env("OKOME_PREWARM_TARGET", target)
             .env("PATH", std::env::var_os("PATH").unwrap_or_default());
         cmd
     }
@@ -190,19 +190,22 @@ fn help_teaches_and_version_answers() {
         .clone();
     let help = String::from_utf8(out).unwrap();
     for needle in [
-        "OKOME_WARM_TARGET",
-        "OKOME_WARM_TOP_N",
-        "OKOME_NGINX_LOG",
+        "OKOME_PREWARM_TARGET",
+        "OKOME_PREWARM_TOP_N",
+        "OKOME_PREWARM_LOG",
         "--dry-run",
         "Exit status",
         "emergency stop",
     ] {
         assert!(help.contains(needle), "{needle}");
     }
-    // A password in OKOME_WARM_REDIS never shows in --help.
+    // A password in OKOME_PREWARM_REDIS never shows in --help.
     let out = node
         .cmd("http://127.0.0.1:1")
-        .env("OKOME_WARM_REDIS", "redis://orchestrator:s3cret@127.0.0.1")
+        .env(
+            "OKOME_PREWARM_REDIS",
+            "redis://orchestrator:s3cret@127.0.0.1",
+        )
         .arg("--help")
         .assert()
         .success()
@@ -360,7 +363,7 @@ fn warms_with_real_client_headers_remembers_and_reports() {
         );
         assert_eq!(seen.header("X-OKOME-Warm"), Some("1"));
         assert_eq!(seen.header("Accept-Encoding"), Some("gzip, deflate, br"));
-        // The site's public name (OKOME_WARM_HOST's built-in default, as in
+        // The site's public name (OKOME_PREWARM_HOST's built-in default, as in
         // nginx's upstream.conf), with the target's port.
         let host = format!("192.168.86.18:{}", target.addr.port());
         assert_eq!(seen.header("Host"), Some(host.as_str()));
@@ -697,7 +700,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     let read_as_combined = |node: &Node| {
         node.cmd(&target.url())
             .env(
-                "OKOME_NGINX_LOG_FORMAT",
+                "OKOME_PREWARM_LOG_FORMAT",
                 okome_common::accesslog::COMBINED_LOG_FORMAT,
             )
             .output()
@@ -731,5 +734,52 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     assert!(
         !String::from_utf8_lossy(&output.stderr).contains("warning"),
         "{output:?}"
+    );
+}
+
+/// The variables were `OKOME_WARM_*` (and `OKOME_NGINX_LOG`, …) before they
+/// took the tool's name: an installed defaults file or a unit with the old
+/// names still configures the tool, and a new name wins over an old one.
+#[test]
+fn the_old_variable_names_still_configure_the_tool() {
+    let node = Node::new();
+    demand(
+        &node,
+        now(),
+        &[("/assets/a.js", 5), ("/static/b.css", 4), ("/", 3)],
+    );
+    let ranked = |cmd: &mut Command| {
+        let out = cmd.args(["--dry-run", "--json"]).assert().success();
+        json(&out.get_output().stdout)["plan"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Old name in the environment (the log elsewhere, so the old log name
+    // must be honoured too for any plan at all).
+    let moved = node.path("/srv/access.log");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::copy(node.log(), &moved).unwrap();
+    std::fs::remove_file(node.log()).unwrap();
+    let old_env = ranked(
+        node.cmd("http://127.0.0.1:1")
+            .env("OKOME_WARM_TOP_N", "1")
+            .env("OKOME_NGINX_LOG", &moved),
+    );
+    assert_eq!(old_env, 1);
+    // Old name in the defaults file; the new name in the environment wins.
+    std::fs::create_dir_all(node.path("/etc/default")).unwrap();
+    std::fs::write(
+        node.path("/etc/default/okome-prewarm"),
+        format!("OKOME_WARM_TOP_N=2\nOKOME_NGINX_LOG={}\n", moved.display()),
+    )
+    .unwrap();
+    assert_eq!(ranked(&mut node.cmd("http://127.0.0.1:1")), 2);
+    assert_eq!(
+        ranked(
+            node.cmd("http://127.0.0.1:1")
+                .env("OKOME_PREWARM_TOP_N", "3")
+        ),
+        3
     );
 }
