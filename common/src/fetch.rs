@@ -243,7 +243,6 @@ impl Client {
     /// A client that sends `User-Agent: user_agent` unless a request names
     /// its own.
     pub fn new(user_agent: &str) -> Client {
-        use ureq::unversioned::resolver::DefaultResolver;
         use ureq::unversioned::transport::{Connector, TcpConnector};
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -256,7 +255,7 @@ impl Client {
             .chain(TcpConnector::default())
             .chain(Phase::Connected);
         Client {
-            agent: ureq::Agent::with_parts(config, connector, DefaultResolver::default()),
+            agent: ureq::Agent::with_parts(config, connector, Resolving(Default::default())),
         }
     }
 
@@ -320,14 +319,35 @@ impl Client {
     }
 }
 
-/// Where the exchange on this thread had got to, set by the connector
-/// chain: ureq reports the overall deadline as `Timeout::Global` whatever
-/// the step, and a log line should still say which step it was.
+/// Where the exchange on this thread had got to, set by the resolver and
+/// the connector chain: ureq reports the overall deadline as
+/// `Timeout::Global` whatever the step, and a log line should still say
+/// which step it was. After the name resolves the phase is `Connected`
+/// unless the connector then starts a new connection: a keep-alive
+/// connection from the pool never enters the connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Resolving,
     Connecting,
     Connected,
+}
+
+/// ureq's resolver, marking the phase before and after.
+#[derive(Debug)]
+struct Resolving(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for Resolving {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        PHASE.with(|phase| phase.set(Phase::Resolving));
+        let addrs = self.0.resolve(uri, config, timeout)?;
+        PHASE.with(|phase| phase.set(Phase::Connected));
+        Ok(addrs)
+    }
 }
 
 thread_local! {
@@ -684,5 +704,46 @@ mod tests {
             "{request}"
         );
         assert_eq!(request.matches("host:").count(), 1, "{request}");
+    }
+
+    #[test]
+    fn a_kept_alive_connection_that_hangs_is_waiting_for_the_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut b = [0u8; 1024];
+            // Answer the first request and keep the connection; read the
+            // second and say nothing.
+            for answered in [true, false] {
+                while seen.windows(4).filter(|w| w == b"\r\n\r\n").count()
+                    < 1 + usize::from(!answered)
+                {
+                    let n = conn.read(&mut b).unwrap();
+                    assert!(n > 0);
+                    seen.extend_from_slice(&b[..n]);
+                }
+                if answered {
+                    conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(600));
+        });
+        let client = Client::new("okome-test");
+        let target = url(&format!("http://{addr}/"));
+        let first = client.send(&Request::new(Method::Head, &target, Duration::from_secs(5)));
+        assert_eq!(first.unwrap().status, 200);
+        let second = client.send(&Request::new(
+            Method::Head,
+            &target,
+            Duration::from_millis(300),
+        ));
+        assert!(
+            matches!(second, Err(FetchError::Timeout("waiting for the answer"))),
+            "{second:?}"
+        );
+        server.join().unwrap();
     }
 }

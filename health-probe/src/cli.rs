@@ -1,7 +1,8 @@
 //! The command line: `command()` (also used for man pages and completions)
 //! and its translation into a validated [`Config`].
 //!
-//! Every option has an `OKOME_HEALTH_*` environment variable, which
+//! Every option has an `OKOME_HEALTH_PROBE_*` environment variable (the
+//! old `OKOME_HEALTH_*` names still work: `crate::SPEC`), which
 //! `/etc/default/okome-health-probe` can set (the systemd unit reads the same
 //! file). Values are parsed by clap value parsers so a bad one is a usage
 //! error (exit 2) naming the option, before anything on disk is touched.
@@ -70,9 +71,10 @@ usual hysteresis (--rise good runs).
 health location and never the orchestrator (both Pis see the same
 orchestrator; tracking it would move the VIP for nothing).
 
-Configuration: flag > OKOME_HEALTH_* environment variable >
-/etc/default/okome-health-probe > built-in default. Default paths are placed
-under $OKOME_ROOT (default /); paths given explicitly are used as written.
+Configuration: flag > OKOME_HEALTH_PROBE_* environment variable (the older
+OKOME_HEALTH_* names still work) > /etc/default/okome-health-probe > built-in
+default. Default paths are placed under $OKOME_ROOT (default /); paths given
+explicitly are used as written.
 Log level: OKOME_LOG (default info; transitions are warning/info, the rest
 debug).";
 
@@ -115,7 +117,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("url")
                 .long("url")
-                .env("OKOME_HEALTH_URL")
+                .env("OKOME_HEALTH_PROBE_URL")
                 .value_name("URL")
                 .default_value(DEFAULT_URL)
                 .value_parser(|s: &str| s.parse::<HttpUrl>().map_err(|e| e.to_string()))
@@ -124,7 +126,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("expect-status")
                 .long("expect-status")
-                .env("OKOME_HEALTH_EXPECT_STATUS")
+                .env("OKOME_HEALTH_PROBE_EXPECT_STATUS")
                 .value_name("CODE")
                 .value_parser(value_parser!(u16).range(100..=599))
                 .help("Exact status a healthy answer has [default: any 2xx]"),
@@ -132,14 +134,14 @@ pub fn command() -> Command {
         .arg(
             Arg::new("expect-body")
                 .long("expect-body")
-                .env("OKOME_HEALTH_EXPECT_BODY")
+                .env("OKOME_HEALTH_PROBE_EXPECT_BODY")
                 .value_name("TEXT")
                 .help("Substring a healthy answer's body contains"),
         )
         .arg(
             Arg::new("connect-timeout")
                 .long("connect-timeout")
-                .env("OKOME_HEALTH_CONNECT_TIMEOUT")
+                .env("OKOME_HEALTH_PROBE_CONNECT_TIMEOUT")
                 .value_name("DURATION")
                 .default_value("400ms")
                 .value_parser(parse_duration)
@@ -148,7 +150,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("timeout")
                 .long("timeout")
-                .env("OKOME_HEALTH_TIMEOUT")
+                .env("OKOME_HEALTH_PROBE_TIMEOUT")
                 .value_name("DURATION")
                 .default_value("800ms")
                 .value_parser(parse_duration)
@@ -157,7 +159,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("recheck-pause")
                 .long("recheck-pause")
-                .env("OKOME_HEALTH_RECHECK_PAUSE")
+                .env("OKOME_HEALTH_PROBE_RECHECK_PAUSE")
                 .value_name("DURATION")
                 .default_value("200ms")
                 .value_parser(parse_duration)
@@ -166,7 +168,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("fall")
                 .long("fall")
-                .env("OKOME_HEALTH_FALL")
+                .env("OKOME_HEALTH_PROBE_FALL")
                 .value_name("N")
                 .default_value("2")
                 .value_parser(value_parser!(u32).range(1..=100))
@@ -175,7 +177,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("rise")
                 .long("rise")
-                .env("OKOME_HEALTH_RISE")
+                .env("OKOME_HEALTH_PROBE_RISE")
                 .value_name("N")
                 .default_value("3")
                 .value_parser(value_parser!(u32).range(1..=100))
@@ -184,7 +186,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("hold-down")
                 .long("hold-down")
-                .env("OKOME_HEALTH_HOLD_DOWN")
+                .env("OKOME_HEALTH_PROBE_HOLD_DOWN")
                 .value_name("DURATION")
                 .default_value("10s")
                 .value_parser(parse_duration_or_zero)
@@ -193,7 +195,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("state-dir")
                 .long("state-dir")
-                .env("OKOME_HEALTH_STATE_DIR")
+                .env("OKOME_HEALTH_PROBE_STATE_DIR")
                 .value_name("DIR")
                 .value_parser(value_parser!(PathBuf))
                 .help("Where health-probe.state and .lock live [default: $OKOME_ROOT/run/okome]"),
@@ -201,7 +203,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("gate-file")
                 .long("gate-file")
-                .env("OKOME_HEALTH_GATE_FILE")
+                .env("OKOME_HEALTH_PROBE_GATE_FILE")
                 .value_name("PATH")
                 .value_parser(value_parser!(PathBuf))
                 .help("The flag file nginx checks [default: $OKOME_ROOT/run/okome/orchestrator.down]"),
@@ -209,7 +211,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("metrics-dir")
                 .long("metrics-dir")
-                .env("OKOME_HEALTH_METRICS_DIR")
+                .env("OKOME_HEALTH_PROBE_METRICS_DIR")
                 .value_name("DIR")
                 .value_parser(value_parser!(PathBuf))
                 .help("node_exporter textfile directory [default: $OKOME_ROOT/run/okome/metrics]"),
@@ -223,7 +225,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("redis-url")
                 .long("redis-url")
-                .env("OKOME_HEALTH_REDIS_URL")
+                .env("OKOME_HEALTH_PROBE_REDIS_URL")
                 .value_name("URL")
                 .hide_env_values(true)
                 .value_parser(|s: &str| s.parse::<RedisUrl>())
@@ -232,7 +234,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("redis-timeout")
                 .long("redis-timeout")
-                .env("OKOME_HEALTH_REDIS_TIMEOUT")
+                .env("OKOME_HEALTH_PROBE_REDIS_TIMEOUT")
                 .value_name("DURATION")
                 .default_value("500ms")
                 .value_parser(parse_duration)
@@ -241,7 +243,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("node")
                 .long("node")
-                .env("OKOME_HEALTH_NODE")
+                .env("OKOME_HEALTH_PROBE_NODE")
                 .value_name("NAME")
                 .help("Node name in the heartbeat key [default: the host name]"),
         )
@@ -254,7 +256,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("local-url")
                 .long("local-url")
-                .env("OKOME_HEALTH_LOCAL_URL")
+                .env("OKOME_HEALTH_PROBE_LOCAL_URL")
                 .value_name("URL")
                 .default_value(DEFAULT_LOCAL_URL)
                 .value_parser(|s: &str| s.parse::<HttpUrl>().map_err(|e| e.to_string()))
@@ -263,7 +265,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("local-timeout")
                 .long("local-timeout")
-                .env("OKOME_HEALTH_LOCAL_TIMEOUT")
+                .env("OKOME_HEALTH_PROBE_LOCAL_TIMEOUT")
                 .value_name("DURATION")
                 .default_value("500ms")
                 .value_parser(parse_duration)
@@ -286,7 +288,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("pin-file")
                 .long("pin-file")
-                .env("OKOME_HEALTH_PIN_FILE")
+                .env("OKOME_HEALTH_PROBE_PIN_FILE")
                 .value_name("PATH")
                 .value_parser(value_parser!(PathBuf))
                 .help("The maintenance pin (written by --pin, only read by runs) [default: $OKOME_ROOT/var/lib/okome/maintenance.pin]"),

@@ -26,7 +26,7 @@ fn help_teaches_and_lists_the_exit_statuses() {
         .stdout(predicate::str::contains("Exit status:"))
         .stdout(predicate::str::contains("orchestrator.down"))
         .stdout(predicate::str::contains("--check-local"))
-        .stdout(predicate::str::contains("OKOME_HEALTH_URL"));
+        .stdout(predicate::str::contains("OKOME_HEALTH_PROBE_URL"));
     bare(node.dir.path()).arg("--version").assert().success();
 }
 
@@ -617,7 +617,7 @@ fn the_defaults_file_configures_and_flags_or_env_override_it() {
     );
     let output = node
         .probe(&health_url(&server))
-        .env("OKOME_HEALTH_EXPECT_BODY", "degraded")
+        .env("OKOME_HEALTH_PROBE_EXPECT_BODY", "degraded")
         .args(["--json", "--hold-down", "0", "--rise", "1"])
         .output()
         .unwrap();
@@ -675,7 +675,7 @@ fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
     let file = node.dir.path().join("etc/default/okome-health-probe");
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     // systemd sets no expected body from an `export` line: the check passes.
-    fs::write(&file, "export OKOME_HEALTH_EXPECT_BODY=nope\n").unwrap();
+    fs::write(&file, "export OKOME_HEALTH_PROBE_EXPECT_BODY=nope\n").unwrap();
     let output = node
         .probe(&health_url(&server))
         .arg("--json")
@@ -683,22 +683,22 @@ fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(json(&output.stdout)["checks"][0]["ok"], true);
-    // systemd sets OKOME_HEALTH_FALL to "1 # one strike": not a number, so
+    // systemd sets OKOME_HEALTH_PROBE_FALL to "1 # one strike": not a number, so
     // the unit's run is a configuration error, and so is the run by hand.
-    fs::write(&file, "OKOME_HEALTH_FALL=1 # one strike\n").unwrap();
+    fs::write(&file, "OKOME_HEALTH_PROBE_FALL=1 # one strike\n").unwrap();
     node.probe(&health_url(&server))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("1 # one strike"));
     // A backslash continues a line; quotes keep blanks.
-    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal\\\nthy\"\n").unwrap();
+    fs::write(&file, "OKOME_HEALTH_PROBE_EXPECT_BODY=\"heal\\\nthy\"\n").unwrap();
     let output = node
         .probe(&health_url(&server))
         .arg("--json")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    fs::write(&file, "OKOME_HEALTH_EXPECT_BODY=\"heal thy\"  \n").unwrap();
+    fs::write(&file, "OKOME_HEALTH_PROBE_EXPECT_BODY=\"heal thy\"  \n").unwrap();
     let output = node
         .probe(&health_url(&server))
         .arg("--json")
@@ -706,7 +706,7 @@ fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
         .unwrap();
     assert_eq!(json(&output.stdout)["checks"][0]["reason"], "body_mismatch");
     // Not UTF-8: systemd refuses the file; the probe says where, exit 2.
-    fs::write(&file, b"OKOME_HEALTH_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
+    fs::write(&file, b"OKOME_HEALTH_PROBE_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
     node.probe(&health_url(&server))
         .assert()
         .code(2)

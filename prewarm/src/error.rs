@@ -35,7 +35,7 @@ impl ExitStatus for Error {
     fn exit_status(&self) -> u8 {
         match self {
             Error::Config(_) => exit::USAGE,
-            // A log that does not exist is a wrong OKOME_NGINX_LOG.
+            // A log that does not exist is a wrong OKOME_PREWARM_LOG.
             Error::Log(_, e) if e.kind() == std::io::ErrorKind::NotFound => exit::USAGE,
             Error::Log(..) | Error::Internal(_) => exit::INTERNAL,
         }

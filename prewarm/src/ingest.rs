@@ -209,12 +209,12 @@ pub fn wrong_format(format: &LogFormat, lines: u64, first: &[u8]) -> String {
     );
     let hint = match builtin_format_of(first) {
         Some("combined") if format.source() != COMBINED_LOG_FORMAT => format!(
-            "it is nginx's combined format: --log-format '{COMBINED_LOG_FORMAT}' (OKOME_NGINX_LOG_FORMAT)"
+            "it is nginx's combined format: --log-format '{COMBINED_LOG_FORMAT}' (OKOME_PREWARM_LOG_FORMAT)"
         ),
         Some("okome") if !format.is_okome() => {
-            "it is the okome format: drop --log-format (OKOME_NGINX_LOG_FORMAT)".to_string()
+            "it is the okome format: drop --log-format (OKOME_PREWARM_LOG_FORMAT)".to_string()
         }
-        _ => "paste the access log's log_format string from nginx.conf: --log-format '…' (OKOME_NGINX_LOG_FORMAT)".to_string(),
+        _ => "paste the access log's log_format string from nginx.conf: --log-format '…' (OKOME_PREWARM_LOG_FORMAT)".to_string(),
     };
     message.push_str("; ");
     message.push_str(&hint);

@@ -6,7 +6,7 @@ use crate::ingest::Counts;
 use crate::rank::Ranked;
 use crate::state::Totals;
 use crate::tail::Start;
-use crate::warm::JobResult;
+use crate::warm::{Counters, JobResult};
 use okome_common::prom::{Kind, Metrics};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -39,16 +39,11 @@ pub struct Summary {
     pub quarantined: usize,
     /// Not attempted: quarantined paths in the plan, emergency stop, deadline.
     pub skipped: usize,
-    /// Requests that reached the origin.
-    pub origin_requests: u64,
-    /// Waits for the token bucket.
-    pub rate_limit_waits: u64,
-    /// Retries made.
-    pub retries: u64,
-    /// Why the emergency stop fired.
-    pub emergency_stop: Option<String>,
-    /// The run deadline cut the run short.
-    pub deadline_hit: bool,
+    /// What the warm pool counted (origin requests, waits, retries, the
+    /// emergency stop, the deadline), embedded as the pool returned it; in
+    /// JSON its fields sit here, as before.
+    #[serde(flatten)]
+    pub pool: Counters,
     /// Whether the plan was published to Redis (`None`: not this node's job).
     pub published: Option<bool>,
     /// Wall time, seconds.
@@ -93,9 +88,9 @@ pub fn summary_line(report: &Report) -> String {
         s.failed,
         s.quarantined,
         s.skipped,
-        s.origin_requests,
-        s.rate_limit_waits,
-        s.retries
+        s.pool.origin_requests,
+        s.pool.rate_limit_waits,
+        s.pool.retries
     );
     if let Some(published) = s.published {
         let _ = write!(
@@ -104,13 +99,13 @@ pub fn summary_line(report: &Report) -> String {
             if published { "yes" } else { "FAILED" }
         );
     }
-    match &s.emergency_stop {
+    match &s.pool.emergency_stop {
         Some(why) => {
             let _ = write!(line, " emergency_stop=\"{why}\"");
         }
         None => line.push_str(" emergency_stop=no"),
     }
-    if s.deadline_hit {
+    if s.pool.deadline_hit {
         line.push_str(" deadline_hit=yes");
     }
     let _ = write!(line, " duration={:.2}s", s.duration_seconds);
@@ -243,7 +238,7 @@ pub fn metrics(summary: &Summary, totals: &Totals, quarantined_now: usize, now: 
     m.gauge(
         "okome_prewarm_emergency_stop",
         "1 if the last run was ended by the emergency stop.",
-        if summary.emergency_stop.is_some() {
+        if summary.pool.emergency_stop.is_some() {
             1.0
         } else {
             0.0
@@ -271,7 +266,10 @@ mod tests {
                 warmed: 1,
                 already_hot: 1,
                 failed: 1,
-                emergency_stop: Some("origin latency 2500 ms > 2000 ms on /x (MISS)".into()),
+                pool: Counters {
+                    emergency_stop: Some("origin latency 2500 ms > 2000 ms on /x (MISS)".into()),
+                    ..Counters::default()
+                },
                 published: Some(false),
                 duration_seconds: 1.234,
                 ..Summary::default()
@@ -299,5 +297,33 @@ mod tests {
             .render()
             .to_string();
         okome_testkit::metrics::assert_documented(&text);
+    }
+
+    #[test]
+    fn the_pool_counters_sit_in_the_summary_json_where_they_always_did() {
+        let json = serde_json::to_string(&Summary::default()).unwrap();
+        let at = |key: &str| {
+            json.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} missing from {json}"))
+        };
+        let order = [
+            "planned",
+            "warmed",
+            "already_hot",
+            "uncacheable",
+            "failed",
+            "quarantined",
+            "skipped",
+            "origin_requests",
+            "rate_limit_waits",
+            "retries",
+            "emergency_stop",
+            "deadline_hit",
+            "published",
+            "duration_seconds",
+            "exit_status",
+        ];
+        assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{json}");
+        assert!(!json.contains("\"pool\""), "{json}");
     }
 }

@@ -1,4 +1,5 @@
-//! One run, start to finish: lock, state, role, plan, warm, remember, report.
+//! One run, start to finish: lock, gate, plan by role, publish, warm,
+//! account, persist, report, each a named step of [`run_with`].
 //!
 //! Kept apart from `lib.rs` so the seams are explicit: the clock (`now`) and
 //! the interface-address source ([`crate::vip::LocalAddrs`]) are passed in,
@@ -176,96 +177,24 @@ fn plan_from_shared(shared: &SharedPlan, state: &State, top_n: usize) -> Vec<Ran
     plan
 }
 
-/// Run with an explicit address source and clock.
+/// Run with an explicit address source and clock: the steps below, in
+/// order. Each is one function so the trip reads top to bottom: lock,
+/// gate, plan (its source chosen by the node's role), publish, warm,
+/// account, persist, report.
 pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8, Error> {
     let started = Instant::now();
-    let _lock = if config.dry_run {
-        None
-    } else {
-        if let Some(dir) = config.lock_path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
-        }
-        match RunLock::try_acquire(&config.lock_path).map_err(|e| Error::Internal(e.to_string()))? {
-            Some(lock) => Some(lock),
-            None => {
-                log::info!(
-                    "another run holds {}; nothing to do",
-                    config.lock_path.display()
-                );
-                return Ok(exit::OK);
-            }
-        }
+    let _lock = match lock(config)? {
+        Lock::Busy => return Ok(exit::OK),
+        held_or_dry => held_or_dry,
     };
     let mut state = State::load(&config.state_path);
     state.expire_quarantine(now);
-
-    // The orchestrator is down (the health probe closed the gate): every
-    // warm request would get the gate's 503, be retried for a minute and end
-    // in an emergency stop. Send nothing; say so once; count it.
     if !config.dry_run && config.gate_file.exists() {
-        log::info!(
-            "health gate closed ({} exists: the orchestrator is down); skipping this run, nothing sent",
-            config.gate_file.display()
-        );
-        state.totals.gate_skips += 1;
-        state
-            .save(&config.state_path)
-            .map_err(|e| Error::Internal(format!("state: {e}")))?;
-        let summary = Summary {
-            duration_seconds: started.elapsed().as_secs_f64(),
-            ..Summary::default()
-        };
-        write_metrics(config, &summary, &state, now);
-        if config.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "agent": format!("okome-prewarm/{VERSION}"),
-                    "skipped": "health gate closed",
-                    "gate_file": config.gate_file.display().to_string(),
-                })
-            );
-        }
-        return Ok(exit::OK);
+        return skip_gated(config, &mut state, started, now);
     }
 
     let role = detect_role(config.vip, addrs);
-
-    // Where the plan comes from.
-    let mut shared = None;
-    if role == Role::Standby
-        && let Some(url) = &config.redis
-    {
-        match plan_store::fetch(url, &config.plan_key, REDIS_TIMEOUT) {
-            Ok(Some(mut plan)) => {
-                // The node name comes from Redis: anyone who can write the
-                // key chooses it. Escaped once here, it can never inject a
-                // journal line in the warnings, the summary or the dry run.
-                plan.node = okome_common::text::escape(plan.node.as_bytes(), 64);
-                shared = Some(plan);
-            }
-            Ok(None) => log::warn!(
-                "standby: no shared plan in redis key {}; warming from the local log",
-                config.plan_key
-            ),
-            Err(e) => log::warn!(
-                "standby: cannot fetch the shared plan ({e}); warming from the local log"
-            ),
-        }
-    }
-    let (plan, log_info, source) = match &shared {
-        Some(plan) => (
-            plan_from_shared(plan, &state, config.top_n),
-            None,
-            format!("shared:{}", plan.node),
-        ),
-        None => {
-            let (plan, info) = plan_from_log(config, &mut state, now)?;
-            (plan, Some(info), "log".to_string())
-        }
-    };
-
+    let (plan, log_info, source) = plan_by_role(config, &role, &mut state, now)?;
     let mut report = Report {
         agent: format!("okome-prewarm/{VERSION}"),
         strategy: config.strategy.to_string(),
@@ -276,23 +205,141 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
         results: Vec::new(),
         summary: Summary::default(),
     };
-
     if config.dry_run {
-        if config.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report)
-                    .map_err(|e| Error::Internal(e.to_string()))?
-            );
-        } else {
-            print!("{}", report::dry_run_text(&report));
-        }
-        return Ok(exit::OK);
+        return print_dry_run(config, &report);
     }
 
-    let jobs: Vec<Job> = report
-        .plan
-        .iter()
+    let jobs = jobs(config, &report.plan, &state, now);
+    let mut summary = Summary {
+        planned: jobs.len(),
+        skipped: report.plan.len() - jobs.len(),
+        published: publish(config, &role, &jobs, now),
+        ..Summary::default()
+    };
+    if !jobs.is_empty() {
+        let pool = warm(config, &jobs, started)?;
+        summary.pool = pool.counters;
+        report.results = pool.results;
+    }
+    account(config, &mut state, &report.results, &mut summary, now);
+    summary.duration_seconds = started.elapsed().as_secs_f64();
+    persist(config, &state, &summary, now)?;
+    report.summary = summary;
+    finish(config, &report)
+}
+
+/// The run lock, or why there is none.
+enum Lock {
+    /// This run holds it until dropped.
+    Held(#[allow(dead_code)] RunLock),
+    /// A dry run changes nothing and takes no lock.
+    DryRun,
+    /// Another run holds it: nothing to do.
+    Busy,
+}
+
+/// Step 1: take the run lock (a dry run needs none).
+fn lock(config: &Config) -> Result<Lock, Error> {
+    if config.dry_run {
+        return Ok(Lock::DryRun);
+    }
+    if let Some(dir) = config.lock_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+    }
+    match RunLock::try_acquire(&config.lock_path).map_err(|e| Error::Internal(e.to_string()))? {
+        Some(lock) => Ok(Lock::Held(lock)),
+        None => {
+            log::info!(
+                "another run holds {}; nothing to do",
+                config.lock_path.display()
+            );
+            Ok(Lock::Busy)
+        }
+    }
+}
+
+/// Step 2, when the health gate is closed: the orchestrator is down, so
+/// every warm request would get the gate's 503, be retried for a minute and
+/// end in an emergency stop. Send nothing; say so once; count it.
+fn skip_gated(config: &Config, state: &mut State, started: Instant, now: i64) -> Result<u8, Error> {
+    log::info!(
+        "health gate closed ({} exists: the orchestrator is down); skipping this run, nothing sent",
+        config.gate_file.display()
+    );
+    state.totals.gate_skips += 1;
+    state
+        .save(&config.state_path)
+        .map_err(|e| Error::Internal(format!("state: {e}")))?;
+    let summary = Summary {
+        duration_seconds: started.elapsed().as_secs_f64(),
+        ..Summary::default()
+    };
+    write_metrics(config, &summary, state, now);
+    if config.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "agent": format!("okome-prewarm/{VERSION}"),
+                "skipped": "health gate closed",
+                "gate_file": config.gate_file.display().to_string(),
+            })
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Step 3: the plan, from the active node's shared list when this node is
+/// the standby and one is there, else from the local log. Returns the plan,
+/// the log reading (log plans only) and the source's name for the report.
+fn plan_by_role(
+    config: &Config,
+    role: &Role,
+    state: &mut State,
+    now: i64,
+) -> Result<(Vec<Ranked>, Option<LogInfo>, String), Error> {
+    if *role == Role::Standby
+        && let Some(url) = &config.redis
+    {
+        match plan_store::fetch(url, &config.plan_key, REDIS_TIMEOUT) {
+            Ok(Some(mut shared)) => {
+                // The node name comes from Redis: anyone who can write the
+                // key chooses it. Escaped once here, it can never inject a
+                // journal line in the warnings, the summary or the dry run.
+                shared.node = okome_common::text::escape(shared.node.as_bytes(), 64);
+                let plan = plan_from_shared(&shared, state, config.top_n);
+                return Ok((plan, None, format!("shared:{}", shared.node)));
+            }
+            Ok(None) => log::warn!(
+                "standby: no shared plan in redis key {}; warming from the local log",
+                config.plan_key
+            ),
+            Err(e) => log::warn!(
+                "standby: cannot fetch the shared plan ({e}); warming from the local log"
+            ),
+        }
+    }
+    let (plan, info) = plan_from_log(config, state, now)?;
+    Ok((plan, Some(info), "log".to_string()))
+}
+
+/// A dry run ends here: the plan, as text or JSON.
+fn print_dry_run(config: &Config, report: &Report) -> Result<u8, Error> {
+    if config.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| Error::Internal(e.to_string()))?
+        );
+    } else {
+        print!("{}", report::dry_run_text(report));
+    }
+    Ok(exit::OK)
+}
+
+/// The plan's paths that are not quarantined, as warm jobs (with the
+/// refresh bypass where `--refresh` asks and the entry is old enough).
+fn jobs(config: &Config, plan: &[Ranked], state: &State, now: i64) -> Vec<Job> {
+    plan.iter()
         .filter(|r| r.quarantined.is_none())
         .map(|r| Job {
             path: r.path.clone(),
@@ -300,88 +347,83 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
                 && now - state.paths.get(&r.path).map_or(0, |s| s.stored)
                     >= config.refresh_after_secs,
         })
-        .collect();
-    let mut summary = Summary {
-        planned: jobs.len(),
-        skipped: report.plan.len() - jobs.len(),
-        ..Summary::default()
+        .collect()
+}
+
+/// Step 4: the active node shares what it is about to warm. `None` when
+/// that is not this node's job, else whether it worked (a failure is a
+/// warning and exit 1, never a stop: the standby then plans on its own).
+fn publish(config: &Config, role: &Role, jobs: &[Job], now: i64) -> Option<bool> {
+    let url = config.redis.as_ref().filter(|_| *role == Role::Active)?;
+    let plan = SharedPlan {
+        version: 1,
+        node: host_name(),
+        generated: now,
+        strategy: config.strategy.to_string(),
+        paths: jobs.iter().map(|j| j.path.clone()).collect(),
     };
-
-    // The active node shares what it is about to warm.
-    if role == Role::Active
-        && let Some(url) = &config.redis
-    {
-        let plan = SharedPlan {
-            version: 1,
-            node: host_name(),
-            generated: now,
-            strategy: config.strategy.to_string(),
-            paths: jobs.iter().map(|j| j.path.clone()).collect(),
-        };
-        let ok = match plan_store::publish(
-            url,
-            &config.plan_key,
-            &plan,
-            config.plan_ttl_secs,
-            REDIS_TIMEOUT,
-        ) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!(
-                    "cannot publish the plan to redis ({e}): the standby will warm from its own log"
-                );
-                false
-            }
-        };
-        summary.published = Some(ok);
-    }
-
-    if !jobs.is_empty() {
-        let addr = config
-            .target
-            .resolve()
-            .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.url.host)))?;
-        // The deadline covers the whole run, planning and Redis included.
-        let mut settings = config.warm.clone();
-        settings.deadline = settings
-            .deadline
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
-        let pool = warm::run(addr, &config.target, &jobs, &settings);
-        summary.origin_requests = pool.origin_requests;
-        summary.rate_limit_waits = pool.rate_limit_waits;
-        summary.retries = pool.retries;
-        summary.emergency_stop = pool.emergency.clone();
-        summary.deadline_hit = pool.deadline_hit;
-        for result in &pool.results {
-            match result.outcome {
-                Outcome::Warmed => summary.warmed += 1,
-                Outcome::AlreadyHot => summary.already_hot += 1,
-                Outcome::Uncacheable => summary.uncacheable += 1,
-                Outcome::Failed => summary.failed += 1,
-                Outcome::Skipped => summary.skipped += 1,
-            }
-            remember(&mut state, result, config, now, &mut summary.quarantined);
+    match plan_store::publish(
+        url,
+        &config.plan_key,
+        &plan,
+        config.plan_ttl_secs,
+        REDIS_TIMEOUT,
+    ) {
+        Ok(()) => Some(true),
+        Err(e) => {
+            log::warn!(
+                "cannot publish the plan to redis ({e}): the standby will warm from its own log"
+            );
+            Some(false)
         }
-        report.results = pool.results;
     }
+}
 
-    summary.exit_status = if summary.emergency_stop.is_some() {
+/// Step 5: warm the jobs through the pool, within what is left of the run
+/// deadline (planning and Redis count against it).
+fn warm(config: &Config, jobs: &[Job], started: Instant) -> Result<warm::PoolRun, Error> {
+    let addr = config
+        .target
+        .resolve()
+        .map_err(|e| Error::Config(format!("warm target {}: {e}", config.target.url.host)))?;
+    let mut settings = config.warm.clone();
+    settings.deadline = settings
+        .deadline
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
+    Ok(warm::run(addr, &config.target, jobs, &settings))
+}
+
+/// Step 6: count the outcomes, remember each path (stored when, MISS
+/// streaks, quarantine), decide the exit status and add the run to the
+/// totals.
+fn account(
+    config: &Config,
+    state: &mut State,
+    results: &[warm::JobResult],
+    summary: &mut Summary,
+    now: i64,
+) {
+    for result in results {
+        match result.outcome {
+            Outcome::Warmed => summary.warmed += 1,
+            Outcome::AlreadyHot => summary.already_hot += 1,
+            Outcome::Uncacheable => summary.uncacheable += 1,
+            Outcome::Failed => summary.failed += 1,
+            Outcome::Skipped => summary.skipped += 1,
+        }
+        remember(state, result, config, now, &mut summary.quarantined);
+    }
+    summary.exit_status = if summary.pool.emergency_stop.is_some() {
         EXIT_EMERGENCY_STOP
     } else if summary.failed > 0 || summary.published == Some(false) {
         exit::PROBLEM
     } else {
         exit::OK
     };
-    summary.duration_seconds = started.elapsed().as_secs_f64();
-
     let t = &mut state.totals;
     t.runs += 1;
-    let attempted = report
-        .results
-        .iter()
-        .filter(|r| r.outcome != Outcome::Skipped);
-    for r in attempted {
+    for r in results.iter().filter(|r| r.outcome != Outcome::Skipped) {
         t.jobs += 1;
         if r.outcome == Outcome::Failed {
             t.failure += 1;
@@ -389,16 +431,24 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
             t.success += 1;
         }
     }
-    t.origin_requests += summary.origin_requests;
-    t.rate_limit_waits += summary.rate_limit_waits;
-    t.emergency_stops += u64::from(summary.emergency_stop.is_some());
+    t.origin_requests += summary.pool.origin_requests;
+    t.rate_limit_waits += summary.pool.rate_limit_waits;
+    t.emergency_stops += u64::from(summary.pool.emergency_stop.is_some());
+}
 
+/// Step 7: save the state and write the textfile.
+fn persist(config: &Config, state: &State, summary: &Summary, now: i64) -> Result<(), Error> {
     state
         .save(&config.state_path)
         .map_err(|e| Error::Internal(format!("state: {e}")))?;
-    write_metrics(config, &summary, &state, now);
-    report.summary = summary;
-    let line = report::summary_line(&report);
+    write_metrics(config, summary, state, now);
+    Ok(())
+}
+
+/// Step 8: one log line for the run (info, or warning when it did not end
+/// well), the JSON report if asked, and the exit status.
+fn finish(config: &Config, report: &Report) -> Result<u8, Error> {
+    let line = report::summary_line(report);
     match report.summary.exit_status {
         0 => log::info!("{line}"),
         _ => log::warn!("{line}"),
@@ -406,7 +456,7 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
     if config.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?
+            serde_json::to_string_pretty(report).map_err(|e| Error::Internal(e.to_string()))?
         );
     }
     Ok(report.summary.exit_status)

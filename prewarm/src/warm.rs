@@ -98,11 +98,11 @@ pub struct JobResult {
     pub detail: Option<String>,
 }
 
-/// The whole run of the pool.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    /// One entry per job, in plan order.
-    pub results: Vec<JobResult>,
+/// What the pool counted over a run. The run's summary embeds it as is
+/// (`report::Summary::pool`, flattened into the same JSON fields), so a new
+/// counter is added here once and shows in `--json` without being copied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
     /// Requests that reached the origin (or may have: timeouts count).
     pub origin_requests: u64,
     /// Times a worker had to wait for a token.
@@ -110,9 +110,19 @@ pub struct Report {
     /// Retries made.
     pub retries: u64,
     /// Why the emergency stop fired, if it did.
-    pub emergency: Option<String>,
+    pub emergency_stop: Option<String>,
     /// The run deadline cut the run short.
     pub deadline_hit: bool,
+}
+
+/// The whole run of the pool (not to be confused with the run's
+/// `report::Report`, which holds the plan, these results and the summary).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolRun {
+    /// One entry per job, in plan order.
+    pub results: Vec<JobResult>,
+    /// What the pool counted.
+    pub counters: Counters,
 }
 
 /// Whether a response with this cache status made nginx ask the origin.
@@ -457,7 +467,7 @@ pub fn classify(reply: &Reply, refresh: bool) -> Outcome {
 }
 
 /// Warm `jobs` against `addr` (the resolved `target`).
-pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings) -> Report {
+pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings) -> PoolRun {
     let start = Instant::now();
     let shared = Shared {
         addr,
@@ -513,16 +523,18 @@ pub fn run(addr: SocketAddr, target: &Target, jobs: &[Job], settings: &Settings)
             })
         })
         .collect();
-    Report {
+    PoolRun {
         results,
-        origin_requests: shared.origin.into_inner(),
-        rate_limit_waits: shared.waits.into_inner(),
-        retries: shared.retries.into_inner(),
-        emergency: shared
-            .emergency
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner()),
-        deadline_hit: shared.deadline_hit.into_inner(),
+        counters: Counters {
+            origin_requests: shared.origin.into_inner(),
+            rate_limit_waits: shared.waits.into_inner(),
+            retries: shared.retries.into_inner(),
+            emergency_stop: shared
+                .emergency
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+            deadline_hit: shared.deadline_hit.into_inner(),
+        },
     }
 }
 
@@ -627,10 +639,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            report.origin_requests, 3,
+            report.counters.origin_requests, 3,
             "the HIT did not reach the origin"
         );
-        assert!(report.emergency.is_none());
+        assert!(report.counters.emergency_stop.is_none());
     }
 
     #[test]
@@ -646,7 +658,7 @@ mod tests {
         assert_eq!(report.results[0].attempts, 1);
         assert_eq!(report.results[0].outcome, Outcome::Failed);
         assert_eq!(report.results[1].attempts, 3);
-        assert_eq!(report.retries, 2);
+        assert_eq!(report.counters.retries, 2);
         let seen = srv.requests();
         assert_eq!(
             seen.iter()
@@ -687,7 +699,7 @@ mod tests {
         s.workers = 1;
         s.emergency_latency = Duration::from_millis(200);
         let report = run(srv.addr(), &t, &numbered(20), &s);
-        let why = report.emergency.clone().expect("stopped");
+        let why = report.counters.emergency_stop.clone().expect("stopped");
         assert!(why.contains("origin latency"), "{why}");
         assert_eq!(report.results[0].outcome, Outcome::Warmed);
         assert!(
@@ -705,8 +717,8 @@ mod tests {
         let mut s = settings();
         s.emergency_latency = Duration::from_millis(100);
         let report = run(srv.addr(), &t, &jobs(&["/a", "/b", "/c"]), &s);
-        assert!(report.emergency.is_none());
-        assert_eq!(report.origin_requests, 0);
+        assert!(report.counters.emergency_stop.is_none());
+        assert_eq!(report.counters.origin_requests, 0);
     }
 
     #[test]
@@ -717,9 +729,9 @@ mod tests {
         s.max_errors = 4;
         s.workers = 1;
         let report = run(addr, &t, &jobs(&["/a", "/b", "/c", "/d", "/e"]), &s);
-        let why = report.emergency.expect("stopped");
+        let why = report.counters.emergency_stop.expect("stopped");
         assert!(why.starts_with("4 errors"), "{why}");
-        assert_eq!(report.origin_requests, 0);
+        assert_eq!(report.counters.origin_requests, 0);
         assert!(report.results.iter().any(|r| r.outcome == Outcome::Skipped));
     }
 
@@ -733,7 +745,7 @@ mod tests {
         let started = Instant::now();
         let report = run(srv.addr(), &t, &numbered(12), &s);
         assert!(report.results.iter().all(|r| r.outcome == Outcome::Warmed));
-        assert!(report.rate_limit_waits > 0);
+        assert!(report.counters.rate_limit_waits > 0);
         // 1 saved + 5/s: 12 requests need at least 11/5 s.
         assert!(
             started.elapsed() >= Duration::from_millis(2150),
@@ -761,7 +773,7 @@ mod tests {
         );
         // Generous bound: 10 paced requests would need 9 s.
         assert!(started.elapsed() < Duration::from_secs(5));
-        assert_eq!(report.rate_limit_waits, 0);
+        assert_eq!(report.counters.rate_limit_waits, 0);
     }
 
     #[test]
@@ -779,7 +791,7 @@ mod tests {
                 .all(|r| r.outcome == Outcome::AlreadyHot)
         );
         assert_eq!(
-            report.rate_limit_waits, 0,
+            report.counters.rate_limit_waits, 0,
             "hits never wait for the origin budget"
         );
         let busiest = busiest_second(&srv.requests());

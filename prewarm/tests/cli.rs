@@ -76,7 +76,7 @@ impl Node {
     }
     fn cmd(&self, target: &str) -> Command {
         let mut cmd = okome_testkit::tool!("okome-prewarm", self.root.path());
-        cmd.env("OKOME_WARM_TARGET", target);
+        cmd.env("OKOME_PREWARM_TARGET", target);
         cmd
     }
 }
@@ -315,7 +315,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
     let read_as_combined = |node: &Node| {
         node.cmd(&target.url())
             .env(
-                "OKOME_NGINX_LOG_FORMAT",
+                "OKOME_PREWARM_LOG_FORMAT",
                 okome_accesslog::COMBINED_LOG_FORMAT,
             )
             .output()
@@ -351,3 +351,7 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
         "{output:?}"
     );
 }
+
+/// The variables were `OKOME_WARM_*` (and `OKOME_NGINX_LOG`, …) before they
+/// took the tool's name: an installed defaults file or a unit with the old
+/// names still configures the tool, and a new name wins over an old one.
