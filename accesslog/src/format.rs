@@ -711,6 +711,19 @@ impl LogFormat {
                 // Nearly always: eight bytes to compare, a short literal,
                 // nginx's default escaping.
                 Some(head) if !step.slow => u64::from_le_bytes(*head) & step.mask == step.word,
+                // Fewer than eight bytes left (the literal before a last
+                // short field, ` warm=`): the line's last eight bytes,
+                // shifted down to `at`, zero above its end.
+                None if !step.slow && at + step.len as usize <= line.len() => {
+                    match line.len().checked_sub(8).and_then(|from| line.get(from..)) {
+                        Some(tail) => {
+                            let tail = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+                            let shift = 8 * (at + 8 - line.len());
+                            (tail >> shift) & step.mask == step.word
+                        }
+                        None => self.closes_at(line, start, at, index, step),
+                    }
+                }
                 _ => self.closes_at(line, start, at, index, step),
             };
             if matched {
