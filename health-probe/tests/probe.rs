@@ -706,7 +706,11 @@ fn the_defaults_file_is_read_as_systemds_environmentfile_reads_it() {
         .unwrap();
     assert_eq!(json(&output.stdout)["checks"][0]["reason"], "body_mismatch");
     // Not UTF-8: systemd refuses the file; the probe says where, exit 2.
-    fs::write(&file, b"OKOME_HEALTH_PROBE_FALL=1\nOKOME_HEALTH_NODE=n\xff\n").unwrap();
+    fs::write(
+        &file,
+        b"OKOME_HEALTH_PROBE_FALL=1\nOKOME_HEALTH_NODE=n\xff\n",
+    )
+    .unwrap();
     node.probe(&health_url(&server))
         .assert()
         .code(2)

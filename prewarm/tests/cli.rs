@@ -355,3 +355,46 @@ fn a_log_in_another_format_is_a_warning_with_a_hint() {
 /// The variables were `OKOME_WARM_*` (and `OKOME_NGINX_LOG`, …) before they
 /// took the tool's name: an installed defaults file or a unit with the old
 /// names still configures the tool, and a new name wins over an old one.
+#[test]
+fn the_old_variable_names_still_configure_the_tool() {
+    let node = Node::new();
+    demand(
+        &node,
+        now(),
+        &[("/assets/a.js", 5), ("/static/b.css", 4), ("/", 3)],
+    );
+    let ranked = |cmd: &mut Command| {
+        let out = cmd.args(["--dry-run", "--json"]).assert().success();
+        json(&out.get_output().stdout)["plan"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // Old name in the environment (the log elsewhere, so the old log name
+    // must be honoured too for any plan at all).
+    let moved = node.path("/srv/access.log");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::copy(node.log(), &moved).unwrap();
+    std::fs::remove_file(node.log()).unwrap();
+    let old_env = ranked(
+        node.cmd("http://127.0.0.1:1")
+            .env("OKOME_WARM_TOP_N", "1")
+            .env("OKOME_NGINX_LOG", &moved),
+    );
+    assert_eq!(old_env, 1);
+    // Old name in the defaults file; the new name in the environment wins.
+    std::fs::create_dir_all(node.path("/etc/default")).unwrap();
+    std::fs::write(
+        node.path("/etc/default/okome-prewarm"),
+        format!("OKOME_WARM_TOP_N=2\nOKOME_NGINX_LOG={}\n", moved.display()),
+    )
+    .unwrap();
+    assert_eq!(ranked(&mut node.cmd("http://127.0.0.1:1")), 2);
+    assert_eq!(
+        ranked(
+            node.cmd("http://127.0.0.1:1")
+                .env("OKOME_PREWARM_TOP_N", "3")
+        ),
+        3
+    );
+}
