@@ -117,6 +117,9 @@ pub enum Check {
     },
     /// `nft list ruleset` holds our table.
     TablePresent,
+    /// `nft list ruleset` does not hold our table (after a reboot, when the
+    /// rest of the ruleset is rebuilt by its owners and cannot be compared).
+    TableAbsent,
     /// `nft list ruleset` minus our table equals the listing taken before
     /// injecting, and our table is absent.
     RulesetRestored {
@@ -154,6 +157,7 @@ impl Check {
             Check::UnitActive { unit } => format!("{unit} is active"),
             Check::UnitInactive { unit } => format!("{unit} is not active"),
             Check::TablePresent => format!("nft table {} exists", nft::TABLE),
+            Check::TableAbsent => format!("nft table {} is gone", nft::TABLE),
             Check::RulesetRestored { .. } => format!(
                 "nft ruleset without {} byte-identical to before, {} gone",
                 nft::TABLE,

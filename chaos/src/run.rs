@@ -281,6 +281,7 @@ fn experiment(
 
     // The revert is on disk before anything else happens.
     store.write_plan(&plan)?;
+    store.mark_boot(&run_id)?;
     for file in &plan.files {
         okome_common::fsutil::atomic_write(&file.path, file.contents.as_bytes(), 0o600)?;
     }
@@ -473,6 +474,13 @@ pub fn check(host: &mut dyn Host, check: &Check) -> Result<(), String> {
                 Err(format!("no table {}", nft::TABLE))
             }
         }
+        Check::TableAbsent => {
+            if nft::has_our_table(&host::ruleset(host)?) {
+                Err(format!("table {} still there", nft::TABLE))
+            } else {
+                Ok(())
+            }
+        }
         Check::RulesetRestored { before } => {
             let now = host::ruleset(host)?;
             if nft::has_our_table(&now) {
@@ -606,13 +614,31 @@ pub fn revert_one(
         let ran = host.run(step);
         journal("revert-step", ran_json(step, &ran));
     }
-    let results = settle(host, &plan.baseline, BASELINE_WITHIN);
+    // After a reboot the other tables are rebuilt by their owners (or not
+    // yet): only ours can be checked.
+    let same_boot = store.boot_marker(id).exists();
+    let baseline: Vec<Check> = plan
+        .baseline
+        .iter()
+        .map(|c| match c {
+            Check::RulesetRestored { .. } if !same_boot => Check::TableAbsent,
+            other => other.clone(),
+        })
+        .collect();
+    if !same_boot {
+        journal(
+            "rebooted",
+            json!({"note": "the node booted since the injection: the firewall is checked for our table only"}),
+        );
+    }
+    let results = settle(host, &baseline, BASELINE_WITHIN);
     journal("post-check", json!({"checks": results}));
     if let Some(failed) = first_failure(&results) {
         log::error!("run {id}: baseline not back: {failed}");
         return Ok(Reverted::Failed(failed));
     }
     store.mark_reverted(id)?;
+    let _ = std::fs::remove_file(store.boot_marker(id));
     let ran = host.run(&plan.disarm);
     journal("disarm", ran_json(&plan.disarm, &ran));
     journal("reverted", json!({"by": by}));
@@ -745,4 +771,132 @@ fn report(store: &Store, id: &str) -> Result<u8, Error> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Ran;
+    use std::net::SocketAddrV4;
+    use std::path::Path;
+
+    /// A node whose units and ruleset are plain data: commands edit them.
+    struct Fake {
+        ran: Vec<Vec<String>>,
+        redis_active: bool,
+        ruleset: String,
+    }
+
+    impl Host for Fake {
+        fn run(&mut self, argv: &[String]) -> Ran {
+            self.ran.push(argv.to_vec());
+            let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let stdout = match words.as_slice() {
+                ["systemctl", "start", "redis-server.service"] => {
+                    self.redis_active = true;
+                    String::new()
+                }
+                ["systemctl", "show", .., "redis-server.service"] => if self.redis_active {
+                    "active\n"
+                } else {
+                    "inactive\n"
+                }
+                .to_string(),
+                ["nft", "list", "ruleset"] => self.ruleset.clone(),
+                _ => String::new(),
+            };
+            Ran {
+                code: Some(0),
+                stdout,
+                stderr: String::new(),
+            }
+        }
+        fn connects(&mut self, _: SocketAddrV4, _: Duration) -> bool {
+            true
+        }
+        fn disk(&mut self, _: &Path) -> std::io::Result<(u64, u64)> {
+            Ok((0, 1))
+        }
+    }
+
+    fn stored_run(store: &Store, ruleset: &str) -> Plan {
+        store.ensure().unwrap();
+        let run_dir = store.run_dir("r1");
+        let plan = plan::build(&plan::Inputs {
+            run_id: "r1",
+            scenario: Scenario::RedisStop,
+            node: "n",
+            now: 1,
+            duration_secs: 5,
+            grace_secs: 2,
+            run_dir: &run_dir,
+            exe: Path::new("/usr/bin/okome-chaos"),
+            root: None,
+            origin: "127.0.0.2:80".parse().unwrap(),
+            loss_percent: 30,
+            cache_dir: Path::new("/c"),
+            disk_percent: 90.0,
+            fill_bytes: 0,
+            ruleset_before: ruleset,
+        });
+        store.write_plan(&plan).unwrap();
+        plan
+    }
+
+    #[test]
+    fn a_revert_runs_once_and_then_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+        };
+        stored_run(&store, "table inet f2b-table {\n}\n");
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: false,
+            ruleset: "table inet f2b-table {\n}\n".into(),
+        };
+        assert_eq!(
+            revert_one(&store, &mut host, "r1", "test").unwrap(),
+            Reverted::Now
+        );
+        assert!(host.redis_active);
+        assert!(
+            host.ran.contains(
+                &["systemctl", "start", "redis-server.service"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        // The operator stops Redis on purpose afterwards: a second revert
+        // must not start it again.
+        host.redis_active = false;
+        host.ran.clear();
+        assert_eq!(
+            revert_one(&store, &mut host, "r1", "test").unwrap(),
+            Reverted::Already
+        );
+        assert!(host.ran.is_empty(), "{:?}", host.ran);
+        assert!(!host.redis_active);
+    }
+
+    #[test]
+    fn a_foreign_change_to_the_ruleset_fails_the_revert_loudly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+        };
+        stored_run(&store, "table inet f2b-table {\n}\n");
+        // Our table left behind (a revert step that did nothing): the
+        // baseline is not back, the run stays unreverted.
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: true,
+            ruleset: "table inet okome_chaos {\n}\n".into(),
+        };
+        match revert_one(&store, &mut host, "r1", "test").unwrap() {
+            Reverted::Failed(why) => assert!(why.contains("okome_chaos"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!store.info("r1").reverted);
+    }
 }

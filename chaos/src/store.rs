@@ -16,6 +16,10 @@ use crate::plan::{PLAN_SCHEMA, Plan, valid_run_id};
 /// Default state directory.
 pub const STATE_DIR: &str = "/var/lib/okome/chaos";
 
+/// Per-boot markers (tmpfs): a run whose marker is gone was injected before
+/// the last boot.
+pub const BOOT_DIR: &str = "/run/okome-chaos";
+
 /// The runs' directory.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -84,9 +88,11 @@ impl Store {
             map.insert("ts".into(), json!(now_ms()));
             map.insert("event".into(), json!(event));
         }
+        use std::os::unix::fs::OpenOptionsExt;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.run_dir(id).join("journal.jsonl"))?;
         let mut line = serde_json::to_vec(&fields).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -101,6 +107,21 @@ impl Store {
             .lines()
             .filter_map(|line| serde_json::from_str(line).ok())
             .collect())
+    }
+
+    /// The file under /run (tmpfs) that says "injected during this boot".
+    pub fn boot_marker(&self, id: &str) -> PathBuf {
+        rooted(BOOT_DIR).join(id)
+    }
+
+    /// Create [`Self::boot_marker`].
+    pub fn mark_boot(&self, id: &str) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(rooted(BOOT_DIR))?;
+        fs::write(self.boot_marker(id), b"")
     }
 
     /// Mark a run reverted (durably).

@@ -20,6 +20,7 @@
 
 mod assets;
 pub mod booted;
+mod booted_chaos;
 mod booted_suite;
 mod chroot;
 mod deb;
@@ -60,6 +61,11 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         // An operator's tool (workstation or Pi with a card reader): no timer.
         package: "okome-golden-image",
+        timer: false,
+    },
+    Tool {
+        // Run by an operator; its only unit is okome-chaos-recover.service.
+        package: "okome-chaos",
         timer: false,
     },
 ];
@@ -149,6 +155,7 @@ struct Options {
     test: bool,
     parser_tests: bool,
     booted: bool,
+    booted_chaos: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -166,6 +173,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--test" => options.test = true,
             "--parser-tests" => options.parser_tests = true,
             "--booted" => options.booted = true,
+            "--booted-chaos" => options.booted_chaos = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
@@ -206,6 +214,17 @@ pub fn main(args: &[String]) -> Result {
             );
         }
         return test_suite();
+    }
+    if options.booted_chaos {
+        // okome-chaos alone, on a booted systemd (booted_chaos.rs).
+        let chaos: Vec<Tool> = TOOLS
+            .iter()
+            .filter(|t| t.package == "okome-chaos")
+            .copied()
+            .collect();
+        let dist = build_and_package(&chaos, &amd64_targets(), "1")?;
+        deps::ensure_apt(&["systemd-container", "debootstrap"])?;
+        return booted_chaos::run(&dist);
     }
     if options.booted {
         if !options.arches.is_empty()
@@ -289,6 +308,12 @@ fn run_booted(dist: &Dist) -> Result {
     booted_suite::run(dist)?;
     eprintln!(
         "xtask dist: booted suite passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    booted_chaos::run(dist)?;
+    eprintln!(
+        "xtask dist: booted chaos suite passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
