@@ -107,8 +107,7 @@ fn ask_peer(
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last_err = stderr
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
         .to_string();

@@ -240,12 +240,11 @@ impl FsUse {
 fn worst(levels: &[Level]) -> Level {
     let mut out = Level::Pass;
     for level in levels {
-        match (&out, level) {
-            (_, Level::Fail(s)) => match out {
+        if let Level::Fail(s) = level {
+            match out {
                 Level::Fail(t) if t >= *s => {}
                 _ => out = Level::Fail(*s),
-            },
-            _ => {}
+            }
         }
     }
     out
