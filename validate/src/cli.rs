@@ -169,12 +169,25 @@ Checks:
     );
     for check in CATALOGUE {
         text.push_str(&format!(
-            "  {:<31} {:<4} {}: {}\n",
+            "  {:<31} {:<4} {}\n",
             check.id,
             check.severity.word(),
-            check.incident,
-            check.what
+            check.incident
         ));
+        // Wrapped here with a hanging indent: clap's own wrapping would
+        // start continuation lines at column 0.
+        let mut line = String::from("      ");
+        for word in check.what.split(' ') {
+            if line.len() + word.len() + 1 > 78 && !line.trim().is_empty() {
+                text.push_str(line.trim_end());
+                text.push('\n');
+                line = String::from("      ");
+            }
+            line.push_str(word);
+            line.push(' ');
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
     }
     text.push_str(
         "
@@ -556,6 +569,33 @@ mod tests {
     #[test]
     fn command_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn help_names_every_check_and_exit_code_within_80_columns() {
+        let help = command().render_long_help().to_string();
+        for check in CATALOGUE {
+            assert!(
+                help.contains(&format!(
+                    "  {:<31} {:<4} {}",
+                    check.id,
+                    check.severity.word(),
+                    check.incident
+                )),
+                "{}",
+                check.id
+            );
+        }
+        for code in [
+            "0  every check passed",
+            "1  a warn or crit",
+            "2  usage",
+            "3  internal",
+            "3 UNKNOWN",
+        ] {
+            assert!(help.contains(code), "{code}");
+        }
+        assert!(help.lines().all(|l| l.chars().count() <= 80), "{help}");
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub const TOOLS: &[Tool] = &[
         package: "okome-golden-image",
         timer: false,
     },
+    Tool {
+        // Every 5 min: this node's checks as a textfile; by hand, --cluster.
+        package: "okome-validate",
+        timer: true,
+    },
 ];
 
 /// One build target and what Debian calls it.
