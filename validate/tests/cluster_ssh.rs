@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::sshd::Sshd;
 use common::*;
 use okome_lab::lab::Lab;
 use okome_lab::render::LAB_PUBLIC_NAME;
+use okome_lab::sshd::Sshd;
 
 struct Cluster {
     lab: Lab,

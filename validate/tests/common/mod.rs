@@ -15,8 +15,6 @@ use std::process::Command;
 use okome_lab::lab::Lab;
 use okome_lab::render::{LAB_PUBLIC_NAME, LAB_REDIS_EDGE_PASSWORD, LAB_REDIS_OPERATOR_PASSWORD};
 
-pub mod sshd;
-
 /// The okome-validate binary cargo built for this test.
 pub const VALIDATE: &str = env!("CARGO_BIN_EXE_okome-validate");
 

@@ -1,15 +1,16 @@
-//! A real OpenSSH sshd on 127.0.0.1 for the `--cluster` tests: its own host
-//! key, one client key in its authorized_keys, a known_hosts naming it, so
-//! okome-validate's ssh runs with BatchMode and strict host-key checking
-//! exactly as an operator's would. Stopped by PID (its guard) with the test.
+//! A real OpenSSH sshd on 127.0.0.1 (okome-validate's `--cluster` tests and
+//! bench): its own host key, one client key in its authorized_keys, a
+//! known_hosts naming it, so a client runs with BatchMode and strict host-key
+//! checking exactly as an operator's would. Stopped by PID (its guard) with
+//! the test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use okome_lab::net::free_port;
-use okome_lab::process::ProcessGuard;
+use crate::net::free_port;
+use crate::process::ProcessGuard;
 
 /// A running sshd and the client files that reach it.
 #[derive(Debug)]
