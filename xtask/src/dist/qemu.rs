@@ -239,7 +239,13 @@ fn job(binary: &Binary, qemu: &str, host: &Binary, health_url: &str) -> Result {
         // Two checks that read only the (throwaway) root: the disk of / and
         // the Pi-power check, skipped without vcgencmd; values vary, verdicts not.
         "okome-validate" => (
-            strings(&["--json", "--only", "node.disk,node.throttle", "--self", "qemu"]),
+            strings(&[
+                "--json",
+                "--only",
+                "node.disk,node.throttle",
+                "--self",
+                "qemu",
+            ]),
             &["observed", "elapsed_ms", "generated_at"],
         ),
         other => {
