@@ -7,6 +7,7 @@ mod golden_image;
 mod health_probe;
 mod hit_ratio;
 mod prewarm;
+mod validate;
 
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -15,7 +16,7 @@ use crate::Result;
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
         return Err(
-            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image>".into(),
+            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image|validate>".into(),
         );
     };
     match tool.as_str() {
@@ -24,6 +25,7 @@ pub fn main(args: &[String]) -> Result {
         "prewarm" => prewarm::main(rest),
         "budgets" => budgets::main(rest),
         "golden-image" => golden_image::main(rest),
+        "validate" => validate::main(rest),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }
