@@ -38,10 +38,10 @@ fn copy_tree(from: &Path, to: &Path) {
     );
 }
 
-fn conf(cluster: &Cluster, backend_dest: &str) -> String {
+fn conf(cluster: &Cluster, backend_dest: &str, extra: &str) -> String {
     let dest = cluster.sshd.dest();
     format!(
-        "public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\n\
+        "{extra}public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\n\
          node frontend-a frontend 127.0.0.1 ssh={dest} header={NODE}\n\
          node frontend-b frontend 127.0.0.1 ssh={dest} header={NODE}\n\
          node backend backend 127.0.0.1 ssh={backend_dest}\n",
@@ -66,7 +66,12 @@ impl Cluster {
     }
 
     fn write_conf(&self, backend_dest: &str) {
-        let text = conf(self, backend_dest);
+        self.write_conf_with(backend_dest, "");
+    }
+
+    /// The cluster file with `extra` lines first (a `vip`).
+    fn write_conf_with(&self, backend_dest: &str, extra: &str) {
+        let text = conf(self, backend_dest, extra);
         for root in [self.lab.root.dir(), self.root_b.path()] {
             fs::write(root.join("etc/okome/cluster.conf"), &text).unwrap();
         }
@@ -258,4 +263,43 @@ fn a_peer_that_never_answers_costs_the_deadline_once() {
         "{observed}"
     );
     drop(hung);
+}
+
+/// Both "frontends" run on this one machine, so both see the same `ip addr`:
+/// a VIP of 127.0.0.1 is held by both (the split brain the real cluster shows
+/// when VRRP between the Pis is cut); an address no interface has is held
+/// by none. Either way exactly `cluster.vip-holder` is red, and the check
+/// that depends on it says why it did not run.
+#[test]
+fn vip_held_by_both_or_by_none_is_critical() {
+    let cluster = Cluster::start();
+    for (vip, observed) in [
+        ("127.0.0.1", "held by frontend-a and frontend-b"),
+        ("127.0.0.77", "no frontend holds the VIP"),
+    ] {
+        cluster.write_conf_with(&cluster.sshd.dest(), &format!("vip {vip}\n"));
+        let (code, doc) = run_json(&mut cluster.validate(&[]));
+        assert_eq!(
+            red(&doc),
+            set(&[r("cluster", "cluster.vip-holder", "crit", "INCIDENT 3")]),
+            "{doc:#}"
+        );
+        assert_eq!(code, 1);
+        let cluster_checks = doc["cluster"].as_array().unwrap();
+        let holder = cluster_checks
+            .iter()
+            .find(|c| c["id"] == "cluster.vip-holder")
+            .unwrap();
+        assert_eq!(holder["observed"], observed);
+        let response = cluster_checks
+            .iter()
+            .find(|c| c["id"] == "cluster.vip-response")
+            .unwrap();
+        assert_eq!(response["status"], "not_run", "{response}");
+        // Each frontend reported what it saw.
+        let held = vip == "127.0.0.1";
+        for node in &doc["nodes"].as_array().unwrap()[..2] {
+            assert_eq!(node["facts"]["holds_vip"], held, "{node:#}");
+        }
+    }
 }
