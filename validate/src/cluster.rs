@@ -382,6 +382,32 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
         };
         out.push(finding);
     }
+    if selected("cluster.standby-warm") && config.conf.vip.is_some() {
+        let finding = match &holder_ok {
+            Some(Some(holder)) => {
+                let standbys: Vec<(String, Option<judge::Warmth>)> = frontends
+                    .iter()
+                    .filter(|r| reachable(r) && &r.name != holder)
+                    .map(|r| (r.name.clone(), r.facts.warmth.clone()))
+                    .collect();
+                cluster_finding(
+                    config,
+                    "cluster.standby-warm",
+                    judge::judge_standby_warm(&standbys),
+                )
+            }
+            _ => Finding {
+                id: "cluster.standby-warm",
+                node: "cluster".into(),
+                status: Status::NotRun("cluster.vip-holder did not pass".into()),
+                observed: "cluster.vip-holder did not pass".into(),
+                expected: String::new(),
+                attempts: 0,
+                elapsed: Duration::ZERO,
+            },
+        };
+        out.push(finding);
+    }
     if selected("cluster.drift") {
         let prints: Vec<(String, BTreeMap<String, String>)> = frontends
             .iter()

@@ -759,10 +759,127 @@ pub fn judge_drift(per_node: &[(String, BTreeMap<String, String>)]) -> Verdict {
     }
 }
 
+/// How much of the published prewarm plan one frontend's cache holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Warmth {
+    /// Who published the plan.
+    pub plan_node: String,
+    /// Paths in the plan (the top ones checked).
+    pub total: usize,
+    /// Of those, how many have a cache file.
+    pub cached: usize,
+    /// The first few missing paths.
+    pub missing: Vec<String>,
+}
+
+/// The paths of `plan` that none of `keys` (nginx cache keys,
+/// `okome$request_uri`, a canary suffix allowed) holds.
+pub fn plan_coverage(plan_node: &str, plan: &[String], keys: &[String]) -> Warmth {
+    let mut missing = Vec::new();
+    let mut cached = 0;
+    for path in plan {
+        let key = format!("okome{path}");
+        if keys.iter().any(|k| {
+            k == &key || k.starts_with(&format!("{key}|")) || k.starts_with(&format!("{key}:"))
+        }) {
+            cached += 1;
+        } else {
+            missing.push(path.clone());
+        }
+    }
+    missing.truncate(5);
+    Warmth {
+        plan_node: plan_node.to_string(),
+        total: plan.len(),
+        cached,
+        missing,
+    }
+}
+
+/// Each standby (a frontend that does not hold the VIP) must hold ≥ 90 %
+/// of the plan in its cache, or the next failover starts cold: a miss storm.
+pub fn judge_standby_warm(standbys: &[(String, Option<Warmth>)]) -> Verdict {
+    let expected = "each standby caches ≥ 90 % of the holder's plan";
+    if standbys.is_empty() {
+        return Verdict::new(
+            Level::Skip("no standby frontend answered".into()),
+            "-",
+            expected,
+        );
+    }
+    if standbys
+        .iter()
+        .all(|(_, w)| w.as_ref().is_none_or(|w| w.total == 0))
+    {
+        return Verdict::new(
+            Level::Skip("no published prewarm plan".into()),
+            "-",
+            expected,
+        );
+    }
+    let mut parts = Vec::new();
+    let mut cold = false;
+    for (name, warmth) in standbys {
+        match warmth {
+            Some(w) if w.total > 0 => {
+                let good = w.cached * 10 >= w.total * 9;
+                cold |= !good;
+                let mut part = format!("{name} {}/{} of {}'s plan", w.cached, w.total, w.plan_node);
+                if !good && !w.missing.is_empty() {
+                    part.push_str(&format!(" (missing {})", w.missing.join(" ")));
+                }
+                parts.push(part);
+            }
+            _ => {
+                cold = true;
+                parts.push(format!("{name}: plan not readable"));
+            }
+        }
+    }
+    let level = if cold {
+        Level::Fail(Severity::Warn)
+    } else {
+        Level::Pass
+    };
+    Verdict::new(level, parts.join("; "), expected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use Severity::{Crit, Info, Warn};
+
+    #[test]
+    fn standby_warmth_against_the_plan() {
+        let plan: Vec<String> = (0..10).map(|i| format!("/p{i}")).collect();
+        let keys: Vec<String> = (0..9).map(|i| format!("okome/p{i}")).collect();
+        let w = plan_coverage("frontend-a", &plan, &keys);
+        assert_eq!(
+            (w.total, w.cached, w.missing.clone()),
+            (10, 9, vec!["/p9".to_string()])
+        );
+        assert_eq!(
+            level(judge_standby_warm(&[("b".into(), Some(w.clone()))])),
+            Level::Pass
+        );
+        let cold = plan_coverage("frontend-a", &plan, &keys[..5]);
+        let v = judge_standby_warm(&[("b".into(), Some(cold))]);
+        assert_eq!(v.level, Level::Fail(Warn));
+        assert!(
+            v.observed
+                .contains("b 5/10 of frontend-a's plan (missing /p5"),
+            "{}",
+            v.observed
+        );
+        assert!(matches!(level(judge_standby_warm(&[])), Level::Skip(_)));
+        assert!(matches!(
+            level(judge_standby_warm(&[("b".into(), None)])),
+            Level::Skip(_)
+        ));
+        // "/p1" must not be satisfied by "okome/p10".
+        let w = plan_coverage("a", &["/p1".to_string()], &["okome/p10".to_string()]);
+        assert_eq!(w.cached, 0);
+    }
 
     fn level(v: Verdict) -> Level {
         v.level

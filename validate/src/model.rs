@@ -471,6 +471,17 @@ pub const CATALOGUE: &[CheckDef] = &[
         what: "a request through the VIP, from every frontend, names the holder in X-OKOME-Node",
     },
     CheckDef {
+        id: "cluster.standby-warm",
+        group: Group::Cluster,
+        severity: Severity::Warn,
+        applies: Applies::Cluster,
+        depends: &["cluster.vip-holder"],
+        deadline: ms(0),
+        retries: 0,
+        incident: incident::MISS_STORM,
+        what: "every standby's nginx cache holds ≥ 90 % of the holder's published prewarm plan",
+    },
+    CheckDef {
         id: "cluster.drift",
         group: Group::Cluster,
         severity: Severity::Warn,

@@ -547,3 +547,72 @@ pub fn fingerprints(config: &Config, deadline: Duration) -> BTreeMap<String, Str
     }
     prints
 }
+
+/// Plan paths checked against the standby's cache (the plan's best ones).
+const PLAN_TOP: usize = 20;
+
+/// The published prewarm plan (Redis `okome:prewarm:plan`, read as the
+/// tools' user) against this node's nginx cache keys; `None` without a
+/// Redis URL, a plan or a cache dir.
+pub fn warmth(config: &Config, deadline: Duration) -> Option<judge::Warmth> {
+    let url = config.redis_url.as_ref()?;
+    let mut conn = redis_conn(url, deadline).ok()?;
+    let plan: Option<String> = redis::cmd("GET")
+        .arg("okome:prewarm:plan")
+        .query(&mut conn)
+        .ok()?;
+    let plan: serde_json::Value = serde_json::from_str(&plan?).ok()?;
+    let node = plan["node"].as_str().unwrap_or("?").to_string();
+    let paths: Vec<String> = plan["paths"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .take(PLAN_TOP)
+        .collect();
+    let site = std::fs::read_to_string(&config.site_conf).ok()?;
+    let (dir, _) = judge::parse_proxy_cache_path(&site)?;
+    let dir = PathBuf::from(dir);
+    let dir = if dir.exists() {
+        dir
+    } else {
+        rooted(config, &dir.display().to_string())
+    };
+    let keys = cache_keys(&dir, Instant::now() + deadline);
+    Some(judge::plan_coverage(&node, &paths, &keys))
+}
+
+/// The `KEY:` line of every nginx cache file under `dir` (each file's head only).
+fn cache_keys(dir: &Path, until: Instant) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if Instant::now() > until {
+                return keys;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let mut head = [0u8; 2048];
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let Ok(n) = file.read(&mut head) else {
+                continue;
+            };
+            let head = &head[..n];
+            let marker = b"\nKEY: ";
+            if let Some(at) = head.windows(marker.len()).position(|w| w == marker) {
+                let rest = &head[at + marker.len()..];
+                let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+                keys.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+    }
+    keys
+}

@@ -148,6 +148,12 @@ pub fn to_json(report: &Report) -> Value {
                         Some(Err(e)) => json!({"error": e}),
                     },
                     "fingerprints": n.facts.fingerprints,
+                    "warmth": n.facts.warmth.as_ref().map(|w| json!({
+                        "plan_node": w.plan_node,
+                        "total": w.total,
+                        "cached": w.cached,
+                        "missing": w.missing,
+                    })),
                 },
                 "checks": n.findings.iter().map(finding_json).collect::<Vec<_>>(),
             })
@@ -237,6 +243,17 @@ pub fn node_from_json(text: &str) -> Result<NodeReport, String> {
                     .collect()
             })
             .unwrap_or_default(),
+        warmth: f["warmth"].as_object().map(|w| crate::judge::Warmth {
+            plan_node: w["plan_node"].as_str().unwrap_or("").to_string(),
+            total: w["total"].as_u64().unwrap_or(0) as usize,
+            cached: w["cached"].as_u64().unwrap_or(0) as usize,
+            missing: w["missing"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect(),
+        }),
     };
     Ok(NodeReport {
         name,
@@ -498,6 +515,12 @@ mod tests {
                     vip_answer: Some(Ok("frontend-a".into())),
                     fingerprints: [("package okome-frontend".to_string(), "0.1.0".to_string())]
                         .into(),
+                    warmth: Some(crate::judge::Warmth {
+                        plan_node: "frontend-b".into(),
+                        total: 3,
+                        cached: 2,
+                        missing: vec!["/x".into()],
+                    }),
                 },
             }],
             cluster: vec![],

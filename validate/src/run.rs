@@ -21,6 +21,8 @@ pub struct Facts {
     pub vip_answer: Option<Result<String, String>>,
     /// Package versions and config checksums (frontends).
     pub fingerprints: BTreeMap<String, String>,
+    /// How much of the published prewarm plan this node's cache holds.
+    pub warmth: Option<judge::Warmth>,
 }
 
 /// One node's results.
@@ -316,5 +318,6 @@ pub fn facts(config: &Config, role: Role) -> Facts {
         );
     }
     facts.fingerprints = probe::fingerprints(config, deadline);
+    facts.warmth = probe::warmth(config, deadline);
     facts
 }

@@ -303,3 +303,45 @@ fn vip_held_by_both_or_by_none_is_critical() {
         }
     }
 }
+
+/// Each frontend reports how much of the plan the holder published in Redis
+/// (through okome-prewarm's own publish) its nginx cache holds, read from
+/// the real cache files: `/` was fetched, `/assets/app.js` not yet, then is.
+#[test]
+fn frontends_report_how_much_of_the_published_plan_they_cache() {
+    use okome_prewarm::plan_store::{RedisUrl, SharedPlan, publish};
+    let cluster = Cluster::start();
+    let (edge, _) = redis_urls(&cluster.lab);
+    let url: RedisUrl = edge.parse().unwrap();
+    let plan = SharedPlan {
+        version: 1,
+        node: "frontend-a".into(),
+        generated: 0,
+        strategy: "selective".into(),
+        paths: vec!["/".into(), "/assets/app.js".into()],
+    };
+    publish(
+        &url,
+        "okome:prewarm:plan",
+        &plan,
+        300,
+        std::time::Duration::from_secs(2),
+    )
+    .unwrap();
+    let warmth = |doc: &serde_json::Value| doc["nodes"][1]["facts"]["warmth"].clone();
+    let (_, doc) = run_json(&mut cluster.validate(&[]));
+    let w = warmth(&doc);
+    assert_eq!(
+        (
+            w["plan_node"].as_str(),
+            w["total"].as_u64(),
+            w["cached"].as_u64()
+        ),
+        (Some("frontend-a"), Some(2), Some(1)),
+        "{w}"
+    );
+    assert_eq!(w["missing"], serde_json::json!(["/assets/app.js"]));
+    assert_eq!(cluster.lab.get("/assets/app.js").status, 200);
+    let (_, doc) = run_json(&mut cluster.validate(&[]));
+    assert_eq!(warmth(&doc)["cached"], 2, "{doc:#}");
+}
