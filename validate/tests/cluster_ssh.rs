@@ -237,6 +237,17 @@ fn ssh_refused_is_one_critical_and_the_peers_checks_not_run() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // --node leaves the unreachable one out: the frontends alone are green.
+    let (code, doc) =
+        run_json(&mut cluster.validate(&["--node", "frontend-a", "--node", "frontend-b"]));
+    let names: Vec<&str> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["frontend-a", "frontend-b"]);
+    assert_eq!((code, red(&doc)), (0, BTreeSet::new()), "{doc:#}");
 }
 
 #[test]
