@@ -7,6 +7,7 @@ mod contain;
 mod deps;
 mod dist;
 mod lab;
+mod lab_quick;
 mod test;
 
 use std::process::ExitCode;
@@ -19,7 +20,9 @@ usage: cargo xtask <verb> [args]
 
 verbs:
   test              install what the tests need, then run every test (README's test command)
-  lab [--keep]      bring up the loopback lab and show the cache layer at work (README's main job)
+  lab               bring up the cluster lab (booted Debian nodes, the real packages, a VIP)
+                    and tour it, each line a check (README's main job); --frontends N (2-5);
+                    --quick [--keep]: the loopback lab (one nginx, redis, a stub; seconds)
   bench <tool>      benchmark a tool against what an operator would otherwise use
                     (tools: hit-ratio, health-probe, prewarm, budgets, golden-image)
   dist              build static armv7/aarch64 binaries and the .deb packages
