@@ -700,6 +700,10 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member], _trees: &Trees)
         }
         Role::Client => {}
     }
+    // Its own name: the tree's /etc/hostname (the build host's) would win
+    // over nspawn's --hostname, and every node would publish, log and be
+    // checked under one name.
+    write(rootfs, "/etc/hostname", &format!("{}\n", me.name))?;
     Ok(())
 }
 

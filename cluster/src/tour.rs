@@ -25,8 +25,14 @@ use crate::Result;
 use crate::cluster::{Cluster, STUB_UNIT, wait_for};
 
 /// The hot paths the client asks for several times: what the holder's
-/// prewarm ranks and publishes.
-pub const HOT: &[&str] = &["/ui/home", "/ui/menu", "/ui/orders", "/static/app.js"];
+/// prewarm ranks and publishes (prewarm warms only /assets/, /static/ and
+/// /ui-schema/: pathsafe::SAFE_PREFIXES).
+pub const HOT: &[&str] = &[
+    "/ui-schema/home",
+    "/ui-schema/menu",
+    "/assets/app.js",
+    "/static/app.js",
+];
 /// Primed before the hang, expired during it: shows STALE.
 const STALE_PATH: &str = "/static/app.css?max_age=1";
 /// How long a failover may take before the check fails (the bench

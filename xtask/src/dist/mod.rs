@@ -149,6 +149,7 @@ struct Options {
     test: bool,
     parser_tests: bool,
     booted: bool,
+    cluster: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -166,6 +167,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--test" => options.test = true,
             "--parser-tests" => options.parser_tests = true,
             "--booted" => options.booted = true,
+            "--cluster" => options.cluster = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
@@ -173,7 +175,8 @@ fn parse(args: &[String]) -> Result<Options> {
                      the packaging checks of `cargo xtask test` (--test --arch amd64: \
                      without the ARM builds); or --parser-tests \
                      [--arch armhf|arm64]: okome-common's unit tests under qemu; \
-                     or --booted alone: the amd64 packages on a booted systemd)"
+                     or --booted alone: the amd64 packages on a booted systemd; \
+                     or --cluster alone: the cluster lab's end-to-end tests)"
                 )
                 .into());
             }
@@ -206,6 +209,12 @@ pub fn main(args: &[String]) -> Result {
             );
         }
         return test_suite();
+    }
+    if options.cluster {
+        if options.booted || !options.arches.is_empty() || !options.tools.is_empty() {
+            return Err("--cluster builds every amd64 package: it takes no other flag".into());
+        }
+        return cluster_suite(&amd64_debs()?);
     }
     if options.booted {
         if !options.arches.is_empty()
