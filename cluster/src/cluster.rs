@@ -128,9 +128,13 @@ impl Node {
     pub fn try_sh(&self, script: &str) -> Result<std::process::Output> {
         self.booted()?.try_sh(script)
     }
-    /// Whether `script` exits 0 on the node.
+    /// Whether `script` exits 0 on the node (not echoed: for polling).
     pub fn succeeds(&self, script: &str) -> Result<bool> {
-        Ok(self.try_sh(script)?.status.success())
+        Ok(self
+            .booted()?
+            .try_command(&["sh", "-ec", script])?
+            .status
+            .success())
     }
     /// `systemctl ARGS…`.
     pub fn systemctl(&self, args: &[&str]) -> Result<String> {
