@@ -4,10 +4,11 @@
 //!
 //! ssh runs with `BatchMode=yes` (never a password prompt at 3 a.m.),
 //! `ConnectTimeout`, and `ControlMaster=auto` with a per-run control
-//! directory so each peer costs one TCP+SSH handshake however many commands
-//! a later version sends. A peer that does not answer by the deadline is
-//! killed (by the PID of the ssh we started) and reported once: node.ssh
-//! CRITICAL, every check it would have run NOT_RUN "node unreachable".
+//! directory: one connection per peer, which ends with its session (no
+//! ControlPersist: no master outlives the run, nothing to close after). A
+//! peer that does not answer by the deadline is killed (by the PID of the
+//! ssh we started) and reported once: node.ssh CRITICAL, every check it
+//! would have run NOT_RUN "node unreachable".
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -33,8 +34,6 @@ pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> 
         "ControlMaster=auto",
         "-o",
         &format!("ControlPath={}/%C", control_dir.display()),
-        "-o",
-        "ControlPersist=10",
         "-o",
         "ServerAliveInterval=2",
         "-o",
@@ -269,7 +268,6 @@ pub fn run_cluster(config: &Config) -> Report {
                 ),
             });
         }
-        close_masters(config, &nodes, &control);
         let _ = std::fs::remove_dir_all(&control);
         let cluster = invariants(config, &reports);
         Report {
@@ -278,20 +276,6 @@ pub fn run_cluster(config: &Config) -> Report {
             cluster,
         }
     })
-}
-
-/// `ssh -O exit` for each peer: the multiplexing masters (ControlPersist)
-/// end with this run instead of lingering.
-fn close_masters(config: &Config, nodes: &[&Node], control: &std::path::Path) {
-    for node in nodes.iter().filter(|n| n.name != config.self_name) {
-        let socket_dir = format!("ControlPath={}/%C", control.display());
-        let _ = Command::new(&config.programs.ssh)
-            .args(["-o", &socket_dir, "-O", "exit", node.ssh_dest()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -390,10 +374,14 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
                     .filter(|r| reachable(r) && &r.name != holder)
                     .map(|r| (r.name.clone(), r.facts.warmth.clone()))
                     .collect();
+                let holder_warmth = frontends
+                    .iter()
+                    .find(|r| &r.name == holder)
+                    .and_then(|r| r.facts.warmth.as_ref());
                 cluster_finding(
                     config,
                     "cluster.standby-warm",
-                    judge::judge_standby_warm(&standbys),
+                    judge::judge_standby_warm(holder_warmth, &standbys),
                 )
             }
             _ => Finding {

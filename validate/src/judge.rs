@@ -725,6 +725,26 @@ pub fn judge_vip_response(holder: &str, seen: &[(String, Result<String, String>)
     }
 }
 
+/// A config file with this node's own identity (its name, its
+/// `X-OKOME-Node`, its address) replaced by placeholders, longest first, so
+/// two frontends' files compare equal when they differ only where each must
+/// name itself; a file naming the OTHER node (copied across) still differs.
+pub fn without_identity(text: &[u8], identity: &[(&str, &str)]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return text.to_vec();
+    };
+    let mut pairs: Vec<&(&str, &str)> = identity
+        .iter()
+        .filter(|(from, _)| !from.is_empty())
+        .collect();
+    pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        out = out.replace(from, to);
+    }
+    out.into_bytes()
+}
+
 /// Fingerprints (`key → value`, e.g. package → version, file → sha256) per
 /// node: every key must have one value across nodes; the minority is named.
 pub fn judge_drift(per_node: &[(String, BTreeMap<String, String>)]) -> Verdict {
@@ -759,47 +779,46 @@ pub fn judge_drift(per_node: &[(String, BTreeMap<String, String>)]) -> Verdict {
     }
 }
 
-/// How much of the published prewarm plan one frontend's cache holds.
+/// Which paths of the published prewarm plan one frontend's cache holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Warmth {
     /// Who published the plan.
     pub plan_node: String,
-    /// Paths in the plan (the top ones checked).
-    pub total: usize,
-    /// Of those, how many have a cache file.
-    pub cached: usize,
-    /// The first few missing paths.
-    pub missing: Vec<String>,
+    /// The plan's paths checked (its best ones).
+    pub plan: Vec<String>,
+    /// Those this node has a cache file for.
+    pub cached: Vec<String>,
 }
 
-/// The paths of `plan` that none of `keys` (nginx cache keys,
+/// The paths of `plan` that one of `keys` (nginx cache keys,
 /// `okome$request_uri`, a canary suffix allowed) holds.
 pub fn plan_coverage(plan_node: &str, plan: &[String], keys: &[String]) -> Warmth {
-    let mut missing = Vec::new();
-    let mut cached = 0;
-    for path in plan {
-        let key = format!("okome{path}");
-        if keys.iter().any(|k| {
-            k == &key || k.starts_with(&format!("{key}|")) || k.starts_with(&format!("{key}:"))
-        }) {
-            cached += 1;
-        } else {
-            missing.push(path.clone());
-        }
-    }
-    missing.truncate(5);
+    let cached = plan
+        .iter()
+        .filter(|path| {
+            let key = format!("okome{path}");
+            keys.iter().any(|k| {
+                k == &key || k.starts_with(&format!("{key}|")) || k.starts_with(&format!("{key}:"))
+            })
+        })
+        .cloned()
+        .collect();
     Warmth {
         plan_node: plan_node.to_string(),
-        total: plan.len(),
+        plan: plan.to_vec(),
         cached,
-        missing,
     }
 }
 
-/// Each standby (a frontend that does not hold the VIP) must hold ≥ 90 %
-/// of the plan in its cache, or the next failover starts cold: a miss storm.
-pub fn judge_standby_warm(standbys: &[(String, Option<Warmth>)]) -> Verdict {
-    let expected = "each standby caches ≥ 90 % of the holder's plan";
+/// Each standby (a frontend that does not hold the VIP) must cache ≥ 90 %
+/// of the plan paths the holder itself has cached (a path the holder does
+/// not cache, `/health` say, is not cacheable and does not count), or the
+/// next failover starts cold: a miss storm.
+pub fn judge_standby_warm(
+    holder: Option<&Warmth>,
+    standbys: &[(String, Option<Warmth>)],
+) -> Verdict {
+    let expected = "each standby caches ≥ 90 % of what the holder caches of its plan";
     if standbys.is_empty() {
         return Verdict::new(
             Level::Skip("no standby frontend answered".into()),
@@ -807,34 +826,47 @@ pub fn judge_standby_warm(standbys: &[(String, Option<Warmth>)]) -> Verdict {
             expected,
         );
     }
-    if standbys
-        .iter()
-        .all(|(_, w)| w.as_ref().is_none_or(|w| w.total == 0))
-    {
+    let Some(holder) = holder.filter(|h| !h.cached.is_empty()) else {
         return Verdict::new(
-            Level::Skip("no published prewarm plan".into()),
+            Level::Skip("no published prewarm plan the holder caches".into()),
             "-",
             expected,
         );
-    }
+    };
     let mut parts = Vec::new();
     let mut cold = false;
     for (name, warmth) in standbys {
-        match warmth {
-            Some(w) if w.total > 0 => {
-                let good = w.cached * 10 >= w.total * 9;
-                cold |= !good;
-                let mut part = format!("{name} {}/{} of {}'s plan", w.cached, w.total, w.plan_node);
-                if !good && !w.missing.is_empty() {
-                    part.push_str(&format!(" (missing {})", w.missing.join(" ")));
-                }
-                parts.push(part);
-            }
-            _ => {
-                cold = true;
-                parts.push(format!("{name}: plan not readable"));
-            }
+        let have: Vec<&String> = warmth
+            .as_ref()
+            .map(|w| {
+                holder
+                    .cached
+                    .iter()
+                    .filter(|p| w.cached.contains(p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let total = holder.cached.len();
+        let good = warmth.is_some() && have.len() * 10 >= total * 9;
+        cold |= !good;
+        let mut part = format!(
+            "{name} {}/{total} of {}'s plan",
+            have.len(),
+            holder.plan_node
+        );
+        if warmth.is_none() {
+            part = format!("{name}: plan not readable");
+        } else if !good {
+            let missing: Vec<&str> = holder
+                .cached
+                .iter()
+                .filter(|p| !have.contains(p))
+                .take(5)
+                .map(String::as_str)
+                .collect();
+            part.push_str(&format!(" (missing {})", missing.join(" ")));
         }
+        parts.push(part);
     }
     let level = if cold {
         Level::Fail(Severity::Warn)
@@ -849,21 +881,28 @@ mod tests {
     use super::*;
     use Severity::{Crit, Info, Warn};
 
+    fn level(v: Verdict) -> Level {
+        v.level
+    }
+
     #[test]
     fn standby_warmth_against_the_plan() {
-        let plan: Vec<String> = (0..10).map(|i| format!("/p{i}")).collect();
-        let keys: Vec<String> = (0..9).map(|i| format!("okome/p{i}")).collect();
-        let w = plan_coverage("frontend-a", &plan, &keys);
+        let plan: Vec<String> = (0..11).map(|i| format!("/p{i}")).collect();
+        let keys = |n: usize| (0..n).map(|i| format!("okome/p{i}")).collect::<Vec<_>>();
+        // The holder caches ten of the eleven (/p10 is not cacheable).
+        let holder = plan_coverage("frontend-a", &plan, &keys(10));
+        assert_eq!(holder.cached.len(), 10);
+        let standby = |n| {
+            (
+                "b".to_string(),
+                Some(plan_coverage("frontend-a", &plan, &keys(n))),
+            )
+        };
         assert_eq!(
-            (w.total, w.cached, w.missing.clone()),
-            (10, 9, vec!["/p9".to_string()])
-        );
-        assert_eq!(
-            level(judge_standby_warm(&[("b".into(), Some(w.clone()))])),
+            level(judge_standby_warm(Some(&holder), &[standby(9)])),
             Level::Pass
         );
-        let cold = plan_coverage("frontend-a", &plan, &keys[..5]);
-        let v = judge_standby_warm(&[("b".into(), Some(cold))]);
+        let v = judge_standby_warm(Some(&holder), &[standby(5)]);
         assert_eq!(v.level, Level::Fail(Warn));
         assert!(
             v.observed
@@ -871,18 +910,22 @@ mod tests {
             "{}",
             v.observed
         );
-        assert!(matches!(level(judge_standby_warm(&[])), Level::Skip(_)));
+        assert!(!v.observed.contains("/p10"), "{}", v.observed);
+        assert_eq!(
+            level(judge_standby_warm(Some(&holder), &[("b".into(), None)])),
+            Level::Fail(Warn)
+        );
         assert!(matches!(
-            level(judge_standby_warm(&[("b".into(), None)])),
+            level(judge_standby_warm(Some(&holder), &[])),
+            Level::Skip(_)
+        ));
+        assert!(matches!(
+            level(judge_standby_warm(None, &[standby(5)])),
             Level::Skip(_)
         ));
         // "/p1" must not be satisfied by "okome/p10".
         let w = plan_coverage("a", &["/p1".to_string()], &["okome/p10".to_string()]);
-        assert_eq!(w.cached, 0);
-    }
-
-    fn level(v: Verdict) -> Level {
-        v.level
+        assert!(w.cached.is_empty());
     }
 
     #[test]
@@ -1201,6 +1244,18 @@ mod tests {
             level(judge_kernel(Some("1"), Some("[always] madvise never"))),
             Level::Fail(Warn)
         );
+    }
+
+    #[test]
+    fn own_identity_does_not_count_as_drift() {
+        let a = b"add_header X-OKOME-Node frontend-a always;\nlisten 10.213.86.20:80;\n";
+        let b = b"add_header X-OKOME-Node frontend-b always;\nlisten 10.213.86.21:80;\n";
+        let id_a = [("frontend-a", "@NODE@"), ("10.213.86.20", "@ADDRESS@")];
+        let id_b = [("frontend-b", "@NODE@"), ("10.213.86.21", "@ADDRESS@")];
+        assert_eq!(without_identity(a, &id_a), without_identity(b, &id_b));
+        // A file copied from the other node still differs.
+        assert_ne!(without_identity(a, &id_a), without_identity(a, &id_b));
+        assert_eq!(without_identity(b"x", &[("", "@NODE@")]), b"x");
     }
 
     #[test]

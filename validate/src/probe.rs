@@ -522,7 +522,8 @@ pub const DRIFT_FILES: &[&str] = &[
     "/etc/default/okome-prewarm",
 ];
 
-/// Package versions (`okome-*`) and SHA-256 of [`DRIFT_FILES`].
+/// Package versions (`okome-*`) and SHA-256 of [`DRIFT_FILES`], each with
+/// this node's own name and address masked ([`judge::without_identity`]).
 pub fn fingerprints(config: &Config, deadline: Duration) -> BTreeMap<String, String> {
     let mut prints = BTreeMap::new();
     if let Ok(out) = run_program(
@@ -538,9 +539,16 @@ pub fn fingerprints(config: &Config, deadline: Duration) -> BTreeMap<String, Str
             }
         }
     }
+    let me = config.conf.node(&config.self_name);
+    let header = me.map_or(config.self_name.as_str(), |n| n.header_name());
+    let identity = [
+        (config.self_name.as_str(), "@NODE@"),
+        (header, "@NODE@"),
+        (config.address.as_str(), "@ADDRESS@"),
+    ];
     for file in DRIFT_FILES {
         if let Ok(bytes) = std::fs::read(rooted(config, file)) {
-            let digest = Sha256::digest(&bytes);
+            let digest = Sha256::digest(judge::without_identity(&bytes, &identity));
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             prints.insert((*file).to_string(), hex);
         }

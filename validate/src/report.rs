@@ -150,9 +150,8 @@ pub fn to_json(report: &Report) -> Value {
                     "fingerprints": n.facts.fingerprints,
                     "warmth": n.facts.warmth.as_ref().map(|w| json!({
                         "plan_node": w.plan_node,
-                        "total": w.total,
+                        "plan": w.plan,
                         "cached": w.cached,
-                        "missing": w.missing,
                     })),
                 },
                 "checks": n.findings.iter().map(finding_json).collect::<Vec<_>>(),
@@ -243,16 +242,20 @@ pub fn node_from_json(text: &str) -> Result<NodeReport, String> {
                     .collect()
             })
             .unwrap_or_default(),
-        warmth: f["warmth"].as_object().map(|w| crate::judge::Warmth {
-            plan_node: w["plan_node"].as_str().unwrap_or("").to_string(),
-            total: w["total"].as_u64().unwrap_or(0) as usize,
-            cached: w["cached"].as_u64().unwrap_or(0) as usize,
-            missing: w["missing"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m.as_str().map(str::to_string))
-                .collect(),
+        warmth: f["warmth"].as_object().map(|w| {
+            let list = |key: &str| -> Vec<String> {
+                w[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.as_str().map(str::to_string))
+                    .collect()
+            };
+            crate::judge::Warmth {
+                plan_node: w["plan_node"].as_str().unwrap_or("").to_string(),
+                plan: list("plan"),
+                cached: list("cached"),
+            }
         }),
     };
     Ok(NodeReport {
@@ -517,9 +520,8 @@ mod tests {
                         .into(),
                     warmth: Some(crate::judge::Warmth {
                         plan_node: "frontend-b".into(),
-                        total: 3,
-                        cached: 2,
-                        missing: vec!["/x".into()],
+                        plan: vec!["/".into(), "/x".into()],
+                        cached: vec!["/".into()],
                     }),
                 },
             }],
