@@ -50,6 +50,8 @@
 //!   [`redis::Redis`] start the real programs (`try_start` returns their
 //!   output instead of panicking); [`tour::run`] is what `cargo xtask lab`
 //!   prints, every line a checked claim.
+//! * [`sshd::Sshd`]: a real sshd on 127.0.0.1 with its own keys and the
+//!   `-o` options that reach it (okome-validate's `--cluster` tests).
 //! * [`budgets`]: the client of the `okome` Redis function library (key
 //!   schema, typed FCALLs, reload-once, fail-open) and [`budgets::TestRedis`],
 //!   a redis-server with the backend's ACL users that restarts in place.
@@ -68,6 +70,7 @@ pub mod process;
 pub mod redis;
 pub mod render;
 pub mod root;
+pub mod sshd;
 pub mod stub;
 pub mod tour;
 

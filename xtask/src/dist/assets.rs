@@ -18,6 +18,7 @@ pub fn command_of(package: &str) -> Option<clap::Command> {
         "okome-health-probe" => Some(okome_health_probe::command()),
         "okome-prewarm" => Some(okome_prewarm::command()),
         "okome-golden-image" => Some(okome_golden_image::command()),
+        "okome-validate" => Some(okome_validate::command()),
         "okome-chaos" => Some(okome_chaos::command()),
         _ => None,
     }

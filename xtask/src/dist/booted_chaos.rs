@@ -10,8 +10,8 @@
 //!   file of ours left;
 //! - `kill -9` of the runner right after injecting: the armed transient
 //!   timer restores the node by the deadline + 1 s;
-//! - a reboot mid-experiment (runner killed, then the container rebooted):
-//!   okome-chaos-recover.service cleans up at boot;
+//! - a power cut mid-experiment (the container's init SIGKILLed, then
+//!   booted again): okome-chaos-recover.service cleans up at boot;
 //! - revert twice: no error, no change; guard missing, expired,
 //!   world-readable or naming another scenario, preflight red: refused with
 //!   exit 2 and nothing changed; `halt` disarms.
@@ -155,7 +155,10 @@ pub fn run(dist: &Dist) -> Result {
     );
     match before_reboot(&node) {
         Ok(id) => {
-            node = node.reboot(Network::Private)?;
+            // A power cut: every process dies at once (the runner cannot
+            // revert, the transient timer is lost), then the node boots.
+            node.power_cut()?;
+            node = BootedNode::boot(&rootfs, Network::Private)?;
             findings.check(
                 "reboot mid-experiment: the recover unit cleans up at boot",
                 after_reboot(&node, &id),
@@ -191,7 +194,7 @@ fn setup(node: &BootedNode) -> Result {
     let root = crate::cmd::workspace_root();
     for file in ["jail.local", "fail2ban.local"] {
         let text = std::fs::read_to_string(root.join("configs/fail2ban").join(file))?;
-        std::fs::write(node.rootfs().path(&format!("/etc/fail2ban/{file}")), text)?;
+        std::fs::write(inside(node, &format!("/etc/fail2ban/{file}")), text)?;
     }
     node.sh("systemctl restart fail2ban && for i in $(seq 50); do fail2ban-client ping >/dev/null 2>&1 && break; sleep 0.2; done")?;
     node.sh("fail2ban-client set sshd banip 10.213.99.2 >/dev/null")?;
@@ -208,7 +211,7 @@ fn setup(node: &BootedNode) -> Result {
     // What okome-frontend's nginx config caches into (Debian's nginx alone
     // does not make it).
     node.sh("mkdir -p /var/cache/nginx")?;
-    std::fs::write(node.rootfs().path("/etc/default/okome-chaos"), DEFAULTS)?;
+    std::fs::write(inside(node, "/etc/default/okome-chaos"), DEFAULTS)?;
     write_guard(
         node,
         3600,
@@ -226,6 +229,12 @@ fn setup(node: &BootedNode) -> Result {
         }
     }
     Ok(())
+}
+
+/// The host path of `path` inside the running container (through its init's
+/// root, so it is right whatever tree the node booted).
+fn inside(node: &BootedNode, path: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{}/root", node.pid1())).join(path.trim_start_matches('/'))
 }
 
 fn write_guard(node: &BootedNode, expires_in: i64, scenarios: &str, mode: u32) -> Result {
@@ -355,7 +364,7 @@ fn runs(node: &BootedNode) -> Result<Vec<String>> {
 }
 
 fn journal(node: &BootedNode, id: &str) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(node.rootfs().path(&format!("{STATE}/{id}/journal.jsonl")))?;
+    let text = std::fs::read_to_string(inside(node, &format!("{STATE}/{id}/journal.jsonl")))?;
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -521,10 +530,7 @@ fn killed(node: &BootedNode, figures: &mut Vec<String>) -> Result {
             .duration_since(SystemTime::UNIX_EPOCH)?
             .as_millis() as u64;
         let active = node.show("nginx.service", &["ActiveState"])?[0] == "active";
-        let reverted = node
-            .rootfs()
-            .path(&format!("{STATE}/{id}/reverted"))
-            .exists();
+        let reverted = inside(node, &format!("{STATE}/{id}/reverted")).exists();
         if active && reverted {
             figures.push(format!(
                 "kill -9: nginx back and the run marked reverted {} ms after the armed deadline",
@@ -549,8 +555,8 @@ fn killed(node: &BootedNode, figures: &mut Vec<String>) -> Result {
     same(&before, &after, "kill -9 and the armed revert")
 }
 
-/// A power cut mid-experiment: the runner is killed (so it cannot revert)
-/// and the container rebooted before the armed timer fires; at boot
+/// A power cut mid-experiment (the container's init SIGKILLed, before the
+/// armed timer fires); at boot
 /// okome-chaos-recover.service must remove the fill file and mark the run.
 /// Returns the run id, to check after the reboot.
 fn before_reboot(node: &BootedNode) -> Result<String> {
@@ -570,23 +576,16 @@ fn before_reboot(node: &BootedNode) -> Result<String> {
             "256",
         ],
     )?;
-    node.sh("systemctl kill -s KILL okx-chaos-reboot.service")?;
     node.sh(&format!("ls /var/cache/nginx/.okome-chaos-fill-{id}"))?;
     Ok(id)
 }
 
 fn after_reboot(node: &BootedNode, id: &str) -> Result {
-    let fill = node
-        .rootfs()
-        .path(&format!("/var/cache/nginx/.okome-chaos-fill-{id}"));
+    let fill = inside(node, &format!("/var/cache/nginx/.okome-chaos-fill-{id}"));
     if fill.exists() {
         return Err(format!("{} survived the boot", fill.display()).into());
     }
-    if !node
-        .rootfs()
-        .path(&format!("{STATE}/{id}/reverted"))
-        .exists()
-    {
+    if !inside(node, &format!("{STATE}/{id}/reverted")).exists() {
         return Err(format!("run {id} not marked reverted after boot").into());
     }
     let journal = journal(node, id)?;
@@ -610,7 +609,7 @@ fn halt(node: &BootedNode) -> Result {
     if !out.status.success() {
         return Err(format!("halt: exit {:?}: {}", out.status.code(), text(&out)).into());
     }
-    if node.rootfs().path(GUARD).exists() {
+    if inside(node, GUARD).exists() {
         return Err("the guard survived halt".into());
     }
     let before = snapshot(node)?;

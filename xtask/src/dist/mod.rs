@@ -19,7 +19,7 @@
 //! booted suite alone.
 
 mod assets;
-pub mod booted;
+pub use okome_cluster::booted;
 mod booted_chaos;
 mod booted_suite;
 mod chroot;
@@ -62,6 +62,11 @@ pub const TOOLS: &[Tool] = &[
         // An operator's tool (workstation or Pi with a card reader): no timer.
         package: "okome-golden-image",
         timer: false,
+    },
+    Tool {
+        // Every 5 min: this node's checks as a textfile; by hand, --cluster.
+        package: "okome-validate",
+        timer: true,
     },
     Tool {
         // Run by an operator; its only unit is okome-chaos-recover.service.
@@ -155,6 +160,7 @@ struct Options {
     test: bool,
     parser_tests: bool,
     booted: bool,
+    cluster: bool,
     booted_chaos: bool,
 }
 
@@ -173,6 +179,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--test" => options.test = true,
             "--parser-tests" => options.parser_tests = true,
             "--booted" => options.booted = true,
+            "--cluster" => options.cluster = true,
             "--booted-chaos" => options.booted_chaos = true,
             other => {
                 return Err(format!(
@@ -181,7 +188,8 @@ fn parse(args: &[String]) -> Result<Options> {
                      the packaging checks of `cargo xtask test` (--test --arch amd64: \
                      without the ARM builds); or --parser-tests \
                      [--arch armhf|arm64]: okome-common's unit tests under qemu; \
-                     or --booted alone: the amd64 packages on a booted systemd)"
+                     or --booted alone: the amd64 packages on a booted systemd; \
+                     or --cluster alone: the cluster lab's end-to-end tests)"
                 )
                 .into());
             }
@@ -214,6 +222,12 @@ pub fn main(args: &[String]) -> Result {
             );
         }
         return test_suite();
+    }
+    if options.cluster {
+        if options.booted || !options.arches.is_empty() || !options.tools.is_empty() {
+            return Err("--cluster builds every amd64 package: it takes no other flag".into());
+        }
+        return cluster_suite(&amd64_debs()?);
     }
     if options.booted_chaos {
         // okome-chaos alone, on a booted systemd (booted_chaos.rs).
@@ -282,7 +296,44 @@ pub fn test_suite() -> Result {
         "xtask dist: install test passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    run_booted(&dist)
+    run_booted(&dist)?;
+    cluster_suite(&amd64_of(&dist))
+}
+
+/// The cluster lab's end-to-end tests (cluster/tests/cluster.rs) on the
+/// packages just built: every behaviour of the tour on two frontends, the
+/// VIP down a chain of three. One test at a time (each boots five or six
+/// nodes).
+pub fn cluster_suite(debs: &[PathBuf]) -> Result {
+    deps::ensure_apt(&["systemd-container", "debootstrap", "nftables"])?;
+    let dir = out_dir().join("deb-cluster");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    for deb in debs {
+        std::fs::copy(deb, dir.join(deb.file_name().ok_or("deb without a name")?))?;
+    }
+    let started = Instant::now();
+    crate::cmd::run(
+        crate::cmd::cargo()
+            .args([
+                "test",
+                "-p",
+                "okome-cluster",
+                "--test",
+                "cluster",
+                "--",
+                "--ignored",
+            ])
+            .args(["--test-threads=1", "--nocapture"])
+            .env(okome_cluster::cluster::DEB_DIR_VAR, &dir),
+    )?;
+    eprintln!(
+        "xtask dist: cluster suite passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The amd64 build targets: what the booted suite and `--test --arch
@@ -292,6 +343,25 @@ fn amd64_targets() -> Vec<Target> {
         .iter()
         .filter(|t| t.deb_arch == "amd64")
         .copied()
+        .collect()
+}
+
+/// The amd64 and `all` packages (revision 1), built: what the cluster lab
+/// installs on its nodes.
+pub fn amd64_debs() -> Result<Vec<PathBuf>> {
+    let dist = build_and_package(TOOLS, &amd64_targets(), "1")?;
+    Ok(amd64_of(&dist))
+}
+
+/// The amd64 and `all` packages of a build.
+pub fn amd64_of(dist: &Dist) -> Vec<PathBuf> {
+    dist.debs
+        .iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.ends_with("_amd64.deb") || name.ends_with("_all.deb")
+        })
+        .cloned()
         .collect()
 }
 
