@@ -29,6 +29,14 @@ pub fn main(args: &[String]) -> Result {
         "golden-image" => golden_image::main(rest),
         "failover" => failover::main(rest),
         "validate" => validate::main(rest),
+        // okome-chaos on a booted systemd: restore time and residue after
+        // runners SIGKILLed at random (default 20 runs).
+        "chaos" => crate::dist::chaos_bench(match rest.first() {
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("bench chaos [RUNS]: {n:?}"))?,
+            None => 20,
+        }),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }

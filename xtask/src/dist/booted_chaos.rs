@@ -99,34 +99,8 @@ impl Findings {
 /// Run the chaos suite on the amd64 okome-chaos package of `dist`.
 pub fn run(dist: &Dist) -> Result {
     let started = Instant::now();
-    let deb: Vec<PathBuf> = dist
-        .debs
-        .iter()
-        .filter(|p| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy().starts_with("okome-chaos_")
-                    && n.to_string_lossy().ends_with("_amd64.deb")
-            })
-        })
-        .cloned()
-        .collect();
-    if deb.len() != 1 {
-        return Err(format!("expected one okome-chaos amd64 package, found {deb:?}").into());
-    }
-    let spec = RootfsSpec {
-        preload: PRELOAD.iter().map(|p| p.to_string()).collect(),
-    };
-    let rootfs = Rootfs::unpack(&spec, NODE)?;
-    let debs = rootfs.copy_in(&deb, "/root/okome-debs")?;
-    std::fs::create_dir_all(rootfs.path("/etc/keepalived"))?;
-    std::fs::write(rootfs.path("/etc/keepalived/keepalived.conf"), KEEPALIVED)?;
-    let mut node = BootedNode::boot(&rootfs, Network::Private)?;
-    node.sh(&format!(
-        "apt-get install -y -q {} {}",
-        PRELOAD.join(" "),
-        debs.join(" ")
-    ))?;
-    setup(&node)?;
+    let rootfs = prepare(dist)?;
+    let mut node = install(&rootfs)?;
     let mut findings = Findings::default();
 
     findings.check(
@@ -186,6 +160,155 @@ pub fn run(dist: &Dist) -> Result {
         )
         .into())
     }
+}
+
+/// The tree with okome-chaos's package copied in and keepalived's config.
+fn prepare(dist: &Dist) -> Result<Rootfs> {
+    let deb: Vec<PathBuf> = dist
+        .debs
+        .iter()
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with("okome-chaos_")
+                    && n.to_string_lossy().ends_with("_amd64.deb")
+            })
+        })
+        .cloned()
+        .collect();
+    if deb.len() != 1 {
+        return Err(format!("expected one okome-chaos amd64 package, found {deb:?}").into());
+    }
+    let spec = RootfsSpec {
+        preload: PRELOAD.iter().map(|p| p.to_string()).collect(),
+    };
+    let rootfs = Rootfs::unpack(&spec, NODE)?;
+    rootfs.copy_in(&deb, "/root/okome-debs")?;
+    std::fs::create_dir_all(rootfs.path("/etc/keepalived"))?;
+    std::fs::write(rootfs.path("/etc/keepalived/keepalived.conf"), KEEPALIVED)?;
+    Ok(rootfs)
+}
+
+/// Boot the tree, install everything with apt, set the node up.
+fn install(rootfs: &Rootfs) -> Result<BootedNode> {
+    let node = BootedNode::boot(rootfs, Network::Private)?;
+    node.sh(&format!(
+        "apt-get install -y -q {} /root/okome-debs/okome-chaos_*_amd64.deb",
+        PRELOAD.join(" ")
+    ))?;
+    setup(&node)?;
+    Ok(node)
+}
+
+/// `cargo xtask bench chaos`: `runs` runs of random scenarios, each runner
+/// SIGKILLed at a random moment of its first 4 s (before arming, between
+/// arming and injecting, or during the fault). Measured: how long after the
+/// armed deadline the node was restored, and what was left behind once
+/// every deadline passed — on the node (the ruleset, the units, fill
+/// files: the goal is zero) and on record (runs killed before arming have
+/// no timer: they stay unreverted until `okome-chaos revert` or the next
+/// boot, and change nothing on the node).
+pub fn bench(dist: &Dist, runs: usize) -> Result {
+    let rootfs = prepare(dist)?;
+    let node = install(&rootfs)?;
+    let scenarios = [
+        "redis-stop",
+        "nginx-stop",
+        "vip-failover",
+        "origin-blackhole",
+        "origin-loss",
+    ];
+    let baseline = snapshot(&node)?;
+    let mut seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)?
+        .subsec_nanos() as u64
+        | 1;
+    let mut next = move || {
+        // xorshift64: the bench needs spread, not quality.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut late_ms, mut node_residue, mut record_residue) = (Vec::new(), 0, 0);
+    for round in 0..runs {
+        let scenario = scenarios[(next() % scenarios.len() as u64) as usize];
+        let kill_after = Duration::from_millis(next() % 4000);
+        let old = runs_of(&node)?;
+        let unit = format!("okx-chaos-bench-{round}");
+        node.sh(&format!(
+            "systemd-run --quiet --unit={unit} --collect okome-chaos run {scenario} --execute --duration 3s --grace 2s"
+        ))?;
+        std::thread::sleep(kill_after);
+        node.sh(&format!(
+            "systemctl kill -s KILL {unit}.service 2>/dev/null || true"
+        ))?;
+        // Every deadline passed (5 s after arming, which is within 1 s of
+        // the start), plus a second.
+        std::thread::sleep(Duration::from_secs(7).saturating_sub(kill_after));
+        let id = runs_of(&node)?.into_iter().find(|r| !old.contains(r));
+        let mut what = "killed before writing a plan".to_string();
+        if let Some(id) = &id {
+            let journal = journal(&node, id)?;
+            let armed = event(&journal, "arm").and_then(|e| e["ts"].as_u64());
+            let reverted = journal
+                .iter()
+                .find(|e| e["event"] == "reverted")
+                .and_then(|e| e["ts"].as_u64());
+            let by_itself =
+                event(&journal, "revert-start").is_some_and(|e| e["by"] == "okome-chaos run");
+            what = match (armed, reverted) {
+                _ if by_itself => "reverted by the runner itself before the kill".to_string(),
+                (Some(armed), Some(done)) => {
+                    let late = done as i64 - (armed as i64 + 5000);
+                    late_ms.push(late);
+                    format!("restored {late} ms after the armed deadline")
+                }
+                (Some(_), None) => "armed but NOT reverted".to_string(),
+                (None, _) => {
+                    record_residue += 1;
+                    "killed before arming (nothing injected)".to_string()
+                }
+            };
+        }
+        let after = snapshot(&node)?;
+        let clean = |text: &str| -> String {
+            text.lines()
+                .filter(|l| !l.starts_with("20"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let left = clean(&after) != clean(&baseline);
+        if left {
+            node_residue += 1;
+        }
+        eprintln!(
+            "xtask bench chaos: run {round:>2} {scenario:<16} killed {:>4} ms after start: {what}{}",
+            kill_after.as_millis(),
+            if left { "; NODE NOT AS BEFORE" } else { "" }
+        );
+        // The operator's cleanup of records a pre-arm kill left (no-op
+        // otherwise), so the next run is not refused.
+        node.sh("okome-chaos revert >/dev/null")?;
+    }
+    late_ms.sort_unstable();
+    let median = late_ms.get(late_ms.len() / 2).copied();
+    let max = late_ms.last().copied();
+    println!("| okome-chaos, {runs} runs SIGKILLed at random | figure |");
+    println!("|---|---|");
+    println!(
+        "| restored after the armed deadline (median / max, {} runs that had armed) | {} / {} ms |",
+        late_ms.len(),
+        median.map_or("-".into(), |v| v.to_string()),
+        max.map_or("-".into(), |v| v.to_string())
+    );
+    println!("| runs that left the node changed once every deadline passed | {node_residue} |");
+    println!("| runs killed before arming (on record only, nothing injected) | {record_residue} |");
+    drop(node);
+    drop(rootfs);
+    if node_residue > 0 {
+        return Err(format!("{node_residue} run(s) left residue on the node").into());
+    }
+    Ok(())
 }
 
 /// fail2ban with okome's jail and one ban (its nft table then exists), a
@@ -354,7 +477,7 @@ fn refusals(node: &BootedNode) -> Result {
     write_guard(node, 3600, all, 0o600)
 }
 
-fn runs(node: &BootedNode) -> Result<Vec<String>> {
+fn runs_of(node: &BootedNode) -> Result<Vec<String>> {
     let out = node.sh(&format!("ls {STATE} 2>/dev/null || true"))?;
     Ok(out
         .lines()
@@ -394,7 +517,7 @@ fn small_threshold(node: &BootedNode) -> Result<String> {
 /// before; reverting it twice more changes nothing.
 fn scenario_round_trip(node: &BootedNode, scenario: &str, figures: &mut Vec<String>) -> Result {
     let before = snapshot(node)?;
-    let old: Vec<String> = runs(node)?;
+    let old: Vec<String> = runs_of(node)?;
     let mut args = vec!["run", scenario, "--execute"];
     let threshold;
     if scenario == "disk-pressure" {
@@ -403,7 +526,7 @@ fn scenario_round_trip(node: &BootedNode, scenario: &str, figures: &mut Vec<Stri
     }
     let out = chaos(node, &[], &args)?;
     let code = out.status.code();
-    let id = runs(node)?
+    let id = runs_of(node)?
         .into_iter()
         .find(|r| !old.contains(r))
         .ok_or_else(|| format!("no run directory appeared:\n{}", text(&out)))?;
@@ -468,14 +591,14 @@ fn scenario_round_trip(node: &BootedNode, scenario: &str, figures: &mut Vec<Stri
 /// Start a run as a transient unit (so it can be SIGKILLed like any
 /// process) and wait until its journal says the fault took effect.
 fn start_runner(node: &BootedNode, unit: &str, args: &[&str]) -> Result<String> {
-    let old = runs(node)?;
+    let old = runs_of(node)?;
     node.sh(&format!(
         "systemd-run --quiet --unit={unit} --collect okome-chaos {}",
         args.join(" ")
     ))?;
     let started = Instant::now();
     loop {
-        if let Some(id) = runs(node)?.into_iter().find(|r| !old.contains(r))
+        if let Some(id) = runs_of(node)?.into_iter().find(|r| !old.contains(r))
             && let Ok(journal) = journal(node, &id)
             && event(&journal, "effect").is_some()
         {

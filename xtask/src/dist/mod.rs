@@ -365,6 +365,19 @@ pub fn amd64_of(dist: &Dist) -> Vec<PathBuf> {
         .collect()
 }
 
+/// `cargo xtask bench chaos [RUNS]`: okome-chaos alone, on a booted
+/// systemd, its runners SIGKILLed at random (booted_chaos.rs).
+pub fn chaos_bench(runs: usize) -> Result {
+    let chaos: Vec<Tool> = TOOLS
+        .iter()
+        .filter(|t| t.package == "okome-chaos")
+        .copied()
+        .collect();
+    let dist = build_and_package(&chaos, &amd64_targets(), "1")?;
+    deps::ensure_apt(&["systemd-container", "debootstrap"])?;
+    booted_chaos::bench(&dist, runs)
+}
+
 /// `dist --booted`: only what the booted suite needs (every tool for
 /// amd64, the config packages), then the suite.
 fn booted_test() -> Result {
