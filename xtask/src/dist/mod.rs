@@ -315,20 +315,23 @@ pub fn cluster_suite(debs: &[PathBuf]) -> Result {
         std::fs::copy(deb, dir.join(deb.file_name().ok_or("deb without a name")?))?;
     }
     let started = Instant::now();
-    crate::cmd::run(
-        crate::cmd::cargo()
-            .args([
-                "test",
-                "-p",
-                "okome-cluster",
-                "--test",
-                "cluster",
-                "--",
-                "--ignored",
-            ])
-            .args(["--test-threads=1", "--nocapture"])
-            .env(okome_cluster::cluster::DEB_DIR_VAR, &dir),
-    )?;
+    // The lab's own tests, then okome-chaos's cross-node scenarios.
+    for package in ["okome-cluster", "okome-chaos"] {
+        crate::cmd::run(
+            crate::cmd::cargo()
+                .args([
+                    "test",
+                    "-p",
+                    package,
+                    "--test",
+                    "cluster",
+                    "--",
+                    "--ignored",
+                ])
+                .args(["--test-threads=1", "--nocapture"])
+                .env(okome_cluster::cluster::DEB_DIR_VAR, &dir),
+        )?;
+    }
     eprintln!(
         "xtask dist: cluster suite passed in {:.0} s",
         started.elapsed().as_secs_f64()
