@@ -52,3 +52,31 @@ pub fn write(store: &Store, dir: &Path) {
         log::warn!("metrics not written: {error}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_emitted_metric_is_listed_in_docs_metrics_md() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = render(&Store {
+            dir: dir.path().to_path_buf(),
+        });
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+                .unwrap();
+        let mut names = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split_whitespace().nth(2).unwrap();
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "{name} missing from docs/metrics.md"
+            );
+            names += 1;
+        }
+        assert_eq!(names, 3);
+        assert!(text.contains("okome_chaos_runs_total{verdict=\"revert-failed\"} 0"));
+        assert!(text.contains("okome_chaos_unreverted_runs 0"));
+    }
+}

@@ -246,7 +246,13 @@ pub fn bench(dist: &Dist, runs: usize) -> Result {
         // the start), plus a second.
         std::thread::sleep(Duration::from_secs(7).saturating_sub(kill_after));
         let id = runs_of(&node)?.into_iter().find(|r| !old.contains(r));
-        let mut what = "killed before writing a plan".to_string();
+        let mut what = format!(
+            "no run on disk (killed before its plan, or refused: {})",
+            node.sh(&format!(
+                "journalctl -u {unit} --no-pager -o cat | grep okome-chaos | tail -1"
+            ))?
+            .trim()
+        );
         if let Some(id) = &id {
             let journal = journal(&node, id)?;
             let armed = event(&journal, "arm").and_then(|e| e["ts"].as_u64());
