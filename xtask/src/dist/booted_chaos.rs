@@ -122,6 +122,10 @@ pub fn run(dist: &Dist) -> Result {
             result,
         );
     }
+    findings.check(
+        "SIGTERM mid-run: the runner reverts at once, verdict aborted (exit 2)",
+        terminated(&node),
+    );
     let result = killed(&node, &mut findings.figures);
     findings.check(
         "kill -9 after injecting: the armed revert restores by the deadline + 1 s",
@@ -619,6 +623,39 @@ fn start_runner(node: &BootedNode, unit: &str, args: &[&str]) -> Result<String> 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// SIGTERM (what Ctrl-C and `systemctl stop` send) during a 60 s fault: the
+/// runner itself reverts well before its armed deadline, and says aborted.
+fn terminated(node: &BootedNode) -> Result {
+    let before = snapshot(node)?;
+    let id = start_runner(
+        node,
+        "okx-chaos-term",
+        &["run", "redis-stop", "--execute", "--duration", "60s"],
+    )?;
+    node.sh("systemctl kill -s TERM okx-chaos-term.service")?;
+    let started = Instant::now();
+    let journal = loop {
+        let journal = journal(node, &id)?;
+        if event(&journal, "verdict").is_some() {
+            break journal;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("no verdict 30 s after SIGTERM".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let by = event(&journal, "revert-start").map(|e| e["by"].clone());
+    if by != Some(Value::from("okome-chaos run")) {
+        return Err(format!("reverted by {by:?}, not the runner").into());
+    }
+    let verdict = event(&journal, "verdict").ok_or("no verdict event")?;
+    if verdict["verdict"] != "aborted" || verdict["exit"] != 2 {
+        return Err(format!("verdict {verdict}").into());
+    }
+    let after = snapshot(node)?.replace(&format!("{id}\n"), "");
+    same(&before, &after, "SIGTERM")
 }
 
 /// kill -9 of the runner right after injecting: nginx back (and the run
