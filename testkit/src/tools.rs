@@ -24,6 +24,8 @@ macro_rules! with_tools {
             "okome-health-probe"  okome_health_probe   timer("5s", "0");
             "okome-prewarm"       okome_prewarm        timer("2min", "20s");
             "okome-golden-image"  okome_golden_image;
+            "okome-validate"      okome_validate       timer("5min", "30s");
+            "okome-chaos"         okome_chaos;
         }
     };
 }

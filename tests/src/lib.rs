@@ -53,6 +53,8 @@
 //! * [`check`]: the config checks' harness (`shipped`, `render` with
 //!   substitutions that must apply, `run`/`describe`, a temp dir, processes
 //!   under a [`ProcessGuard`]); the tool registry is `okome_testkit::TOOLS`.
+//! * [`sshd::Sshd`]: a real sshd on 127.0.0.1 with its own keys and the
+//!   `-o` options that reach it (okome-validate's `--cluster` tests).
 //! * [`budgets`]: the client of the `okome` Redis function library (key
 //!   schema, typed FCALLs, reload-once, fail-open) and [`budgets::TestRedis`],
 //!   a redis-server with the backend's ACL users that restarts in place.
@@ -72,6 +74,7 @@ pub mod process;
 pub mod redis;
 pub mod render;
 pub mod root;
+pub mod sshd;
 pub mod stub;
 pub mod tour;
 

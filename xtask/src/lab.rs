@@ -1,111 +1,122 @@
-//! `cargo xtask lab`: README's main job. Brings up the loopback lab — real
-//! nginx on the shipped frontend configs, real redis-server on the shipped
-//! redis.conf, a stub orchestrator — runs the operator's tour
-//! (`okome_lab::tour`: MISS → HIT, canary modes, the health gate, 429s,
-//! streaming, redis' eviction policy) and tears everything down.
+//! `cargo xtask lab`: README's main job. Brings up the cluster lab —
+//! frontend-a, frontend-b (… `--frontends N`), backend, orchestrator and
+//! client, each a booted Debian 12 with the real amd64 packages, on a
+//! private bridge in 10.213.86.0/24 — prints the tour (each line also a
+//! check: okome_cluster::tour) and tears everything down, checking that
+//! nothing was left behind.
 //!
-//! The lab itself lives in the okome-lab crate so the end-to-end tests run
-//! exactly what this prints; this file only installs, builds, prints and
-//! waits. `--keep` leaves the lab up until Ctrl-C.
+//! `--quick` is the older loopback lab (lab_quick.rs): one nginx, one
+//! redis-server and a stub on 127.0.0.1, in seconds and without root.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use okome_lab::Lab;
-use okome_lab::tour::{self, GateDriver};
+use okome_cluster::{Cluster, ClusterSpec};
 
 use crate::Result;
-use crate::cmd::{cargo, workspace_root};
 use crate::deps;
 
-/// Debian packages the lab starts for real.
-const LAB_PACKAGES: &[&str] = &["nginx", "redis-server"];
+pub fn main(args: &[String]) -> Result {
+    let mut frontends = 2;
+    let mut rest = Vec::new();
+    let mut quick = false;
+    let mut keep = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--keep" => keep = true,
+            "--frontends" => {
+                frontends = iter
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--frontends takes a number (2 to 5)")?;
+            }
+            _ => rest.push(arg.clone()),
+        }
+    }
+    if quick {
+        if keep {
+            rest.push("--keep".into());
+        }
+        return crate::lab_quick::main(&rest);
+    }
+    if let Some(unknown) = rest.first() {
+        return Err(format!(
+            "unknown argument {unknown:?} (accepted: --frontends N, --keep, --quick [--keep])"
+        )
+        .into());
+    }
+    deps::ensure_apt(&["systemd-container", "debootstrap", "nftables", "iproute2"])?;
+    let _fence = crate::contain::SiteLanFence::raise();
+    let debs = crate::dist::amd64_debs()?;
+    let started = Instant::now();
+    let cluster = Cluster::up(&ClusterSpec { frontends, debs })?;
+    println!(
+        "Cluster up in {:.0} s: VIP {} held by {:?}",
+        started.elapsed().as_secs_f64(),
+        cluster.vip(),
+        cluster.vip_holders()?
+    );
+    if keep {
+        return hold(cluster);
+    }
+    let mut stdout = std::io::stdout();
+    let report = okome_cluster::tour::run(cluster, &mut stdout)?;
+    let left = okome_cluster::cluster::leftovers(std::process::id());
+    if left.is_empty() {
+        println!("\nTorn down: no container, namespace, bridge, tree or process left.");
+    } else {
+        println!("\nLEFT BEHIND:\n  {}", left.join("\n  "));
+    }
+    if report.failed > 0 || !left.is_empty() {
+        return Err(format!(
+            "{} lab check(s) failed",
+            report.failed + usize::from(!left.is_empty())
+        )
+        .into());
+    }
+    Ok(())
+}
 
-/// Set by SIGINT/SIGTERM: finish the current step, then tear down.
+/// Set by SIGINT/SIGTERM: tear the kept cluster down.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-pub fn main(args: &[String]) -> Result {
-    let mut keep = false;
-    for arg in args {
-        match arg.as_str() {
-            "--keep" => keep = true,
-            other => return Err(format!("unknown argument {other:?} (accepted: --keep)").into()),
-        }
-    }
-    deps::ensure_apt(LAB_PACKAGES)?;
-    let _fence = crate::contain::SiteLanFence::raise();
-    let driver = probe_driver();
+/// `--keep`: no tour; print how to reach each node, wait for Ctrl-C, then
+/// tear down (and check nothing is left).
+fn hold(cluster: Cluster) -> Result {
     // SAFETY: the handler only stores to an atomic (async-signal-safe).
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-
-    let lab = Lab::builder().redis(true).start();
-    let root = lab.root.dir().to_path_buf();
-    let mut stdout = std::io::stdout();
-    let report = tour::run(&lab, &driver, &mut stdout)?;
-
-    if keep && !INTERRUPTED.load(Ordering::SeqCst) {
-        let edge = lab.url("");
-        writeln!(
-            stdout,
-            "\nThe lab stays up until Ctrl-C. Try:\n\
-             \x20 curl -sI {edge}/                                # X-Cache-Status: HIT\n\
-             \x20 curl -sI -H 'X-OKOME-Canary: canary' {edge}/ui-schema/foo\n\
-             \x20 touch {flag}     # close the gate\n\
-             \x20 curl -s {edge}/api/x                             # JSON 503\n\
-             \x20 rm {flag}        # open it\n\
-             \x20 tail -f {log}\n\
-             \x20 OKOME_ROOT={root} target/debug/okome-health-probe --url {stub}/health --json",
-            flag = lab.root.flag_file().display(),
-            log = lab.access_log_path().display(),
-            root = root.display(),
-            stub = lab.stub.url(),
-        )?;
-        stdout.flush()?;
-        while !INTERRUPTED.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    drop(lab);
-    let left = if root.exists() {
-        " (NOT removed!)"
-    } else {
-        " removed"
-    };
-    writeln!(
-        stdout,
-        "\nLab torn down: nginx, redis-server and the stub stopped; {}{left}.",
-        root.display()
-    )?;
-    let failures = report.failures().len();
-    if failures > 0 || root.exists() {
-        return Err(format!("{failures} lab check(s) failed").into());
-    }
-    Ok(())
-}
-
-/// The real okome-health-probe drives the gate when it builds; otherwise
-/// the tour creates the flag file as the probe would (and says so).
-fn probe_driver() -> GateDriver {
-    let built = cargo()
-        .args(["build", "-q", "-p", "okome-health-probe"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let binary = workspace_root().join("target/debug/okome-health-probe");
-    if built && binary.is_file() {
-        GateDriver::Probe(binary)
-    } else {
-        eprintln!(
-            "xtask lab: okome-health-probe did not build; the gate is driven by the flag file"
+    println!("\nThe cluster stays up until Ctrl-C. Each node:");
+    for node in cluster.nodes() {
+        println!(
+            "  {:<13} {:<13} nsenter -t {} -a   (or: ip netns exec {} …)",
+            node.name(),
+            node.address(),
+            node.booted()?.pid1(),
+            node.netns().name()
         );
-        GateDriver::FlagFile
     }
+    println!(
+        "Through the VIP, as the client does:\n  ip netns exec {} curl -sI http://{}/",
+        cluster.node("client")?.netns().name(),
+        cluster.vip()
+    );
+    while !INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(cluster);
+    let left = okome_cluster::cluster::leftovers(std::process::id());
+    if !left.is_empty() {
+        return Err(format!("left behind: {}", left.join(", ")).into());
+    }
+    println!("Torn down: nothing left behind.");
+    Ok(())
 }

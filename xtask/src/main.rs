@@ -7,6 +7,7 @@ mod contain;
 mod deps;
 mod dist;
 mod lab;
+mod lab_quick;
 mod test;
 
 use std::process::ExitCode;
@@ -19,14 +20,18 @@ usage: cargo xtask <verb> [args]
 
 verbs:
   test              install what the tests need, then run every test (README's test command)
-  lab [--keep]      bring up the loopback lab and show the cache layer at work (README's main job)
+  lab               bring up the cluster lab (booted Debian nodes, the real packages, a VIP)
+                    and tour it, each line a check (README's main job); --frontends N (2-5);
+                    --quick [--keep]: the loopback lab (one nginx, redis, a stub; seconds)
   bench <tool>      benchmark a tool against what an operator would otherwise use
-                    (tools: hit-ratio, health-probe, prewarm, budgets, golden-image)
+                    (tools: hit-ratio, health-probe, prewarm, budgets, golden-image;
+                    failover: the VIP on the cluster lab)
   dist              build static armv7/aarch64 binaries and the .deb packages
                     ([--arch armhf|arm64|amd64]… [--tool okome-…]… [--no-lintian];
                     --test: the packaging checks of `test` alone: qemu, lintian, chroot install;
                     --parser-tests [--arch armhf|arm64]: okome-accesslog's unit tests under qemu;
-                    --booted: the amd64 packages on a booted systemd (nspawn, --private-network))";
+                    --booted: the amd64 packages on a booted systemd (nspawn, --private-network);
+                    --cluster: the cluster lab's end-to-end tests (cluster/tests/cluster.rs))";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

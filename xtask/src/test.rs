@@ -3,7 +3,8 @@
 //! It installs every real program the tests talk to (from Debian's
 //! packages), checks formatting and lints, builds the tool binaries the
 //! end-to-end tests start, runs every test, then the cross-build and
-//! packaging checks. Each step fails loudly with the command that broke.
+//! packaging checks, the booted suite and the cluster lab's end-to-end tests
+//! (dist::test_suite). Each step fails loudly with the command that broke.
 
 use crate::Result;
 use crate::cmd::{cargo, run, workspace_root};

@@ -1,12 +1,15 @@
 //! `cargo xtask bench <tool>`: each tool against what an operator would
 //! otherwise use, in one run, reported as ratios (`budgets`: the okome Redis
-//! function library against the seed's INCR + EXPIRE and a plain EVAL).
+//! function library against the seed's INCR + EXPIRE and a plain EVAL;
+//! `failover`: the VIP's moves on the cluster lab).
 
 mod budgets;
+mod failover;
 mod golden_image;
 mod health_probe;
 mod hit_ratio;
 mod prewarm;
+mod validate;
 
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -15,7 +18,7 @@ use crate::Result;
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
         return Err(
-            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image>".into(),
+            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image|failover|validate>".into(),
         );
     };
     match tool.as_str() {
@@ -24,6 +27,16 @@ pub fn main(args: &[String]) -> Result {
         "prewarm" => prewarm::main(rest),
         "budgets" => budgets::main(rest),
         "golden-image" => golden_image::main(rest),
+        "failover" => failover::main(rest),
+        "validate" => validate::main(rest),
+        // okome-chaos on a booted systemd: restore time and residue after
+        // runners SIGKILLed at random (default 20 runs).
+        "chaos" => crate::dist::chaos_bench(match rest.first() {
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("bench chaos [RUNS]: {n:?}"))?,
+            None => 20,
+        }),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }

@@ -90,9 +90,7 @@ fn accuracy(node: &BootedNode, timer: &str, period: u64) -> Result<u64> {
 /// scheduling on a loaded 2-core machine, not the timer's.
 const PROBE_SLACK: f64 = 0.5;
 
-/// Not a dependency of any okome package, but okome-frontend configures it
-/// (configs/systemd/prometheus-node-exporter.service.d).
-const NODE_EXPORTER: &str = "prometheus-node-exporter";
+use super::booted::NODE_EXPORTER;
 
 /// The failed-login source; 10.213.0.0/16 is the tests' range, and it
 /// exists only on the container's own `lo` (private network).
@@ -151,9 +149,7 @@ pub fn run(dist: &Dist) -> Result {
     let sets = package_sets(dist)?;
     let mut every = sets.frontend.0.clone();
     every.extend(sets.backend.0.iter().cloned());
-    let spec = RootfsSpec {
-        preload: preload(&every)?,
-    };
+    let spec = RootfsSpec::for_debs(&every)?;
     let _fence = TestRangeFence::raise();
     let mut findings = Findings::default();
     frontend(&spec, &sets.frontend, &mut findings)?;
@@ -631,42 +627,6 @@ fn package_sets(dist: &Dist) -> Result<PackageSets> {
         frontend: (pick(&v1, &frontend), pick(&v2, &frontend)),
         backend: (pick(&v1, &backend), pick(&v2, &backend)),
     })
-}
-
-/// What the rootfs must hold for an offline install: every non-okome
-/// package the built packages depend on (first alternative, no version),
-/// and node_exporter, which okome-frontend ships a drop-in for.
-fn preload(debs: &[PathBuf]) -> Result<Vec<String>> {
-    let mut packages = vec![NODE_EXPORTER.to_string()];
-    // Recommends too: apt installs them inside, and with a private network
-    // the container cannot download what the tree lacks (okome-golden-image
-    // recommends dosfstools).
-    for deb in debs {
-        for field in ["Depends", "Recommends"] {
-            let names = crate::cmd::output(
-                std::process::Command::new("dpkg-deb")
-                    .arg("-f")
-                    .arg(deb)
-                    .arg(field),
-            )?;
-            packages.extend(dependency_names(&names));
-        }
-    }
-    packages.sort();
-    packages.dedup();
-    Ok(packages)
-}
-
-/// `a (>= 1), b | c, okome-x` → `a`, `b` (okome's own come as files).
-fn dependency_names(depends: &str) -> Vec<String> {
-    depends
-        .split(',')
-        .filter_map(|clause| {
-            let first = clause.split('|').next()?.trim();
-            let name = first.split([' ', '(', ':']).next()?.trim();
-            (!name.is_empty() && !name.starts_with("okome-")).then(|| name.to_string())
-        })
-        .collect()
 }
 
 /// Every okome unit: each tool's service and timer.
@@ -1339,17 +1299,6 @@ impl Drop for TestRangeFence {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dependency_names_take_the_first_alternative_and_skip_okome() {
-        assert_eq!(
-            dependency_names(
-                "nginx, keepalived (>= 2), nftables | iptables, python3-systemd:any, \
-                 okome-health-probe (>= 0.1.0)"
-            ),
-            ["nginx", "keepalived", "nftables", "python3-systemd"]
-        );
-    }
 
     #[test]
     fn exposure_is_read_from_systemd_analyze_security() {

@@ -19,7 +19,8 @@
 //! booted suite alone.
 
 mod assets;
-pub mod booted;
+pub use okome_cluster::booted;
+mod booted_chaos;
 mod booted_suite;
 mod chroot;
 mod deb;
@@ -123,6 +124,8 @@ struct Options {
     test: bool,
     parser_tests: bool,
     booted: bool,
+    cluster: bool,
+    booted_chaos: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -140,6 +143,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--test" => options.test = true,
             "--parser-tests" => options.parser_tests = true,
             "--booted" => options.booted = true,
+            "--cluster" => options.cluster = true,
+            "--booted-chaos" => options.booted_chaos = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (accepted: --arch armhf|arm64|amd64, \
@@ -147,7 +152,8 @@ fn parse(args: &[String]) -> Result<Options> {
                      the packaging checks of `cargo xtask test` (--test --arch amd64: \
                      without the ARM builds); or --parser-tests \
                      [--arch armhf|arm64]: okome-accesslog's unit tests under qemu; \
-                     or --booted alone: the amd64 packages on a booted systemd)"
+                     or --booted alone: the amd64 packages on a booted systemd; \
+                     or --cluster alone: the cluster lab's end-to-end tests)"
                 )
                 .into());
             }
@@ -180,6 +186,23 @@ pub fn main(args: &[String]) -> Result {
             );
         }
         return test_suite();
+    }
+    if options.cluster {
+        if options.booted || !options.arches.is_empty() || !options.tools.is_empty() {
+            return Err("--cluster builds every amd64 package: it takes no other flag".into());
+        }
+        return cluster_suite(&amd64_debs()?);
+    }
+    if options.booted_chaos {
+        // okome-chaos alone, on a booted systemd (booted_chaos.rs).
+        let chaos: Vec<Tool> = TOOLS
+            .iter()
+            .filter(|t| t.package == "okome-chaos")
+            .copied()
+            .collect();
+        let dist = build_and_package(&chaos, &amd64_targets(), "1")?;
+        deps::ensure_apt(&["systemd-container", "debootstrap"])?;
+        return booted_chaos::run(&dist);
     }
     if options.booted {
         if !options.arches.is_empty()
@@ -237,7 +260,47 @@ pub fn test_suite() -> Result {
         "xtask dist: install test passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    run_booted(&dist)
+    run_booted(&dist)?;
+    cluster_suite(&amd64_of(&dist))
+}
+
+/// The cluster lab's end-to-end tests (cluster/tests/cluster.rs) on the
+/// packages just built: every behaviour of the tour on two frontends, the
+/// VIP down a chain of three. One test at a time (each boots five or six
+/// nodes).
+pub fn cluster_suite(debs: &[PathBuf]) -> Result {
+    deps::ensure_apt(&["systemd-container", "debootstrap", "nftables"])?;
+    let dir = out_dir().join("deb-cluster");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    for deb in debs {
+        std::fs::copy(deb, dir.join(deb.file_name().ok_or("deb without a name")?))?;
+    }
+    let started = Instant::now();
+    // The lab's own tests, then okome-chaos's cross-node scenarios.
+    for package in ["okome-cluster", "okome-chaos"] {
+        crate::cmd::run(
+            crate::cmd::cargo()
+                .args([
+                    "test",
+                    "-p",
+                    package,
+                    "--test",
+                    "cluster",
+                    "--",
+                    "--ignored",
+                ])
+                .args(["--test-threads=1", "--nocapture"])
+                .env(okome_cluster::cluster::DEB_DIR_VAR, &dir),
+        )?;
+    }
+    eprintln!(
+        "xtask dist: cluster suite passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The amd64 build targets: what the booted suite and `--test --arch
@@ -248,6 +311,38 @@ fn amd64_targets() -> Vec<Target> {
         .filter(|t| t.deb_arch == "amd64")
         .copied()
         .collect()
+}
+
+/// The amd64 and `all` packages (revision 1), built: what the cluster lab
+/// installs on its nodes.
+pub fn amd64_debs() -> Result<Vec<PathBuf>> {
+    let dist = build_and_package(TOOLS, &amd64_targets(), "1")?;
+    Ok(amd64_of(&dist))
+}
+
+/// The amd64 and `all` packages of a build.
+pub fn amd64_of(dist: &Dist) -> Vec<PathBuf> {
+    dist.debs
+        .iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.ends_with("_amd64.deb") || name.ends_with("_all.deb")
+        })
+        .cloned()
+        .collect()
+}
+
+/// `cargo xtask bench chaos [RUNS]`: okome-chaos alone, on a booted
+/// systemd, its runners SIGKILLed at random (booted_chaos.rs).
+pub fn chaos_bench(runs: usize) -> Result {
+    let chaos: Vec<Tool> = TOOLS
+        .iter()
+        .filter(|t| t.package == "okome-chaos")
+        .copied()
+        .collect();
+    let dist = build_and_package(&chaos, &amd64_targets(), "1")?;
+    deps::ensure_apt(&["systemd-container", "debootstrap"])?;
+    booted_chaos::bench(&dist, runs)
 }
 
 /// `dist --booted`: only what the booted suite needs (every tool for
@@ -263,6 +358,12 @@ fn run_booted(dist: &Dist) -> Result {
     booted_suite::run(dist)?;
     eprintln!(
         "xtask dist: booted suite passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    booted_chaos::run(dist)?;
+    eprintln!(
+        "xtask dist: booted chaos suite passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())

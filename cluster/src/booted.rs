@@ -1,5 +1,5 @@
 //! A booted Debian 12 with systemd as PID 1, inside `systemd-nspawn`: the
-//! harness the booted suite (booted_suite.rs) and the multi-node lab run the
+//! harness xtask's booted suite and the cluster lab (cluster.rs) run the
 //! real packages on, because sandboxing (`ProtectSystem=strict`,
 //! `PrivateUsers`, `RuntimeDirectory`), timers, maintainer scripts that talk
 //! to systemd and journald-only logging exist only where systemd runs.
@@ -12,12 +12,13 @@
 //!   not installed: a container boots with `--private-network` (no route
 //!   out), and `apt install ./okome-*.deb` inside must find everything
 //!   locally, yet still install and start nginx, fail2ban, … as on a node.
-//! - [`Rootfs`] → one unpacked copy, deleted on drop.
+//! - [`Rootfs`] → one unpacked copy, or an overlay over a cached unpacked
+//!   tree (the cluster's nodes), deleted (unmounted first) on drop.
 //! - [`BootedNode`] → `systemd-nspawn -b` on that copy, driven with
 //!   `nsenter` into its PID 1's namespaces (machinectl needs a machined the
 //!   host does not run). Stopped on drop by the nspawn PID: SIGTERM (nspawn
 //!   turns it into an orderly shutdown), then SIGKILL of the container's
-//!   init and of nspawn; nspawn also gets SIGTERM if xtask itself dies
+//!   init and of nspawn; nspawn also gets SIGTERM if the caller dies
 //!   (`PR_SET_PDEATHSIG`), so no run, however it ends, leaves a container
 //!   behind.
 //!
@@ -84,6 +85,24 @@ impl RootfsSpec {
         ))
     }
 
+    /// The tree every okome package in `debs` installs into offline: their
+    /// Depends and Recommends (first alternative, okome's own excluded),
+    /// and node_exporter, which okome-frontend ships a drop-in for.
+    pub fn for_debs(debs: &[PathBuf]) -> Result<RootfsSpec> {
+        let mut packages = vec![NODE_EXPORTER.to_string()];
+        // Recommends too: apt installs them inside, and with a private
+        // network the container cannot download what the tree lacks.
+        for deb in debs {
+            for field in ["Depends", "Recommends"] {
+                let names = cmd::output(Command::new("dpkg-deb").arg("-f").arg(deb).arg(field))?;
+                packages.extend(dependency_names(&names));
+            }
+        }
+        packages.sort();
+        packages.dedup();
+        Ok(RootfsSpec { preload: packages })
+    }
+
     /// The cached tarball, built first if missing (debootstrap ~1 min, the
     /// download of the preloaded packages a few seconds more).
     pub fn tarball(&self) -> Result<PathBuf> {
@@ -91,7 +110,7 @@ impl RootfsSpec {
         let cache = Path::new(CACHE_DIR);
         let tarball = cache.join(&name);
         if tarball.exists() {
-            eprintln!("xtask: reusing cached rootfs {}", tarball.display());
+            eprintln!("okome-cluster: reusing cached rootfs {}", tarball.display());
             return Ok(tarball);
         }
         std::fs::create_dir_all(cache)?;
@@ -104,7 +123,7 @@ impl RootfsSpec {
             .arg(format!("--include={}", BASE_PACKAGES.join(",")))
             .arg(SUITE)
             .arg(&root)
-            .arg(super::chroot::host_mirror()))?;
+            .arg(cmd::host_mirror(SUITE)))?;
         if !self.preload.is_empty() {
             chroot_sh(
                 &root,
@@ -130,16 +149,32 @@ impl RootfsSpec {
             }
         }
         eprintln!(
-            "xtask: built and cached the booted rootfs in {:.0} s",
+            "okome-cluster: built and cached the booted rootfs in {:.0} s",
             started.elapsed().as_secs_f64()
         );
         Ok(tarball)
     }
 }
 
+/// Not a dependency of any okome package, but okome-frontend configures it
+/// (configs/systemd/prometheus-node-exporter.service.d).
+pub const NODE_EXPORTER: &str = "prometheus-node-exporter";
+
+/// `a (>= 1), b | c, okome-x` → `a`, `b` (okome's own come as files).
+pub fn dependency_names(depends: &str) -> Vec<String> {
+    depends
+        .split(',')
+        .filter_map(|clause| {
+            let first = clause.split('|').next()?.trim();
+            let name = first.split([' ', '(', ':']).next()?.trim();
+            (!name.is_empty() && !name.starts_with("okome-")).then(|| name.to_string())
+        })
+        .collect()
+}
+
 /// FNV-1a: a cache key that stays the same across Rust releases (std's
 /// hasher makes no such promise).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -148,7 +183,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Run `script` with `sh -e` chrooted into `root` (with /proc mounted in a
 /// private mount namespace, gone with it): for building a tree, before
 /// anything boots.
-fn chroot_sh(root: &Path, script: &str) -> Result<String> {
+pub fn chroot_sh(root: &Path, script: &str) -> Result<String> {
     eprintln!("+ chroot {}: {script}", root.display());
     let out = cmd::finished(
         Command::new("unshare")
@@ -165,8 +200,8 @@ fn chroot_sh(root: &Path, script: &str) -> Result<String> {
         return Err(format!(
             "in chroot: `{script}` failed: {}\n{}{}",
             out.status,
-            super::chroot::tail(&out.stdout),
-            super::chroot::tail(&out.stderr)
+            cmd::tail(&out.stdout),
+            cmd::tail(&out.stderr)
         )
         .into());
     }
@@ -179,14 +214,53 @@ fn chroot_sh(root: &Path, script: &str) -> Result<String> {
 pub struct Rootfs {
     dir: PathBuf,
     label: String,
+    /// `root` is an overlay mount over a cached tree (see
+    /// [`Rootfs::overlay`]): unmounted before anything is removed.
+    overlay: bool,
 }
 
 impl Drop for Rootfs {
     fn drop(&mut self) {
+        if self.overlay && !unmount(&self.root()) {
+            // Never remove_dir_all through a mount: keep it for the next
+            // run's remove_dead_runs.
+            eprintln!(
+                "okome-cluster: could not unmount {}; left for the next run",
+                self.root().display()
+            );
+            return;
+        }
         if let Err(error) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("xtask: could not remove {}: {error}", self.dir.display());
+            eprintln!(
+                "okome-cluster: could not remove {}: {error}",
+                self.dir.display()
+            );
         }
     }
+}
+
+/// Whether `path` is a mount point now (/proc/self/mountinfo, field 5).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    text.lines()
+        .any(|line| line.split(' ').nth(4) == Some(wanted.as_ref()))
+}
+
+/// Unmount `path` if it is mounted; false if it stays mounted.
+fn unmount(path: &Path) -> bool {
+    if !is_mounted(path) {
+        return true;
+    }
+    let _ = Command::new("umount").arg(path).status();
+    if is_mounted(path) {
+        // Busy (a process of a dead container still holds it): detach it,
+        // the kernel frees it when the last user goes.
+        let _ = Command::new("umount").arg("-l").arg(path).status();
+    }
+    !is_mounted(path)
 }
 
 impl Rootfs {
@@ -198,16 +272,64 @@ impl Rootfs {
         Ok(Rootfs {
             dir,
             label: label.to_string(),
+            overlay: false,
         })
+    }
+
+    fn check_label(label: &str) -> Result {
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(format!("node label {label:?}: letters, digits and - only").into());
+        }
+        Ok(())
+    }
+
+    /// A writable copy of the unpacked tree `lower` for node `label`, in no
+    /// time: an overlay mount (the node's changes land in its own upper
+    /// directory, `lower` is never written). Several nodes, and several
+    /// runs, share one `lower`.
+    pub fn overlay(lower: &Path, label: &str) -> Result<Rootfs> {
+        Self::check_label(label)?;
+        remove_dead_runs();
+        let dir =
+            Path::new(UNPACK_DIR).join(format!("{UNPACK_PREFIX}{}-{label}", std::process::id()));
+        let mut rootfs = Rootfs::empty(dir, label)?;
+        for sub in ["upper", "work"] {
+            std::fs::create_dir_all(rootfs.dir.join(sub))?;
+        }
+        run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                rootfs.dir.join("upper").display(),
+                rootfs.dir.join("work").display()
+            ))
+            .arg(rootfs.root()))?;
+        rootfs.overlay = true;
+        Ok(rootfs)
+    }
+
+    /// Move the tree out to `dest` (same file system) and drop the rest: how
+    /// a tree prepared in a booted node becomes a cached lower directory.
+    pub fn keep_tree(self, dest: &Path) -> Result {
+        if self.overlay {
+            return Err("an overlay tree cannot be kept".into());
+        }
+        std::fs::rename(self.root(), dest)
+            .map_err(|e| format!("rename {} → {}: {e}", self.root().display(), dest.display()))?;
+        Ok(())
+    }
+
+    /// The node's name.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// Unpack the cached tree of `spec` for the node `label` (a host name:
     /// letters, digits, `-`). Trees of earlier runs whose xtask is gone
     /// (killed outright) are removed first.
     pub fn unpack(spec: &RootfsSpec, label: &str) -> Result<Rootfs> {
-        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(format!("node label {label:?}: letters, digits and - only").into());
-        }
+        Self::check_label(label)?;
         let tarball = spec.tarball()?;
         remove_dead_runs();
         let rootfs = Rootfs::empty(
@@ -266,8 +388,11 @@ fn remove_dead_runs() {
         };
         let pid = rest.split('-').next().unwrap_or_default();
         if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            eprintln!("xtask: removing a dead run's rootfs {UNPACK_DIR}/{name}");
-            let _ = std::fs::remove_dir_all(entry.path());
+            eprintln!("okome-cluster: removing a dead run's rootfs {UNPACK_DIR}/{name}");
+            // An overlay first: never remove through a mount.
+            if unmount(&entry.path().join("root")) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
     }
 }
@@ -279,26 +404,29 @@ pub enum Network {
     Private,
     /// `--network-namespace-path=`: a namespace the caller created and
     /// fenced (10.213.0.0/16 addresses only, blackhole route in the host).
-    #[allow(dead_code, reason = "for the multi-node lab: one namespace per node")]
     Namespace(PathBuf),
 }
 
-/// A container booted on a [`Rootfs`], stopped on drop.
+/// A container booted on a [`Rootfs`], stopped on drop (before the tree:
+/// drop the node first).
 #[derive(Debug)]
-pub struct BootedNode<'r> {
-    rootfs: &'r Rootfs,
+pub struct BootedNode {
+    label: String,
+    root: PathBuf,
+    console_log: PathBuf,
     nspawn: Child,
     pid1: u32,
     /// Units failed when the boot finished (`is-system-running` said
     /// `degraded`).
     pub failed_at_boot: Vec<String>,
     pub boot_seconds: f64,
+    started: Instant,
 }
 
-impl Drop for BootedNode<'_> {
+impl Drop for BootedNode {
     fn drop(&mut self) {
         if let Err(error) = self.stop_inner() {
-            eprintln!("xtask: stopping node {}: {error}", self.rootfs.label);
+            eprintln!("okome-cluster: stopping node {}: {error}", self.label);
         }
     }
 }
@@ -309,28 +437,59 @@ const BOOT_DEADLINE: Duration = Duration::from_secs(90);
 /// How long an orderly shutdown may take before SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
-impl<'r> BootedNode<'r> {
+impl BootedNode {
     /// Boot `rootfs` and wait until systemd reports `running` or
     /// `degraded` (then [`failed_at_boot`](Self::failed_at_boot) names the
     /// failed units; judging them is the caller's business).
-    pub fn boot(rootfs: &'r Rootfs, network: Network) -> Result<BootedNode<'r>> {
+    pub fn boot(rootfs: &Rootfs, network: Network) -> Result<BootedNode> {
+        Self::boot_tree(
+            rootfs.label.clone(),
+            rootfs.root(),
+            rootfs.console_log(),
+            network,
+        )
+    }
+
+    fn boot_tree(
+        label: String,
+        root: PathBuf,
+        console_log: PathBuf,
+        network: Network,
+    ) -> Result<BootedNode> {
+        Self::spawn_tree(label, root, console_log, network, true)
+    }
+
+    fn spawn_tree(
+        label: String,
+        root: PathBuf,
+        console_log: PathBuf,
+        network: Network,
+        wait: bool,
+    ) -> Result<BootedNode> {
         let started = Instant::now();
-        let console = std::fs::File::create(rootfs.console_log())?;
+        let console = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&console_log)?;
         let mut command = Command::new("systemd-nspawn");
         command
             .arg("-D")
-            .arg(rootfs.root())
+            .arg(&root)
             .args(["-b", "--console=pipe", "--register=no", "--keep-unit"])
             // The machine name keys nspawn's runtime files under
             // /run/systemd/nspawn: unique per xtask run, so two runs
             // booting the same label never meet there.
-            .arg(format!("--machine={}-{}", rootfs.label, std::process::id()))
-            .arg(format!("--hostname={}", rootfs.label));
+            .arg(format!("--machine={label}-{}", std::process::id()))
+            .arg(format!("--hostname={label}"));
         match &network {
             Network::Private => command.arg("--private-network"),
-            Network::Namespace(path) => {
-                command.arg(format!("--network-namespace-path={}", path.display()))
-            }
+            // CAP_NET_ADMIN: nspawn drops it for a namespace it did not
+            // create, and keepalived must add the VIP (`RTM_NEWADDR:
+            // Operation not permitted` otherwise). The namespace is the
+            // caller's, with no route out of the lab's bridge.
+            Network::Namespace(path) => command
+                .arg(format!("--network-namespace-path={}", path.display()))
+                .arg("--capability=CAP_NET_ADMIN"),
         };
         // This kernel mounts cgroup v1 + v2 side by side (GUIDE §2).
         command
@@ -353,62 +512,114 @@ impl<'r> BootedNode<'r> {
         eprintln!(
             "+ {} (console: {})",
             cmd::describe(&command),
-            rootfs.console_log().display()
+            console_log.display()
         );
         let nspawn = command
             .spawn()
             .map_err(|e| format!("systemd-nspawn: {e}"))?;
         // From here the guard stops it whatever happens.
         let mut node = BootedNode {
-            rootfs,
+            label,
+            root,
+            console_log,
             nspawn,
             pid1: 0,
             failed_at_boot: Vec::new(),
             boot_seconds: 0.0,
+            started,
         };
-        node.pid1 = node.find_pid1(started)?;
-        node.wait_booted(started)?;
-        node.boot_seconds = started.elapsed().as_secs_f64();
+        if wait {
+            node.wait_until_booted()?;
+        }
+        Ok(node)
+    }
+
+    /// Start booting `rootfs` and return at once; [`wait_until_booted`]
+    /// (Self::wait_until_booted) may then run on another thread. Starting
+    /// must happen on a thread that outlives the node: nspawn's
+    /// PR_SET_PDEATHSIG fires when the *thread* that spawned it exits.
+    pub fn start(rootfs: &Rootfs, network: Network) -> Result<BootedNode> {
+        Self::spawn_tree(
+            rootfs.label.clone(),
+            rootfs.root(),
+            rootfs.console_log(),
+            network,
+            false,
+        )
+    }
+
+    /// Wait until a [`start`](Self::start)ed node reaches `running` or
+    /// `degraded`.
+    pub fn wait_until_booted(&mut self) -> Result {
+        self.pid1 = self.find_pid1(self.started)?;
+        self.wait_booted(self.started)?;
+        self.boot_seconds = self.started.elapsed().as_secs_f64();
         eprintln!(
-            "xtask: node {} booted in {:.1} s (PID 1 is {} on the host){}",
-            rootfs.label,
-            node.boot_seconds,
-            node.pid1,
-            if node.failed_at_boot.is_empty() {
+            "okome-cluster: node {} booted in {:.1} s (PID 1 is {} on the host){}",
+            self.label,
+            self.boot_seconds,
+            self.pid1,
+            if self.failed_at_boot.is_empty() {
                 String::new()
             } else {
-                format!(", failed units: {}", node.failed_at_boot.join(" "))
+                format!(", failed units: {}", self.failed_at_boot.join(" "))
             }
         );
-        Ok(node)
+        Ok(())
     }
 
     /// Stop this node and boot its tree again: a reboot, with whatever the
     /// tree holds now.
-    pub fn reboot(self, network: Network) -> Result<BootedNode<'r>> {
-        let rootfs = self.rootfs;
+    pub fn reboot(mut self, network: Network) -> Result<BootedNode> {
+        let (label, root, console_log) = (
+            std::mem::take(&mut self.label),
+            std::mem::take(&mut self.root),
+            std::mem::take(&mut self.console_log),
+        );
+        if let Err(error) = self.stop_inner() {
+            eprintln!("okome-cluster: stopping node {label}: {error}");
+        }
         drop(self);
-        BootedNode::boot(rootfs, network)
+        BootedNode::boot_tree(label, root, console_log, network)
     }
 
-    /// The tree this node runs on.
-    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
-    pub fn rootfs(&self) -> &'r Rootfs {
-        self.rootfs
+    /// A power cut: SIGKILL to the container's init (every process in it
+    /// dies at once, nothing shuts down in order: keepalived sends no
+    /// goodbye advertisement), then nspawn is reaped.
+    pub fn power_cut(mut self) -> Result {
+        if let Ok(pid1) = libc::pid_t::try_from(self.pid1)
+            && pid1 > 0
+            && self.nspawn.try_wait()?.is_none()
+        {
+            // SAFETY: kill(2) on the init found under our own nspawn, which
+            // has not exited (checked just above), so not a recycled PID.
+            unsafe {
+                libc::kill(pid1, libc::SIGKILL);
+            }
+        }
+        let started = Instant::now();
+        while self.nspawn.try_wait()?.is_none() && started.elapsed() < STOP_DEADLINE {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop_inner()
+    }
+
+    /// The node's name (its host name).
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// The container's PID 1 as the host sees it.
-    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
     pub fn pid1(&self) -> u32 {
         self.pid1
     }
 
     fn exited(&mut self) -> Result<Option<String>> {
         Ok(self.nspawn.try_wait()?.map(|status| {
-            let log = std::fs::read(self.rootfs.console_log()).unwrap_or_default();
+            let log = std::fs::read(&self.console_log).unwrap_or_default();
             format!(
                 "systemd-nspawn exited ({status}); console:\n{}",
-                super::chroot::tail(&log)
+                cmd::tail(&log)
             )
         }))
     }
@@ -450,7 +661,7 @@ impl<'r> BootedNode<'r> {
             if started.elapsed() > BOOT_DEADLINE {
                 return Err(format!(
                     "node {} did not finish booting in {} s (state {state:?}): {}",
-                    self.rootfs.label,
+                    self.label,
                     BOOT_DEADLINE.as_secs(),
                     String::from_utf8_lossy(&out.stderr).trim()
                 )
@@ -498,7 +709,7 @@ impl<'r> BootedNode<'r> {
     /// Run `script` with `sh -ec` inside; return its output whatever its
     /// status.
     pub fn try_sh(&self, script: &str) -> Result<Output> {
-        eprintln!("+ [{}] {script}", self.rootfs.label);
+        eprintln!("+ [{}] {script}", self.label);
         self.try_command(&["sh", "-ec", script])
     }
 
@@ -509,10 +720,10 @@ impl<'r> BootedNode<'r> {
         if !out.status.success() {
             return Err(format!(
                 "[{}] `{script}` failed: {}\n{}{}",
-                self.rootfs.label,
+                self.label,
                 out.status,
-                super::chroot::tail(&out.stdout),
-                super::chroot::tail(&out.stderr)
+                cmd::tail(&out.stdout),
+                cmd::tail(&out.stderr)
             )
             .into());
         }
@@ -630,10 +841,8 @@ impl<'r> BootedNode<'r> {
     }
 
     /// The console log so far (boot messages, and systemd's status lines).
-    #[allow(dead_code, reason = "part of the harness API the multi-node lab uses")]
     pub fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.rootfs.console_log()).unwrap_or_default())
-            .into_owned()
+        String::from_utf8_lossy(&std::fs::read(&self.console_log).unwrap_or_default()).into_owned()
     }
 
     /// SIGTERM nspawn (an orderly shutdown of the container), SIGKILL after
@@ -656,8 +865,8 @@ impl<'r> BootedNode<'r> {
             std::thread::sleep(Duration::from_millis(100));
         }
         eprintln!(
-            "xtask: node {} did not shut down in {} s: SIGKILL",
-            self.rootfs.label,
+            "okome-cluster: node {} did not shut down in {} s: SIGKILL",
+            self.label,
             STOP_DEADLINE.as_secs()
         );
         // The container's init first: killing a PID namespace's init kills
@@ -767,6 +976,17 @@ mod tests {
         };
         assert_eq!(a.tarball_name().unwrap(), b.tarball_name().unwrap());
         assert_ne!(a.tarball_name().unwrap(), c.tarball_name().unwrap());
+    }
+
+    #[test]
+    fn dependency_names_take_the_first_alternative_and_skip_okome() {
+        assert_eq!(
+            dependency_names(
+                "nginx, keepalived (>= 2), nftables | iptables, python3-systemd:any, \
+                 okome-health-probe (>= 0.1.0)"
+            ),
+            ["nginx", "keepalived", "nftables", "python3-systemd"]
+        );
     }
 
     #[test]

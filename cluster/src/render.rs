@@ -1,0 +1,357 @@
+//! The one address table and the per-node rendering of the shipped configs.
+//!
+//! The shipped files name the site LAN (192.168.86.x: VIP .18, backend .19,
+//! frontend Pi A .20, Pi B .21, orchestrator .25). The lab keeps the last
+//! octet and moves the network to 10.213.86.0/24, so a lab file differs
+//! from the shipped one only in its addresses, and reading one next to the
+//! other needs no legend. Nothing else is edited, except what a site sets
+//! per Pi anyway: the node name in `X-OKOME-Node` and the probe's heartbeat,
+//! and — with more than two frontends — keepalived's priority and unicast
+//! peers (see [`keepalived`]).
+
+use std::fmt;
+
+/// The shipped site network (the /24 every shipped address lives in).
+pub const SITE_NET: &str = "192.168.86.";
+/// The lab's network: the tests' range, one /24 of it.
+pub const LAB_NET: &str = "10.213.86.";
+/// The VIP's last octet (shipped 192.168.86.18).
+pub const VIP_OCTET: u8 = 18;
+/// Most frontends a lab renders (.20 … .24; .25 is the orchestrator).
+pub const MAX_FRONTENDS: usize = 5;
+/// The shipped node name in `X-OKOME-Node` (okome-frontend.conf).
+pub const SHIPPED_NODE_NAME: &str = "frontend-cache";
+/// The password of every okome Redis ACL user in the lab (the backend's
+/// tree sets their hashes; the frontends' prewarm uses `edge`).
+pub const REDIS_PASSWORD: &str = "okome-lab-redis-pw";
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// okome-frontend (nginx, keepalived), the tools, okome-node.
+    Frontend,
+    /// okome-backend (redis-server), okome-node.
+    Backend,
+    /// The stub orchestrator, a unit on a bare node.
+    Orchestrator,
+    /// curl, nothing of okome's: the browser.
+    Client,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Frontend => "frontend",
+            Role::Backend => "backend",
+            Role::Orchestrator => "orchestrator",
+            Role::Client => "client",
+        })
+    }
+}
+
+/// One node of the plan: its name (= host name), role and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub role: Role,
+    pub octet: u8,
+}
+
+impl Member {
+    pub fn address(&self) -> String {
+        format!("{LAB_NET}{}", self.octet)
+    }
+    /// The shipped (site) address this node stands for.
+    pub fn site_address(&self) -> String {
+        format!("{SITE_NET}{}", self.octet)
+    }
+}
+
+/// The lab's nodes for `frontends` frontends: frontend-a (.20),
+/// frontend-b (.21), … , backend (.19), orchestrator (.25), client (.30).
+pub fn plan(frontends: usize) -> crate::Result<Vec<Member>> {
+    if !(2..=MAX_FRONTENDS).contains(&frontends) {
+        return Err(format!("--frontends {frontends}: 2 to {MAX_FRONTENDS}").into());
+    }
+    let mut members = Vec::new();
+    for i in 0..frontends {
+        let letter = char::from(b'a' + u8::try_from(i)?);
+        members.push(Member {
+            name: format!("frontend-{letter}"),
+            role: Role::Frontend,
+            octet: 20 + u8::try_from(i)?,
+        });
+    }
+    for (name, role, octet) in [
+        ("backend", Role::Backend, 19),
+        ("orchestrator", Role::Orchestrator, 25),
+        ("client", Role::Client, 30),
+    ] {
+        members.push(Member {
+            name: name.into(),
+            role,
+            octet,
+        });
+    }
+    Ok(members)
+}
+
+pub fn vip() -> String {
+    format!("{LAB_NET}{VIP_OCTET}")
+}
+
+/// The address table: every site address the shipped files name → its lab
+/// address (the network, the VIP and each planned node).
+pub fn table(members: &[Member]) -> Vec<(String, String)> {
+    let mut table = vec![
+        (format!("{SITE_NET}0"), format!("{LAB_NET}0")),
+        (format!("{SITE_NET}{VIP_OCTET}"), vip()),
+    ];
+    table.extend(members.iter().map(|m| (m.site_address(), m.address())));
+    table
+}
+
+/// `text` with each table address replaced where it stands as a whole
+/// address (not followed by another digit: .18 never eats into .180).
+pub fn substitute(text: &str, table: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        for (from, to) in table {
+            if let Some(after) = rest.strip_prefix(from.as_str())
+                && !after.starts_with(|c: char| c.is_ascii_digit())
+            {
+                out.push_str(to);
+                rest = after;
+                continue 'scan;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// keepalived.conf for frontend `index` of `frontends`, from the shipped
+/// pair: frontend-a from keepalived-master.conf, every other from
+/// keepalived-backup.conf, addresses through the table. With two frontends
+/// that is all (a test holds it). With more, what a site edits for a third
+/// Pi: its `router_id`, its own `unicast_src_ip`, every other frontend as a
+/// unicast peer, and a priority below the one before it (B 100, C 90, …)
+/// so the VIP moves down the chain on successive failures.
+pub fn keepalived(
+    master: &str,
+    backup: &str,
+    index: usize,
+    frontends: &[Member],
+    table: &[(String, String)],
+) -> String {
+    let me = &frontends[index];
+    let shipped = substitute(if index == 0 { master } else { backup }, table);
+    let mut out = Vec::new();
+    let mut in_peers = false;
+    for line in shipped.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if in_peers {
+            if trimmed.starts_with('}') {
+                in_peers = false;
+                out.push(line.to_string());
+            }
+            continue;
+        }
+        if trimmed.starts_with("router_id ") {
+            let letter = me.name.trim_start_matches("frontend-");
+            out.push(format!("{indent}router_id okome-frontend-{letter}"));
+        } else if trimmed.starts_with("priority ") && index > 0 {
+            out.push(format!("{indent}priority {}", 110 - 10 * index));
+        } else if trimmed.starts_with("unicast_src_ip ") {
+            out.push(format!("{indent}unicast_src_ip {}", me.address()));
+        } else if trimmed.starts_with("unicast_peer {") {
+            out.push(line.to_string());
+            for (i, peer) in frontends.iter().enumerate() {
+                if i != index {
+                    out.push(format!("{indent}    {}", peer.address()));
+                }
+            }
+            in_peers = true;
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Uncomment `#KEY=…` in an /etc/default file (the shipped default, through
+/// the table) or, when `value` is given, set it; appended when absent.
+pub fn set_default(
+    text: &str,
+    key: &str,
+    value: Option<&str>,
+    table: &[(String, String)],
+) -> String {
+    let mut found = false;
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let commented = line.strip_prefix('#').unwrap_or(line);
+        if !found && commented.starts_with(&format!("{key}=")) {
+            found = true;
+            out.push(match value {
+                Some(v) => format!("{key}={v}"),
+                None => substitute(commented, table),
+            });
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    if !found {
+        out.push(format!("{key}={}", value.unwrap_or_default()));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+/// upstream.conf: the table, plus a `map $host` line for each frontend
+/// beyond the shipped two (a third Pi is a name this edge answers to).
+pub fn upstream(shipped: &str, frontends: &[Member], table: &[(String, String)]) -> String {
+    let text = substitute(shipped, table);
+    let Some(b) = frontends.get(1) else {
+        return text;
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        out.push(line.to_string());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&b.address().as_str()) && words.get(1) == Some(&"1;") {
+            for extra in frontends.iter().skip(2) {
+                out.push(format!(
+                    "    {}    1;   # {} (lab)",
+                    extra.address(),
+                    extra.name
+                ));
+            }
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = include_str!("../../configs/keepalived/keepalived-master.conf");
+    const BACKUP: &str = include_str!("../../configs/keepalived/keepalived-backup.conf");
+    const UPSTREAM: &str = include_str!("../../configs/nginx-frontend/upstream.conf");
+
+    #[test]
+    fn the_table_maps_every_shipped_address_and_keeps_the_last_octet() {
+        let members = plan(2).unwrap();
+        let t = table(&members);
+        assert!(t.contains(&("192.168.86.18".into(), "10.213.86.18".into())));
+        assert!(t.contains(&("192.168.86.20".into(), "10.213.86.20".into())));
+        assert!(t.contains(&("192.168.86.19".into(), "10.213.86.19".into())));
+        assert!(t.contains(&("192.168.86.25".into(), "10.213.86.25".into())));
+        assert_eq!(
+            substitute("bind 127.0.0.1 192.168.86.19 192.168.86.190", &t),
+            "bind 127.0.0.1 10.213.86.19 192.168.86.190"
+        );
+    }
+
+    #[test]
+    fn no_site_address_is_left_in_any_rendered_file() {
+        let members = plan(2).unwrap();
+        let t = table(&members);
+        let frontends: Vec<Member> = members
+            .iter()
+            .filter(|m| m.role == Role::Frontend)
+            .cloned()
+            .collect();
+        for text in [
+            keepalived(MASTER, BACKUP, 0, &frontends, &t),
+            keepalived(MASTER, BACKUP, 1, &frontends, &t),
+            upstream(UPSTREAM, &frontends, &t),
+        ] {
+            assert!(!text.contains("192.168."), "{text}");
+        }
+    }
+
+    #[test]
+    fn two_frontends_are_the_shipped_pair_with_only_addresses_changed() {
+        let members = plan(2).unwrap();
+        let t = table(&members);
+        let frontends: Vec<Member> = members
+            .iter()
+            .filter(|m| m.role == Role::Frontend)
+            .cloned()
+            .collect();
+        assert_eq!(
+            keepalived(MASTER, BACKUP, 0, &frontends, &t),
+            substitute(MASTER, &t)
+        );
+        assert_eq!(
+            keepalived(MASTER, BACKUP, 1, &frontends, &t),
+            substitute(BACKUP, &t)
+        );
+        assert_eq!(upstream(UPSTREAM, &frontends, &t), substitute(UPSTREAM, &t));
+    }
+
+    #[test]
+    fn a_third_frontend_gets_its_own_address_every_peer_and_a_lower_priority() {
+        let members = plan(3).unwrap();
+        let t = table(&members);
+        let frontends: Vec<Member> = members
+            .iter()
+            .filter(|m| m.role == Role::Frontend)
+            .cloned()
+            .collect();
+        let c = keepalived(MASTER, BACKUP, 2, &frontends, &t);
+        assert!(c.contains("router_id okome-frontend-c\n"), "{c}");
+        assert!(c.contains("priority 90\n"), "{c}");
+        assert!(c.contains("unicast_src_ip 10.213.86.22\n"), "{c}");
+        let peers = c
+            .split("unicast_peer {")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
+        assert_eq!(
+            peers.split_whitespace().collect::<Vec<_>>(),
+            ["10.213.86.20", "10.213.86.21"]
+        );
+        let a = keepalived(MASTER, BACKUP, 0, &frontends, &t);
+        let peers = a
+            .split("unicast_peer {")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
+        assert_eq!(
+            peers.split_whitespace().collect::<Vec<_>>(),
+            ["10.213.86.21", "10.213.86.22"]
+        );
+        assert!(a.contains("priority 150\n") && a.contains("nopreempt"));
+        let up = upstream(UPSTREAM, &frontends, &t);
+        assert!(up.contains("10.213.86.22    1;"), "{up}");
+    }
+
+    #[test]
+    fn defaults_are_uncommented_through_the_table_or_set() {
+        let t = table(&plan(2).unwrap());
+        let text = "# c\n#OKOME_HEALTH_URL=http://192.168.86.25:8000/health\n#OKOME_LOG=info\n";
+        let out = set_default(text, "OKOME_HEALTH_URL", None, &t);
+        assert!(
+            out.contains("\nOKOME_HEALTH_URL=http://10.213.86.25:8000/health\n"),
+            "{out}"
+        );
+        let out = set_default(&out, "OKOME_HEALTH_NODE", Some("frontend-a"), &t);
+        assert!(out.ends_with("OKOME_HEALTH_NODE=frontend-a\n"), "{out}");
+    }
+}

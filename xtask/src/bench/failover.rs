@@ -1,0 +1,183 @@
+//! `cargo xtask bench failover`: how fast the VIP moves on the cluster lab,
+//! and what a client sees meanwhile — measured, never asserted in a test.
+//!
+//! One cluster (two frontends), then 10 trials of each failure: the
+//! holder's nginx SIGKILLed (edge failure: keepalived's track script,
+//! interval 2 s × fall 2) and the holder's power cut (node loss: the peer
+//! misses 3 adverts). Per trial: seconds from the injection until the VIP is
+//! on the standby alone (polled every 50 ms from the namespaces), and the
+//! requests that failed for a client sending 20 req/s through the VIP
+//! (curl in the client node, 1 s deadline each) from the injection until 5 s
+//! after the move. Then one 60 s orchestrator hang: VIP transitions and
+//! failed requests (goal 0 and 0). The old holder is restored between
+//! trials and the cluster settled (`nopreempt`: it stays BACKUP).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use okome_cluster::cluster::STUB_UNIT;
+use okome_cluster::{Cluster, ClusterSpec};
+
+use crate::Result;
+
+const TRIALS: usize = 10;
+/// The client's rate: one request every 50 ms.
+const LOAD: &str = "/usr/local/lib/okome-lab/load.sh";
+const LOAD_SCRIPT: &str = r#"#!/bin/sh
+# 20 req/s through the VIP; one line per request: UNIX time and HTTP status.
+while :; do
+    code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "http://$1/static/app.js")
+    echo "$(date +%s.%N) $code"
+    sleep 0.05
+done
+"#;
+const HANG: Duration = Duration::from_secs(60);
+
+pub fn main(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!("bench failover takes no argument ({arg:?})").into());
+    }
+    crate::deps::ensure_apt(&["systemd-container", "debootstrap", "nftables"])?;
+    let _fence = crate::contain::SiteLanFence::raise();
+    let debs = crate::dist::amd64_debs()?;
+    let mut cluster = Cluster::up(&ClusterSpec { frontends: 2, debs })?;
+    let client = cluster.node("client")?;
+    client.sh(&format!(
+        "mkdir -p /usr/local/lib/okome-lab && cat > {LOAD} <<'EOF'\n{LOAD_SCRIPT}EOF\nchmod 755 {LOAD}"
+    ))?;
+    cluster.get("/static/app.js")?;
+
+    let mut edge = Vec::new();
+    let mut node = Vec::new();
+    for trial in 0..TRIALS {
+        edge.push(trial_run(&mut cluster, Fault::Edge)?);
+        eprintln!("bench failover: edge trial {trial}: {:?}", edge.last());
+    }
+    for trial in 0..TRIALS {
+        node.push(trial_run(&mut cluster, Fault::PowerCut)?);
+        eprintln!("bench failover: node-loss trial {trial}: {:?}", node.last());
+    }
+    let (transitions, hang_failed, hang_sent) = hang(&cluster)?;
+
+    println!(
+        "failover on the cluster lab (2 frontends), {TRIALS} trials each, client at 20 req/s through the VIP\n"
+    );
+    println!(
+        "| failure | VIP on the standby, median | max | failed requests, median | max | goal |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, goal, trials) in [
+        ("edge: nginx SIGKILLed on the holder", "< 2 s", &edge),
+        ("node loss: the holder's power cut", "< 4 s", &node),
+    ] {
+        let mut took: Vec<f64> = trials.iter().map(|t| t.0).collect();
+        let mut failed: Vec<f64> = trials.iter().map(|t| t.1 as f64).collect();
+        println!(
+            "| {name} | {:.2} s | {:.2} s | {:.0} | {:.0} | {goal}, failed ≤ 20/s × that |",
+            median(&mut took),
+            max(&took),
+            median(&mut failed),
+            max(&failed)
+        );
+    }
+    println!(
+        "| orchestrator hung {} s | {transitions} VIP transitions | | {hang_failed} of {hang_sent} failed | | 0 and 0 |",
+        HANG.as_secs()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Edge,
+    PowerCut,
+}
+
+/// One failover: seconds until the standby holds the VIP alone, and the
+/// client's failed requests.
+fn trial_run(cluster: &mut Cluster, fault: Fault) -> Result<(f64, usize)> {
+    let holder = cluster.wait_one_holder(Duration::from_secs(30))?;
+    let client = cluster.node("client")?;
+    client.sh(&format!(
+        "systemd-run --quiet --unit=okc-load --collect sh -c '{LOAD} {} > /run/okc-load.log'",
+        cluster.vip()
+    ))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let injected = Instant::now();
+    let wall = SystemTime::now();
+    match fault {
+        Fault::Edge => cluster
+            .node(&holder)?
+            .kill_unit("nginx.service", "SIGKILL")?,
+        Fault::PowerCut => cluster.node_mut(&holder)?.power_cut()?,
+    }
+    let took = loop {
+        let holders = cluster.vip_holders()?;
+        if holders.len() == 1 && holders[0] != holder {
+            break injected.elapsed().as_secs_f64();
+        }
+        if injected.elapsed() > Duration::from_secs(30) {
+            return Err(format!("{fault:?}: the VIP did not move in 30 s ({holders:?})").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let client = cluster.node("client")?;
+    client.sh("systemctl stop okc-load.service || true")?;
+    let log = client.sh("cat /run/okc-load.log; rm -f /run/okc-load.log")?;
+    let from = wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| "clock")?
+        .as_secs_f64();
+    let failed = log
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(t, _)| t.parse::<f64>().is_ok_and(|t| t >= from))
+        .filter(|(_, code)| code.trim() != "200")
+        .count();
+    // Restore the old holder; it must come back as BACKUP (nopreempt).
+    match fault {
+        Fault::Edge => cluster.node(&holder)?.start_unit("nginx.service")?,
+        Fault::PowerCut => cluster.node_mut(&holder)?.boot()?,
+    }
+    let back = cluster.node(&holder)?;
+    okome_cluster::cluster::wait_for("the old holder BACKUP", Duration::from_secs(60), || {
+        Ok(back.vrrp_state()? == "BACKUP")
+    })?;
+    Ok((took, failed))
+}
+
+/// A 60 s orchestrator hang under load: keepalived transitions on every
+/// frontend, and the client's failed requests / requests sent.
+fn hang(cluster: &Cluster) -> Result<(usize, usize, usize)> {
+    let client = cluster.node("client")?;
+    client.sh(&format!(
+        "systemd-run --quiet --unit=okc-load --collect sh -c '{LOAD} {} > /run/okc-load.log'",
+        cluster.vip()
+    ))?;
+    let since = SystemTime::now();
+    let orchestrator = cluster.node("orchestrator")?;
+    orchestrator.kill_unit(STUB_UNIT, "SIGSTOP")?;
+    std::thread::sleep(HANG);
+    orchestrator.kill_unit(STUB_UNIT, "SIGCONT")?;
+    let mut transitions = 0;
+    for node in cluster.frontends() {
+        transitions += node.journal_tag("okome-keepalived", since)?.lines().count();
+    }
+    client.sh("systemctl stop okc-load.service || true")?;
+    let log = client.sh("cat /run/okc-load.log")?;
+    let sent = log.lines().count();
+    let failed = log
+        .lines()
+        .filter(|l| l.split_once(' ').is_some_and(|(_, c)| c.trim() != "200"))
+        .count();
+    Ok((transitions, failed, sent))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NAN, f64::max)
+}
