@@ -333,6 +333,14 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
         .start_unit(okome_cluster::cluster::STUB_UNIT)
         .unwrap();
     node.start_unit("okome-health-probe.timer").unwrap();
+    // The gates reopen after the probes' rise count.
+    for name in ["frontend-a", "frontend-b"] {
+        let frontend = lab.cluster.node(name).unwrap();
+        okome_cluster::cluster::wait_for("the gate reopened", Duration::from_secs(90), || {
+            Ok(!frontend.succeeds("test -e /run/okome/orchestrator.down")?)
+        })
+        .unwrap();
+    }
 
     // nginx stopped on the holder: its unit red, its header check NOT_RUN
     // (said once), the VIP on the standby, which answers.
