@@ -51,9 +51,11 @@ done
 const FIRST: u64 = 30;
 
 pub fn main(args: &[String]) -> Result {
-    if let Some(arg) = args.first() {
-        return Err(format!("bench failover takes no argument ({arg:?})").into());
-    }
+    let trials = match args {
+        [] => TRIALS,
+        [flag, n] if flag == "--trials" => n.parse().map_err(|_| "--trials takes a number")?,
+        _ => return Err(format!("bench failover [--trials N] ({args:?})").into()),
+    };
     crate::deps::ensure_apt(&["systemd-container", "debootstrap", "nftables"])?;
     let _fence = crate::contain::SiteLanFence::raise();
     let debs = crate::dist::amd64_debs()?;
@@ -67,11 +69,11 @@ pub fn main(args: &[String]) -> Result {
 
     let mut edge = Vec::new();
     let mut node = Vec::new();
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         edge.push(trial_run(&mut cluster, Fault::Edge)?);
         eprintln!("bench failover: edge trial {trial}: {:?}", edge.last());
     }
-    for trial in 0..TRIALS {
+    for trial in 0..trials {
         node.push(trial_run(&mut cluster, Fault::PowerCut)?);
         eprintln!("bench failover: node-loss trial {trial}: {:?}", node.last());
     }
@@ -256,6 +258,20 @@ fn hang(cluster: &Cluster) -> Result<(usize, usize, usize)> {
         "systemd-run --quiet --unit=okc-load --collect sh -c '{LOAD} {} > /run/okc-load.log'",
         cluster.vip()
     ))?;
+    // Settled first: the holder MASTER, every other frontend BACKUP (a node
+    // just back from the last trial may still be finishing its rise).
+    okome_cluster::cluster::wait_for("the frontends settled", Duration::from_secs(60), || {
+        let mut masters = 0;
+        for node in cluster.frontends() {
+            match node.vrrp_state()?.as_str() {
+                "MASTER" => masters += 1,
+                "BACKUP" => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(masters == 1)
+    })?;
+    std::thread::sleep(Duration::from_secs(5));
     let since = SystemTime::now();
     let orchestrator = cluster.node("orchestrator")?;
     orchestrator.kill_unit(STUB_UNIT, "SIGSTOP")?;
@@ -263,7 +279,11 @@ fn hang(cluster: &Cluster) -> Result<(usize, usize, usize)> {
     orchestrator.kill_unit(STUB_UNIT, "SIGCONT")?;
     let mut transitions = 0;
     for node in cluster.frontends() {
-        transitions += node.journal_tag("okome-keepalived", since)?.lines().count();
+        let lines = node.journal_tag("okome-keepalived", since)?;
+        for line in lines.lines() {
+            eprintln!("bench failover: during the hang, {}: {line}", node.name());
+        }
+        transitions += lines.lines().count();
     }
     client.sh("systemctl stop okc-load.service || true")?;
     let log = client.sh("cat /run/okc-load.log")?;
