@@ -82,7 +82,7 @@ pub fn main(args: &[String]) -> Result {
     let cold = hit_ratios(&mut cluster, "bc", false)?;
 
     println!(
-        "failover on the cluster lab (2 frontends), {TRIALS} trials each, client at 20 req/s through the VIP\n"
+        "failover on the cluster lab (2 frontends), {trials} trials each, client at 20 req/s through the VIP\n"
     );
     println!(
         "| failure | VIP on the standby, median | max | failed requests, median | max | goal |"
