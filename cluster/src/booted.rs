@@ -141,10 +141,14 @@ impl RootfsSpec {
             .arg(&partial)
             .arg("."))?;
         std::fs::rename(&partial, &tarball)?;
-        // Other weeks' and other package lists' trees are stale.
+        // Other weeks' trees are stale. Other package lists' trees of this
+        // week are not: concurrent runs (another branch, a new package's
+        // dependencies) each need theirs, and deleting them made each run
+        // debootstrap again.
+        let week = format!("-{}-", week_of(&name));
         for entry in std::fs::read_dir(cache)?.flatten() {
             let file = entry.file_name().to_string_lossy().into_owned();
-            if file.ends_with(".tar.gz") && file != name {
+            if file.ends_with(".tar.gz") && !file.contains(&week) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -154,6 +158,18 @@ impl RootfsSpec {
         );
         Ok(tarball)
     }
+}
+
+/// The ISO week in a tarball name (`bookworm-booted-amd64-2026-W50-…`).
+fn week_of(name: &str) -> &str {
+    name.split('-')
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|pair| pair[1].starts_with('W') && pair[0].len() == 4)
+        .map_or("", |pair| {
+            let start = name.find(&format!("{}-{}", pair[0], pair[1])).unwrap_or(0);
+            &name[start..start + pair[0].len() + 1 + pair[1].len()]
+        })
 }
 
 /// Not a dependency of any okome package, but okome-frontend configures it
@@ -986,6 +1002,14 @@ mod tests {
                  okome-health-probe (>= 0.1.0)"
             ),
             ["nginx", "keepalived", "nftables", "python3-systemd"]
+        );
+    }
+
+    #[test]
+    fn the_week_is_read_from_a_tarball_name() {
+        assert_eq!(
+            week_of("bookworm-booted-amd64-2026-W50-32f5f0265ed83676.tar.gz"),
+            "2026-W50"
         );
     }
 

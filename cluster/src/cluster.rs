@@ -22,7 +22,7 @@ use crate::Result;
 use crate::booted::{self, BootedNode, Network, Rootfs};
 use crate::net::{self, Netns, Switch};
 use crate::render::{self, Member, Role};
-use crate::roles::{self, Trees};
+use crate::roles;
 
 /// What to bring up.
 #[derive(Debug, Clone)]
@@ -320,7 +320,7 @@ impl Cluster {
         for member in &members {
             let netns = cluster.switch()?.plug(&member.name, &member.address())?;
             let rootfs = Rootfs::overlay(trees.for_role(member.role), &member.name)?;
-            render_node(&rootfs, member, &members, &trees)?;
+            render_node(&rootfs, member, &members)?;
             cluster.nodes.push(Node {
                 booted: None,
                 rootfs,
@@ -633,7 +633,7 @@ fn read(rootfs: &Rootfs, inside: &str) -> Result<String> {
 
 /// The node's configs, from the files its packages installed (= the
 /// shipped ones) through the address table, before it boots.
-fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member], _trees: &Trees) -> Result {
+fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
     let table = render::table(members);
     let frontends: Vec<Member> = members
         .iter()

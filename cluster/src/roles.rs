@@ -128,7 +128,9 @@ pub fn trees(debs: &[PathBuf]) -> Result<Trees> {
     let errors: Vec<String> =
         std::thread::scope(|scope| {
             let mut jobs = Vec::new();
-            if !trees.base.exists() {
+            if trees.base.exists() {
+                touch(&trees.base);
+            } else {
                 jobs.push(scope.spawn(|| {
                     build_base(&spec, &trees.base).map_err(|e| format!("base tree: {e}"))
                 }));
@@ -137,6 +139,7 @@ pub fn trees(debs: &[PathBuf]) -> Result<Trees> {
                 let dest = trees.for_role(*role).to_path_buf();
                 if dest.exists() {
                     eprintln!("okome-cluster: reusing the {role} tree {}", dest.display());
+                    touch(&dest);
                     continue;
                 }
                 let spec = &spec;
@@ -162,9 +165,19 @@ pub fn trees(debs: &[PathBuf]) -> Result<Trees> {
 /// wins (its tree is the same).
 fn keep(rootfs: Rootfs, dest: &Path) -> Result {
     match rootfs.keep_tree(dest) {
-        Ok(()) => Ok(()),
-        Err(_) if dest.exists() => Ok(()),
-        Err(error) => Err(error),
+        Ok(()) => {}
+        Err(_) if dest.exists() => {}
+        Err(error) => return Err(error),
+    }
+    touch(dest);
+    Ok(())
+}
+
+/// Mark a tree as used now: remove_stale goes by this mtime (a tree's own
+/// mtime is its tarball's root's, hours or days old).
+fn touch(tree: &Path) {
+    if let Ok(dir) = std::fs::File::open(tree) {
+        let _ = dir.set_modified(SystemTime::now());
     }
 }
 

@@ -220,6 +220,8 @@ pub fn judge_swap(mem: &MemInfo, th: &Thresholds) -> Verdict {
 pub struct FsUse {
     /// Size.
     pub size: u64,
+    /// Free, the root-reserved blocks included.
+    pub free: u64,
     /// Available to unprivileged users.
     pub avail: u64,
     /// Inodes in all (0: the filesystem has no fixed inode table, e.g. btrfs).
@@ -229,8 +231,12 @@ pub struct FsUse {
 }
 
 impl FsUse {
+    /// Use as df(1) shows it: used / (used + available to users), so the
+    /// blocks reserved for root count neither as used nor as free (counting
+    /// them as used read 86 % on a disk df calls 60 % full).
     fn used_pct(&self) -> f64 {
-        percent(self.size.saturating_sub(self.avail), self.size)
+        let used = self.size.saturating_sub(self.free);
+        percent(used, used + self.avail)
     }
     fn inodes_pct(&self) -> f64 {
         percent(self.files.saturating_sub(self.files_free), self.files)
@@ -762,7 +768,17 @@ pub fn judge_drift(per_node: &[(String, BTreeMap<String, String>)]) -> Verdict {
                 )
             })
             .collect();
-        if values.iter().any(|(_, v)| *v != values[0].1) {
+        // A file's value is `RAW|MASKED` (its hash as is, and with the
+        // node's own identity masked): nodes agree when every raw hash is
+        // equal (a list naming all nodes) or every masked one is (a file
+        // where each node names itself).
+        let part = |v: &str, i: usize| v.split('|').nth(i).unwrap_or(v).to_string();
+        let agree = |i: usize| {
+            values
+                .iter()
+                .all(|(_, v)| part(v, i) == part(values[0].1, i))
+        };
+        if !agree(0) && !agree(1) {
             let short = |v: &str| v.chars().take(12).collect::<String>();
             let list: Vec<String> = values
                 .iter()
@@ -1022,6 +1038,7 @@ mod tests {
         let th = Thresholds::default();
         let fs = |size, avail, files, free| FsUse {
             size,
+            free: avail,
             avail,
             files,
             files_free: free,
@@ -1034,6 +1051,21 @@ mod tests {
             (fs(100, 10, 100, 4), Level::Fail(Crit)),
             (fs(100, 50, 0, 0), Level::Pass),
         ];
+        // 5 % reserved for root: df's 60 % is 60 %, not 65 %.
+        let reserved = FsUse {
+            size: 100,
+            free: 40,
+            avail: 35,
+            files: 0,
+            files_free: 0,
+        };
+        assert!(
+            judge_disk("/", &reserved, &th)
+                .observed
+                .starts_with("/: 63 % space"),
+            "{}",
+            judge_disk("/", &reserved, &th).observed
+        );
         for (fs, want) in cases {
             assert_eq!(level(judge_disk("/", &fs, &th)), want, "{fs:?}");
         }
@@ -1045,6 +1077,7 @@ mod tests {
         let gib = 1u64 << 30;
         let fs = FsUse {
             size: 8 * gib,
+            free: gib,
             avail: gib,
             files: 100,
             files_free: 90,
@@ -1242,6 +1275,38 @@ mod tests {
         assert_eq!(level(judge_kernel(Some("0"), None)), Level::Fail(Warn));
         assert_eq!(
             level(judge_kernel(Some("1"), Some("[always] madvise never"))),
+            Level::Fail(Warn)
+        );
+    }
+
+    #[test]
+    fn drift_agrees_on_raw_or_on_masked_hashes() {
+        let node = |name: &str, v: &str| {
+            (
+                name.to_string(),
+                [("/etc/f".to_string(), v.to_string())]
+                    .into_iter()
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        // A list of all nodes: raw equal, masked differs.
+        assert_eq!(
+            level(judge_drift(&[node("a", "r1|m1"), node("b", "r1|m2")])),
+            Level::Pass
+        );
+        // Each names itself: raw differs, masked equal.
+        assert_eq!(
+            level(judge_drift(&[node("a", "r1|m1"), node("b", "r2|m1")])),
+            Level::Pass
+        );
+        // Edited: both differ.
+        assert_eq!(
+            level(judge_drift(&[node("a", "r1|m1"), node("b", "r2|m2")])),
+            Level::Fail(Warn)
+        );
+        // Versions have no mask.
+        assert_eq!(
+            level(judge_drift(&[node("a", "1:0.1"), node("b", "1:0.2")])),
             Level::Fail(Warn)
         );
     }

@@ -160,6 +160,7 @@ pub fn fs_use(path: &Path) -> Result<FsUse, Internal> {
     let frag = st.fragment_size() as u64;
     Ok(FsUse {
         size: st.blocks() as u64 * frag,
+        free: st.blocks_free() as u64 * frag,
         avail: st.blocks_available() as u64 * frag,
         files: st.files() as u64,
         files_free: st.files_available() as u64,
@@ -522,8 +523,9 @@ pub const DRIFT_FILES: &[&str] = &[
     "/etc/default/okome-prewarm",
 ];
 
-/// Package versions (`okome-*`) and SHA-256 of [`DRIFT_FILES`], each with
-/// this node's own name and address masked ([`judge::without_identity`]).
+/// Package versions (`okome-*`) and, per [`DRIFT_FILES`] entry, `RAW|MASKED`:
+/// its SHA-256 as is and with this node's own name and address masked
+/// ([`judge::without_identity`]; [`judge::judge_drift`] takes either).
 pub fn fingerprints(config: &Config, deadline: Duration) -> BTreeMap<String, String> {
     let mut prints = BTreeMap::new();
     if let Ok(out) = run_program(
@@ -548,9 +550,17 @@ pub fn fingerprints(config: &Config, deadline: Duration) -> BTreeMap<String, Str
     ];
     for file in DRIFT_FILES {
         if let Ok(bytes) = std::fs::read(rooted(config, file)) {
-            let digest = Sha256::digest(judge::without_identity(&bytes, &identity));
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            prints.insert((*file).to_string(), hex);
+            let hex = |bytes: &[u8]| -> String {
+                Sha256::digest(bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            };
+            let masked = judge::without_identity(&bytes, &identity);
+            prints.insert(
+                (*file).to_string(),
+                format!("{}|{}", hex(&bytes), hex(&masked)),
+            );
         }
     }
     prints

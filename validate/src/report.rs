@@ -242,7 +242,10 @@ pub fn node_from_json(text: &str) -> Result<NodeReport, String> {
                     .collect()
             })
             .unwrap_or_default(),
-        warmth: f["warmth"].as_object().map(|w| {
+        // Value indexing (Null when a key is missing), never Map indexing,
+        // which panics: a peer of another version must not crash the run.
+        warmth: f["warmth"].is_object().then(|| {
+            let w = &f["warmth"];
             let list = |key: &str| -> Vec<String> {
                 w[key]
                     .as_array()

@@ -85,6 +85,7 @@ impl Cluster {
             "#!/bin/sh\n# okv test: one lab root per node, chosen by --self\n\
              root={a}\ncase \"$*\" in *'--self frontend-b'*) root={b};; esac\n\
              export OKOME_ROOT=$root OKOME_VALIDATE_HTTP_PORT={port} OKOME_VALIDATE_NGINX_CONF={nginx}\n\
+             export OKOME_VALIDATE_DISK_WARN=100 OKOME_VALIDATE_DISK_CRIT=100\n\
              export OKOME_VALIDATE_REDIS_URL='{edge}' OKOME_VALIDATE_REDIS_ADMIN_URL='{operator}'\n\
              exec {bin} \"$@\"\n",
             a = s(self.lab.root.dir()),
