@@ -279,19 +279,16 @@ pub fn cluster_suite(debs: &[PathBuf]) -> Result {
         std::fs::copy(deb, dir.join(deb.file_name().ok_or("deb without a name")?))?;
     }
     let started = Instant::now();
-    // The lab's own tests, then okome-chaos's cross-node scenarios.
-    for package in ["okome-cluster", "okome-chaos"] {
+    // The lab's own tests, okome-validate's fault matrix on the cluster,
+    // then okome-chaos's cross-node scenarios.
+    for (package, test) in [
+        ("okome-cluster", "cluster"),
+        ("okome-validate", "cluster_lab"),
+        ("okome-chaos", "cluster"),
+    ] {
         crate::cmd::run(
             crate::cmd::cargo()
-                .args([
-                    "test",
-                    "-p",
-                    package,
-                    "--test",
-                    "cluster",
-                    "--",
-                    "--ignored",
-                ])
+                .args(["test", "-p", package, "--test", test, "--", "--ignored"])
                 .args(["--test-threads=1", "--nocapture"])
                 .env(okome_cluster::cluster::DEB_DIR_VAR, &dir),
         )?;
