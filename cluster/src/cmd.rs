@@ -1,7 +1,7 @@
 //! Running external programs for the harness: echo the command, fail with
 //! its name, status and the tail of its output, so a red CI log says what
-//! broke without scrolling. (xtask has the same shape in its own cmd.rs; the
-//! harness is a library used by tests too, so it carries its own.)
+//! broke without scrolling. xtask uses these too (its own cmd.rs keeps only
+//! what differs: `run` there streams the output to the CI log).
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -114,4 +114,31 @@ fn mirror_in(text: &str, suite: &str) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_from_deb822_and_one_line_sources() {
+        let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\n\
+                      Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
+        assert_eq!(
+            mirror_in(deb822, "bookworm").as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let security_only =
+            "Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
+        assert_eq!(mirror_in(security_only, "bookworm"), None);
+        let one_line = "deb [arch=amd64] http://one.example/debian bookworm main\n";
+        assert_eq!(
+            mirror_in(one_line, "bookworm").as_deref(),
+            Some("http://one.example/debian")
+        );
+        assert_eq!(
+            mirror_in("deb https://other.example nodistro main\n", "bookworm"),
+            None
+        );
+    }
 }

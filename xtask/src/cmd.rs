@@ -2,9 +2,12 @@
 //! name and status, so a red CI log says what broke without scrolling.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::Result;
+
+/// The harness's helpers: one copy of each.
+pub use okome_cluster::cmd::{describe, finished};
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> PathBuf {
@@ -24,15 +27,6 @@ pub fn run(command: &mut Command) -> Result {
         return Err(format!("{} failed: {status}", describe(command)).into());
     }
     Ok(())
-}
-
-/// Run `command` with no stdin and return what it printed, however it
-/// exited; only failing to start it is an error.
-pub fn finished(command: &mut Command) -> Result<Output> {
-    Ok(command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("{}: {error}", describe(command)))?)
 }
 
 /// Run `command` with no stdin and return what it printed; an unsuccessful
@@ -68,14 +62,4 @@ pub fn cargo() -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.current_dir(workspace_root());
     command
-}
-
-/// The command line as a shell-like string, for logs.
-pub fn describe(command: &Command) -> String {
-    let mut text = command.get_program().to_string_lossy().into_owned();
-    for arg in command.get_args() {
-        text.push(' ');
-        text.push_str(&arg.to_string_lossy());
-    }
-    text
 }

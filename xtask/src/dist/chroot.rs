@@ -110,63 +110,13 @@ impl Chroot {
     }
 }
 
-/// The last lines of a command's output, for error messages.
-pub(super) fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(40);
-    let mut out = lines[start..].join("\n");
-    out.push('\n');
-    out
-}
+/// The last lines of a command's output, and the host's Debian mirror: the
+/// booted harness's (one copy of each).
+pub(super) use okome_cluster::cmd::tail;
 
-/// The Debian mirror the host's apt uses (deb822 or one-line sources), so
-/// the chroot reaches exactly what apt already reaches here.
-pub fn host_mirror() -> String {
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-        more.sort();
-        files.extend(more);
-    }
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        if let Some(mirror) = mirror_in(&text) {
-            return mirror;
-        }
-    }
-    "http://deb.debian.org/debian".to_string()
-}
-
-/// The first URI serving the plain `bookworm` suite in a sources file.
-fn mirror_in(text: &str) -> Option<String> {
-    // One-line format: deb [opts] URI SUITE COMPONENTS…
-    for line in text.lines() {
-        let mut words = line.split_whitespace().filter(|w| !w.starts_with('['));
-        if words.next() == Some("deb") {
-            let words: Vec<&str> = words.filter(|w| !w.ends_with(']')).collect();
-            if words.len() >= 2 && words[1] == SUITE {
-                return Some(words[0].to_string());
-            }
-        }
-    }
-    // deb822: paragraphs with URIs: and Suites:
-    for paragraph in text.split("\n\n") {
-        let field = |name: &str| {
-            paragraph
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-        };
-        let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) else {
-            continue;
-        };
-        if suites.split_whitespace().any(|s| s == SUITE) {
-            return uris.split_whitespace().next().map(str::to_string);
-        }
-    }
-    None
+/// The mirror the host's apt uses for this suite.
+fn host_mirror() -> String {
+    okome_cluster::cmd::host_mirror(SUITE)
 }
 
 /// The cached base tarball for this ISO week, built if missing.
@@ -1076,28 +1026,4 @@ fn check_installed(chroot: &Chroot) -> Result {
     }
     chroot.sh("nginx -t")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mirror_from_deb822_and_one_line_sources() {
-        let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\n\
-                      Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
-        assert_eq!(
-            mirror_in(deb822).as_deref(),
-            Some("http://mirror.example/debian")
-        );
-        let security_only =
-            "Types: deb\nURIs: http://security.example/\nSuites: bookworm-security\n";
-        assert_eq!(mirror_in(security_only), None);
-        let one_line = "deb [arch=amd64] http://one.example/debian bookworm main\n";
-        assert_eq!(
-            mirror_in(one_line).as_deref(),
-            Some("http://one.example/debian")
-        );
-        assert_eq!(mirror_in("deb https://other.example nodistro main\n"), None);
-    }
 }
