@@ -198,6 +198,19 @@ fn timer_problems(timer: &str, period: &str, randomized: &str) -> Vec<String> {
 }
 
 /// What each sandboxed OKOME service must say, as problems (empty = fine).
+/// Timed services that run as root — each for a stated reason, and then
+/// with no capability at all (an empty bounding set), so root buys file
+/// access, not power. Every other timed tool runs as `okome`.
+const ROOT_WITHOUT_CAPABILITIES: &[(&str, &str)] = &[(
+    "okome-validate",
+    "`nginx -t` reads nginx's root-owned config and keys, and reopens its log \
+     (as non-root it fails on the pid and log paths)",
+)];
+
+fn runs_as_root(tool: &str) -> bool {
+    ROOT_WITHOUT_CAPABILITIES.iter().any(|(t, _)| *t == tool)
+}
+
 fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
     let sections = unit_sections(service);
     let get = |key: &str| unit_value(&sections, "Service", key);
@@ -210,9 +223,28 @@ fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
     want("Type", "oneshot");
     want("EnvironmentFile", &format!("-/etc/default/{tool}"));
     want("ProtectSystem", "strict");
-    want("ReadWritePaths", "/run/okome");
+    if !runs_as_root(tool) {
+        want("ReadWritePaths", "/run/okome");
+    }
     want("NoNewPrivileges", "yes");
     want("RuntimeDirectoryPreserve", "yes");
+    if runs_as_root(tool) {
+        // Root may write only /run/okome, plus what `nginx -t` reopens.
+        let writable = get("ReadWritePaths").unwrap_or_default();
+        let extra: Vec<&str> = writable
+            .split_whitespace()
+            .filter(|p| {
+                *p != "/run/okome"
+                    && !p.starts_with("-/var/log/nginx")
+                    && !p.starts_with("-/var/lib/nginx")
+            })
+            .collect();
+        if !writable.split_whitespace().any(|p| p == "/run/okome") || !extra.is_empty() {
+            problems.push(format!(
+                "ReadWritePaths={writable:?}, want /run/okome (and nginx's log and state)"
+            ));
+        }
+    }
     let exec = get("ExecStart").unwrap_or_default();
     if exec.split_whitespace().next() != Some(format!("/usr/bin/{tool}").as_str()) {
         problems.push(format!("ExecStart={exec:?} must run /usr/bin/{tool}"));
@@ -225,6 +257,11 @@ fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
         problems.push("RuntimeDirectory must include okome".into());
     }
     match get("User").as_deref() {
+        None | Some("root") | Some("0") if runs_as_root(tool) => {
+            if get("CapabilityBoundingSet").as_deref() != Some("") {
+                problems.push("runs as root, so CapabilityBoundingSet= must be empty".into());
+            }
+        }
         None | Some("root") | Some("0") => {
             problems.push("must run as an unprivileged user".into());
         }
@@ -323,6 +360,28 @@ fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
     );
     let problems = service_problems("okome-health-probe", &loose, "5s");
     assert_eq!(problems.len(), 3, "{problems:?}");
+    // Root is refused unless stated, and a stated root keeps no capability.
+    let as_root = render(&text, &[("User=okome", "User=root")]);
+    let problems = service_problems("okome-health-probe", &as_root, "5s");
+    assert_eq!(
+        problems,
+        ["must run as an unprivileged user"],
+        "{problems:?}"
+    );
+    let validate = read(&shipped("systemd/okome-validate.service"));
+    let powerful = render(
+        &validate,
+        &[(
+            "CapabilityBoundingSet=\n",
+            "CapabilityBoundingSet=CAP_NET_ADMIN\n",
+        )],
+    );
+    let problems = service_problems("okome-validate", &powerful, "5min");
+    assert_eq!(
+        problems,
+        ["runs as root, so CapabilityBoundingSet= must be empty"],
+        "{problems:?}"
+    );
 }
 
 /// One `okome`-format access-log line (docs/design.md) at `time_local`.
@@ -454,8 +513,8 @@ fn sysusers_and_tmpfiles_create_the_okome_user_and_run_okome() {
         assert_eq!(meta.uid(), uid, "{dir} owned by okome");
         assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{dir}");
     }
-    // The units run as that user.
-    for tool in timed() {
+    // The units run as that user (but the stated root exceptions).
+    for tool in timed().filter(|tool| !runs_as_root(tool)) {
         let unit = unit_sections(&read(&shipped(&format!("systemd/{tool}.service"))));
         assert_eq!(
             unit_value(&unit, "Service", "User").as_deref(),
