@@ -14,7 +14,7 @@ use std::process::Command;
 
 use common::*;
 use okome_lab::lab::Lab;
-use okome_lab::render::LAB_PUBLIC_NAME;
+use okome_lab::render::{LAB_PUBLIC_NAME, lab_node_name};
 use okome_lab::sshd::Sshd;
 
 struct Cluster {
@@ -40,10 +40,11 @@ fn copy_tree(from: &Path, to: &Path) {
 
 fn conf(cluster: &Cluster, backend_dest: &str, extra: &str) -> String {
     let dest = cluster.sshd.dest();
+    let header = lab_node_name();
     format!(
         "{extra}public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\n\
-         node frontend-a frontend 127.0.0.1 ssh={dest} header={NODE}\n\
-         node frontend-b frontend 127.0.0.1 ssh={dest} header={NODE}\n\
+         node frontend-a frontend 127.0.0.1 ssh={dest} header={header}\n\
+         node frontend-b frontend 127.0.0.1 ssh={dest} header={header}\n\
          node backend backend 127.0.0.1 ssh={backend_dest}\n",
         cluster.lab.stub.url()
     )

@@ -11,6 +11,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::*;
+use okome_lab::render::lab_node_name;
 use okome_lab::stub::Mode;
 
 fn set(items: &[Red]) -> BTreeSet<Red> {
@@ -55,7 +56,7 @@ fn a_healthy_lab_passes_every_check() {
         headers["observed"]
             .as_str()
             .unwrap()
-            .contains("X-OKOME-Node frontend-cache"),
+            .contains(&format!("X-OKOME-Node {}", lab_node_name())),
         "{headers}"
     );
     assert_eq!(doc["schema"], "okome-validate/1");
