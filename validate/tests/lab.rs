@@ -348,4 +348,6 @@ fn prometheus_output_is_written_atomically() {
         "{text}"
     );
     assert!(text.contains("okome_validate_last_run_timestamp_seconds "));
+    // What the real binary wrote is documented, name by name.
+    okome_testkit::metrics::assert_documented(&text);
 }
