@@ -4,8 +4,12 @@
 //!
 //! ssh runs with `BatchMode=yes` (never a password prompt at 3 a.m.),
 //! `ConnectTimeout`, and `ControlMaster=auto` with a per-run control
-//! directory: one connection per peer, which ends with its session (no
-//! ControlPersist: no master outlives the run, nothing to close after). A
+//! directory: one connection per peer, which ends with its session
+//! (`ControlPersist=no`, said explicitly because ssh takes the first value
+//! it reads and an operator's ssh_config or --ssh-option often says
+//! `ControlPersist`: otherwise a master outlives the run, on a socket whose
+//! directory the run then removes). StrictHostKeyChecking is left to ssh's
+//! default (ask, which BatchMode turns into a refusal): never `no`. A
 //! peer that does not answer by the deadline is killed (by the PID of the
 //! ssh we started) and reported once: node.ssh CRITICAL, every check it
 //! would have run NOT_RUN "node unreachable".
@@ -32,6 +36,8 @@ pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> 
         &format!("ConnectTimeout={secs}"),
         "-o",
         "ControlMaster=auto",
+        "-o",
+        "ControlPersist=no",
         "-o",
         &format!("ControlPath={}/%C", control_dir.display()),
         "-o",
