@@ -230,6 +230,7 @@ pub fn run_cluster(config: &Config) -> Report {
             }
         }
         // Past the deadline: kill the ssh processes we started that still run.
+        let mut killed = std::collections::BTreeSet::new();
         for (index, pid) in pid_rx.try_iter() {
             if answers.contains_key(&index) {
                 continue;
@@ -238,6 +239,12 @@ pub fn run_cluster(config: &Config) -> Report {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            killed.insert(index);
+        }
+        // A late answer that arrived meanwhile still counts (each kept under
+        // its own index: none dropped while looking for another).
+        for (index, result) in rx.try_iter() {
+            answers.entry(index).or_insert(result);
         }
         let mut reports = Vec::new();
         for (index, node) in nodes.iter().enumerate() {
@@ -247,10 +254,11 @@ pub fn run_cluster(config: &Config) -> Report {
                 }
                 continue;
             }
-            // A late answer after the kill still arrives: take what is there.
-            let result = answers
-                .remove(&index)
-                .or_else(|| rx.try_iter().find(|(i, _)| *i == index).map(|(_, r)| r));
+            // Our own kill's "ssh signal: 9" is not the reason: the deadline is.
+            let result = match answers.remove(&index) {
+                Some(PeerResult::Unreachable(..)) if killed.contains(&index) => None,
+                result => result,
+            };
             reports.push(match result {
                 Some(PeerResult::Answer(mut report, elapsed)) => {
                     let ok = Verdict {
