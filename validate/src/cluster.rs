@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Config;
 use crate::cluster_conf::Node;
 use crate::judge::{self, Level, Verdict};
-use crate::model::{Finding, Role, Status};
+use crate::model::{Finding, Role};
 use crate::report::{self, Report};
 use crate::run::{self, NodeReport, status_of};
 
@@ -171,13 +171,8 @@ fn unreachable_report(config: &Config, node: &Node, why: &str, elapsed: Duration
     )];
     for check in run::plan(config, node.role) {
         findings.push(Finding {
-            id: check.id,
-            node: node.name.clone(),
-            status: Status::NotRun(format!("node unreachable: {why}")),
             observed: "node unreachable".into(),
-            expected: String::new(),
-            attempts: 0,
-            elapsed: Duration::ZERO,
+            ..Finding::not_run(check.id, &node.name, format!("node unreachable: {why}"))
         });
     }
     NodeReport {
@@ -344,15 +339,11 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
     }
     if selected("cluster.vip-response") && config.conf.vip.is_some() {
         let finding = match &holder_ok {
-            Some(None) => Finding {
-                id: "cluster.vip-response",
-                node: "cluster".into(),
-                status: Status::NotRun("cluster.vip-holder did not pass".into()),
-                observed: "cluster.vip-holder did not pass".into(),
-                expected: String::new(),
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            },
+            Some(None) => Finding::not_run(
+                "cluster.vip-response",
+                "cluster",
+                "cluster.vip-holder did not pass".into(),
+            ),
             _ => {
                 let holder = holder_ok.clone().flatten().or_else(|| {
                     frontends
@@ -398,15 +389,11 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
                     judge::judge_standby_warm(holder_warmth, &standbys),
                 )
             }
-            _ => Finding {
-                id: "cluster.standby-warm",
-                node: "cluster".into(),
-                status: Status::NotRun("cluster.vip-holder did not pass".into()),
-                observed: "cluster.vip-holder did not pass".into(),
-                expected: String::new(),
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            },
+            _ => Finding::not_run(
+                "cluster.standby-warm",
+                "cluster",
+                "cluster.vip-holder did not pass".into(),
+            ),
         };
         out.push(finding);
     }
