@@ -663,12 +663,18 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
             // okome-frontend.conf is left as shipped: its X-OKOME-Node is
             // nginx's $hostname, the /etc/hostname written below.
             let probe = "/etc/default/okome-health-probe";
-            let text = render::set_default(&read(rootfs, probe)?, "OKOME_HEALTH_URL", None, &table);
-            let text = render::set_default(&text, "OKOME_HEALTH_NODE", Some(&me.name), &table);
+            let text = render::set_default(
+                &read(rootfs, probe)?,
+                "OKOME_HEALTH_PROBE_URL",
+                None,
+                &table,
+            );
+            let text =
+                render::set_default(&text, "OKOME_HEALTH_PROBE_NODE", Some(&me.name), &table);
             std::fs::write(rootfs.path(probe), text)?;
             let prewarm = "/etc/default/okome-prewarm";
             let mut text = read(rootfs, prewarm)?;
-            for key in ["OKOME_WARM_HOST", "OKOME_WARM_VIP"] {
+            for key in ["OKOME_PREWARM_HOST", "OKOME_PREWARM_VIP"] {
                 text = render::set_default(&text, key, None, &table);
             }
             let redis = format!(
@@ -676,7 +682,7 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
                 render::REDIS_PASSWORD,
                 backend.address()
             );
-            text = render::set_default(&text, "OKOME_WARM_REDIS", Some(&redis), &table);
+            text = render::set_default(&text, "OKOME_PREWARM_REDIS", Some(&redis), &table);
             std::fs::write(rootfs.path(prewarm), text)?;
         }
         Role::Backend => {
