@@ -411,29 +411,33 @@ pub fn valid_run_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The inputs of one plausible run, for the tests of every module that
+/// needs a built plan (change a field with `..test_inputs(…)`).
+#[cfg(test)]
+pub(crate) fn test_inputs(scenario: Scenario, run_dir: &Path) -> Inputs<'_> {
+    Inputs {
+        run_id: "20261207T053000Z-x",
+        scenario,
+        node: "frontend-a",
+        now: 1_796_600_000,
+        duration_secs: 60,
+        grace_secs: 15,
+        run_dir,
+        exe: Path::new("/usr/bin/okome-chaos"),
+        root: None,
+        origin: "10.213.0.5:8000".parse().unwrap(),
+        loss_percent: 30,
+        cache_dir: Path::new("/var/cache/nginx"),
+        disk_percent: 90.0,
+        fill_bytes: 12345,
+        ruleset_before: "table inet f2b-table {\n}\n",
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_inputs as inputs;
     use super::*;
-
-    fn inputs<'a>(scenario: Scenario, dir: &'a Path) -> Inputs<'a> {
-        Inputs {
-            run_id: "20261207T053000Z-x",
-            scenario,
-            node: "frontend-a",
-            now: 1_796_600_000,
-            duration_secs: 60,
-            grace_secs: 15,
-            run_dir: dir,
-            exe: Path::new("/usr/bin/okome-chaos"),
-            root: None,
-            origin: "10.213.0.5:8000".parse().unwrap(),
-            loss_percent: 30,
-            cache_dir: Path::new("/var/cache/nginx"),
-            disk_percent: 90.0,
-            fill_bytes: 12345,
-            ruleset_before: "table inet f2b-table {\n}\n",
-        }
-    }
 
     #[test]
     fn the_armed_revert_is_a_precise_transient_timer() {

@@ -824,20 +824,8 @@ mod tests {
         let run_dir = store.run_dir("r1");
         let plan = plan::build(&plan::Inputs {
             run_id: "r1",
-            scenario: Scenario::RedisStop,
-            node: "n",
-            now: 1,
-            duration_secs: 5,
-            grace_secs: 2,
-            run_dir: &run_dir,
-            exe: Path::new("/usr/bin/okome-chaos"),
-            root: None,
-            origin: "127.0.0.2:80".parse().unwrap(),
-            loss_percent: 30,
-            cache_dir: Path::new("/c"),
-            disk_percent: 90.0,
-            fill_bytes: 0,
             ruleset_before: ruleset,
+            ..plan::test_inputs(Scenario::RedisStop, &run_dir)
         });
         store.write_plan(&plan).unwrap();
         plan

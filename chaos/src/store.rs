@@ -194,7 +194,7 @@ pub fn rooted(path: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Inputs, Scenario, build};
+    use crate::plan::{Inputs, Scenario, build, test_inputs};
 
     #[test]
     fn plan_journal_and_markers_round_trip() {
@@ -207,20 +207,7 @@ mod tests {
         let run_dir = store.run_dir("r1");
         let plan = build(&Inputs {
             run_id: "r1",
-            scenario: Scenario::RedisStop,
-            node: "n",
-            now: 1,
-            duration_secs: 5,
-            grace_secs: 2,
-            run_dir: &run_dir,
-            exe: Path::new("/usr/bin/okome-chaos"),
-            root: None,
-            origin: "127.0.0.2:80".parse().unwrap(),
-            loss_percent: 30,
-            cache_dir: Path::new("/c"),
-            disk_percent: 90.0,
-            fill_bytes: 0,
-            ruleset_before: "",
+            ..test_inputs(Scenario::RedisStop, &run_dir)
         });
         store.write_plan(&plan).unwrap();
         store

@@ -660,19 +660,21 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
             let upstream = "/etc/nginx/okome/upstream.conf";
             let text = render::upstream(&read(rootfs, upstream)?, &frontends, &table);
             std::fs::write(rootfs.path(upstream), text)?;
-            let site = "/etc/nginx/sites-available/okome-frontend.conf";
-            let text = read(rootfs, site)?.replace(
-                &format!("X-OKOME-Node   {}", render::SHIPPED_NODE_NAME),
-                &format!("X-OKOME-Node   {}", me.name),
-            );
-            std::fs::write(rootfs.path(site), text)?;
+            // okome-frontend.conf is left as shipped: its X-OKOME-Node is
+            // nginx's $hostname, the /etc/hostname written below.
             let probe = "/etc/default/okome-health-probe";
-            let text = render::set_default(&read(rootfs, probe)?, "OKOME_HEALTH_URL", None, &table);
-            let text = render::set_default(&text, "OKOME_HEALTH_NODE", Some(&me.name), &table);
+            let text = render::set_default(
+                &read(rootfs, probe)?,
+                "OKOME_HEALTH_PROBE_URL",
+                None,
+                &table,
+            );
+            let text =
+                render::set_default(&text, "OKOME_HEALTH_PROBE_NODE", Some(&me.name), &table);
             std::fs::write(rootfs.path(probe), text)?;
             let prewarm = "/etc/default/okome-prewarm";
             let mut text = read(rootfs, prewarm)?;
-            for key in ["OKOME_WARM_HOST", "OKOME_WARM_VIP"] {
+            for key in ["OKOME_PREWARM_HOST", "OKOME_PREWARM_VIP"] {
                 text = render::set_default(&text, key, None, &table);
             }
             let redis = format!(
@@ -680,7 +682,7 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
                 render::REDIS_PASSWORD,
                 backend.address()
             );
-            text = render::set_default(&text, "OKOME_WARM_REDIS", Some(&redis), &table);
+            text = render::set_default(&text, "OKOME_PREWARM_REDIS", Some(&redis), &table);
             std::fs::write(rootfs.path(prewarm), text)?;
         }
         Role::Backend => {

@@ -5,9 +5,10 @@
 //! octet and moves the network to 10.213.86.0/24, so a lab file differs
 //! from the shipped one only in its addresses, and reading one next to the
 //! other needs no legend. Nothing else is edited, except what a site sets
-//! per Pi anyway: the node name in `X-OKOME-Node` and the probe's heartbeat,
-//! and — with more than two frontends — keepalived's priority and unicast
-//! peers (see [`keepalived`]).
+//! per Pi anyway: the probe's heartbeat name, and — with more than two
+//! frontends — keepalived's priority and unicast peers (see [`keepalived`]).
+//! `X-OKOME-Node` is not among them: the shipped nginx sends `$hostname`,
+//! and each node's /etc/hostname carries its name, as on a Pi.
 
 use std::fmt;
 
@@ -19,8 +20,6 @@ pub const LAB_NET: &str = "10.213.86.";
 pub const VIP_OCTET: u8 = 18;
 /// Most frontends a lab renders (.20 … .24; .25 is the orchestrator).
 pub const MAX_FRONTENDS: usize = 5;
-/// The shipped node name in `X-OKOME-Node` (okome-frontend.conf).
-pub const SHIPPED_NODE_NAME: &str = "frontend-cache";
 /// The password of every okome Redis ACL user in the lab (the backend's
 /// tree sets their hashes; the frontends' prewarm uses `edge`).
 pub const REDIS_PASSWORD: &str = "okome-lab-redis-pw";

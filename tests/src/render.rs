@@ -57,6 +57,16 @@ pub const LAB_PI_B_NAME: &str = "127.0.0.21";
 /// the VIP).
 pub const LAB_PUBLIC_NAME: &str = LAB_VIP_NAME;
 
+/// The `X-OKOME-Node` the lab's nginx sends: the shipped config says
+/// `$hostname`, which nginx takes from gethostname(), and the lab's nginx
+/// runs on this machine — so this machine's host name, read the same way.
+pub fn lab_node_name() -> String {
+    nix::unistd::gethostname()
+        .expect("gethostname")
+        .into_string()
+        .expect("a UTF-8 host name")
+}
+
 /// Password the lab gives redis' `operator` ACL user (the shipped file
 /// carries a placeholder hash that a site replaces).
 pub const LAB_REDIS_OPERATOR_PASSWORD: &str = "okome-lab-operator";

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use okome_lab::render::{LAB_PI_A_NAME, LAB_VIP_NAME};
+use okome_lab::render::{LAB_PI_A_NAME, LAB_VIP_NAME, lab_node_name};
 use okome_lab::{Lab, Request};
 
 #[test]
@@ -35,7 +35,11 @@ fn ui_miss_then_hit_reaches_the_origin_once() {
 fn observability_headers_and_request_id_reach_both_sides() {
     let lab = Lab::start();
     let r = lab.get("/static/x.css");
-    assert_eq!(r.header("x-okome-node"), Some("frontend-cache"));
+    // The shipped $hostname: this machine's name, as `hostname` prints it.
+    let node = lab_node_name();
+    let hostname = std::process::Command::new("hostname").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&hostname.stdout).trim(), node);
+    assert_eq!(r.header("x-okome-node"), Some(node.as_str()));
     assert_eq!(
         r.header("x-upstream"),
         Some(lab.stub.addr().to_string().as_str())
@@ -54,7 +58,7 @@ fn observability_headers_and_request_id_reach_both_sides() {
     // Errors carry them too (add_header … always).
     let missing = lab.get("/static/missing?status=404");
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.header("x-okome-node"), Some("frontend-cache"));
+    assert_eq!(missing.header("x-okome-node"), Some(node.as_str()));
     assert!(missing.header("x-request-id").is_some());
 }
 

@@ -20,7 +20,10 @@ fn burst(lab: &Lab, path: &str, n: usize) -> (usize, usize, Duration) {
         match r.status {
             429 => {
                 limited += 1;
-                assert_eq!(r.header("x-okome-node"), Some("frontend-cache"));
+                assert_eq!(
+                    r.header("x-okome-node"),
+                    Some(okome_lab::render::lab_node_name().as_str())
+                );
             }
             200 => ok += 1,
             other => panic!("{path}: unexpected {other}"),

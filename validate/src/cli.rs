@@ -204,7 +204,7 @@ whole file (exit 2). An expired one no longer applies.
 
 --cluster runs `okome-validate --local --json` on every peer with ssh
 -o BatchMode=yes -o ConnectTimeout=… and one multiplexed connection per
-peer (ControlMaster), all peers in parallel under one --deadline: an
+peer (ControlMaster=auto, ControlPersist=no: none outlives the run), all peers in parallel under one --deadline: an
 unreachable peer costs the deadline once, and its checks are NOT_RUN behind
 a CRITICAL node.ssh.
 

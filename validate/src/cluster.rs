@@ -4,8 +4,12 @@
 //!
 //! ssh runs with `BatchMode=yes` (never a password prompt at 3 a.m.),
 //! `ConnectTimeout`, and `ControlMaster=auto` with a per-run control
-//! directory: one connection per peer, which ends with its session (no
-//! ControlPersist: no master outlives the run, nothing to close after). A
+//! directory: one connection per peer, which ends with its session
+//! (`ControlPersist=no`, said explicitly because ssh takes the first value
+//! it reads and an operator's ssh_config or --ssh-option often says
+//! `ControlPersist`: otherwise a master outlives the run, on a socket whose
+//! directory the run then removes). StrictHostKeyChecking is left to ssh's
+//! default (ask, which BatchMode turns into a refusal): never `no`. A
 //! peer that does not answer by the deadline is killed (by the PID of the
 //! ssh we started) and reported once: node.ssh CRITICAL, every check it
 //! would have run NOT_RUN "node unreachable".
@@ -18,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Config;
 use crate::cluster_conf::Node;
 use crate::judge::{self, Level, Verdict};
-use crate::model::{Finding, Role, Status};
+use crate::model::{Finding, Role};
 use crate::report::{self, Report};
 use crate::run::{self, NodeReport, status_of};
 
@@ -32,6 +36,8 @@ pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> 
         &format!("ConnectTimeout={secs}"),
         "-o",
         "ControlMaster=auto",
+        "-o",
+        "ControlPersist=no",
         "-o",
         &format!("ControlPath={}/%C", control_dir.display()),
         "-o",
@@ -165,13 +171,8 @@ fn unreachable_report(config: &Config, node: &Node, why: &str, elapsed: Duration
     )];
     for check in run::plan(config, node.role) {
         findings.push(Finding {
-            id: check.id,
-            node: node.name.clone(),
-            status: Status::NotRun(format!("node unreachable: {why}")),
             observed: "node unreachable".into(),
-            expected: String::new(),
-            attempts: 0,
-            elapsed: Duration::ZERO,
+            ..Finding::not_run(check.id, &node.name, format!("node unreachable: {why}"))
         });
     }
     NodeReport {
@@ -224,6 +225,7 @@ pub fn run_cluster(config: &Config) -> Report {
             }
         }
         // Past the deadline: kill the ssh processes we started that still run.
+        let mut killed = std::collections::BTreeSet::new();
         for (index, pid) in pid_rx.try_iter() {
             if answers.contains_key(&index) {
                 continue;
@@ -232,6 +234,12 @@ pub fn run_cluster(config: &Config) -> Report {
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
             );
+            killed.insert(index);
+        }
+        // A late answer that arrived meanwhile still counts (each kept under
+        // its own index: none dropped while looking for another).
+        for (index, result) in rx.try_iter() {
+            answers.entry(index).or_insert(result);
         }
         let mut reports = Vec::new();
         for (index, node) in nodes.iter().enumerate() {
@@ -241,10 +249,11 @@ pub fn run_cluster(config: &Config) -> Report {
                 }
                 continue;
             }
-            // A late answer after the kill still arrives: take what is there.
-            let result = answers
-                .remove(&index)
-                .or_else(|| rx.try_iter().find(|(i, _)| *i == index).map(|(_, r)| r));
+            // Our own kill's "ssh signal: 9" is not the reason: the deadline is.
+            let result = match answers.remove(&index) {
+                Some(PeerResult::Unreachable(..)) if killed.contains(&index) => None,
+                result => result,
+            };
             reports.push(match result {
                 Some(PeerResult::Answer(mut report, elapsed)) => {
                     let ok = Verdict {
@@ -330,15 +339,11 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
     }
     if selected("cluster.vip-response") && config.conf.vip.is_some() {
         let finding = match &holder_ok {
-            Some(None) => Finding {
-                id: "cluster.vip-response",
-                node: "cluster".into(),
-                status: Status::NotRun("cluster.vip-holder did not pass".into()),
-                observed: "cluster.vip-holder did not pass".into(),
-                expected: String::new(),
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            },
+            Some(None) => Finding::not_run(
+                "cluster.vip-response",
+                "cluster",
+                "cluster.vip-holder did not pass".into(),
+            ),
             _ => {
                 let holder = holder_ok.clone().flatten().or_else(|| {
                     frontends
@@ -384,15 +389,11 @@ pub fn invariants(config: &Config, reports: &[NodeReport]) -> Vec<Finding> {
                     judge::judge_standby_warm(holder_warmth, &standbys),
                 )
             }
-            _ => Finding {
-                id: "cluster.standby-warm",
-                node: "cluster".into(),
-                status: Status::NotRun("cluster.vip-holder did not pass".into()),
-                observed: "cluster.vip-holder did not pass".into(),
-                expected: String::new(),
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            },
+            _ => Finding::not_run(
+                "cluster.standby-warm",
+                "cluster",
+                "cluster.vip-holder did not pass".into(),
+            ),
         };
         out.push(finding);
     }

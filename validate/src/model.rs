@@ -559,6 +559,20 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A check that did not run, and why (a dependency that did not pass,
+    /// an unreachable node): one NOT_RUN line, never a failure of its own.
+    pub fn not_run(id: &'static str, node: &str, reason: String) -> Finding {
+        Finding {
+            id,
+            node: node.to_string(),
+            status: Status::NotRun(reason.clone()),
+            observed: reason,
+            expected: String::new(),
+            attempts: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// The catalogue entry.
     pub fn def(&self) -> &'static CheckDef {
         def(self.id).expect("findings are made from catalogue ids")

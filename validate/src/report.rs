@@ -629,5 +629,12 @@ mod tests {
         );
         let prom = prometheus(&r);
         assert!(prom.contains("okome_validate_check_status{node=\"frontend-a\",check=\"edge.gate\",incident=\"INCIDENT 5\"} 2"), "{prom}");
+        // Every family it writes is a row of docs/metrics.md (the dashboard
+        // may only query those).
+        assert_eq!(
+            okome_testkit::metrics::assert_documented(&prom).len(),
+            3,
+            "{prom}"
+        );
     }
 }

@@ -245,13 +245,8 @@ fn round(config: &Config, role: Role, previous: Option<&[Finding]>) -> Vec<Findi
         });
         if let Some(reason) = blocked {
             findings.push(Finding {
-                id: check.id,
-                node: config.self_name.clone(),
-                status: Status::NotRun(reason.clone()),
-                observed: reason,
-                expected: String::new(),
                 attempts: attempts_before,
-                elapsed: Duration::ZERO,
+                ..Finding::not_run(check.id, &config.self_name, reason)
             });
             continue;
         }

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use common::*;
 use okome_lab::lab::Lab;
-use okome_lab::render::LAB_PUBLIC_NAME;
+use okome_lab::render::{LAB_PUBLIC_NAME, lab_node_name};
 use okome_lab::sshd::Sshd;
 
 struct Cluster {
@@ -40,10 +40,11 @@ fn copy_tree(from: &Path, to: &Path) {
 
 fn conf(cluster: &Cluster, backend_dest: &str, extra: &str) -> String {
     let dest = cluster.sshd.dest();
+    let header = lab_node_name();
     format!(
         "{extra}public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\n\
-         node frontend-a frontend 127.0.0.1 ssh={dest} header={NODE}\n\
-         node frontend-b frontend 127.0.0.1 ssh={dest} header={NODE}\n\
+         node frontend-a frontend 127.0.0.1 ssh={dest} header={header}\n\
+         node frontend-b frontend 127.0.0.1 ssh={dest} header={header}\n\
          node backend backend 127.0.0.1 ssh={backend_dest}\n",
         cluster.lab.stub.url()
     )
@@ -353,4 +354,51 @@ fn frontends_report_how_much_of_the_published_plan_they_cache() {
         serde_json::json!(["/", "/assets/app.js"]),
         "{doc:#}"
     );
+}
+
+/// PIDs of processes whose command line names `needle` (ssh renames a
+/// control master to `ssh: <ControlPath> [mux]`).
+fn processes_naming(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmdline).contains(needle)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// An operator's ssh_config often says `ControlPersist` (here as their
+/// `--ssh-option`, which ssh reads after ours). okome-validate's master must
+/// still end with its run: none left alive afterwards, and the run does not
+/// wait on a backgrounded master holding its output pipe.
+#[test]
+fn an_operators_control_persist_leaves_no_master_behind() {
+    let cluster = Cluster::start();
+    let child = cluster
+        .validate(&["--ssh-option", "ControlPersist=600", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let control_dir = format!("okv-ssh-{}/", child.id());
+    let out = child.wait_with_output().unwrap();
+    let left = processes_naming(&control_dir);
+    for pid in &left {
+        // Ours (its command line names this run's control directory).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(red(&doc), BTreeSet::new(), "{doc:#}");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(left.is_empty(), "ssh masters left running: {left:?}");
 }

@@ -11,6 +11,7 @@ use std::fs;
 use std::time::Duration;
 
 use common::*;
+use okome_lab::render::lab_node_name;
 use okome_lab::stub::Mode;
 
 fn set(items: &[Red]) -> BTreeSet<Red> {
@@ -55,7 +56,7 @@ fn a_healthy_lab_passes_every_check() {
         headers["observed"]
             .as_str()
             .unwrap()
-            .contains("X-OKOME-Node frontend-cache"),
+            .contains(&format!("X-OKOME-Node {}", lab_node_name())),
         "{headers}"
     );
     assert_eq!(doc["schema"], "okome-validate/1");
@@ -347,4 +348,6 @@ fn prometheus_output_is_written_atomically() {
         "{text}"
     );
     assert!(text.contains("okome_validate_last_run_timestamp_seconds "));
+    // What the real binary wrote is documented, name by name.
+    okome_testkit::metrics::assert_documented(&text);
 }

@@ -18,7 +18,9 @@ use okome_lab::render::{LAB_PUBLIC_NAME, LAB_REDIS_EDGE_PASSWORD, LAB_REDIS_OPER
 /// The okome-validate binary cargo built for this test.
 pub const VALIDATE: &str = env!("CARGO_BIN_EXE_okome-validate");
 
-/// The lab's X-OKOME-Node (the shipped okome-frontend.conf's value).
+/// The lab frontend's name in cluster.conf. Its nginx sends the machine's
+/// host name (the shipped `$hostname`), which cluster.conf's `header=`
+/// names, as a site whose node names are not its host names would.
 pub const NODE: &str = "frontend-cache";
 
 /// A 1 GB Pi's /proc/meminfo.
@@ -61,8 +63,9 @@ pub fn fixtures(root: &Path) {
 /// The shared cluster file for the one-node lab, plus `extra` lines.
 pub fn write_cluster_conf(lab: &Lab, extra: &str) {
     let text = format!(
-        "public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\nnode {NODE} frontend 127.0.0.1\nnode backend backend 127.0.0.1\n{extra}",
-        lab.stub.url()
+        "public-host {LAB_PUBLIC_NAME}\norchestrator {}/health\nnode {NODE} frontend 127.0.0.1 header={}\nnode backend backend 127.0.0.1\n{extra}",
+        lab.stub.url(),
+        okome_lab::render::lab_node_name()
     );
     let path = lab.root.path("/etc/okome/cluster.conf");
     fs::create_dir_all(path.parent().unwrap()).unwrap();

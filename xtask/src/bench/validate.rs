@@ -190,10 +190,12 @@ pub fn main(args: &[String]) -> Result {
         return Err("copying the lab root".into());
     }
     let dest = sshd.dest();
+    // The lab's nginx sends this machine's host name ($hostname).
+    let header = okome_lab::render::lab_node_name();
     let conf = format!(
         "public-host {LAB_PUBLIC_NAME}\norchestrator {health}\n\
-         node frontend-a frontend 127.0.0.1 ssh={dest} header=frontend-cache\n\
-         node frontend-b frontend 127.0.0.1 ssh={dest} header=frontend-cache\n\
+         node frontend-a frontend 127.0.0.1 ssh={dest} header={header}\n\
+         node frontend-b frontend 127.0.0.1 ssh={dest} header={header}\n\
          node backend backend 127.0.0.1 ssh={dest}\n"
     );
     for root in [lab.root.dir(), root_b.as_path()] {
