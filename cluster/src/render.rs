@@ -138,7 +138,9 @@ pub fn substitute(text: &str, table: &[(String, String)]) -> String {
 /// that is all (a test holds it). With more, what a site edits for a third
 /// Pi: its `router_id`, its own `unicast_src_ip`, every other frontend as a
 /// unicast peer, and a priority below the one before it (B 100, C 90, …)
-/// so the VIP moves down the chain on successive failures.
+/// so the VIP moves down the chain on successive failures. Every node keeps
+/// the shipped `state BACKUP` + `nopreempt` (both shipped files carry them):
+/// a returning B must not take the VIP back from C.
 pub fn keepalived(
     master: &str,
     backup: &str,
@@ -339,6 +341,28 @@ mod tests {
         assert!(a.contains("priority 150\n") && a.contains("nopreempt"));
         let up = upstream(UPSTREAM, &frontends, &t);
         assert!(up.contains("10.213.86.22    1;"), "{up}");
+    }
+
+    /// keepalived honours nopreempt only with `state BACKUP`. With the
+    /// shipped B lacking nopreempt, a returning B (100) took the VIP back
+    /// from C (90): this failed on frontend-b and every later node.
+    #[test]
+    fn every_rendered_frontend_starts_backup_and_never_preempts() {
+        for n in 2..=MAX_FRONTENDS {
+            let members = plan(n).unwrap();
+            let t = table(&members);
+            let frontends: Vec<Member> = members
+                .iter()
+                .filter(|m| m.role == Role::Frontend)
+                .cloned()
+                .collect();
+            for (i, me) in frontends.iter().enumerate() {
+                let text = keepalived(MASTER, BACKUP, i, &frontends, &t);
+                let lines: Vec<&str> = text.lines().map(str::trim).collect();
+                assert!(lines.contains(&"state BACKUP"), "{}: {text}", me.name);
+                assert!(lines.contains(&"nopreempt"), "{} of {n}: {text}", me.name);
+            }
+        }
     }
 
     #[test]

@@ -364,7 +364,8 @@ fn node_loss(
 
 /// Undo the fault on `old` (`restore`), wait until its keepalived is back
 /// in BACKUP, then hold [`NOPREEMPT_WINDOW`]: the VIP must stay on `now`.
-fn nopreempt(
+/// Public for the three-frontend test: every returning node, not only A.
+pub fn nopreempt(
     cluster: &Cluster,
     old: &str,
     now: Option<&str>,

@@ -92,7 +92,7 @@ fn keepalived_accepts_both_files_and_rejects_a_broken_copy() {
             &rendered,
             &[
                 ("advert_int 1", "advert_intt 1"),
-                ("interval 2", "interval 1.5"),
+                ("    interval 1\n", "    interval 1.5\n"),
             ],
         );
         let broken_path = dir.join(format!("broken-{name}"));
@@ -178,8 +178,11 @@ fn keepalived_pair_is_consistent_and_tracks_the_local_nginx() {
             .expect("priority")
     };
     assert!(priority(&master) > priority(&backup));
-    // nopreempt on the preferred node: it does not take the VIP back.
-    assert!(keepalived_value(&master, "nopreempt").is_some());
+    // nopreempt on EVERY node (a site copies the backup file for a third
+    // Pi: a returning B must not take the VIP back from C).
+    for (name, words) in [("master", &master), ("backup", &backup)] {
+        assert!(keepalived_value(words, "nopreempt").is_some(), "{name}");
+    }
     // Unicast peers point at each other.
     let master_src = keepalived_value(&master, "unicast_src_ip").expect("master src");
     let backup_src = keepalived_value(&backup, "unicast_src_ip").expect("backup src");
@@ -191,6 +194,56 @@ fn keepalived_pair_is_consistent_and_tracks_the_local_nginx() {
     assert_eq!(
         keepalived_block_first(&backup_text, "unicast_peer"),
         Some(master_src)
+    );
+}
+
+/// README's "Failover, measured": the VIP leaves a dead nginx within
+/// interval × fall (the last passing check just before the kill) plus the
+/// peer's skew, under one advert_int. The median goal is < 2 s; this is the
+/// worst case the shipped timers allow.
+const EDGE_FAILOVER_WORST_S: u32 = 3;
+/// okome-health-probe's default `--local-timeout`, in ms (its --help).
+const PROBE_LOCAL_TIMEOUT_MS: u32 = 500;
+
+#[test]
+fn keepalived_timers_bound_the_edge_failover_without_flapping() {
+    for name in ["keepalived-master.conf", "keepalived-backup.conf"] {
+        let words = keepalived_words(&read(&shipped(&format!("keepalived/{name}"))));
+        let number = |key: &str| -> u32 {
+            keepalived_value(&words, key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: {key} in whole seconds"))
+        };
+        let (interval, timeout, fall, rise) = (
+            number("interval"),
+            number("timeout"),
+            number("fall"),
+            number("rise"),
+        );
+        let advert = number("advert_int");
+        assert!(
+            interval * fall + advert <= EDGE_FAILOVER_WORST_S,
+            "{name}: interval {interval} × fall {fall} + advert_int {advert} > {EDGE_FAILOVER_WORST_S} s"
+        );
+        // One slow answer (or one slow start) never moves the VIP.
+        assert!(fall >= 2 && rise >= 2, "{name}: fall {fall}, rise {rise}");
+        // Runs never overlap: keepalived's hard stop fits in the interval,
+        // and the probe's own deadline comes first.
+        assert!(
+            timeout <= interval,
+            "{name}: timeout {timeout} > interval {interval}"
+        );
+        assert!(
+            PROBE_LOCAL_TIMEOUT_MS < timeout * 1000,
+            "{name}: timeout {timeout}"
+        );
+    }
+    let probe = tool_bin("okome-health-probe");
+    let output = run(Command::new(&probe).arg("--help"));
+    let help = text_of(&output);
+    assert!(
+        help.contains(&format!("[default: {PROBE_LOCAL_TIMEOUT_MS}ms]")),
+        "the probe's --local-timeout default changed:\n{help}"
     );
 }
 

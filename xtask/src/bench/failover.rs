@@ -3,7 +3,7 @@
 //!
 //! One cluster (two frontends), then 10 trials of each failure: the
 //! holder's nginx SIGKILLed (edge failure: keepalived's track script,
-//! interval 2 s × fall 2) and the holder's power cut (node loss: the peer
+//! interval 1 s × fall 2) and the holder's power cut (node loss: the peer
 //! misses 3 adverts). Per trial: seconds from the injection until the VIP is
 //! on the standby alone (polled every 50 ms from the namespaces), and the
 //! requests that failed for a client sending 20 req/s through the VIP
