@@ -166,10 +166,22 @@ fn the_accepted_names_are_set_once_in_upstream_conf() {
         frontend.contains(&"proxy_set_header Host              $okome_public_host;".to_owned())
     );
     assert!(frontend.contains(&"if ($okome_site_host = 0) {".to_owned()));
+    // `$host` / `$http_host` as whole variable names: `$hostname` (the
+    // machine's own name, in X-OKOME-Node) is not the client's choice.
+    let names_variable = |line: &str, var: &str| {
+        line.match_indices(var).any(|(at, _)| {
+            !line[at + var.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    assert!(!names_variable(
+        "add_header X-OKOME-Node $hostname always;",
+        "$host"
+    ));
+    assert!(names_variable("proxy_set_header Host $host;", "$host"));
     assert!(
         !frontend
             .iter()
-            .any(|l| l.contains("$host") || l.contains("$http_host")),
+            .any(|l| names_variable(l, "$host") || names_variable(l, "$http_host")),
         "okome-frontend.conf passes a client-chosen host on: {frontend:#?}"
     );
 }
