@@ -672,7 +672,7 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
             std::fs::write(rootfs.path(probe), text)?;
             let prewarm = "/etc/default/okome-prewarm";
             let mut text = read(rootfs, prewarm)?;
-            for key in ["OKOME_WARM_HOST", "OKOME_WARM_VIP"] {
+            for key in ["OKOME_PREWARM_HOST", "OKOME_PREWARM_VIP"] {
                 text = render::set_default(&text, key, None, &table);
             }
             let redis = format!(
@@ -680,7 +680,7 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
                 render::REDIS_PASSWORD,
                 backend.address()
             );
-            text = render::set_default(&text, "OKOME_WARM_REDIS", Some(&redis), &table);
+            text = render::set_default(&text, "OKOME_PREWARM_REDIS", Some(&redis), &table);
             std::fs::write(rootfs.path(prewarm), text)?;
         }
         Role::Backend => {
