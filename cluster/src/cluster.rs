@@ -667,8 +667,14 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
             );
             std::fs::write(rootfs.path(site), text)?;
             let probe = "/etc/default/okome-health-probe";
-            let text = render::set_default(&read(rootfs, probe)?, "OKOME_HEALTH_URL", None, &table);
-            let text = render::set_default(&text, "OKOME_HEALTH_NODE", Some(&me.name), &table);
+            let text = render::set_default(
+                &read(rootfs, probe)?,
+                "OKOME_HEALTH_PROBE_URL",
+                None,
+                &table,
+            );
+            let text =
+                render::set_default(&text, "OKOME_HEALTH_PROBE_NODE", Some(&me.name), &table);
             std::fs::write(rootfs.path(probe), text)?;
             let prewarm = "/etc/default/okome-prewarm";
             let mut text = read(rootfs, prewarm)?;
