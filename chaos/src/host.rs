@@ -77,9 +77,10 @@ impl Host for System {
 
     fn disk(&mut self, path: &Path) -> std::io::Result<(u64, u64)> {
         let stat = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
-        let unit = stat.fragment_size();
-        let used = (stat.blocks() - stat.blocks_free()) * unit;
-        Ok((used, stat.blocks_available() * unit))
+        // The statvfs field types are c_ulong: u32 on armhf, u64 on arm64/amd64.
+        let unit = stat.fragment_size() as u64;
+        let used = (stat.blocks() as u64 - stat.blocks_free() as u64) * unit;
+        Ok((used, stat.blocks_available() as u64 * unit))
     }
 }
 
