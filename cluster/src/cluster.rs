@@ -287,6 +287,34 @@ pub struct Cluster {
     switch: Option<Switch>,
     /// Seconds from `up` to a VIP answering.
     pub up_seconds: f64,
+    /// The machine-wide lab lock, released (by the kernel, even on SIGKILL)
+    /// after the drop has torn everything down.
+    _lock: std::fs::File,
+}
+
+/// Where the lab's lock lives: one bridge name and one address plan per
+/// machine, so two labs (a test run and `cargo xtask lab`, two CI jobs)
+/// take turns instead of tearing down each other's switch.
+const LOCK: &str = "/run/okome-cluster.lock";
+
+/// Take the lab lock at `path`, waiting (and saying so) while another lab
+/// holds it.
+fn lock_the_lab(path: &str) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let try_lock = |op| unsafe { libc::flock(file.as_raw_fd(), op) };
+    if try_lock(libc::LOCK_EX | libc::LOCK_NB) != 0 {
+        eprintln!("okome-cluster: another cluster lab holds {path}; waiting for it");
+        if try_lock(libc::LOCK_EX) != 0 {
+            return Err(format!("{path}: {}", std::io::Error::last_os_error()).into());
+        }
+    }
+    Ok(file)
 }
 
 impl Drop for Cluster {
@@ -307,6 +335,7 @@ impl Cluster {
     /// Bring the cluster up: trees (cached), network, configs, boot, and
     /// wait until one frontend holds the VIP and answers through it.
     pub fn up(spec: &ClusterSpec) -> Result<Cluster> {
+        let lock = lock_the_lab(LOCK)?;
         let started = Instant::now();
         let members = render::plan(spec.frontends)?;
         let trees = roles::trees(&spec.debs)?;
@@ -316,6 +345,7 @@ impl Cluster {
             nodes: Vec::new(),
             switch: Some(switch),
             up_seconds: 0.0,
+            _lock: lock,
         };
         for member in &members {
             let netns = cluster.switch()?.plug(&member.name, &member.address())?;
@@ -762,5 +792,30 @@ mod tests {
         assert_eq!(r.cache(), "HIT");
         assert_eq!(r.node(), "frontend-a");
         assert_eq!(parse_response("", String::new()).status, 0);
+    }
+
+    #[test]
+    fn a_second_lab_waits_for_the_first_to_let_go() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("okome-lab-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lock").to_string_lossy().into_owned();
+        let first = lock_the_lab(&path).unwrap();
+        let released = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                let lock = lock_the_lab(&path).unwrap();
+                (released.load(Ordering::SeqCst), lock)
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            released.store(true, Ordering::SeqCst);
+            drop(first);
+            let (saw_release, _lock) = second.join().unwrap();
+            assert!(
+                saw_release,
+                "the second lab got the lock while the first held it"
+            );
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
