@@ -92,6 +92,31 @@ macro_rules! tool_table {
 
 with_tools!(tool_table);
 
+/// Timed services that run as root, each for a stated reason, and then with
+/// no capability at all (an empty bounding set), so root buys file access,
+/// not power. Every other timed tool runs as `okome`. The config tests hold
+/// the unit files to this, the booted suite the running sandboxes.
+pub const ROOT_WITHOUT_CAPABILITIES: &[(&str, &str)] = &[(
+    "okome-validate",
+    "`nginx -t` reads nginx's root-owned config and keys, and reopens its log \
+     (as non-root it fails on the pid and log paths)",
+)];
+
+impl Tool {
+    /// The user its service runs as: `root` (see
+    /// [`ROOT_WITHOUT_CAPABILITIES`]) or `okome`.
+    pub fn service_user(&self) -> &'static str {
+        if ROOT_WITHOUT_CAPABILITIES
+            .iter()
+            .any(|(package, _)| *package == self.package)
+        {
+            "root"
+        } else {
+            "okome"
+        }
+    }
+}
+
 /// The tools that ship a systemd timer (and service).
 pub fn timed() -> impl Iterator<Item = &'static Tool> {
     TOOLS.iter().filter(|t| t.has_timer())

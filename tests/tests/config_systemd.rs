@@ -197,20 +197,13 @@ fn timer_problems(timer: &str, period: &str, randomized: &str) -> Vec<String> {
     problems
 }
 
-/// What each sandboxed OKOME service must say, as problems (empty = fine).
-/// Timed services that run as root — each for a stated reason, and then
-/// with no capability at all (an empty bounding set), so root buys file
-/// access, not power. Every other timed tool runs as `okome`.
-const ROOT_WITHOUT_CAPABILITIES: &[(&str, &str)] = &[(
-    "okome-validate",
-    "`nginx -t` reads nginx's root-owned config and keys, and reopens its log \
-     (as non-root it fails on the pid and log paths)",
-)];
-
+/// Whether the registry lets `tool`'s service run as root (without
+/// capabilities: [`okome_testkit::tools::ROOT_WITHOUT_CAPABILITIES`]).
 fn runs_as_root(tool: &str) -> bool {
-    ROOT_WITHOUT_CAPABILITIES.iter().any(|(t, _)| *t == tool)
+    okome_testkit::tools::tool(tool).is_some_and(|t| t.service_user() == "root")
 }
 
+/// What each sandboxed OKOME service must say, as problems (empty = fine).
 fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
     let sections = unit_sections(service);
     let get = |key: &str| unit_value(&sections, "Service", key);

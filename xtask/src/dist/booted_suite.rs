@@ -133,6 +133,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Stub).serve_forever()
 /// without a sandbox must manage it, or the check proves nothing.
 const SANDBOX_PROBE: &str = r#"say() { echo "sandbox: $*"; }
 say "user=$(id -un)"
+say "capabilities=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" { printf "%s%s", sep, $2; sep = "/" }' /proc/self/status)"
 for dir in /run/lock /run/okome; do
     if touch "$dir/okome-sandbox-test" 2>/dev/null; then
         rm -f "$dir/okome-sandbox-test"; say "write $dir=yes"
@@ -763,7 +764,6 @@ fn security(node: &BootedNode) -> Result {
 /// What [`SANDBOX_PROBE`] prints in each service's sandbox, and what it
 /// must print.
 fn sandboxes(node: &BootedNode) -> Result {
-    const EXPECTED: &[&str] = &["user=okome", "write /run/lock=no", "write /run/okome=yes"];
     let control = node.sh(
         "systemd-run --quiet --wait --pipe -p User=okome /bin/sh /usr/local/lib/okome-test/sandbox.sh",
     )?;
@@ -773,7 +773,17 @@ fn sandboxes(node: &BootedNode) -> Result {
         );
     }
     let mut problems = Vec::new();
-    for unit in okome_services() {
+    for tool in TOOLS.iter().filter(|t| t.has_timer()) {
+        let unit = format!("{}.service", tool.package);
+        // Its registry user (root only where the registry says why), no
+        // capability effective or even in the bounding set, and the one
+        // writable run directory.
+        let expected = [
+            format!("user={}", tool.service_user()),
+            "capabilities=0000000000000000/0000000000000000".to_string(),
+            "write /run/lock=no".to_string(),
+            "write /run/okome=yes".to_string(),
+        ];
         let dropin = format!("/run/systemd/system/{unit}.d/zz-okome-sandbox-test.conf");
         node.sh(&format!(
             "mkdir -p /run/systemd/system/{unit}.d && printf '%s\\n' '[Service]' 'ExecStart=' \
@@ -793,7 +803,10 @@ fn sandboxes(node: &BootedNode) -> Result {
             .filter_map(|l| l.split_once("sandbox: ").map(|(_, said)| said.trim()))
             .collect();
         eprintln!("xtask booted: {unit} sandbox: {}", said.join(", "));
-        let missing: Vec<&&str> = EXPECTED.iter().filter(|e| !said.contains(e)).collect();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|e| !said.contains(&e.as_str()))
+            .collect();
         if !missing.is_empty() {
             problems.push(format!("{unit}: expected {missing:?}, got {said:?}"));
         }
