@@ -41,6 +41,13 @@ pub const MAX_VARIABLES: usize = 40;
 
 const ABSENT: u8 = u8::MAX;
 
+/// The length of [`Entry`]'s array of field ends: a 0 (where the text
+/// before the first field starts) and one end per variable.
+const ENDS: usize = MAX_VARIABLES + 1;
+
+// `Entry::range` takes an index past its array for "not logged".
+const _: () = assert!(ABSENT as usize >= ENDS);
+
 /// How nginx escapes logged values (`log_format … escape=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
@@ -584,6 +591,14 @@ impl LogFormat {
         if !INDEXED || line.bytes.first() == Some(&0) {
             return self.check_with(line.bytes, false);
         }
+        self.walk_indexed(line)
+    }
+
+    /// [`LogFormat::walk`] off a reader's index, out of line: inlined into
+    /// a caller's loop (okome-hit-ratio's), the walk's cursor, line and
+    /// steps were spilled to the stack and reloaded every field.
+    #[inline(never)]
+    fn walk_indexed<'a>(&'a self, line: &Line<'a>) -> Result<Entry<'a>, Malformed<'a>> {
         let bytes = self.admit(line.bytes)?;
         self.walk(
             bytes,
@@ -608,8 +623,8 @@ impl LogFormat {
         };
         let line = self.admit(line)?;
         if unrolled && let Some(okome) = okome::split(line, &Searched) {
-            let mut ends = [0u32; MAX_VARIABLES];
-            ends[..okome.ends.len()].copy_from_slice(&okome.ends);
+            let mut ends = [0u32; ENDS];
+            ends[1..=okome.ends.len()].copy_from_slice(&okome.ends);
             return Ok(Entry {
                 format: self,
                 line,
@@ -651,11 +666,11 @@ impl LogFormat {
         let mut entry = Entry {
             format: self,
             line,
-            ends: [0u32; MAX_VARIABLES],
+            ends: [0u32; ENDS],
         };
         let mut at = self.prefix.len();
         let mut quotes = structure.quote_cursor(line);
-        for (index, (step, field_end)) in self.steps.iter().zip(&mut entry.ends).enumerate() {
+        for (index, (step, field_end)) in self.steps.iter().zip(&mut entry.ends[1..]).enumerate() {
             let end = if step.lead == Lead::End {
                 if at == line.len() {
                     return Err(Malformed::Truncated(self.name(index)));
@@ -763,9 +778,9 @@ impl LogFormat {
             _ => line,
         };
         let line = self.admit(line)?;
-        let mut ends = [0u32; MAX_VARIABLES];
+        let mut ends = [0u32; ENDS];
         let mut at = self.prefix.len();
-        for (field_end, variable) in ends.iter_mut().zip(&self.variables) {
+        for (field_end, variable) in ends[1..].iter_mut().zip(&self.variables) {
             let end = if variable.after.is_empty() {
                 if at == line.len() {
                     return Err(Malformed::Truncated(&variable.name));
@@ -870,10 +885,11 @@ fn escaped(haystack: &[u8], at: usize) -> bool {
 pub struct Entry<'a> {
     format: &'a LogFormat,
     line: &'a [u8],
-    /// Where each field ends; it starts after the previous field's
-    /// closing literal (half the size of start/end pairs: an entry is
-    /// built per line).
-    ends: [u32; MAX_VARIABLES],
+    /// Where each field ends, after a 0: field `i` ends at `ends[i + 1]`
+    /// and starts after the closing literal of the one before it (half the
+    /// size of start/end pairs: an entry is built per line). The leading 0
+    /// puts the first field's start where every other field's is.
+    ends: [u32; ENDS],
 }
 
 impl fmt::Debug for Entry<'_> {
@@ -891,9 +907,9 @@ impl<'a> Entry<'a> {
     fn span(&self, index: usize) -> &'a [u8] {
         let start = match index {
             0 => self.format.prefix.len(),
-            _ => self.ends[index - 1] as usize + self.format.variables[index - 1].after.len(),
+            _ => self.ends[index] as usize + self.format.variables[index - 1].after.len(),
         };
-        &self.line[start..self.ends[index] as usize]
+        &self.line[start..self.ends[index + 1] as usize]
     }
 
     /// Where `which` starts and ends in the line, if the format logs it.
@@ -903,14 +919,13 @@ impl<'a> Entry<'a> {
             index,
             after_previous,
         } = self.format.known[which as usize];
-        let previous_end = match index {
-            ABSENT => return None,
-            0 => 0,
-            _ => *self.ends.get(usize::from(index) - 1)? as usize,
-        };
+        // The end before the field's and its own, side by side: `ABSENT`
+        // lies past the array, so the one bounds check also says "not
+        // logged" (no branch on the first field, none on absence).
+        let &[previous_end, end] = self.ends.get(usize::from(index)..)?.first_chunk::<2>()?;
         Some((
-            previous_end + after_previous as usize,
-            *self.ends.get(usize::from(index))? as usize,
+            previous_end as usize + after_previous as usize,
+            end as usize,
         ))
     }
 

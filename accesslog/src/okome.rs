@@ -14,7 +14,7 @@
 //! through the generic walk, which gives the reason; a property test
 //! (`tests.rs`) holds both paths to the same answer on dirty input.
 
-use crate::bytemask::{BitIter, Bits, find_from, first_positions, is_at};
+use crate::bytemask::{Bits, find_from, first_positions, is_at};
 use crate::fields;
 use crate::record::{Field, Record, ShortWord};
 
@@ -179,30 +179,26 @@ pub(crate) unsafe trait Structure {
 }
 
 /// The first quote of a line at or after an offset, for offsets that never
-/// decrease. Read off the reader's index, the quotes come one after the
-/// other from an iterator: where the walk looks for a field's closing quote
-/// then does not depend on where the field started (only whether the quote
-/// is past it, a branch the CPU predicts), so the fields between quotes
-/// are placed in parallel rather than one after the other.
+/// decrease: a window of the reader's index ([`QuoteWindow`]), or a search
+/// of the line.
 pub(crate) trait QuoteCursor {
     /// The first quote of `line` at or after `from`, which is at least
     /// every `from` asked for before.
     fn quote_from(&mut self, line: &[u8], from: usize) -> Option<usize>;
 }
 
-impl QuoteCursor for BitIter<'_, false> {
+/// The generic walk's quotes off the reader's index: each one read from a
+/// window of the index at the offset asked for ([`Bits::first_from`]),
+/// like its spaces. A cursor over the quotes in order (`BitIter`) has to
+/// step over every quote that opens a field before it finds the one that
+/// closes it: about 34 instructions per quoted field under callgrind
+/// against 18 for the window.
+pub(crate) struct QuoteWindow<'a>(Bits<'a>);
+
+impl QuoteCursor for QuoteWindow<'_> {
     #[inline(always)]
-    fn quote_from(&mut self, line: &[u8], from: usize) -> Option<usize> {
-        loop {
-            let at = self.next()?;
-            if at >= line.len() {
-                // The next line's quotes, in the same index words.
-                return None;
-            }
-            if at >= from {
-                return Some(at);
-            }
-        }
+    fn quote_from(&mut self, _: &[u8], from: usize) -> Option<usize> {
+        self.0.first_from(from)
     }
 }
 
@@ -237,7 +233,7 @@ unsafe impl Structure for Indexed<'_> {
 
     #[inline(always)]
     fn quote_cursor(&self, _: &[u8]) -> impl QuoteCursor {
-        self.quotes.iter_to_word_end()
+        QuoteWindow(self.quotes)
     }
 
     #[inline(always)]

@@ -356,6 +356,33 @@ fn a_last_variable_with_nothing_after_it_must_not_be_empty() {
     );
 }
 
+/// A known field that is the format's first variable (after a leading
+/// literal) is read from where the literal ends; the fields a format does
+/// not log are absent, whatever the line holds.
+#[test]
+fn the_first_field_and_absent_fields_through_the_accessors() {
+    let format =
+        LogFormat::from_nginx(r#"'<"$request" $status ($upstream_cache_status)'"#).unwrap();
+    let entry = format
+        .parse(br#"<"GET /a?b HTTP/1.1" 404 (MISS)"#)
+        .expect("parses");
+    assert_eq!(entry.raw(Field::Request), Some(&b"GET /a?b HTTP/1.1"[..]));
+    assert_eq!(entry.target(), Some(&b"/a?b"[..]));
+    assert_eq!(entry.status(), Some(404));
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+    for absent in [
+        Field::TimeLocal,
+        Field::BodyBytesSent,
+        Field::Canary,
+        Field::Warm,
+    ] {
+        assert_eq!(entry.raw(absent), None, "{absent:?}");
+        assert_eq!(entry.short_word(absent), None, "{absent:?}");
+    }
+    assert_eq!(entry.body_bytes(), None);
+    assert!(!entry.warm());
+}
+
 /// Lines that are mostly realistic with random damage, and plain noise.
 fn dirty_input() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop_oneof![
