@@ -671,6 +671,7 @@ impl LogFormat {
                 format: self,
                 line,
                 ends,
+                decoded: Some((okome.status, okome.body_bytes)),
             });
         }
         self.walk(line, &Searched)
@@ -709,6 +710,7 @@ impl LogFormat {
             format: self,
             line,
             ends: [0u32; ENDS],
+            decoded: None,
         };
         let mut at = self.prefix.len();
         // A format that starts like `combined` (most do): its first seven
@@ -720,6 +722,7 @@ impl LogFormat {
             && head.agent < line.len()
         {
             entry.ends[1..=okome::HEAD].copy_from_slice(&head.ends);
+            entry.decoded = Some((head.status, head.body_bytes));
             at = head.agent + 1;
             first = okome::HEAD;
         }
@@ -864,6 +867,7 @@ impl LogFormat {
             format: self,
             line,
             ends,
+            decoded: None,
         })
     }
 }
@@ -949,6 +953,11 @@ pub struct Entry<'a> {
     /// size of start/end pairs: an entry is built per line). The leading 0
     /// puts the first field's start where every other field's is.
     ends: [u32; ENDS],
+    /// `$status` and `$body_bytes_sent` (the first of each), as the
+    /// combined head or the `okome` splitter decoded them while checking
+    /// their shapes: [`Record::status`] and [`Record::body_bytes`] then
+    /// answer without reading them again. `None` otherwise.
+    decoded: Option<(u16, Option<u64>)>,
 }
 
 impl fmt::Debug for Entry<'_> {
@@ -1016,9 +1025,22 @@ impl<'a> Record<'a> for Entry<'a> {
         Some(ShortWord::ending_at(self.line, start, end))
     }
 
-    /// The default's answer, with up to eight digits read as one word.
+    /// The default's answer, as decoded while splitting where it was.
+    #[inline(always)]
+    fn status(&self) -> Option<u16> {
+        match self.decoded {
+            Some((status, _)) => Some(status),
+            None => fields::three_digits(self.known(Field::Status)?.try_into().ok()?),
+        }
+    }
+
+    /// The default's answer, as decoded while splitting where it was,
+    /// else with up to eight digits read as one word.
     #[inline(always)]
     fn body_bytes(&self) -> Option<u64> {
+        if let Some((_, bytes)) = self.decoded {
+            return bytes;
+        }
         let (start, end) = self
             .range(Field::BodyBytesSent)
             .or_else(|| self.range(Field::BytesSent))?;

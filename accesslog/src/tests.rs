@@ -846,6 +846,10 @@ fn same_walk(format: &LogFormat, line: &Line<'_>) -> Result<(), TestCaseError> {
                     raw => fields::parse_count(raw),
                 });
                 prop_assert_eq!(walked.body_bytes(), by_bytes);
+                let status = walked
+                    .known(Field::Status)
+                    .and_then(|raw| fields::three_digits(raw.try_into().ok()?));
+                prop_assert_eq!(walked.status(), status);
             }
             (Err(walked), Err(plainly)) => prop_assert_eq!(walked, plainly),
             (walked, plainly) => {
