@@ -35,11 +35,30 @@ pub const OKOME_LOG_FORMAT: &str = concat!(
 /// nginx's built-in `combined` format.
 pub const COMBINED_LOG_FORMAT: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 
+/// The variables `okome::combined_head` places, in order (its literals
+/// are `okome::HEAD_LITERALS`).
+pub(crate) const HEAD_VARIABLES: [&str; okome::HEAD] = [
+    "remote_addr",
+    "remote_user",
+    "time_local",
+    "request",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+];
+
 /// Most variables a format may have; [`Entry`] keeps field boundaries in a
 /// fixed array of this size so parsing never allocates.
 pub const MAX_VARIABLES: usize = 40;
 
 const ABSENT: u8 = u8::MAX;
+
+/// The length of [`Entry`]'s array of field ends: a 0 (where the text
+/// before the first field starts) and one end per variable.
+const ENDS: usize = MAX_VARIABLES + 1;
+
+// `Entry::range` takes an index past its array for "not logged".
+const _: () = assert!(ABSENT as usize >= ENDS);
 
 /// How nginx escapes logged values (`log_format … escape=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +223,10 @@ pub struct LogFormat {
     /// This is the `okome` format: lines are split by the unrolled copy of
     /// the rule in `okome.rs`.
     okome: bool,
+    /// The format starts with the variables and literals of nginx's
+    /// `combined` before its user agent, and has more after them: the walk
+    /// places those seven fields by `okome::combined_head` first.
+    combined_head: bool,
 }
 
 /// Why a `log_format` string was refused.
@@ -464,6 +487,15 @@ impl LogFormat {
                 slow: variable.after.len() > 8 || escape == Escape::Json,
             })
             .collect();
+        let combined_head = prefix.is_empty()
+            && escape != Escape::Json
+            && variables.len() > okome::HEAD
+            && variables
+                .iter()
+                .zip(HEAD_VARIABLES.iter().zip(okome::HEAD_LITERALS))
+                .all(|(variable, (name, after))| {
+                    *variable.name == **name && *variable.after == *after.as_bytes()
+                });
         Ok(LogFormat {
             source: format.to_string(),
             prefix: prefix.into(),
@@ -472,6 +504,7 @@ impl LogFormat {
             known,
             escape,
             okome: format == OKOME_LOG_FORMAT && escape == Escape::Default,
+            combined_head,
         })
     }
 
@@ -480,6 +513,22 @@ impl LogFormat {
     #[cfg(test)]
     pub(crate) fn literal_lengths(&self) -> Vec<usize> {
         self.variables.iter().map(|v| v.after.len()).collect()
+    }
+
+    /// Each variable's name and the literal after it (tests hold the
+    /// combined head's constants to them).
+    #[cfg(test)]
+    pub(crate) fn variables_and_literals(&self) -> Vec<(&str, &[u8])> {
+        self.variables
+            .iter()
+            .map(|v| (&*v.name, &*v.after))
+            .collect()
+    }
+
+    /// Whether the walk places the first fields by the combined head.
+    #[cfg(test)]
+    pub(crate) fn takes_combined_head(&self) -> bool {
+        self.combined_head
     }
 
     /// The format string as compiled (pieces joined, unquoted).
@@ -584,6 +633,14 @@ impl LogFormat {
         if !INDEXED || line.bytes.first() == Some(&0) {
             return self.check_with(line.bytes, false);
         }
+        self.walk_indexed(line)
+    }
+
+    /// [`LogFormat::walk`] off a reader's index, out of line: inlined into
+    /// a caller's loop (okome-hit-ratio's), the walk's cursor, line and
+    /// steps were spilled to the stack and reloaded every field.
+    #[inline(never)]
+    fn walk_indexed<'a>(&'a self, line: &Line<'a>) -> Result<Entry<'a>, Malformed<'a>> {
         let bytes = self.admit(line.bytes)?;
         self.walk(
             bytes,
@@ -608,12 +665,13 @@ impl LogFormat {
         };
         let line = self.admit(line)?;
         if unrolled && let Some(okome) = okome::split(line, &Searched) {
-            let mut ends = [0u32; MAX_VARIABLES];
-            ends[..okome.ends.len()].copy_from_slice(&okome.ends);
+            let mut ends = [0u32; ENDS];
+            ends[1..=okome.ends.len()].copy_from_slice(&okome.ends);
             return Ok(Entry {
                 format: self,
                 line,
                 ends,
+                decoded: Some((okome.status, okome.body_bytes)),
             });
         }
         self.walk(line, &Searched)
@@ -651,11 +709,43 @@ impl LogFormat {
         let mut entry = Entry {
             format: self,
             line,
-            ends: [0u32; MAX_VARIABLES],
+            ends: [0u32; ENDS],
+            decoded: None,
         };
-        let mut at = self.prefix.len();
+        // A format that starts like `combined` (most do): its first seven
+        // fields placed at once off the line's first five quotes, by the
+        // `okome` fast path's rule, when the line is one it judges.
+        if self.combined_head
+            && let Some(head) = okome::combined_head(line, structure, &mut structure.quotes(line))
+            && head.agent < line.len()
+        {
+            entry.ends[1..=okome::HEAD].copy_from_slice(&head.ends);
+            entry.decoded = Some((head.status, head.body_bytes));
+            self.walk_from::<{ okome::HEAD }>(line, head.agent + 1, structure, &mut entry.ends)?;
+        } else {
+            self.walk_from::<0>(line, self.prefix.len(), structure, &mut entry.ends)?;
+        }
+        Ok(entry)
+    }
+
+    /// The walk from variable `FIRST` on, whose field starts at `at`: the
+    /// fields' ends into `ends` (after its leading 0). `FIRST` is a
+    /// constant so that each of the two loops is sliced at compile time: a
+    /// run-time start cost a walk from the first field 80 instructions a
+    /// line (and a `skip` adapter 50 more).
+    #[inline(always)]
+    fn walk_from<const FIRST: usize>(
+        &self,
+        line: &[u8],
+        mut at: usize,
+        structure: &impl Structure,
+        ends: &mut [u32; ENDS],
+    ) -> Result<(), Malformed<'_>> {
         let mut quotes = structure.quote_cursor(line);
-        for (index, (step, field_end)) in self.steps.iter().zip(&mut entry.ends).enumerate() {
+        let steps = self.steps.get(FIRST..).unwrap_or_default();
+        let ends = ends.get_mut(1 + FIRST..).unwrap_or_default();
+        for (offset, (step, field_end)) in steps.iter().zip(ends).enumerate() {
+            let index = FIRST + offset;
             let end = if step.lead == Lead::End {
                 if at == line.len() {
                     return Err(Malformed::Truncated(self.name(index)));
@@ -677,7 +767,7 @@ impl LogFormat {
         if at != line.len() {
             return Err(Malformed::Trailing);
         }
-        Ok(entry)
+        Ok(())
     }
 
     /// The name of variable `index`, for a reason.
@@ -763,9 +853,9 @@ impl LogFormat {
             _ => line,
         };
         let line = self.admit(line)?;
-        let mut ends = [0u32; MAX_VARIABLES];
+        let mut ends = [0u32; ENDS];
         let mut at = self.prefix.len();
-        for (field_end, variable) in ends.iter_mut().zip(&self.variables) {
+        for (field_end, variable) in ends[1..].iter_mut().zip(&self.variables) {
             let end = if variable.after.is_empty() {
                 if at == line.len() {
                     return Err(Malformed::Truncated(&variable.name));
@@ -790,6 +880,7 @@ impl LogFormat {
             format: self,
             line,
             ends,
+            decoded: None,
         })
     }
 }
@@ -870,10 +961,16 @@ fn escaped(haystack: &[u8], at: usize) -> bool {
 pub struct Entry<'a> {
     format: &'a LogFormat,
     line: &'a [u8],
-    /// Where each field ends; it starts after the previous field's
-    /// closing literal (half the size of start/end pairs: an entry is
-    /// built per line).
-    ends: [u32; MAX_VARIABLES],
+    /// Where each field ends, after a 0: field `i` ends at `ends[i + 1]`
+    /// and starts after the closing literal of the one before it (half the
+    /// size of start/end pairs: an entry is built per line). The leading 0
+    /// puts the first field's start where every other field's is.
+    ends: [u32; ENDS],
+    /// `$status` and `$body_bytes_sent` (the first of each), as the
+    /// combined head or the `okome` splitter decoded them while checking
+    /// their shapes: [`Record::status`] and [`Record::body_bytes`] then
+    /// answer without reading them again. `None` otherwise.
+    decoded: Option<(u16, Option<u64>)>,
 }
 
 impl fmt::Debug for Entry<'_> {
@@ -891,9 +988,9 @@ impl<'a> Entry<'a> {
     fn span(&self, index: usize) -> &'a [u8] {
         let start = match index {
             0 => self.format.prefix.len(),
-            _ => self.ends[index - 1] as usize + self.format.variables[index - 1].after.len(),
+            _ => self.ends[index] as usize + self.format.variables[index - 1].after.len(),
         };
-        &self.line[start..self.ends[index] as usize]
+        &self.line[start..self.ends[index + 1] as usize]
     }
 
     /// Where `which` starts and ends in the line, if the format logs it.
@@ -903,14 +1000,13 @@ impl<'a> Entry<'a> {
             index,
             after_previous,
         } = self.format.known[which as usize];
-        let previous_end = match index {
-            ABSENT => return None,
-            0 => 0,
-            _ => *self.ends.get(usize::from(index) - 1)? as usize,
-        };
+        // The end before the field's and its own, side by side: `ABSENT`
+        // lies past the array, so the one bounds check also says "not
+        // logged" (no branch on the first field, none on absence).
+        let &[previous_end, end] = self.ends.get(usize::from(index)..)?.first_chunk::<2>()?;
         Some((
-            previous_end + after_previous as usize,
-            *self.ends.get(usize::from(index))? as usize,
+            previous_end as usize + after_previous as usize,
+            end as usize,
         ))
     }
 
@@ -942,9 +1038,22 @@ impl<'a> Record<'a> for Entry<'a> {
         Some(ShortWord::ending_at(self.line, start, end))
     }
 
-    /// The default's answer, with up to eight digits read as one word.
+    /// The default's answer, as decoded while splitting where it was.
+    #[inline(always)]
+    fn status(&self) -> Option<u16> {
+        match self.decoded {
+            Some((status, _)) => Some(status),
+            None => fields::three_digits(self.known(Field::Status)?.try_into().ok()?),
+        }
+    }
+
+    /// The default's answer, as decoded while splitting where it was,
+    /// else with up to eight digits read as one word.
     #[inline(always)]
     fn body_bytes(&self) -> Option<u64> {
+        if let Some((_, bytes)) = self.decoded {
+            return bytes;
+        }
         let (start, end) = self
             .range(Field::BodyBytesSent)
             .or_else(|| self.range(Field::BytesSent))?;

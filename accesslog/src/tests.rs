@@ -356,6 +356,33 @@ fn a_last_variable_with_nothing_after_it_must_not_be_empty() {
     );
 }
 
+/// A known field that is the format's first variable (after a leading
+/// literal) is read from where the literal ends; the fields a format does
+/// not log are absent, whatever the line holds.
+#[test]
+fn the_first_field_and_absent_fields_through_the_accessors() {
+    let format =
+        LogFormat::from_nginx(r#"'<"$request" $status ($upstream_cache_status)'"#).unwrap();
+    let entry = format
+        .parse(br#"<"GET /a?b HTTP/1.1" 404 (MISS)"#)
+        .expect("parses");
+    assert_eq!(entry.raw(Field::Request), Some(&b"GET /a?b HTTP/1.1"[..]));
+    assert_eq!(entry.target(), Some(&b"/a?b"[..]));
+    assert_eq!(entry.status(), Some(404));
+    assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+    for absent in [
+        Field::TimeLocal,
+        Field::BodyBytesSent,
+        Field::Canary,
+        Field::Warm,
+    ] {
+        assert_eq!(entry.raw(absent), None, "{absent:?}");
+        assert_eq!(entry.short_word(absent), None, "{absent:?}");
+    }
+    assert_eq!(entry.body_bytes(), None);
+    assert!(!entry.warm());
+}
+
 /// Lines that are mostly realistic with random damage, and plain noise.
 fn dirty_input() -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop_oneof![
@@ -819,6 +846,10 @@ fn same_walk(format: &LogFormat, line: &Line<'_>) -> Result<(), TestCaseError> {
                     raw => fields::parse_count(raw),
                 });
                 prop_assert_eq!(walked.body_bytes(), by_bytes);
+                let status = walked
+                    .known(Field::Status)
+                    .and_then(|raw| fields::three_digits(raw.try_into().ok()?));
+                prop_assert_eq!(walked.status(), status);
             }
             (Err(walked), Err(plainly)) => prop_assert_eq!(walked, plainly),
             (walked, plainly) => {
@@ -871,4 +902,260 @@ fn the_walk_reads_the_other_formats_fields() {
     let entry = formats[3].parse(json).expect("parses");
     assert_eq!(entry.user_agent(), Some(&br#"a \" cache=HIT b"#[..]));
     assert_eq!(entry.cache_status(), Some(&b"MISS"[..]));
+}
+
+/// nginx's sample `main` format (nginx.conf as shipped): `combined` and the
+/// forwarded-for header.
+const MAIN_LOG_FORMAT: &str = concat!(
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "#,
+    r#""$http_referer" "$http_user_agent" "$http_x_forwarded_for""#
+);
+
+fn compiled(format: &str) -> LogFormat {
+    LogFormat::from_nginx(&format!("'{format}'")).expect("compiles")
+}
+
+#[test]
+fn the_combined_heads_literals_are_combineds() {
+    let combined = LogFormat::combined();
+    assert_eq!(
+        combined.variables_and_literals()[..okome::HEAD],
+        format::HEAD_VARIABLES
+            .iter()
+            .zip(okome::HEAD_LITERALS)
+            .map(|(name, after)| (*name, after.as_bytes()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn formats_that_start_like_combined_take_its_head() {
+    let head = COMBINED_LOG_FORMAT
+        .rsplit_once(r#" "$http_user_agent""#)
+        .unwrap()
+        .0;
+    for (format, takes) in [
+        (LogFormat::combined(), true),
+        (LogFormat::okome(), true),
+        (braced_okome(), true),
+        (compiled(MAIN_LOG_FORMAT), true),
+        (compiled(&format!(r#"{head} "$request_time""#)), true),
+        // The seven fields and nothing after them, or not followed by a
+        // quoted field (the head places the referer by its `" "`).
+        (compiled(head), false),
+        (compiled(&format!("{head} $request_time")), false),
+        // A literal before the first field.
+        (compiled(&format!("> {COMBINED_LOG_FORMAT}")), false),
+        // Another variable, or another literal, in the first seven.
+        (
+            compiled(&COMBINED_LOG_FORMAT.replace("$remote_user", "$http_x_user")),
+            false,
+        ),
+        (
+            compiled(&COMBINED_LOG_FORMAT.replace("] \"", "]\t\"")),
+            false,
+        ),
+        // `escape=json`: `\"` inside a value is not a closing quote.
+        (
+            LogFormat::from_nginx(&format!(
+                "log_format j escape=json '{COMBINED_LOG_FORMAT}';"
+            ))
+            .unwrap(),
+            false,
+        ),
+        (
+            LogFormat::from_nginx(&format!(
+                "log_format n escape=none '{COMBINED_LOG_FORMAT}';"
+            ))
+            .unwrap(),
+            true,
+        ),
+    ] {
+        assert_eq!(format.takes_combined_head(), takes, "{}", format.source());
+    }
+}
+
+/// Lines that the combined head must place as the plain rule does, or
+/// leave to the walk: every way its seven fields can be odd.
+fn combined_lines() -> Vec<Vec<u8>> {
+    let line = |addr: &str,
+                user: &str,
+                time: &str,
+                request: &str,
+                status: &str,
+                bytes: &str,
+                rest: &str| {
+        format!(
+            r#"{addr} - {user} [{time}] "{request}" {status} {bytes} "https://okome.lan/" "{rest}"#
+        )
+        .into_bytes()
+    };
+    let time = "20/Nov/2026:10:00:00 +0100";
+    let request = "GET /assets/app.js?v=3 HTTP/1.1";
+    let ua = r#"Mozilla \x22q\x22 cache=HIT" "10.0.0.9, 10.0.0.1""#;
+    let mut lines = vec![
+        line("192.0.2.7", "-", time, request, "200", "5120", ua),
+        line("2001:db8::1", "-", time, request, "304", "0", ua),
+        // A user with spaces, and one with ` [` inside.
+        line("192.0.2.7", "a b", time, request, "200", "1", ua),
+        line("192.0.2.7", "a [b", time, request, "200", "1", ua),
+        line("192.0.2.7", "", time, request, "200", "1", ua),
+        // An address holding ` - `.
+        line("192.0.2.7 - x", "-", time, request, "200", "1", ua),
+        // A time of another length or shape.
+        line(
+            "192.0.2.7",
+            "-",
+            "20/Nov/2026:10:00:00",
+            request,
+            "200",
+            "1",
+            ua,
+        ),
+        line(
+            "192.0.2.7",
+            "-",
+            "20-Nov-2026 10:00:00 +0100",
+            request,
+            "200",
+            "1",
+            ua,
+        ),
+        line(
+            "192.0.2.7",
+            "-",
+            "20/Nov/2026:10:00:00 +0100] [x",
+            request,
+            "200",
+            "1",
+            ua,
+        ),
+        // Requests: empty, garbage, with a raw quote (escape=none).
+        line("192.0.2.7", "-", time, "", "400", "0", ua),
+        line("192.0.2.7", "-", time, "\\x16\\x03\\x01", "400", "157", ua),
+        line(
+            "192.0.2.7",
+            "-",
+            time,
+            r#"GET /a"b HTTP/1.1"#,
+            "200",
+            "1",
+            ua,
+        ),
+        line(
+            "192.0.2.7",
+            "-",
+            time,
+            r#"GET /a" 200 1 "b HTTP/1.1"#,
+            "200",
+            "1",
+            ua,
+        ),
+        // Status and byte counts of every shape.
+        line("192.0.2.7", "-", time, request, "20x", "1", ua),
+        line("192.0.2.7", "-", time, request, "2000", "1", ua),
+        line("192.0.2.7", "-", time, request, "200", "-", ua),
+        line("192.0.2.7", "-", time, request, "200", "123456789012", ua),
+        line("192.0.2.7", "-", time, request, "200", "", ua),
+        line("192.0.2.7", "-", time, request, "200", "12a", ua),
+        line("192.0.2.7", "-", time, request, "200", "1 2", ua),
+        // What follows the referer: missing, empty, cut, more of it.
+        line("192.0.2.7", "-", time, request, "200", "1", ""),
+        line("192.0.2.7", "-", time, request, "200", "1", r#"curl""#),
+        line("192.0.2.7", "-", time, request, "200", "1", r#"curl" "-""#),
+        line(
+            "192.0.2.7",
+            "-",
+            time,
+            request,
+            "200",
+            "1",
+            r#"curl" "-" extra"#,
+        ),
+        line(
+            "192.0.2.7",
+            "-",
+            time,
+            request,
+            "200",
+            "1",
+            r#"curl" "-" 0.002 HIT"#,
+        ),
+        line(
+            "192.0.2.7",
+            "-",
+            time,
+            request,
+            "200",
+            "1",
+            r#"curl" "-" "x""#,
+        ),
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 "-"""#.to_vec(),
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 "-" "#.to_vec(),
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 "-""x""#.to_vec(),
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 1 ""#.to_vec(),
+    ];
+    // Every line nginx might have cut short.
+    let whole = line("192.0.2.7", "-", time, request, "200", "5120", ua);
+    lines.extend((0..whole.len()).map(|cut| whole[..cut].to_vec()));
+    lines
+}
+
+#[test]
+fn the_combined_head_places_what_the_plain_rule_places() {
+    let head = COMBINED_LOG_FORMAT
+        .rsplit_once(r#" "$http_user_agent""#)
+        .unwrap()
+        .0;
+    let formats = [
+        compiled(MAIN_LOG_FORMAT),
+        LogFormat::combined(),
+        compiled(&format!(
+            r#"{head} "$http_user_agent" $request_time $upstream_cache_status"#
+        )),
+        compiled(&format!(
+            r#"{head} "$http_user_agent" "$http_x_forwarded_for"|$status"#
+        )),
+        braced_okome(),
+        LogFormat::from_nginx(&format!("log_format n escape=none '{MAIN_LOG_FORMAT}';")).unwrap(),
+    ];
+    let lines = combined_lines();
+    let mut parsed = 0;
+    for ending in [&b"\n"[..], b"\r\n"] {
+        for padding in [0, 1, 7, 63] {
+            // After `padding` bytes, so that the lines' quotes and spaces
+            // fall anywhere in the reader's index words.
+            let mut input = vec![b' '; padding];
+            for line in &lines {
+                input.extend_from_slice(ending);
+                input.extend_from_slice(line);
+            }
+            let mut reader = LineReader::new(&input[..]);
+            while let Some(line) = reader.next_line().unwrap() {
+                for format in &formats {
+                    same_walk(format, &line).unwrap();
+                    parsed += usize::from(format.check_line(&line).is_ok());
+                }
+            }
+        }
+    }
+    // The lines are not all refused: the head's answers are compared too.
+    assert!(parsed > 100, "{parsed}");
+}
+
+#[test]
+fn the_main_format_reads_its_fields_after_the_head() {
+    let format = compiled(MAIN_LOG_FORMAT);
+    let line = br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET /a?b HTTP/2.0" 206 10 "-" "curl \x22x\x22" "10.0.0.9""#;
+    let entry = format.parse(line).expect("parses");
+    assert_eq!(entry.target(), Some(&b"/a?b"[..]));
+    assert_eq!(entry.status(), Some(206));
+    assert_eq!(entry.body_bytes(), Some(10));
+    assert_eq!(entry.user_agent(), Some(&br#"curl \x22x\x22"#[..]));
+    assert_eq!(entry.field("http_x_forwarded_for"), Some(&b"10.0.0.9"[..]));
+    assert_eq!(entry.time_local(), Some(1_795_165_200));
+    // A `-` byte count is the walk's, and reads as 0.
+    let dash =
+        br#"192.0.2.7 - - [20/Nov/2026:10:00:00 +0100] "GET / HTTP/1.1" 200 - "-" "curl" "-""#;
+    assert_eq!(format.parse(dash).expect("parses").body_bytes(), Some(0));
 }
