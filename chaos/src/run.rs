@@ -36,9 +36,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Carry out `config`; the exit status.
 pub fn execute(config: &Config, host: &mut dyn Host, stop: &AtomicBool) -> Result<u8, Error> {
-    let store = Store {
-        dir: config.state_dir.clone(),
-    };
+    let store = Store::new(config.state_dir.clone());
     let status = match &config.action {
         Action::Run(run) => experiment(config, run, &store, host, stop)?,
         Action::Status => status(config, &store)?,
@@ -483,11 +481,14 @@ pub fn check(host: &mut dyn Host, check: &Check) -> Result<(), String> {
         }
         Check::RulesetRestored { before } => {
             let now = host::ruleset(host)?;
-            if nft::has_our_table(&now) {
+            let comparison = nft::compare(before, &now);
+            if comparison.ours_left {
                 Err(format!("table {} still there", nft::TABLE))
-            } else if &now != before {
+            } else if !comparison.removed.is_empty() {
+                let gone: Vec<String> = comparison.removed.iter().map(|o| o.to_string()).collect();
                 Err(format!(
-                    "the ruleset differs from before the run (someone else changed it?):\n--- before\n{before}--- now\n{now}"
+                    "foreign nft objects present before the run are gone or changed (we never touch them: find out who did):\n  {}",
+                    gone.join("\n  ")
                 ))
             } else {
                 Ok(())
@@ -633,6 +634,31 @@ pub fn revert_one(
     }
     let results = settle(host, &baseline, BASELINE_WITHIN);
     journal("post-check", json!({"checks": results}));
+    // Others may change the firewall while a run lasts (a fail2ban ban, an
+    // unban): on record, never called our residue.
+    for check in &baseline {
+        if let Check::RulesetRestored { before } = check
+            && let Ok(now) = host::ruleset(host)
+        {
+            let comparison = nft::compare(before, &now);
+            if comparison.foreign_changes() {
+                let list = |objects: &[nft::Object]| -> Vec<String> {
+                    objects.iter().map(|o| o.to_string()).collect()
+                };
+                log::info!(
+                    "run {id}: the firewall was changed by others during the run (not ours): {} added, {} set elements removed",
+                    comparison.added.len(),
+                    comparison.elements_removed.len()
+                );
+                journal(
+                    "foreign-changes",
+                    json!({"note": "made by others during the run (e.g. fail2ban bans and unbans); not okome-chaos's residue",
+                           "added": list(&comparison.added),
+                           "elements_removed": list(&comparison.elements_removed)}),
+                );
+            }
+        }
+    }
     if let Some(failed) = first_failure(&results) {
         log::error!("run {id}: baseline not back: {failed}");
         return Ok(Reverted::Failed(failed));
@@ -828,6 +854,8 @@ mod tests {
             ..plan::test_inputs(Scenario::RedisStop, &run_dir)
         });
         store.write_plan(&plan).unwrap();
+        // Injected during this boot: the whole ruleset is compared.
+        store.mark_boot("r1").unwrap();
         plan
     }
 
@@ -836,6 +864,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
         };
         stored_run(&store, "table inet f2b-table {\n}\n");
         let mut host = Fake {
@@ -868,10 +897,62 @@ mod tests {
     }
 
     #[test]
+    fn a_ban_fail2ban_adds_during_the_run_is_journaled_not_residue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
+        };
+        let before = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t}\n}\n";
+        stored_run(&store, before);
+        let banned = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t\telements = { 10.213.99.2 }\n\t}\n}\n";
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: false,
+            ruleset: banned.into(),
+        };
+        assert_eq!(
+            revert_one(&store, &mut host, "r1", "test").unwrap(),
+            Reverted::Now
+        );
+        assert!(store.info("r1").reverted);
+        let journal = store.read_journal("r1").unwrap();
+        let foreign = journal
+            .iter()
+            .find(|l| l["event"] == "foreign-changes")
+            .expect("foreign changes on record");
+        assert_eq!(
+            foreign["added"][0],
+            "table inet f2b-table > set addr-set-sshd > element 10.213.99.2"
+        );
+    }
+
+    #[test]
+    fn a_foreign_rule_deleted_during_the_run_fails_the_revert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
+        };
+        let before = "table ip site {\n\tchain input {\n\t\tip saddr 10.0.0.1 drop\n\t}\n}\n";
+        stored_run(&store, before);
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: true,
+            ruleset: "table ip site {\n\tchain input {\n\t}\n}\n".into(),
+        };
+        match revert_one(&store, &mut host, "r1", "test").unwrap() {
+            Reverted::Failed(why) => assert!(why.contains("ip saddr 10.0.0.1 drop"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_foreign_change_to_the_ruleset_fails_the_revert_loudly() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
         };
         stored_run(&store, "table inet f2b-table {\n}\n");
         // Our table left behind (a revert step that did nothing): the
