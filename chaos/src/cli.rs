@@ -37,7 +37,10 @@ and no data counts as failure):
 
 Safety:
   Dry run by default: prints the commands, the revert plan and the timer it
-  would arm; --execute acts. Nothing happens without the guard file
+  would arm; --execute acts. One run at a time across the cluster: a lock
+  here, then every other node of --cluster-file asked `okome-chaos status`
+  over ssh (BatchMode): a run in progress or unreverted there, or a peer
+  that cannot be asked, refuses this one; then --preflight must be green. Nothing happens without the guard file
   /etc/okome/CHAOS_ENABLE, owned by root, mode 0600:
       expires=2026-12-08T06:00:00Z     (UTC, at most 24 h ahead)
       scenarios=nginx-stop,redis-stop
@@ -53,7 +56,7 @@ Safety:
 Commands:
   run SCENARIO     one experiment (dry run unless --execute)
   status           runs on disk and whether each was reverted (exit 1 when
-                   one is not)
+                   one is not, or a run is in progress)
   revert [RUN-ID]  revert that run, or every unreverted run; idempotent, fine
                    with no run active
   halt             delete the guard, then revert every run
@@ -63,10 +66,10 @@ Exit status:
   0  the hypothesis held, the fault was reverted and the baseline is back
      (status: nothing unreverted; revert/halt: baseline proven)
   1  the hypothesis did not hold (a finding); reverted, baseline back
-     (status: a run is not reverted)
-  2  refused by a safeguard (guard, lock, preflight, usage) with nothing
-     changed, or aborted (signal, guard withdrawn, injection ineffective)
-     with the revert verified
+     (status: a run is in progress or not reverted)
+  2  refused by a safeguard (guard, lock, a peer's run, preflight, usage)
+     with nothing changed, or aborted (signal, guard withdrawn, injection
+     ineffective) with the revert verified
   3  the revert failed or the state is unknown: run `okome-chaos status`,
      then `okome-chaos revert`; the run's plan.json lists every step";
 
@@ -123,7 +126,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Run one experiment (dry run unless --execute)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Runs on disk and whether each was reverted
     Status,
     /// Revert a run, or every unreverted run (idempotent)
@@ -232,6 +235,27 @@ pub struct RunArgs {
     )]
     pub max_fill_mib: u64,
 
+    /// The shared cluster file: every other node in it is asked
+    /// `okome-chaos status` first, and a run there refuses this one
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = crate::peers::CLUSTER_FILE,
+        env = "OKOME_CHAOS_CLUSTER_FILE"
+    )]
+    pub cluster_file: PathBuf,
+
+    /// The ssh program the peers are asked with (the transport okome-validate
+    /// uses)
+    #[arg(
+        long,
+        value_name = "PROGRAM",
+        default_value = "ssh",
+        env = "OKOME_CHAOS_SSH",
+        hide = true
+    )]
+    pub ssh: String,
+
     /// Steady-state preflight: a command that must exit 0 before anything is
     /// injected (split on blanks; empty: none)
     #[arg(
@@ -270,6 +294,10 @@ pub struct RunConfig {
     pub max_fill_bytes: u64,
     /// Preflight argv (empty: none).
     pub preflight: Vec<String>,
+    /// The cluster file whose other nodes are asked first (under the root).
+    pub cluster_file: PathBuf,
+    /// The ssh program.
+    pub ssh: String,
 }
 
 /// What to do.
@@ -351,7 +379,7 @@ impl Config {
             }
         };
         let action = match cli.command {
-            Sub::Run(args) => Action::Run(run_config(args)?),
+            Sub::Run(args) => Action::Run(run_config(*args)?),
             Sub::Status => Action::Status,
             Sub::Revert { run_id: id } => Action::Revert(id.map(run_id).transpose()?),
             Sub::Halt => Action::Halt,
@@ -432,6 +460,8 @@ fn run_config(args: RunArgs) -> Result<RunConfig, String> {
             .split_whitespace()
             .map(str::to_string)
             .collect(),
+        cluster_file: okome_common::root::rooted(&args.cluster_file),
+        ssh: args.ssh,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::cli::{Action, Config, RunConfig};
 use crate::guard::{self, Guard};
 use crate::host::{self, Host};
 use crate::nft;
+use crate::peers;
 use crate::plan::{self, Check, Plan, Scenario};
 use crate::store::{Store, now_ms};
 use crate::verdict::{self, Sample, Verdict};
@@ -31,6 +32,8 @@ const EFFECT_WITHIN: Duration = Duration::from_secs(5);
 const BASELINE_WITHIN: Duration = Duration::from_secs(15);
 /// How long a revert waits for another revert of the same node.
 const REVERT_LOCK_WITHIN: Duration = Duration::from_secs(20);
+/// The lock a runner holds from before its peers are asked to its verdict.
+const RUN_LOCK: &str = "run.lock";
 /// Probe period.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
@@ -97,6 +100,7 @@ fn ran_json(argv: &[String], ran: &host::Ran) -> Value {
 /// injected and proven here.
 fn preflight(
     run: &RunConfig,
+    me: &str,
     host: &mut dyn Host,
     store: &Store,
 ) -> Result<(String, u64, Value), Error> {
@@ -109,6 +113,11 @@ fn preflight(
             ));
         }
     }
+    // One run at a time across the cluster: our lock is held; now the peers.
+    let peers = match peers::check(host, &run.cluster_file, me, &run.ssh) {
+        Ok(snapshot) => snapshot,
+        Err((_, why)) => return refuse(why),
+    };
     let listing = host::ruleset(host).map_err(Error::Refused)?;
     if nft::has_our_table(&listing) {
         return refuse(format!(
@@ -118,7 +127,7 @@ fn preflight(
     }
     let before = nft::without_our_table(&listing);
     let mut fill = 0;
-    let mut snapshot = json!({});
+    let mut snapshot = json!({ "peers": peers });
     match run.scenario {
         Scenario::NginxStop | Scenario::RedisStop | Scenario::VipFailover => {
             let unit = run.scenario.unit().unwrap_or_default();
@@ -236,13 +245,13 @@ fn experiment(
     }
     let _lock = if run.execute {
         Some(
-            RunLock::try_acquire(&store.dir.join("run.lock"))?
+            RunLock::try_acquire(&store.dir.join(RUN_LOCK))?
                 .ok_or_else(|| Error::Refused("another okome-chaos run is in progress".into()))?,
         )
     } else {
         None
     };
-    let (before, fill, snapshot) = preflight(run, host, store)?;
+    let (before, fill, snapshot) = preflight(run, &config.node, host, store)?;
     let now = now_secs();
     let run_id = plan::run_id(now, run.scenario);
     let run_dir = store.run_dir(&run_id);
@@ -748,6 +757,15 @@ fn status(config: &Config, store: &Store) -> Result<u8, Error> {
     }
     let runs = store.runs()?;
     let mut status = 0;
+    // A runner holds the lock from before it asks its peers until its
+    // verdict: a peer asking now must see it, plan on disk or not yet.
+    if run_in_progress(store)? {
+        status = 1;
+        println!(
+            "IN PROGRESS: an okome-chaos run holds {}",
+            store.dir.join(RUN_LOCK).display()
+        );
+    }
     for info in &runs {
         let (scenario, node) = match &info.plan {
             Ok(p) => (p.scenario.name().to_string(), p.node.clone()),
@@ -771,6 +789,15 @@ fn status(config: &Config, store: &Store) -> Result<u8, Error> {
         println!("no runs");
     }
     Ok(status)
+}
+
+/// Whether a runner holds the run lock now.
+fn run_in_progress(store: &Store) -> Result<bool, Error> {
+    let path = store.dir.join(RUN_LOCK);
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(RunLock::try_acquire(&path)?.is_none())
 }
 
 fn report(store: &Store, id: &str) -> Result<u8, Error> {
@@ -811,6 +838,8 @@ mod tests {
         ran: Vec<Vec<String>>,
         redis_active: bool,
         ruleset: String,
+        /// What `okome-chaos status` on a peer answers (exit code, stdout).
+        peer: (i32, &'static str),
     }
 
     impl Host for Fake {
@@ -829,6 +858,13 @@ mod tests {
                 }
                 .to_string(),
                 ["nft", "list", "ruleset"] => self.ruleset.clone(),
+                ["timeout", .., "okome-chaos status"] => {
+                    return Ran {
+                        code: Some(self.peer.0),
+                        stdout: self.peer.1.into(),
+                        stderr: String::new(),
+                    };
+                }
                 _ => String::new(),
             };
             Ran {
@@ -871,6 +907,7 @@ mod tests {
             ran: Vec::new(),
             redis_active: false,
             ruleset: "table inet f2b-table {\n}\n".into(),
+            peer: (0, ""),
         };
         assert_eq!(
             revert_one(&store, &mut host, "r1", "test").unwrap(),
@@ -896,6 +933,83 @@ mod tests {
         assert!(!host.redis_active);
     }
 
+    fn config(dir: &Path, args: &[&str]) -> Config {
+        let state = dir.join("chaos");
+        let guard = dir.join("CHAOS_ENABLE");
+        let cluster = dir.join("cluster.conf");
+        let mut argv = vec![
+            "okome-chaos",
+            "--node",
+            "frontend-a",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--guard",
+            guard.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(args);
+        if argv.contains(&"run") {
+            argv.extend(["--cluster-file", cluster.to_str().unwrap()]);
+        }
+        let matches = crate::command().try_get_matches_from(argv).unwrap();
+        Config::from_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn a_run_on_a_peer_or_a_peer_that_cannot_be_asked_refuses_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cluster.conf"),
+            "node frontend-a frontend 10.213.86.20\nnode frontend-b frontend 10.213.86.21\n",
+        )
+        .unwrap();
+        let config = config(dir.path(), &["run", "redis-stop", "--preflight", ""]);
+        let Action::Run(run) = &config.action else {
+            panic!()
+        };
+        let store = Store::new(config.state_dir.clone());
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: true,
+            ruleset: String::new(),
+            peer: (0, "guard: disarmed\nno runs\n"),
+        };
+        let (_, _, snapshot) = preflight(run, "frontend-a", &mut host, &store).unwrap();
+        assert_eq!(snapshot["peers"]["peers"][0]["peer"], "frontend-b");
+        let asked: Vec<&Vec<String>> = host.ran.iter().filter(|a| a[0] == "timeout").collect();
+        assert_eq!(asked.len(), 1, "only the peer, never this node: {asked:?}");
+        for (peer, want) in [
+            (
+                (
+                    1,
+                    "IN PROGRESS: an okome-chaos run holds /var/lib/okome/chaos/run.lock\n",
+                ),
+                "peer frontend-b has a chaos run in progress or unreverted (IN PROGRESS",
+            ),
+            ((255, ""), "cannot tell peer frontend-b's chaos state"),
+        ] {
+            host.peer = peer;
+            match preflight(run, "frontend-a", &mut host, &store) {
+                Err(Error::Refused(why)) => assert!(why.contains(want), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn status_reports_a_run_holding_the_lock_before_its_plan_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &["status"]);
+        let store = Store::new(config.state_dir.clone());
+        store.ensure().unwrap();
+        assert_eq!(status(&config, &store).unwrap(), 0);
+        let lock = RunLock::try_acquire(&store.dir.join(RUN_LOCK))
+            .unwrap()
+            .unwrap();
+        assert_eq!(status(&config, &store).unwrap(), 1);
+        drop(lock);
+        assert_eq!(status(&config, &store).unwrap(), 0);
+    }
+
     #[test]
     fn a_ban_fail2ban_adds_during_the_run_is_journaled_not_residue() {
         let dir = tempfile::tempdir().unwrap();
@@ -910,6 +1024,7 @@ mod tests {
             ran: Vec::new(),
             redis_active: false,
             ruleset: banned.into(),
+            peer: (0, ""),
         };
         assert_eq!(
             revert_one(&store, &mut host, "r1", "test").unwrap(),
@@ -940,6 +1055,7 @@ mod tests {
             ran: Vec::new(),
             redis_active: true,
             ruleset: "table ip site {\n\tchain input {\n\t}\n}\n".into(),
+            peer: (0, ""),
         };
         match revert_one(&store, &mut host, "r1", "test").unwrap() {
             Reverted::Failed(why) => assert!(why.contains("ip saddr 10.0.0.1 drop"), "{why}"),
@@ -961,6 +1077,7 @@ mod tests {
             ran: Vec::new(),
             redis_active: true,
             ruleset: "table inet okome_chaos {\n}\n".into(),
+            peer: (0, ""),
         };
         match revert_one(&store, &mut host, "r1", "test").unwrap() {
             Reverted::Failed(why) => assert!(why.contains("okome_chaos"), "{why}"),
