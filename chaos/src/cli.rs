@@ -29,7 +29,8 @@ and no data counts as failure):
                     native demotion; VRRP is never blocked, that makes two
                     masters): the standby takes the VIP
   origin-blackhole  our nft table `inet okome_chaos` drops TCP to --origin:
-                    gates close within 8 s, stale pages keep being served
+                    this node's gate closes within 8 s (--gate-file appears;
+                    checked), stale pages keep being served, the VIP stays
   origin-loss       the same table drops --loss-percent of it at random
                     (nft numgen; tc netem is missing on this kernel)
   disk-pressure     a file of ours fills the filesystem of --cache-dir to
@@ -208,6 +209,16 @@ pub struct RunArgs {
     )]
     pub loss_percent: u8,
 
+    /// origin-blackhole: the health gate's flag file, which must appear
+    /// within 8 s
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = okome_common::paths::GATE_FILE,
+        env = "OKOME_CHAOS_GATE_FILE"
+    )]
+    pub gate_file: PathBuf,
+
     /// disk-pressure: the cache directory whose filesystem is filled
     #[arg(
         long,
@@ -286,6 +297,8 @@ pub struct RunConfig {
     pub origin: SocketAddrV4,
     /// origin-loss percent.
     pub loss_percent: u8,
+    /// The health gate's flag file (under the root).
+    pub gate_file: PathBuf,
     /// Cache directory (real path on the node).
     pub cache_dir: PathBuf,
     /// disk-pressure threshold.
@@ -304,7 +317,7 @@ pub struct RunConfig {
 #[derive(Debug, Clone)]
 pub enum Action {
     /// One experiment.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// List runs.
     Status,
     /// Revert one run or all.
@@ -379,7 +392,7 @@ impl Config {
             }
         };
         let action = match cli.command {
-            Sub::Run(args) => Action::Run(run_config(*args)?),
+            Sub::Run(args) => Action::Run(Box::new(run_config(*args)?)),
             Sub::Status => Action::Status,
             Sub::Revert { run_id: id } => Action::Revert(id.map(run_id).transpose()?),
             Sub::Halt => Action::Halt,
@@ -452,6 +465,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, String> {
         service_url,
         origin,
         loss_percent: args.loss_percent,
+        gate_file: okome_common::root::rooted(&args.gate_file),
         cache_dir: args.cache_dir,
         disk_percent: args.disk_threshold,
         max_fill_bytes: args.max_fill_mib.saturating_mul(1 << 20),

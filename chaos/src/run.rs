@@ -140,6 +140,12 @@ fn preflight(
             }
         }
         Scenario::OriginBlackhole | Scenario::OriginLoss => {
+            if run.scenario.gate_bound_ms().is_some() && run.gate_file.exists() {
+                return refuse(format!(
+                    "the health gate is already closed ({} exists): its closing could not be observed",
+                    run.gate_file.display()
+                ));
+            }
             let ok = host.connects(run.origin, Duration::from_secs(1));
             snapshot["origin"] = json!({"addr": run.origin.to_string(), "connects": ok});
             if !ok {
@@ -360,7 +366,14 @@ fn experiment(
         plan.duration_secs
     );
 
-    // Observe.
+    // Observe: the service every second; for a scenario whose hypothesis
+    // names the health gate, its flag file every 50 ms.
+    let mut gate_closed_ms = None;
+    let watch_gate = |closed: &mut Option<u64>| {
+        if run.scenario.gate_bound_ms().is_some() && closed.is_none() && run.gate_file.exists() {
+            *closed = Some(injected_at.elapsed().as_millis() as u64);
+        }
+    };
     let mut samples = Vec::new();
     let mut abort = None;
     let until = injected_at + Duration::from_secs(plan.duration_secs);
@@ -379,15 +392,26 @@ fn experiment(
         samples.push(sample);
         next += PROBE_EVERY;
         while Instant::now() < next.min(until) && !stop.load(Ordering::SeqCst) {
+            watch_gate(&mut gate_closed_ms);
             sleep(Duration::from_millis(50));
         }
     }
     let (verdict, why) = match abort {
         Some(why) => (Verdict::Aborted, why),
-        None => verdict::judge(&samples, run.reaction_bound_ms),
+        None => {
+            let judged = verdict::judge(&samples, run.reaction_bound_ms);
+            match run.scenario.gate_bound_ms() {
+                Some(bound) => verdict::with_gate(judged, gate_closed_ms, bound),
+                None => judged,
+            }
+        }
     };
-    if let Some(ms) = verdict::first_reaction_ms(&samples) {
-        journal("reaction", json!({"first_failed_sample_ms": ms}));
+    let first_failed = verdict::first_reaction_ms(&samples);
+    if first_failed.is_some() || gate_closed_ms.is_some() {
+        journal(
+            "reaction",
+            json!({"first_failed_sample_ms": first_failed, "gate_closed_ms": gate_closed_ms}),
+        );
     }
     revert_and_finish(store, &plan, host, verdict, &why)
 }
