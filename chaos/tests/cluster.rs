@@ -246,6 +246,14 @@ fn experiment(node: &Node, scenario: &str, extra: &str) -> (Option<i32>, String)
     );
     let status = node.try_sh("okome-chaos status").expect("status");
     assert!(status.status.success(), "{scenario}: {status:?}");
+    // The reaction as the run saw it, from its journal (printed: figures
+    // for the README, not a check).
+    let seen = node
+        .sh(&format!(
+            "cd /var/lib/okome/chaos && id=$(ls -1d *-{scenario} | tail -n 1) &&              grep -h -e '\"event\":\"effect\"' -e '\"event\":\"reaction\"' $id/journal.jsonl || true"
+        ))
+        .unwrap_or_default();
+    eprintln!("REACTION {scenario} on {}:\n{seen}", node.name());
     (code, text)
 }
 
