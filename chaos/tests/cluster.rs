@@ -15,7 +15,10 @@
 //! 3. `origin-loss` on frontend-b holds (exit 0); while it lasts a run on
 //!    frontend-a is refused naming frontend-b's run, and frontend-b's sshd
 //!    answers (banner from the client node, a login from frontend-a);
-//! 4. `redis-stop` on the backend: the edge, probed through the VIP, holds.
+//! 4. `redis-stop` on the backend: the edge, probed through the VIP, holds;
+//! 5. `disk-pressure` on frontend-b (its cache on a filesystem of its own):
+//!    okome-validate warns `edge.cache-disk` meanwhile, nginx keeps serving
+//!    (exit 0), and the warning is gone after the revert.
 //!
 //! `scenarios_on_the_holder_move_the_vip_or_keep_it_as_promised`, each run
 //! on the VIP holder and probing through the VIP: `nginx-stop` (the VIP
@@ -369,6 +372,75 @@ fn one_run_at_a_time_behind_a_green_preflight() {
         backend.active_state("redis-server.service").unwrap(),
         "active"
     );
+
+    // disk-pressure on frontend-b. Its cache gets a filesystem of its own,
+    // as on a Pi with a cache partition (the lab's / is the build host's
+    // disk): a 2100 MiB tmpfs, just room for nginx's max_size=2g, so
+    // okome-validate is green before; filling 5 % of it leaves less room
+    // than max_size: validate warns (edge.cache-disk), nginx keeps serving.
+    b.sh("mount -t tmpfs -o size=2100m,mode=755 okome-lab-cache /var/cache/nginx && systemctl restart nginx")
+        .expect("a cache filesystem");
+    lab.settle_green("frontend-b");
+    let (code, text) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            experiment(
+                b,
+                "disk-pressure",
+                &format!(
+                    "--duration 20s --grace 10s --reaction-bound 0s --cache-dir /var/cache/nginx \
+                     --disk-threshold 5 --max-fill-mib 200 --service-url http://{}{cached}",
+                    b.address()
+                ),
+            )
+        });
+        okome_cluster::cluster::wait_for("the fill file", Duration::from_secs(90), || {
+            b.succeeds("ls /var/cache/nginx/.okome-chaos-fill-* >/dev/null 2>&1")
+        })
+        .expect("disk-pressure injected");
+        let out = b
+            .try_sh("okome-validate --only edge.cache-disk --json")
+            .expect("okome-validate ran");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("okome-validate --json");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "validate during disk-pressure: {doc:#}"
+        );
+        let check = find_check(&doc, "edge.cache-disk").expect("edge.cache-disk in the report");
+        assert_eq!(
+            (check["status"].as_str(), check["severity"].as_str()),
+            (Some("fail"), Some("warn")),
+            "{check:#}"
+        );
+        run.join().expect("the run's thread")
+    });
+    assert_eq!(
+        code,
+        Some(0),
+        "disk-pressure: hypothesis did not hold:\n{text}"
+    );
+    let out = b
+        .try_sh("okome-validate --only edge.cache-disk")
+        .expect("okome-validate ran");
+    assert!(
+        out.status.success(),
+        "edge.cache-disk after the revert: {out:?}"
+    );
+}
+
+/// The first object of a JSON report whose `id` is `id`.
+fn find_check<'d>(doc: &'d serde_json::Value, id: &str) -> Option<&'d serde_json::Value> {
+    match doc {
+        serde_json::Value::Object(map) => {
+            if map.get("id").and_then(|v| v.as_str()) == Some(id) {
+                return Some(doc);
+            }
+            map.values().find_map(|v| find_check(v, id))
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_check(v, id)),
+        _ => None,
+    }
 }
 
 #[test]
