@@ -185,14 +185,37 @@ fn preflight(
         snapshot["preflight"] = ran_json(&run.preflight, &ran);
         if !ran.ok() {
             return refuse(format!(
-                "preflight `{}` is not green (exit {:?}): {}",
+                "preflight `{}` is not green ({}): {}",
                 shell(&run.preflight),
-                ran.code,
-                ran.stderr.lines().last().unwrap_or("")
+                ran.code
+                    .map_or("killed".to_string(), |code| format!("exit {code}")),
+                why_not_green(&ran)
             ));
         }
     }
     Ok((before, fill, snapshot))
+}
+
+/// What a red preflight said: okome-validate's failed checks (its lines
+/// starting CRIT, WARN or ERR), else the last lines any command printed.
+fn why_not_green(ran: &host::Ran) -> String {
+    let lines: Vec<&str> = ran
+        .stdout
+        .lines()
+        .chain(ran.stderr.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let red: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| ["CRIT ", "WARN ", "ERR "].iter().any(|w| l.starts_with(w)))
+        .collect();
+    if red.is_empty() {
+        lines[lines.len().saturating_sub(3)..].join(" | ")
+    } else {
+        red.join(" | ")
+    }
 }
 
 fn print_plan(plan: &Plan, run: &RunConfig, store: &Store) {
@@ -1017,6 +1040,25 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_red_preflight_says_what_is_red() {
+        let ran = Ran {
+            code: Some(1),
+            stdout: "okome-validate: cluster\n  CRIT backend redis   connection refused\n  ok   edge.gate\n  WARN frontend-a edge.cache-disk  room 1994 MiB\n2 failed\n".into(),
+            stderr: String::new(),
+        };
+        assert_eq!(
+            why_not_green(&ran),
+            "CRIT backend redis   connection refused | WARN frontend-a edge.cache-disk  room 1994 MiB"
+        );
+        let other = Ran {
+            code: Some(1),
+            stdout: "a\nb\n".into(),
+            stderr: "c\n\nd\n".into(),
+        };
+        assert_eq!(why_not_green(&other), "b | c | d");
     }
 
     #[test]

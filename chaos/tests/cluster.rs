@@ -105,7 +105,7 @@ impl Lab {
         for name in NODES {
             let node = self.node(name);
             let key = node
-                .sh("test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; cat /root/.ssh/id_ed25519.pub")
+                .sh("install -d -m 700 /root/.ssh && { test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; } && cat /root/.ssh/id_ed25519.pub")
                 .expect("user key");
             authorized.push_str(&key);
             let host = node
@@ -189,13 +189,14 @@ impl Lab {
 }
 
 /// What "nothing changed" compares on a node: the whole ruleset, the units
-/// a scenario may touch, armed revert timers, run directories.
+/// a scenario may touch, armed revert timers, run directories (the lock
+/// files a refused run takes are not state of the node).
 fn fingerprint(node: &Node) -> String {
     node.sh("nft list ruleset; \
          for u in nginx keepalived redis-server; do \
            printf '%s %s\\n' $u \"$(systemctl show -p ActiveState --value $u.service)\"; done; \
          systemctl list-units --all --plain --no-legend 'okome-chaos-revert-*' || true; \
-         ls /var/lib/okome/chaos 2>/dev/null || true")
+         find /var/lib/okome/chaos -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort")
         .expect("fingerprint")
 }
 
