@@ -18,7 +18,10 @@
 //! 4. `redis-stop` on the backend: the edge, probed through the VIP, holds;
 //! 5. `disk-pressure` on frontend-b (its cache on a filesystem of its own):
 //!    okome-validate warns `edge.cache-disk` meanwhile, nginx keeps serving
-//!    (exit 0), and the warning is gone after the revert.
+//!    (exit 0), and the warning is gone after the revert;
+//! 6. a fail2ban ban on frontend-a while origin-loss runs there: the run
+//!    holds (exit 0), the ban is on record as a foreign change, and every
+//!    foreign object of before is there once the ban is lifted.
 //!
 //! `scenarios_on_the_holder_move_the_vip_or_keep_it_as_promised`, each run
 //! on the VIP holder and probing through the VIP: `nginx-stop` (the VIP
@@ -179,6 +182,28 @@ impl Lab {
             .node(from)
             .try_sh("okome-validate --cluster --wait 2m")
             .expect("okome-validate ran");
+        if !out.status.success() {
+            // What a red cluster looks like from each node: who is banned,
+            // addresses, sshd's last words, a verbose login.
+            for name in NODES {
+                let node = self.node(name);
+                let seen = node
+                    .try_sh(&format!(
+                        "fail2ban-client status sshd; ip -br addr; \
+                         journalctl -u ssh.service -n 15 --no-pager; \
+                         for p in {}; do timeout 8 ssh -v -o BatchMode=yes -o ConnectTimeout=3 root@$p true 2>&1 | tail -n 4; done",
+                        NODES
+                            .iter()
+                            .filter(|n| **n != name)
+                            .map(|n| self.node(n).address())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ))
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                eprintln!("DIAGNOSE {name}:\n{seen}");
+            }
+        }
         assert!(
             out.status.success(),
             "the cluster is not green from {from}:\n{}{}",
@@ -428,6 +453,51 @@ fn one_run_at_a_time_behind_a_green_preflight() {
         out.status.success(),
         "edge.cache-disk after the revert: {out:?}"
     );
+    // 6. A fail2ban ban on frontend-a during origin-loss there.
+    a_ban_during_a_run_is_not_residue(&lab, "frontend-a", &format!("http://{vip}{cached}"));
+}
+
+/// fail2ban bans an address on `node` while a network run lasts there:
+/// not our residue (the run holds, exit 0, where a byte comparison of the
+/// ruleset made it exit 3), the ban on record as a foreign change, and
+/// every foreign object of before still there once it is lifted.
+fn a_ban_during_a_run_is_not_residue(lab: &Lab, name: &str, url: &str) {
+    let node = lab.node(name);
+    lab.settle_green(name);
+    let before = node.sh("nft list ruleset").expect("ruleset");
+    let (code, text) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            chaos(
+                node,
+                "origin-loss",
+                &format!("--duration 12s --grace 10s --service-url {url}"),
+            )
+        });
+        wait_injected(node);
+        node.sh("fail2ban-client set sshd banip 10.213.99.7")
+            .expect("a ban");
+        run.join().expect("the run's thread")
+    });
+    let after = node.sh("nft list ruleset").expect("ruleset");
+    assert!(
+        after.contains("10.213.99.7"),
+        "the ban is in place:\n{after}"
+    );
+    assert_eq!(code, Some(0), "a ban during the run failed it:\n{text}");
+    let report = node
+        .sh("okome-chaos report $(ls -1 /var/lib/okome/chaos | grep -- '-origin-loss$' | tail -n 1)")
+        .expect("report");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("foreign-changes") && l.contains("10.213.99.7")),
+        "the ban is not on record:\n{report}"
+    );
+    node.sh("fail2ban-client set sshd unbanip 10.213.99.7")
+        .expect("unban");
+    let comparison = okome_chaos::nft::compare(&before, &node.sh("nft list ruleset").unwrap());
+    assert!(comparison.restored(), "{comparison:?}");
+    assert!(node.succeeds("okome-chaos status").unwrap());
 }
 
 /// The first object of a JSON report whose `id` is `id`.
