@@ -102,6 +102,13 @@ impl Lab {
     /// use: real OpenSSH as root between the nodes, each node's key
     /// authorized everywhere and every host key known (BatchMode: no
     /// prompt). The one place to change when the lab's transport changes.
+    ///
+    /// Sessions skip PAM (a lab-only sshd drop-in, `UsePAM no`): in these
+    /// containers a login intermittently hung right after "session opened"
+    /// (pam_unix), in the PAM session stack where pam_systemd asks logind
+    /// for a session — the command never ran, and okome-validate's peer
+    /// went CRITICAL node.ssh at its deadline. Keys, BatchMode and host-key
+    /// checking are untouched.
     fn ssh_mesh(&self) {
         let mut authorized = String::new();
         let mut known = String::new();
@@ -121,7 +128,9 @@ impl Lab {
                 .sh(&format!(
                     "install -d -m 700 /root/.ssh && umask 077 && \
                      printf '%s' '{authorized}' > /root/.ssh/authorized_keys && \
-                     printf '%s' '{known}' > /root/.ssh/known_hosts"
+                     printf '%s' '{known}' > /root/.ssh/known_hosts && \
+                     printf 'UsePAM no\\n' > /etc/ssh/sshd_config.d/00-okome-lab.conf && \
+                     sshd -t && systemctl reload ssh.service"
                 ))
                 .expect("keys");
         }
