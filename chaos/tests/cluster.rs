@@ -177,14 +177,25 @@ impl Lab {
         }
     }
 
-    /// Traffic through the VIP, then prewarm on both frontends (the standby
-    /// warms from the holder's plan), then `okome-validate --cluster --wait`
+    /// Traffic through the VIP, then prewarm on the holder and then the
+    /// standby (which warms from the holder's plan), then `okome-validate --cluster --wait`
     /// on `from` until green: the steady state the preflight wants.
     fn settle_green(&self, from: &str) {
         for path in okome_cluster::tour::HOT {
             self.cluster.get(path).expect("traffic");
         }
-        for name in ["frontend-a", "frontend-b"] {
+        // The holder first: it publishes the plan the standby warms from.
+        let holder = self
+            .cluster
+            .wait_one_holder(Duration::from_secs(30))
+            .expect("one VIP holder");
+        let mut frontends = vec![holder.as_str()];
+        frontends.extend(
+            ["frontend-a", "frontend-b"]
+                .iter()
+                .filter(|n| **n != holder),
+        );
+        for name in frontends {
             let _ = self.node(name).start_unit("okome-prewarm.service");
         }
         let out = self
