@@ -29,7 +29,8 @@ and no data counts as failure):
                     native demotion; VRRP is never blocked, that makes two
                     masters): the standby takes the VIP
   origin-blackhole  our nft table `inet okome_chaos` drops TCP to --origin:
-                    gates close within 8 s, stale pages keep being served
+                    this node's gate closes within 8 s (--gate-file appears;
+                    checked), stale pages keep being served, the VIP stays
   origin-loss       the same table drops --loss-percent of it at random
                     (nft numgen; tc netem is missing on this kernel)
   disk-pressure     a file of ours fills the filesystem of --cache-dir to
@@ -37,7 +38,10 @@ and no data counts as failure):
 
 Safety:
   Dry run by default: prints the commands, the revert plan and the timer it
-  would arm; --execute acts. Nothing happens without the guard file
+  would arm; --execute acts. One run at a time across the cluster: a lock
+  here, then every other node of --cluster-file asked `okome-chaos status`
+  over ssh (BatchMode): a run in progress or unreverted there, or a peer
+  that cannot be asked, refuses this one; then --preflight must be green. Nothing happens without the guard file
   /etc/okome/CHAOS_ENABLE, owned by root, mode 0600:
       expires=2026-12-08T06:00:00Z     (UTC, at most 24 h ahead)
       scenarios=nginx-stop,redis-stop
@@ -53,7 +57,7 @@ Safety:
 Commands:
   run SCENARIO     one experiment (dry run unless --execute)
   status           runs on disk and whether each was reverted (exit 1 when
-                   one is not)
+                   one is not, or a run is in progress)
   revert [RUN-ID]  revert that run, or every unreverted run; idempotent, fine
                    with no run active
   halt             delete the guard, then revert every run
@@ -63,10 +67,10 @@ Exit status:
   0  the hypothesis held, the fault was reverted and the baseline is back
      (status: nothing unreverted; revert/halt: baseline proven)
   1  the hypothesis did not hold (a finding); reverted, baseline back
-     (status: a run is not reverted)
-  2  refused by a safeguard (guard, lock, preflight, usage) with nothing
-     changed, or aborted (signal, guard withdrawn, injection ineffective)
-     with the revert verified
+     (status: a run is in progress or not reverted)
+  2  refused by a safeguard (guard, lock, a peer's run, preflight, usage)
+     with nothing changed, or aborted (signal, guard withdrawn, injection
+     ineffective) with the revert verified
   3  the revert failed or the state is unknown: run `okome-chaos status`,
      then `okome-chaos revert`; the run's plan.json lists every step";
 
@@ -123,7 +127,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Run one experiment (dry run unless --execute)
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Runs on disk and whether each was reverted
     Status,
     /// Revert a run, or every unreverted run (idempotent)
@@ -205,6 +209,16 @@ pub struct RunArgs {
     )]
     pub loss_percent: u8,
 
+    /// origin-blackhole: the health gate's flag file, which must appear
+    /// within 8 s
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = okome_common::paths::GATE_FILE,
+        env = "OKOME_CHAOS_GATE_FILE"
+    )]
+    pub gate_file: PathBuf,
+
     /// disk-pressure: the cache directory whose filesystem is filled
     #[arg(
         long,
@@ -231,6 +245,27 @@ pub struct RunArgs {
         env = "OKOME_CHAOS_MAX_FILL_MIB"
     )]
     pub max_fill_mib: u64,
+
+    /// The shared cluster file: every other node in it is asked
+    /// `okome-chaos status` first, and a run there refuses this one
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = crate::peers::CLUSTER_FILE,
+        env = "OKOME_CHAOS_CLUSTER_FILE"
+    )]
+    pub cluster_file: PathBuf,
+
+    /// The ssh program the peers are asked with (the transport okome-validate
+    /// uses)
+    #[arg(
+        long,
+        value_name = "PROGRAM",
+        default_value = "ssh",
+        env = "OKOME_CHAOS_SSH",
+        hide = true
+    )]
+    pub ssh: String,
 
     /// Steady-state preflight: a command that must exit 0 before anything is
     /// injected (split on blanks; empty: none)
@@ -262,6 +297,8 @@ pub struct RunConfig {
     pub origin: SocketAddrV4,
     /// origin-loss percent.
     pub loss_percent: u8,
+    /// The health gate's flag file (under the root).
+    pub gate_file: PathBuf,
     /// Cache directory (real path on the node).
     pub cache_dir: PathBuf,
     /// disk-pressure threshold.
@@ -270,13 +307,17 @@ pub struct RunConfig {
     pub max_fill_bytes: u64,
     /// Preflight argv (empty: none).
     pub preflight: Vec<String>,
+    /// The cluster file whose other nodes are asked first (under the root).
+    pub cluster_file: PathBuf,
+    /// The ssh program.
+    pub ssh: String,
 }
 
 /// What to do.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// One experiment.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// List runs.
     Status,
     /// Revert one run or all.
@@ -351,7 +392,7 @@ impl Config {
             }
         };
         let action = match cli.command {
-            Sub::Run(args) => Action::Run(run_config(args)?),
+            Sub::Run(args) => Action::Run(Box::new(run_config(*args)?)),
             Sub::Status => Action::Status,
             Sub::Revert { run_id: id } => Action::Revert(id.map(run_id).transpose()?),
             Sub::Halt => Action::Halt,
@@ -424,6 +465,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, String> {
         service_url,
         origin,
         loss_percent: args.loss_percent,
+        gate_file: okome_common::root::rooted(&args.gate_file),
         cache_dir: args.cache_dir,
         disk_percent: args.disk_threshold,
         max_fill_bytes: args.max_fill_mib.saturating_mul(1 << 20),
@@ -432,6 +474,8 @@ fn run_config(args: RunArgs) -> Result<RunConfig, String> {
             .split_whitespace()
             .map(str::to_string)
             .collect(),
+        cluster_file: okome_common::root::rooted(&args.cluster_file),
+        ssh: args.ssh,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod host;
 pub mod metrics;
 pub mod nft;
+pub mod peers;
 pub mod plan;
 pub mod run;
 pub mod store;

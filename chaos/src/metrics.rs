@@ -62,6 +62,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = render(&Store {
             dir: dir.path().to_path_buf(),
+            boot_dir: dir.path().join("boot"),
         });
         // The shared check: every sample's and family's name is a row
         // (first cell) of docs/metrics.md, not merely mentioned somewhere.

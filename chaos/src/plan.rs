@@ -78,7 +78,7 @@ impl Scenario {
                 "keepalived demoted natively: the standby takes the VIP within the failover bound; the service URL keeps answering"
             }
             Scenario::OriginBlackhole => {
-                "the gates close within 8 s, stale pages keep being served (service URL answers), the VIP stays put"
+                "this node's health gate closes within 8 s (--gate-file appears), stale pages keep being served (service URL answers), the VIP stays put"
             }
             Scenario::OriginLoss => {
                 "a random fraction of origin traffic lost: the service URL keeps answering"
@@ -86,6 +86,15 @@ impl Scenario {
             Scenario::DiskPressure => {
                 "the cache filesystem filled to the threshold: nginx keeps serving (service URL answers)"
             }
+        }
+    }
+
+    /// The longest the health gates may take to close (milliseconds after
+    /// the injection), when the hypothesis says they must.
+    pub fn gate_bound_ms(self) -> Option<u64> {
+        match self {
+            Scenario::OriginBlackhole => Some(8000),
+            _ => None,
         }
     }
 

@@ -20,6 +20,7 @@ use crate::cli::{Action, Config, RunConfig};
 use crate::guard::{self, Guard};
 use crate::host::{self, Host};
 use crate::nft;
+use crate::peers;
 use crate::plan::{self, Check, Plan, Scenario};
 use crate::store::{Store, now_ms};
 use crate::verdict::{self, Sample, Verdict};
@@ -31,14 +32,14 @@ const EFFECT_WITHIN: Duration = Duration::from_secs(5);
 const BASELINE_WITHIN: Duration = Duration::from_secs(15);
 /// How long a revert waits for another revert of the same node.
 const REVERT_LOCK_WITHIN: Duration = Duration::from_secs(20);
+/// The lock a runner holds from before its peers are asked to its verdict.
+const RUN_LOCK: &str = "run.lock";
 /// Probe period.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Carry out `config`; the exit status.
 pub fn execute(config: &Config, host: &mut dyn Host, stop: &AtomicBool) -> Result<u8, Error> {
-    let store = Store {
-        dir: config.state_dir.clone(),
-    };
+    let store = Store::new(config.state_dir.clone());
     let status = match &config.action {
         Action::Run(run) => experiment(config, run, &store, host, stop)?,
         Action::Status => status(config, &store)?,
@@ -99,6 +100,7 @@ fn ran_json(argv: &[String], ran: &host::Ran) -> Value {
 /// injected and proven here.
 fn preflight(
     run: &RunConfig,
+    me: &str,
     host: &mut dyn Host,
     store: &Store,
 ) -> Result<(String, u64, Value), Error> {
@@ -111,6 +113,11 @@ fn preflight(
             ));
         }
     }
+    // One run at a time across the cluster: our lock is held; now the peers.
+    let peers = match peers::check(host, &run.cluster_file, me, &run.ssh) {
+        Ok(snapshot) => snapshot,
+        Err((_, why)) => return refuse(why),
+    };
     let listing = host::ruleset(host).map_err(Error::Refused)?;
     if nft::has_our_table(&listing) {
         return refuse(format!(
@@ -120,7 +127,7 @@ fn preflight(
     }
     let before = nft::without_our_table(&listing);
     let mut fill = 0;
-    let mut snapshot = json!({});
+    let mut snapshot = json!({ "peers": peers });
     match run.scenario {
         Scenario::NginxStop | Scenario::RedisStop | Scenario::VipFailover => {
             let unit = run.scenario.unit().unwrap_or_default();
@@ -133,6 +140,12 @@ fn preflight(
             }
         }
         Scenario::OriginBlackhole | Scenario::OriginLoss => {
+            if run.scenario.gate_bound_ms().is_some() && run.gate_file.exists() {
+                return refuse(format!(
+                    "the health gate is already closed ({} exists): its closing could not be observed",
+                    run.gate_file.display()
+                ));
+            }
             let ok = host.connects(run.origin, Duration::from_secs(1));
             snapshot["origin"] = json!({"addr": run.origin.to_string(), "connects": ok});
             if !ok {
@@ -172,14 +185,37 @@ fn preflight(
         snapshot["preflight"] = ran_json(&run.preflight, &ran);
         if !ran.ok() {
             return refuse(format!(
-                "preflight `{}` is not green (exit {:?}): {}",
+                "preflight `{}` is not green ({}): {}",
                 shell(&run.preflight),
-                ran.code,
-                ran.stderr.lines().last().unwrap_or("")
+                ran.code
+                    .map_or("killed".to_string(), |code| format!("exit {code}")),
+                why_not_green(&ran)
             ));
         }
     }
     Ok((before, fill, snapshot))
+}
+
+/// What a red preflight said: okome-validate's failed checks (its lines
+/// starting CRIT, WARN or ERR), else the last lines any command printed.
+fn why_not_green(ran: &host::Ran) -> String {
+    let lines: Vec<&str> = ran
+        .stdout
+        .lines()
+        .chain(ran.stderr.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let red: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| ["CRIT ", "WARN ", "ERR "].iter().any(|w| l.starts_with(w)))
+        .collect();
+    if red.is_empty() {
+        lines[lines.len().saturating_sub(3)..].join(" | ")
+    } else {
+        red.join(" | ")
+    }
 }
 
 fn print_plan(plan: &Plan, run: &RunConfig, store: &Store) {
@@ -238,13 +274,13 @@ fn experiment(
     }
     let _lock = if run.execute {
         Some(
-            RunLock::try_acquire(&store.dir.join("run.lock"))?
+            RunLock::try_acquire(&store.dir.join(RUN_LOCK))?
                 .ok_or_else(|| Error::Refused("another okome-chaos run is in progress".into()))?,
         )
     } else {
         None
     };
-    let (before, fill, snapshot) = preflight(run, host, store)?;
+    let (before, fill, snapshot) = preflight(run, &config.node, host, store)?;
     let now = now_secs();
     let run_id = plan::run_id(now, run.scenario);
     let run_dir = store.run_dir(&run_id);
@@ -353,7 +389,14 @@ fn experiment(
         plan.duration_secs
     );
 
-    // Observe.
+    // Observe: the service every second; for a scenario whose hypothesis
+    // names the health gate, its flag file every 50 ms.
+    let mut gate_closed_ms = None;
+    let watch_gate = |closed: &mut Option<u64>| {
+        if run.scenario.gate_bound_ms().is_some() && closed.is_none() && run.gate_file.exists() {
+            *closed = Some(injected_at.elapsed().as_millis() as u64);
+        }
+    };
     let mut samples = Vec::new();
     let mut abort = None;
     let until = injected_at + Duration::from_secs(plan.duration_secs);
@@ -372,15 +415,26 @@ fn experiment(
         samples.push(sample);
         next += PROBE_EVERY;
         while Instant::now() < next.min(until) && !stop.load(Ordering::SeqCst) {
+            watch_gate(&mut gate_closed_ms);
             sleep(Duration::from_millis(50));
         }
     }
     let (verdict, why) = match abort {
         Some(why) => (Verdict::Aborted, why),
-        None => verdict::judge(&samples, run.reaction_bound_ms),
+        None => {
+            let judged = verdict::judge(&samples, run.reaction_bound_ms);
+            match run.scenario.gate_bound_ms() {
+                Some(bound) => verdict::with_gate(judged, gate_closed_ms, bound),
+                None => judged,
+            }
+        }
     };
-    if let Some(ms) = verdict::first_reaction_ms(&samples) {
-        journal("reaction", json!({"first_failed_sample_ms": ms}));
+    let first_failed = verdict::first_reaction_ms(&samples);
+    if first_failed.is_some() || gate_closed_ms.is_some() {
+        journal(
+            "reaction",
+            json!({"first_failed_sample_ms": first_failed, "gate_closed_ms": gate_closed_ms}),
+        );
     }
     revert_and_finish(store, &plan, host, verdict, &why)
 }
@@ -483,11 +537,14 @@ pub fn check(host: &mut dyn Host, check: &Check) -> Result<(), String> {
         }
         Check::RulesetRestored { before } => {
             let now = host::ruleset(host)?;
-            if nft::has_our_table(&now) {
+            let comparison = nft::compare(before, &now);
+            if comparison.ours_left {
                 Err(format!("table {} still there", nft::TABLE))
-            } else if &now != before {
+            } else if !comparison.removed.is_empty() {
+                let gone: Vec<String> = comparison.removed.iter().map(|o| o.to_string()).collect();
                 Err(format!(
-                    "the ruleset differs from before the run (someone else changed it?):\n--- before\n{before}--- now\n{now}"
+                    "foreign nft objects present before the run are gone or changed (we never touch them: find out who did):\n  {}",
+                    gone.join("\n  ")
                 ))
             } else {
                 Ok(())
@@ -633,6 +690,31 @@ pub fn revert_one(
     }
     let results = settle(host, &baseline, BASELINE_WITHIN);
     journal("post-check", json!({"checks": results}));
+    // Others may change the firewall while a run lasts (a fail2ban ban, an
+    // unban): on record, never called our residue.
+    for check in &baseline {
+        if let Check::RulesetRestored { before } = check
+            && let Ok(now) = host::ruleset(host)
+        {
+            let comparison = nft::compare(before, &now);
+            if comparison.foreign_changes() {
+                let list = |objects: &[nft::Object]| -> Vec<String> {
+                    objects.iter().map(|o| o.to_string()).collect()
+                };
+                log::info!(
+                    "run {id}: the firewall was changed by others during the run (not ours): {} added, {} set elements removed",
+                    comparison.added.len(),
+                    comparison.elements_removed.len()
+                );
+                journal(
+                    "foreign-changes",
+                    json!({"note": "made by others during the run (e.g. fail2ban bans and unbans); not okome-chaos's residue",
+                           "added": list(&comparison.added),
+                           "elements_removed": list(&comparison.elements_removed)}),
+                );
+            }
+        }
+    }
     if let Some(failed) = first_failure(&results) {
         log::error!("run {id}: baseline not back: {failed}");
         return Ok(Reverted::Failed(failed));
@@ -722,6 +804,15 @@ fn status(config: &Config, store: &Store) -> Result<u8, Error> {
     }
     let runs = store.runs()?;
     let mut status = 0;
+    // A runner holds the lock from before it asks its peers until its
+    // verdict: a peer asking now must see it, plan on disk or not yet.
+    if run_in_progress(store)? {
+        status = 1;
+        println!(
+            "IN PROGRESS: an okome-chaos run holds {}",
+            store.dir.join(RUN_LOCK).display()
+        );
+    }
     for info in &runs {
         let (scenario, node) = match &info.plan {
             Ok(p) => (p.scenario.name().to_string(), p.node.clone()),
@@ -745,6 +836,15 @@ fn status(config: &Config, store: &Store) -> Result<u8, Error> {
         println!("no runs");
     }
     Ok(status)
+}
+
+/// Whether a runner holds the run lock now.
+fn run_in_progress(store: &Store) -> Result<bool, Error> {
+    let path = store.dir.join(RUN_LOCK);
+    if !path.exists() {
+        return Ok(false);
+    }
+    Ok(RunLock::try_acquire(&path)?.is_none())
 }
 
 fn report(store: &Store, id: &str) -> Result<u8, Error> {
@@ -785,6 +885,8 @@ mod tests {
         ran: Vec<Vec<String>>,
         redis_active: bool,
         ruleset: String,
+        /// What `okome-chaos status` on a peer answers (exit code, stdout).
+        peer: (i32, &'static str),
     }
 
     impl Host for Fake {
@@ -803,6 +905,13 @@ mod tests {
                 }
                 .to_string(),
                 ["nft", "list", "ruleset"] => self.ruleset.clone(),
+                ["timeout", .., "okome-chaos status"] => {
+                    return Ran {
+                        code: Some(self.peer.0),
+                        stdout: self.peer.1.into(),
+                        stderr: String::new(),
+                    };
+                }
                 _ => String::new(),
             };
             Ran {
@@ -828,6 +937,8 @@ mod tests {
             ..plan::test_inputs(Scenario::RedisStop, &run_dir)
         });
         store.write_plan(&plan).unwrap();
+        // Injected during this boot: the whole ruleset is compared.
+        store.mark_boot("r1").unwrap();
         plan
     }
 
@@ -836,12 +947,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
         };
         stored_run(&store, "table inet f2b-table {\n}\n");
         let mut host = Fake {
             ran: Vec::new(),
             redis_active: false,
             ruleset: "table inet f2b-table {\n}\n".into(),
+            peer: (0, ""),
         };
         assert_eq!(
             revert_one(&store, &mut host, "r1", "test").unwrap(),
@@ -867,11 +980,161 @@ mod tests {
         assert!(!host.redis_active);
     }
 
+    fn config(dir: &Path, args: &[&str]) -> Config {
+        let state = dir.join("chaos");
+        let guard = dir.join("CHAOS_ENABLE");
+        let cluster = dir.join("cluster.conf");
+        let mut argv = vec![
+            "okome-chaos",
+            "--node",
+            "frontend-a",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--guard",
+            guard.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(args);
+        if argv.contains(&"run") {
+            argv.extend(["--cluster-file", cluster.to_str().unwrap()]);
+        }
+        let matches = crate::command().try_get_matches_from(argv).unwrap();
+        Config::from_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn a_run_on_a_peer_or_a_peer_that_cannot_be_asked_refuses_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cluster.conf"),
+            "node frontend-a frontend 10.213.86.20\nnode frontend-b frontend 10.213.86.21\n",
+        )
+        .unwrap();
+        let config = config(dir.path(), &["run", "redis-stop", "--preflight", ""]);
+        let Action::Run(run) = &config.action else {
+            panic!()
+        };
+        let store = Store::new(config.state_dir.clone());
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: true,
+            ruleset: String::new(),
+            peer: (0, "guard: disarmed\nno runs\n"),
+        };
+        let (_, _, snapshot) = preflight(run, "frontend-a", &mut host, &store).unwrap();
+        assert_eq!(snapshot["peers"]["peers"][0]["peer"], "frontend-b");
+        let asked: Vec<&Vec<String>> = host.ran.iter().filter(|a| a[0] == "timeout").collect();
+        assert_eq!(asked.len(), 1, "only the peer, never this node: {asked:?}");
+        for (peer, want) in [
+            (
+                (
+                    1,
+                    "IN PROGRESS: an okome-chaos run holds /var/lib/okome/chaos/run.lock\n",
+                ),
+                "peer frontend-b has a chaos run in progress or unreverted (IN PROGRESS",
+            ),
+            ((255, ""), "cannot tell peer frontend-b's chaos state"),
+        ] {
+            host.peer = peer;
+            match preflight(run, "frontend-a", &mut host, &store) {
+                Err(Error::Refused(why)) => assert!(why.contains(want), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_red_preflight_says_what_is_red() {
+        let ran = Ran {
+            code: Some(1),
+            stdout: "okome-validate: cluster\n  CRIT backend redis   connection refused\n  ok   edge.gate\n  WARN frontend-a edge.cache-disk  room 1994 MiB\n2 failed\n".into(),
+            stderr: String::new(),
+        };
+        assert_eq!(
+            why_not_green(&ran),
+            "CRIT backend redis   connection refused | WARN frontend-a edge.cache-disk  room 1994 MiB"
+        );
+        let other = Ran {
+            code: Some(1),
+            stdout: "a\nb\n".into(),
+            stderr: "c\n\nd\n".into(),
+        };
+        assert_eq!(why_not_green(&other), "b | c | d");
+    }
+
+    #[test]
+    fn status_reports_a_run_holding_the_lock_before_its_plan_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &["status"]);
+        let store = Store::new(config.state_dir.clone());
+        store.ensure().unwrap();
+        assert_eq!(status(&config, &store).unwrap(), 0);
+        let lock = RunLock::try_acquire(&store.dir.join(RUN_LOCK))
+            .unwrap()
+            .unwrap();
+        assert_eq!(status(&config, &store).unwrap(), 1);
+        drop(lock);
+        assert_eq!(status(&config, &store).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_ban_fail2ban_adds_during_the_run_is_journaled_not_residue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
+        };
+        let before = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t}\n}\n";
+        stored_run(&store, before);
+        let banned = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t\telements = { 10.213.99.2 }\n\t}\n}\n";
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: false,
+            ruleset: banned.into(),
+            peer: (0, ""),
+        };
+        assert_eq!(
+            revert_one(&store, &mut host, "r1", "test").unwrap(),
+            Reverted::Now
+        );
+        assert!(store.info("r1").reverted);
+        let journal = store.read_journal("r1").unwrap();
+        let foreign = journal
+            .iter()
+            .find(|l| l["event"] == "foreign-changes")
+            .expect("foreign changes on record");
+        assert_eq!(
+            foreign["added"][0],
+            "table inet f2b-table > set addr-set-sshd > element 10.213.99.2"
+        );
+    }
+
+    #[test]
+    fn a_foreign_rule_deleted_during_the_run_fails_the_revert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
+        };
+        let before = "table ip site {\n\tchain input {\n\t\tip saddr 10.0.0.1 drop\n\t}\n}\n";
+        stored_run(&store, before);
+        let mut host = Fake {
+            ran: Vec::new(),
+            redis_active: true,
+            ruleset: "table ip site {\n\tchain input {\n\t}\n}\n".into(),
+            peer: (0, ""),
+        };
+        match revert_one(&store, &mut host, "r1", "test").unwrap() {
+            Reverted::Failed(why) => assert!(why.contains("ip saddr 10.0.0.1 drop"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_foreign_change_to_the_ruleset_fails_the_revert_loudly() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
         };
         stored_run(&store, "table inet f2b-table {\n}\n");
         // Our table left behind (a revert step that did nothing): the
@@ -880,6 +1143,7 @@ mod tests {
             ran: Vec::new(),
             redis_active: true,
             ruleset: "table inet okome_chaos {\n}\n".into(),
+            peer: (0, ""),
         };
         match revert_one(&store, &mut host, "r1", "test").unwrap() {
             Reverted::Failed(why) => assert!(why.contains("okome_chaos"), "{why}"),

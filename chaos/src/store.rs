@@ -25,6 +25,8 @@ pub const BOOT_DIR: &str = "/run/okome-chaos";
 pub struct Store {
     /// Where run directories live.
     pub dir: PathBuf,
+    /// Where the per-boot markers live ([`BOOT_DIR`] under the root).
+    pub boot_dir: PathBuf,
 }
 
 /// A run found on disk.
@@ -41,6 +43,15 @@ pub struct RunInfo {
 }
 
 impl Store {
+    /// The store in `dir`, its boot markers in [`BOOT_DIR`] (root prefix
+    /// honoured).
+    pub fn new(dir: PathBuf) -> Store {
+        Store {
+            dir,
+            boot_dir: rooted(BOOT_DIR),
+        }
+    }
+
     /// A run's directory.
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
@@ -111,7 +122,7 @@ impl Store {
 
     /// The file under /run (tmpfs) that says "injected during this boot".
     pub fn boot_marker(&self, id: &str) -> PathBuf {
-        rooted(BOOT_DIR).join(id)
+        self.boot_dir.join(id)
     }
 
     /// Create [`Self::boot_marker`].
@@ -120,7 +131,7 @@ impl Store {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(rooted(BOOT_DIR))?;
+            .create(&self.boot_dir)?;
         fs::write(self.boot_marker(id), b"")
     }
 
@@ -201,6 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store {
             dir: dir.path().join("chaos"),
+            boot_dir: dir.path().join("boot"),
         };
         store.ensure().unwrap();
         assert!(store.runs().unwrap().is_empty());

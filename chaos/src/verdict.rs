@@ -119,6 +119,36 @@ pub fn judge(samples: &[Sample], bound_ms: u64) -> (Verdict, String) {
     }
 }
 
+/// Add the health gate's part of a hypothesis (origin-blackhole: "the
+/// gates close within `within_ms`") to the samples' verdict: the gate seen
+/// closed at `closed_ms` after the injection, or never. Only a held verdict
+/// can still turn into a deviation.
+pub fn with_gate(
+    (verdict, why): (Verdict, String),
+    closed_ms: Option<u64>,
+    within_ms: u64,
+) -> (Verdict, String) {
+    if verdict != Verdict::Held {
+        return (verdict, why);
+    }
+    match closed_ms {
+        Some(ms) if ms <= within_ms => (
+            Verdict::Held,
+            format!("{why}; the gate closed {ms} ms after the injection (bound {within_ms} ms)"),
+        ),
+        Some(ms) => (
+            Verdict::Deviated,
+            format!(
+                "the gate closed {ms} ms after the injection, later than {within_ms} ms ({why})"
+            ),
+        ),
+        None => (
+            Verdict::Deviated,
+            format!("the gate never closed while the fault lasted (bound {within_ms} ms; {why})"),
+        ),
+    }
+}
+
 /// Milliseconds from injection to the first failed sample (the detected
 /// reaction), if any.
 pub fn first_reaction_ms(samples: &[Sample]) -> Option<u64> {
@@ -146,6 +176,22 @@ mod tests {
         assert_eq!(verdict, Verdict::Deviated);
         assert!(why.contains("first at 6000 ms: refused"), "{why}");
         assert_eq!(first_reaction_ms(&samples), Some(0));
+    }
+
+    #[test]
+    fn the_gate_must_close_within_its_bound() {
+        let held = || (Verdict::Held, "5 of 5 samples ok".to_string());
+        assert_eq!(with_gate(held(), Some(7000), 8000).0, Verdict::Held);
+        assert_eq!(with_gate(held(), Some(8000), 8000).0, Verdict::Held);
+        let (verdict, why) = with_gate(held(), Some(8001), 8000);
+        assert_eq!(verdict, Verdict::Deviated);
+        assert!(why.contains("later than 8000 ms"), "{why}");
+        let (verdict, why) = with_gate(held(), None, 8000);
+        assert_eq!(verdict, Verdict::Deviated);
+        assert!(why.contains("never closed"), "{why}");
+        // A failure of the service stays what it was.
+        let deviated = (Verdict::Deviated, "3 failed".to_string());
+        assert_eq!(with_gate(deviated.clone(), Some(10), 8000), deviated);
     }
 
     #[test]
