@@ -23,7 +23,8 @@ failures within --reaction-bound of the injection are allowed, none after it,
 and no data counts as failure):
   nginx-stop        on the VIP holder: the VIP moves to the standby within the
                     failover bound and the service URL keeps answering
-  redis-stop        heartbeat and plan sharing degrade quietly; the edge is
+  redis-stop        heartbeat and plan sharing degrade quietly (probe and
+                    prewarm log one line per outage); the edge is
                     unaffected
   vip-failover      keepalived stopped (it sends a priority-0 advertisement:
                     native demotion; VRRP is never blocked, that makes two

@@ -52,6 +52,11 @@ While the health gate is closed (okome-health-probe created
 /run/okome/orchestrator.down: the orchestrator is down) a run sends nothing:
 one info line, okome_prewarm_gate_closed_skips_total + 1, exit 0.
 
+While Redis cannot be reached, the first run warns (the standby then warms
+from its own log, the holder's plan is not shared); later runs of the same
+outage say it only at debug level, and the first run that reaches Redis
+again logs one info line with how long it was gone.
+
 Exit status:
   0  ran, all good (also: another run holds the lock, or the gate is closed)
   1  ran, some URLs failed (or the plan could not be published)

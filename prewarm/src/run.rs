@@ -213,7 +213,7 @@ pub fn run_with(config: &Config, addrs: &dyn LocalAddrs, now: i64) -> Result<u8,
     let mut summary = Summary {
         planned: jobs.len(),
         skipped: report.plan.len() - jobs.len(),
-        published: publish(config, &role, &jobs, now),
+        published: publish(config, &role, &jobs, &mut state, now),
         ..Summary::default()
     };
     if !jobs.is_empty() {
@@ -307,15 +307,23 @@ fn plan_by_role(
                 // key chooses it. Escaped once here, it can never inject a
                 // journal line in the warnings, the summary or the dry run.
                 shared.node = okome_common::text::escape(shared.node.as_bytes(), 64);
+                log_redis(state, now, Ok(()));
                 let plan = plan_from_shared(&shared, state, config.top_n);
                 return Ok((plan, None, format!("shared:{}", shared.node)));
             }
-            Ok(None) => log::warn!(
-                "standby: no shared plan in redis key {}; warming from the local log",
-                config.plan_key
-            ),
-            Err(e) => log::warn!(
-                "standby: cannot fetch the shared plan ({e}); warming from the local log"
+            Ok(None) => {
+                log_redis(state, now, Ok(()));
+                log::warn!(
+                    "standby: no shared plan in redis key {}; warming from the local log",
+                    config.plan_key
+                )
+            }
+            Err(e) => log_redis(
+                state,
+                now,
+                Err(format!(
+                    "standby: cannot fetch the shared plan ({e}); warming from the local log"
+                )),
             ),
         }
     }
@@ -353,7 +361,13 @@ fn jobs(config: &Config, plan: &[Ranked], state: &State, now: i64) -> Vec<Job> {
 /// Step 4: the active node shares what it is about to warm. `None` when
 /// that is not this node's job, else whether it worked (a failure is a
 /// warning and exit 1, never a stop: the standby then plans on its own).
-fn publish(config: &Config, role: &Role, jobs: &[Job], now: i64) -> Option<bool> {
+fn publish(
+    config: &Config,
+    role: &Role,
+    jobs: &[Job],
+    state: &mut State,
+    now: i64,
+) -> Option<bool> {
     let url = config.redis.as_ref().filter(|_| *role == Role::Active)?;
     let plan = SharedPlan {
         version: 1,
@@ -369,13 +383,56 @@ fn publish(config: &Config, role: &Role, jobs: &[Job], now: i64) -> Option<bool>
         config.plan_ttl_secs,
         REDIS_TIMEOUT,
     ) {
-        Ok(()) => Some(true),
+        Ok(()) => {
+            log_redis(state, now, Ok(()));
+            Some(true)
+        }
         Err(e) => {
-            log::warn!(
-                "cannot publish the plan to redis ({e}): the standby will warm from its own log"
+            log_redis(
+                state,
+                now,
+                Err(format!(
+                    "cannot publish the plan to redis ({e}): the standby will warm from its own log"
+                )),
             );
             Some(false)
         }
+    }
+}
+
+/// Logs how a run's Redis call went, once per outage ([`redis_note`]).
+fn log_redis(state: &mut State, now: i64, outcome: Result<(), String>) {
+    if let Some((level, line)) = redis_note(state, now, outcome) {
+        log::log!(level, "{line}");
+    }
+}
+
+/// What to log of a Redis call, once per outage like the probe's heartbeat:
+/// the first failing run warns, later ones say it only at debug level (a
+/// Redis outage must not fill the journal every two minutes), and the first
+/// run that reaches Redis again says how long it was gone.
+fn redis_note(
+    state: &mut State,
+    now: i64,
+    outcome: Result<(), String>,
+) -> Option<(log::Level, String)> {
+    match (outcome, state.redis_down_since) {
+        (Ok(()), None) => None,
+        (Ok(()), Some(since)) => {
+            state.redis_down_since = None;
+            Some((
+                log::Level::Info,
+                format!("redis reachable again after {} s", (now - since).max(0)),
+            ))
+        }
+        (Err(line), None) => {
+            state.redis_down_since = Some(now);
+            Some((
+                log::Level::Warn,
+                format!("{line} (logged once until redis is back)"),
+            ))
+        }
+        (Err(line), Some(_)) => Some((log::Level::Debug, line)),
     }
 }
 
@@ -539,6 +596,35 @@ mod tests {
         fn addrs(&self) -> std::io::Result<Vec<std::net::IpAddr>> {
             Err(std::io::Error::other("ip: not found"))
         }
+    }
+
+    #[test]
+    fn a_redis_outage_is_logged_when_it_starts_and_when_it_ends() {
+        let mut state = State::new();
+        let level = |note: Option<(log::Level, String)>| note.map(|(level, _)| level);
+        assert_eq!(level(redis_note(&mut state, 100, Ok(()))), None);
+        let first = redis_note(&mut state, 100, Err("cannot publish".into()));
+        assert_eq!(level(first.clone()), Some(log::Level::Warn));
+        assert!(first.unwrap().1.starts_with("cannot publish"));
+        for now in [220, 340, 460] {
+            assert_eq!(
+                level(redis_note(&mut state, now, Err("cannot publish".into()))),
+                Some(log::Level::Debug),
+                "run at {now} of the same outage"
+            );
+        }
+        let back = redis_note(&mut state, 580, Ok(()));
+        assert_eq!(
+            back,
+            Some((log::Level::Info, "redis reachable again after 480 s".into()))
+        );
+        assert_eq!(state.redis_down_since, None);
+        assert_eq!(level(redis_note(&mut state, 700, Ok(()))), None);
+        // A second outage warns again.
+        assert_eq!(
+            level(redis_note(&mut state, 820, Err("x".into()))),
+            Some(log::Level::Warn)
+        );
     }
 
     #[test]

@@ -100,6 +100,10 @@ pub struct State {
     pub quarantine: BTreeMap<String, Quarantine>,
     /// Metric totals.
     pub totals: Totals,
+    /// Since when (Unix time) Redis has been out of reach, while it is: the
+    /// outage is logged when it starts and when it ends, not every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_down_since: Option<i64>,
 }
 
 impl State {

@@ -418,6 +418,51 @@ fn the_standby_warms_from_the_active_nodes_list() {
 }
 
 #[test]
+fn a_redis_outage_is_logged_once_and_its_end_once() {
+    let lab = Lab::builder().redis(true).start();
+    let password = LAB_REDIS_ORCHESTRATOR_PASSWORD;
+    let live = format!("redis://orchestrator:{password}@{}", lab.redis().addr());
+    // Nothing listens there: Redis is down for this node.
+    let down = format!(
+        "redis://orchestrator:{password}@127.0.0.1:{}",
+        okome_lab::free_port()
+    );
+    demand(&lab, &[("/assets/app.js", 3)]);
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let mut said = Vec::new();
+    for _ in 0..3 {
+        let out = prewarm(&lab, &["--vip", "127.0.0.1", "--redis", &down]);
+        assert_eq!(report(&out)["summary"]["published"], false);
+        said.push(stderr(&out));
+    }
+    assert_eq!(
+        said[0].matches("cannot publish the plan").count(),
+        1,
+        "{}",
+        said[0]
+    );
+    for (run, text) in said.iter().enumerate().skip(1) {
+        assert!(
+            !text.contains("cannot publish"),
+            "run {run} of the same outage logged it again:\n{text}"
+        );
+        assert!(!text.contains(&password), "{text}");
+    }
+
+    let out = prewarm(&lab, &["--vip", "127.0.0.1", "--redis", &live]);
+    assert_eq!(report(&out)["summary"]["published"], true);
+    assert_eq!(
+        stderr(&out).matches("redis reachable again").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    let out = prewarm(&lab, &["--vip", "127.0.0.1", "--redis", &live]);
+    assert!(!stderr(&out).contains("redis"), "{}", stderr(&out));
+}
+
+#[test]
 fn a_hot_plan_stays_under_nginxs_own_per_client_limit() {
     let lab = Lab::start();
     let paths: Vec<String> = (0..80).map(|i| format!("/static/h{i}.js")).collect();
