@@ -447,7 +447,7 @@ fn a_redis_outage_is_logged_once_and_its_end_once() {
             !text.contains("cannot publish"),
             "run {run} of the same outage logged it again:\n{text}"
         );
-        assert!(!text.contains(&password), "{text}");
+        assert!(!text.contains(password), "{text}");
     }
 
     let out = prewarm(&lab, &["--vip", "127.0.0.1", "--redis", &live]);
