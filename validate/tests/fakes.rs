@@ -1,0 +1,111 @@
+//! The two checks nothing real can drive here, on the loopback lab with the
+//! real binary and stand-in programs on their paths: `node.throttle` with a
+//! fake `vcgencmd get_throttled` (a Pi's firmware tool), and `edge.vrrp`
+//! with a fake `journalctl` (keepalived's notify line) and a fake `ip`
+//! whose answers disagree. Each fault turns exactly that check red, with
+//! its severity and incident; every other check stays green.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{LOOPBACK_CHECKS, Red, lab, r, red, run_json, validate_only, with_status};
+
+const VIP: &str = "10.213.255.18";
+
+/// An executable shell script `name` in `dir` printing `out`.
+fn fake(dir: &Path, name: &str, out: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\ncat <<'EOF'\n{out}\nEOF\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn run(
+    lab: &okome_lab::lab::Lab,
+    dir: &Path,
+    throttled: &str,
+    ip_has_vip: bool,
+    keepalived: &str,
+) -> (BTreeSet<Red>, serde_json::Value) {
+    let vcgencmd = fake(dir, "vcgencmd", &format!("throttled={throttled}"));
+    let addr = if ip_has_vip {
+        format!(
+            "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.213.255.20/24 scope global eth0\n2: eth0    inet {VIP}/32 scope global eth0"
+        )
+    } else {
+        "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.213.255.20/24 scope global eth0".into()
+    };
+    let ip = fake(dir, "ip", &addr);
+    let journalctl = fake(
+        dir,
+        "journalctl",
+        &format!("okome-keepalived: INSTANCE OKOME_VIP {keepalived}"),
+    );
+    let only = format!("{LOOPBACK_CHECKS},edge.vrrp");
+    let mut command = validate_only(lab, "frontend", &only);
+    command
+        .args(["--role", "frontend"])
+        .arg("--vcgencmd")
+        .arg(vcgencmd)
+        .arg("--ip")
+        .arg(ip)
+        .arg("--journalctl")
+        .arg(journalctl);
+    let (_, doc) = run_json(&mut command);
+    assert!(with_status(&doc, "error").is_empty(), "own errors: {doc:#}");
+    (red(&doc), doc)
+}
+
+#[test]
+fn a_fake_vcgencmd_and_a_disagreeing_keepalived_turn_exactly_their_check_red() {
+    let lab = lab();
+    assert_eq!(lab.get("/").status, 200);
+    common::write_cluster_conf(&lab, &format!("vip {VIP}\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::NODE;
+
+    // A Pi that never throttled, keepalived MASTER and holding the VIP.
+    let (got, doc) = run(&lab, dir.path(), "0x0", true, "MASTER");
+    assert_eq!(got, BTreeSet::new(), "{doc:#}");
+    let passed = with_status(&doc, "pass");
+    for id in ["node.throttle", "edge.vrrp"] {
+        assert!(passed.contains(&format!("{node}:{id}")), "{id}: {doc:#}");
+    }
+    // BACKUP and not holding it: agreement too.
+    let (got, doc) = run(&lab, dir.path(), "0x0", false, "BACKUP");
+    assert_eq!(got, BTreeSet::new(), "{doc:#}");
+
+    // Under-voltage now (bit 0) and since boot (bit 16): crit.
+    let (got, doc) = run(&lab, dir.path(), "0x50005", true, "MASTER");
+    assert_eq!(
+        got,
+        set(&[r(node, "node.throttle", "crit", "INCIDENT 8")]),
+        "{doc:#}"
+    );
+    // Only since boot: warn.
+    let (got, doc) = run(&lab, dir.path(), "0x50000", true, "MASTER");
+    assert_eq!(
+        got,
+        set(&[r(node, "node.throttle", "warn", "INCIDENT 8")]),
+        "{doc:#}"
+    );
+
+    // keepalived says BACKUP while ip addr holds the VIP (an address left
+    // behind), and MASTER while the VIP is gone (removed under it).
+    for (holds, state) in [(true, "BACKUP"), (false, "MASTER")] {
+        let (got, doc) = run(&lab, dir.path(), "0x0", holds, state);
+        assert_eq!(
+            got,
+            set(&[r(node, "edge.vrrp", "crit", "INCIDENT 3")]),
+            "{state}, holds {holds}: {doc:#}"
+        );
+    }
+}
+
+fn set(items: &[Red]) -> BTreeSet<Red> {
+    items.iter().cloned().collect()
+}
