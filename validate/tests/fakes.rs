@@ -106,6 +106,66 @@ fn a_fake_vcgencmd_and_a_disagreeing_keepalived_turn_exactly_their_check_red() {
     }
 }
 
+/// A stand-in that marks `mine`, then waits up to 1.5 s for `theirs`, and
+/// says all is well only if it came: it passes only while the other check
+/// runs at the same time.
+fn rendezvous(dir: &Path, name: &str, mine: &str, theirs: &str, ok: &str, bad: &str) -> PathBuf {
+    let path = dir.join(name);
+    let d = dir.display();
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ntouch {d}/{mine}\ni=0\n\
+             while [ ! -e {d}/{theirs} ] && [ $i -lt 30 ]; do sleep 0.05; i=$((i+1)); done\n\
+             if [ -e {d}/{theirs} ]; then {ok}; else {bad}; fi\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The local checks run at once, not one after another (a round takes as
+/// long as its slowest check): `vcgencmd` and `nginx -t` each wait for the
+/// other to have started. One at a time, the first gives up and its check
+/// turns red (this failed before the checks ran in parallel).
+#[test]
+fn local_checks_run_at_the_same_time() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let vcgencmd = rendezvous(
+        dir.path(),
+        "vcgencmd",
+        "started-throttle",
+        "started-nginx",
+        "echo throttled=0x0",
+        "echo throttled=0x1",
+    );
+    let nginx = rendezvous(
+        dir.path(),
+        "nginx",
+        "started-nginx",
+        "started-throttle",
+        "echo 'nginx: configuration file test is successful' >&2",
+        "echo 'nginx: the other check never started' >&2; exit 1",
+    );
+    let mut command = validate_only(&lab, "frontend", "node.throttle,edge.nginx-config");
+    command
+        .args(["--role", "frontend"])
+        .arg("--vcgencmd")
+        .arg(vcgencmd)
+        .arg("--nginx")
+        .arg(nginx);
+    let (code, doc) = run_json(&mut command);
+    assert_eq!(red(&doc), BTreeSet::new(), "{doc:#}");
+    let passed = with_status(&doc, "pass");
+    let node = common::NODE;
+    for id in ["node.throttle", "edge.nginx-config"] {
+        assert!(passed.contains(&format!("{node}:{id}")), "{id}: {doc:#}");
+    }
+    assert_eq!(code, 0);
+}
+
 fn set(items: &[Red]) -> BTreeSet<Red> {
     items.iter().cloned().collect()
 }
