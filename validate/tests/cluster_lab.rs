@@ -89,6 +89,48 @@ impl Lab {
     }
 }
 
+/// Where a healthy `--cluster` run spends its time (printed, not asserted:
+/// `cargo xtask bench validate` measures): three runs' wall time on the
+/// operator's node, each peer's SSH round trip, and every node's slowest
+/// checks by their `elapsed_ms`.
+fn profile(lab: &Lab) {
+    for run in 1..=3 {
+        let started = std::time::Instant::now();
+        let out = lab
+            .cluster
+            .validate_from(OPERATOR_NODE, &["--json", "--deadline", "60s"])
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut line = format!("profile run {run}: wall {wall:.2} s (exit {:?})", out.status.code());
+        for node in doc["nodes"].as_array().unwrap() {
+            let mut checks: Vec<(f64, String)> = node["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["elapsed_ms"].as_f64().unwrap_or(0.0),
+                        c["id"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            checks.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let top: Vec<String> = checks
+                .iter()
+                .take(5)
+                .map(|(ms, id)| format!("{id} {ms:.0} ms"))
+                .collect();
+            line.push_str(&format!(
+                "\n  {}: {}",
+                node["name"].as_str().unwrap(),
+                top.join(", ")
+            ));
+        }
+        eprintln!("{line}");
+    }
+}
+
 fn set(items: &[Red]) -> BTreeSet<Red> {
     items.iter().cloned().collect()
 }
@@ -150,6 +192,8 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
     for peer in ["frontend-b", "backend"] {
         assert!(passed.contains(&format!("{peer}:node.ssh")), "{passed:?}");
     }
+
+    profile(&lab);
 
     // What the operator's access allows, and what it does not: root may not
     // log in; the sudoers rule lets `pi` run the peer's exact command
