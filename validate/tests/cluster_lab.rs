@@ -102,7 +102,10 @@ fn profile(lab: &Lab) {
             .unwrap();
         let wall = started.elapsed().as_secs_f64();
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut line = format!("profile run {run}: wall {wall:.2} s (exit {:?})", out.status.code());
+        let mut line = format!(
+            "profile run {run}: wall {wall:.2} s (exit {:?})",
+            out.status.code()
+        );
         for node in doc["nodes"].as_array().unwrap() {
             let mut checks: Vec<(f64, String)> = node["checks"]
                 .as_array()
