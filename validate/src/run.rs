@@ -54,9 +54,50 @@ pub fn plan(config: &Config, role: Role) -> Vec<&'static CheckDef> {
 /// Results the checks share within one round (the orchestrator is asked
 /// once: edge.gate waits for edge.orchestrator's answer, or asks itself when
 /// it runs first).
+/// And every unit check's first attempt reads one `systemctl show` of all
+/// the planned units.
 #[derive(Default)]
 struct Memo {
     orchestrator: std::sync::Mutex<Option<Result<u16, String>>>,
+    /// The planned units, and their states once asked.
+    units: Vec<String>,
+    unit_states: std::sync::Mutex<Option<Option<Vec<judge::UnitState>>>>,
+}
+
+/// The unit a `unit.*` check reads (`unit.nginx` → `nginx.service`).
+fn unit_of(id: &str) -> Option<String> {
+    let unit = id.strip_prefix("unit.")?;
+    Some(if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    })
+}
+
+impl Memo {
+    fn new(plan: &[&CheckDef]) -> Memo {
+        Memo {
+            units: plan.iter().filter_map(|c| unit_of(c.id)).collect(),
+            ..Memo::default()
+        }
+    }
+
+    /// `unit`'s state from the one call for every planned unit.
+    fn unit_state(
+        &self,
+        config: &Config,
+        unit: &str,
+        deadline: Duration,
+    ) -> Option<judge::UnitState> {
+        let mut states = self
+            .unit_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let states =
+            states.get_or_insert_with(|| probe::units_state(config, &self.units, deadline));
+        let at = self.units.iter().position(|u| u == unit)?;
+        states.as_ref()?.get(at).cloned()
+    }
 }
 
 fn skip(why: &str) -> Verdict {
@@ -68,14 +109,18 @@ fn skip(why: &str) -> Verdict {
 }
 
 /// Run one attempt of `check`.
-fn attempt(config: &Config, check: &CheckDef, memo: &Memo) -> Result<Verdict, Internal> {
+/// `first`: the check's first attempt of the round (a retry asks afresh).
+fn attempt(
+    config: &Config,
+    check: &CheckDef,
+    memo: &Memo,
+    first: bool,
+) -> Result<Verdict, Internal> {
     let deadline = check.deadline;
-    if let Some(unit) = check.id.strip_prefix("unit.") {
-        let unit = if unit.contains('.') {
-            unit.to_string()
-        } else {
-            format!("{unit}.service")
-        };
+    if let Some(unit) = unit_of(check.id) {
+        if first && let Some(state) = memo.unit_state(config, &unit, deadline) {
+            return Ok(judge::judge_unit(&unit, &state, check.severity));
+        }
         return probe::unit(config, &unit, check.severity, deadline);
     }
     let th = &config.thresholds;
@@ -237,8 +282,8 @@ fn waiver_for<'a>(
 /// its slowest check, not their sum), then the checks that depend on them.
 /// Findings stay in catalogue order.
 fn round(config: &Config, role: Role, previous: Option<&[Finding]>) -> Vec<Finding> {
-    let memo = Memo::default();
     let plan = plan(config, role);
+    let memo = Memo::new(&plan);
     let mut done: Vec<Option<Finding>> = vec![None; plan.len()];
     loop {
         // A dependency outside the plan (--only) does not hold a check back.
@@ -306,7 +351,7 @@ fn run_check(config: &Config, check: &CheckDef, attempts_before: u32, memo: &Mem
     let (status, observed, expected, elapsed) = loop {
         tries += 1;
         let start = Instant::now();
-        let verdict = attempt(config, check, memo);
+        let verdict = attempt(config, check, memo, tries == 1);
         let elapsed = start.elapsed();
         let (status, observed, expected) = status_of(config, &config.self_name, check.id, &verdict);
         let retry = matches!(status, Status::Fail(_)) && tries <= u32::from(check.retries);

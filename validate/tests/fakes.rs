@@ -166,6 +166,66 @@ fn local_checks_run_at_the_same_time() {
     assert_eq!(code, 0);
 }
 
+/// Every unit is read by one `systemctl show` (one process, one bus
+/// connection), not one per unit: a stand-in systemctl counts its calls and
+/// answers for each unit it is given (this failed with one call per unit),
+/// and a unit it reports down is still judged as its own (crit, nothing
+/// else red).
+#[test]
+fn one_systemctl_call_reads_every_unit() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls");
+    let systemctl = dir.path().join("systemctl");
+    fs::write(
+        &systemctl,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {calls}\nsep=\n\
+             for u in \"$@\"; do\n\
+               case $u in show|-p|*=*|*,*) continue;; esac\n\
+               printf '%s' \"$sep\"; sep='\n'\n\
+               case $u in\n\
+                 *.timer) echo LoadState=loaded; echo ActiveState=active; echo SubState=waiting; echo Result=success;;\n\
+                 $DOWN) echo LoadState=loaded; echo ActiveState=failed; echo SubState=failed; echo Result=exit-code;;\n\
+                 *) echo LoadState=loaded; echo ActiveState=active; echo SubState=running; echo Result=success;;\n\
+               esac\n\
+             done\n",
+            calls = calls.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&systemctl, fs::Permissions::from_mode(0o755)).unwrap();
+    let units = "unit.nginx,unit.keepalived,unit.fail2ban,unit.okome-health-probe.timer,unit.okome-prewarm.timer";
+    let run = |down: &str| {
+        let _ = fs::remove_file(&calls);
+        let mut command = validate_only(&lab, "frontend", units);
+        command
+            .args(["--role", "frontend"])
+            .arg("--systemctl")
+            .arg(&systemctl)
+            .env("DOWN", down);
+        let (_, doc) = run_json(&mut command);
+        let calls = fs::read_to_string(&calls).unwrap();
+        (doc, calls.lines().map(str::to_string).collect::<Vec<_>>())
+    };
+    let node = common::NODE;
+    let (doc, calls) = run("none");
+    assert_eq!(red(&doc), BTreeSet::new(), "{doc:#}");
+    assert_eq!(with_status(&doc, "pass").len(), 5, "{doc:#}");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].contains("nginx.service keepalived.service fail2ban.service"),
+        "{calls:?}"
+    );
+    let (doc, calls) = run("keepalived.service");
+    assert_eq!(
+        red(&doc),
+        set(&[r(node, "unit.keepalived", "crit", "INCIDENT 3")]),
+        "{doc:#}"
+    );
+    assert_eq!(calls[0].split_whitespace().count(), 8, "{calls:?}");
+}
+
 fn set(items: &[Red]) -> BTreeSet<Red> {
     items.iter().cloned().collect()
 }
