@@ -198,6 +198,18 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
 
     profile(&lab);
 
+    // The Redis operator's password in /etc/default/okome-validate is not
+    // world-readable (the postinst tightened only probe's and prewarm's).
+    for name in NODES {
+        let mode = lab
+            .cluster
+            .node(name)
+            .unwrap()
+            .sh("stat -c '%a %U:%G' /etc/default/okome-validate")
+            .unwrap();
+        assert_eq!(mode.trim(), "640 root:okome", "{name}");
+    }
+
     // What the operator's access allows, and what it does not: root may not
     // log in; the sudoers rule lets `pi` run the peer's exact command
     // without a password and nothing else (no --output riding along).
