@@ -198,8 +198,9 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
 
     profile(&lab);
 
-    // The Redis operator's password in /etc/default/okome-validate is not
-    // world-readable (the postinst tightened only probe's and prewarm's).
+    // The Redis operator's password in /etc/default/okome-validate is
+    // root's alone, on the backend too (the postinst tightened only probe's
+    // and prewarm's, and only where an okome group exists).
     for name in NODES {
         let mode = lab
             .cluster
@@ -207,7 +208,7 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
             .unwrap()
             .sh("stat -c '%a %U:%G' /etc/default/okome-validate")
             .unwrap();
-        assert_eq!(mode.trim(), "640 root:okome", "{name}");
+        assert_eq!(mode.trim(), "600 root:root", "{name}");
     }
 
     // What the operator's access allows, and what it does not: root may not
