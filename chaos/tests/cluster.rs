@@ -33,8 +33,12 @@ fn experiment(node: &Node, vip: &str, scenario: &str, extra: &str) -> (Option<i3
     ))
     .expect("guard");
     let before = node.sh("nft list ruleset").expect("ruleset");
-    // okome-validate --cluster needs the operator's SSH keys to the peers,
-    // which the lab does not set up: no preflight here.
+    // The lab now sets up what the preflight (okome-validate --cluster)
+    // needs — the operator's key, pinned known_hosts, the cluster file
+    // (render::validate_conf) — and validate's cluster_lab test runs it
+    // there green. Not enabled here yet: a fresh lab's standby is not warm
+    // and the experiments follow each other within one prewarm period, so
+    // a preflight would need the warm-up and `--wait` first (issue 15).
     let out = node
         .try_sh(&format!(
             "okome-chaos run {scenario} --execute --node {name} --preflight '' \
