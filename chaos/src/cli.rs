@@ -40,8 +40,9 @@ and no data counts as failure):
 Safety:
   Dry run by default: prints the commands, the revert plan and the timer it
   would arm; --execute acts. One run at a time across the cluster: a lock
-  here, then every other node of --cluster-file asked `okome-chaos status`
-  over ssh (BatchMode): a run in progress or unreverted there, or a peer
+  here, then every other node of --cluster-file asked `sudo -n okome-chaos
+  status` over ssh (BatchMode; /etc/sudoers.d/okome-chaos allows the admins
+  exactly that): a run in progress or unreverted there, or a peer
   that cannot be asked, refuses this one; then --preflight must be green. Nothing happens without the guard file
   /etc/okome/CHAOS_ENABLE, owned by root, mode 0600:
       expires=2026-12-08T06:00:00Z     (UTC, at most 24 h ahead)

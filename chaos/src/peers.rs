@@ -1,7 +1,9 @@
 //! One run at a time across the cluster: before injecting, every peer named
 //! in the shared cluster file (`/etc/okome/cluster.conf`, the file
-//! `okome-validate --cluster` reads) is asked `okome-chaos status` over the
-//! same transport validate uses (OpenSSH, `BatchMode=yes`, a connect
+//! `okome-validate --cluster` reads) is asked `sudo -n okome-chaos status`
+//! (the peer's login is the admin: okome-node's sshd takes no root login, and
+//! the shipped /etc/sudoers.d/okome-chaos allows exactly that command) over
+//! the same transport validate uses (OpenSSH, `BatchMode=yes`, a connect
 //! timeout, under a hard `timeout`). Exit 0 there means no run in progress
 //! and none unreverted; anything else refuses this run: 1 is a run on the
 //! peer, and a peer that cannot be asked is a peer whose state is unknown.
@@ -85,7 +87,9 @@ pub fn status_argv(ssh: &str, peer: &Peer) -> Vec<String> {
         "-o",
         "ControlPath=none",
         &peer.dest,
-        "okome-chaos status",
+        // The peer's login is the admin (okome-node's sshd allows no root
+        // login); the shipped sudoers rule lets it run exactly this.
+        "sudo -n okome-chaos status",
     ]
     .map(String::from)
     .to_vec()
@@ -224,7 +228,7 @@ mod tests {
         assert!(argv.contains(&"BatchMode=yes".to_string()));
         assert_eq!(
             argv[argv.len() - 2..],
-            ["10.213.86.21", "okome-chaos status"]
+            ["10.213.86.21", "sudo -n okome-chaos status"]
         );
         assert_eq!(
             judge(peer, &ran(Some(0), "guard: disarmed\nno runs\n")),

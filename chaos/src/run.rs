@@ -905,7 +905,7 @@ mod tests {
                 }
                 .to_string(),
                 ["nft", "list", "ruleset"] => self.ruleset.clone(),
-                ["timeout", .., "okome-chaos status"] => {
+                ["timeout", .., "sudo -n okome-chaos status"] => {
                     return Ran {
                         code: Some(self.peer.0),
                         stdout: self.peer.1.into(),

@@ -1,8 +1,9 @@
 //! okome-chaos across the cluster lab (okome-cluster: booted Debian nodes
 //! with the real packages on a private bridge in 10.213.0.0/16), with the
 //! real default preflight, `okome-validate --cluster`, run by okome-chaos
-//! on the node, over real OpenSSH between the nodes (root's keys and known
-//! hosts set up by [`Lab::ssh_mesh`], the one place the transport is made).
+//! on the node, over real OpenSSH between the nodes as the lab's operator
+//! sets it up (the admin login with its key, pinned known_hosts, the
+//! shipped sshd hardening armed, sudo rules: okome_cluster::render).
 //! The nodes run the okome-chaos binary this test was built from
 //! (/usr/bin/okome-chaos replaced), so a change is proven without
 //! rebuilding the packages and the node trees.
@@ -40,7 +41,6 @@ use std::time::Duration;
 
 use okome_cluster::Cluster;
 use okome_cluster::cluster::{ClusterSpec, Node};
-use okome_cluster::render::REDIS_PASSWORD;
 
 /// The lab's orchestrator (the shipped 192.168.86.25, renumbered).
 const ORIGIN: &str = "10.213.86.25:8000";
@@ -77,8 +77,7 @@ impl Lab {
                 )
                 .expect("guard");
         }
-        lab.ssh_mesh();
-        lab.configure_validate();
+        lab.operator_ssh();
         lab
     }
 
@@ -98,82 +97,21 @@ impl Lab {
         assert!(status.success(), "installing okome-chaos on {name}");
     }
 
-    /// The transport okome-validate --cluster and okome-chaos's peer check
-    /// use: real OpenSSH as root between the nodes, each node's key
-    /// authorized everywhere and every host key known (BatchMode: no
-    /// prompt). The one place to change when the lab's transport changes.
-    ///
-    /// Sessions skip PAM (a lab-only sshd drop-in, `UsePAM no`): in these
-    /// containers a login intermittently hung right after "session opened"
-    /// (pam_unix), in the PAM session stack where pam_systemd asks logind
-    /// for a session — the command never ran, and okome-validate's peer
-    /// went CRITICAL node.ssh at its deadline. Keys, BatchMode and host-key
-    /// checking are untouched.
-    fn ssh_mesh(&self) {
-        let mut authorized = String::new();
-        let mut known = String::new();
-        for name in NODES {
-            let node = self.node(name);
-            let key = node
-                .sh("install -d -m 700 /root/.ssh && { test -f /root/.ssh/id_ed25519 || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519; } && cat /root/.ssh/id_ed25519.pub")
-                .expect("user key");
-            authorized.push_str(&key);
-            let host = node
-                .sh("systemctl is-active ssh.service >/dev/null && cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub")
-                .expect("sshd runs, its host key");
-            known.push_str(&format!("{},{name} {}\n", node.address(), host.trim()));
-        }
+    /// The operator's access the lab renders (okome_cluster::render): the
+    /// admin login `pi` with the operator's key, pinned known_hosts, the
+    /// shipped sshd hardening armed, /etc/okome/cluster.conf naming
+    /// `ssh=pi@ADDRESS`, okome-validate's settings. okome-chaos's peer check
+    /// runs plain `ssh` (`sudo -n okome-chaos status` on the peer, the
+    /// shipped sudoers rule), so root's ssh config names the key, as an
+    /// operator's would.
+    fn operator_ssh(&self) {
         for name in NODES {
             self.node(name)
                 .sh(&format!(
-                    "install -d -m 700 /root/.ssh && umask 077 && \
-                     printf '%s' '{authorized}' > /root/.ssh/authorized_keys && \
-                     printf '%s' '{known}' > /root/.ssh/known_hosts && \
-                     printf 'UsePAM no\\n' > /etc/ssh/sshd_config.d/00-okome-lab.conf && \
-                     sshd -t && systemctl reload ssh.service"
+                    "umask 077 && printf 'IdentityFile {key}\nIdentitiesOnly yes\n' > /root/.ssh/config",
+                    key = okome_cluster::render::OPERATOR_KEY
                 ))
-                .expect("keys");
-        }
-    }
-
-    /// The shared cluster file (also okome-chaos's list of peers) and each
-    /// node's okome-validate settings, as okome-validate's lab test has them.
-    fn configure_validate(&self) {
-        let mut conf = format!(
-            "vip {}\norchestrator http://{}:8000/health\n",
-            self.cluster.vip(),
-            self.node("orchestrator").address()
-        );
-        for name in NODES {
-            let role = if name == "backend" {
-                "backend"
-            } else {
-                "frontend"
-            };
-            conf.push_str(&format!(
-                "node {name} {role} {} ssh=root@{}\n",
-                self.node(name).address(),
-                self.node(name).address()
-            ));
-        }
-        conf.push_str("waive node.sd-wear * 2999-12-31 lab containers have no SD card\n");
-        conf.push_str("waive node.disk * 2999-12-31 lab containers share the build host's disk\n");
-        let backend = self.node("backend").address();
-        for name in NODES {
-            let host = if name == "backend" {
-                "127.0.0.1"
-            } else {
-                &backend
-            };
-            self.node(name)
-                .sh(&format!(
-                    "cat > /etc/okome/cluster.conf <<'EOF'\n{conf}EOF\n\
-                     cat > /etc/default/okome-validate <<'EOF'\n\
-                     OKOME_VALIDATE_REDIS_URL=redis://edge:{REDIS_PASSWORD}@{host}:6379/0\n\
-                     OKOME_VALIDATE_REDIS_ADMIN_URL=redis://operator:{REDIS_PASSWORD}@{host}:6379/0\n\
-                     EOF\n"
-                ))
-                .expect("cluster file");
+                .expect("root's ssh config");
         }
     }
 
@@ -211,13 +149,14 @@ impl Lab {
                     .try_sh(&format!(
                         "fail2ban-client status sshd; ip -br addr; \
                          journalctl -u ssh.service -n 15 --no-pager; \
-                         for p in {}; do timeout 8 ssh -v -o BatchMode=yes -o ConnectTimeout=3 root@$p true 2>&1 | tail -n 4; done",
+                         for p in {}; do timeout 8 ssh -v -o BatchMode=yes -o ConnectTimeout=3 {op}@$p true 2>&1 | tail -n 4; done",
                         NODES
                             .iter()
                             .filter(|n| **n != name)
                             .map(|n| self.node(n).address())
                             .collect::<Vec<_>>()
-                            .join(" ")
+                            .join(" "),
+                        op = okome_cluster::render::OPERATOR
                     ))
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
@@ -321,7 +260,8 @@ fn assert_ssh_answers(lab: &Lab, node: &str, from: &str) {
     let login = lab
         .node(from)
         .sh(&format!(
-            "ssh -o BatchMode=yes -o ConnectTimeout=3 root@{address} hostname"
+            "ssh -o BatchMode=yes -o ConnectTimeout=3 {}@{address} hostname",
+            okome_cluster::render::OPERATOR
         ))
         .expect("ssh login");
     assert_eq!(login.trim(), node);

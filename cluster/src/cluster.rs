@@ -358,6 +358,24 @@ impl Cluster {
                 member: member.clone(),
             });
         }
+        // The operator's access, as a site sets it up: a key pair, and on
+        // every okome node its own host keys, the operator's key and the
+        // known_hosts pinned from those host keys.
+        let operator = operator_key()?;
+        let mut pinned = Vec::new();
+        for node in cluster.nodes.iter().filter(|n| is_okome(n.role())) {
+            pinned.push((node.address(), host_keys(&node.rootfs)?));
+        }
+        let known_hosts = render::known_hosts(&pinned);
+        for node in cluster.nodes.iter().filter(|n| is_okome(n.role())) {
+            render_operator(
+                &node.rootfs,
+                &node.member,
+                &members,
+                &operator,
+                &known_hosts,
+            )?;
+        }
         // Boot every node at once: nspawn started here (its parent-death
         // signal follows the thread that spawns it: this one, which lives
         // as long as the cluster), the waits in parallel.
@@ -392,6 +410,29 @@ impl Cluster {
         }
         if !errors.is_empty() {
             return Err(format!("booting the cluster: {}", errors.join("; ")).into());
+        }
+        let errors: Vec<String> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = cluster
+                .nodes
+                .iter()
+                .filter(|n| is_okome(n.role()))
+                .map(|node| {
+                    let public = &operator.public;
+                    scope.spawn(move || {
+                        arm_operator(node, public).map_err(|e| format!("{}: {e}", node.name()))
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .filter_map(|job| {
+                    job.join()
+                        .unwrap_or_else(|_| Err("arming sshd panicked".into()))
+                        .err()
+                })
+                .collect()
+        });
+        if !errors.is_empty() {
+            return Err(format!("the operator's login: {}", errors.join("; ")).into());
         }
         cluster.wait_ready()?;
         cluster.up_seconds = started.elapsed().as_secs_f64();
@@ -531,6 +572,17 @@ impl Cluster {
     /// split brain. `false` lets it through again.
     pub fn block_vrrp(&self, block: bool) -> Result {
         self.switch()?.block_vrrp(block)
+    }
+
+    /// `okome-validate --cluster ARGS` run by the operator on node `from`
+    /// (`sudo okome-validate --cluster`: root there), with the lab's
+    /// /etc/okome/cluster.conf and /etc/default/okome-validate: every peer
+    /// over OpenSSH as `pi`, its key, the pinned known_hosts, the peers'
+    /// `sudo -n okome-validate --local --json`. Output whatever its status.
+    pub fn validate_from(&self, from: &str, args: &[&str]) -> Result<std::process::Output> {
+        let mut argv = vec!["okome-validate", "--cluster"];
+        argv.extend_from_slice(args);
+        self.node(from)?.booted()?.try_command(&argv)
     }
 
     /// GET `path` through the VIP from the client node.
@@ -740,6 +792,137 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
     // over nspawn's --hostname, and every node would publish, log and be
     // checked under one name.
     write(rootfs, "/etc/hostname", &format!("{}\n", me.name))?;
+    Ok(())
+}
+
+/// Whether a node runs okome's packages (and sshd, and okome-validate).
+fn is_okome(role: Role) -> bool {
+    matches!(role, Role::Frontend | Role::Backend)
+}
+
+/// The operator's ed25519 key pair, new for each lab.
+#[derive(Debug)]
+struct OperatorKey {
+    private: String,
+    public: String,
+}
+
+fn operator_key() -> Result<OperatorKey> {
+    let dir = std::env::temp_dir().join(format!("okome-cluster-{}-operator", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let key = dir.join("okome");
+    let made = crate::cmd::run(
+        std::process::Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "okome-lab-operator",
+                "-f",
+            ])
+            .arg(&key),
+    )
+    .and_then(|()| {
+        Ok(OperatorKey {
+            private: std::fs::read_to_string(&key)?,
+            public: std::fs::read_to_string(key.with_extension("pub"))?,
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    made
+}
+
+/// The node's own host keys (the role tree's were made once, at install,
+/// and would be every frontend's: a site's Pis each make theirs at first
+/// boot); its ed25519 public key.
+fn host_keys(rootfs: &Rootfs) -> Result<String> {
+    let dir = rootfs.path("/etc/ssh");
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    crate::cmd::run(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-A", "-f"])
+            .arg(rootfs.root()),
+    )?;
+    read(rootfs, "/etc/ssh/ssh_host_ed25519_key.pub")
+}
+
+/// What the operator has on every okome node: the private key (for
+/// `sudo okome-validate --cluster` from there), the pinned known_hosts,
+/// the cluster file and okome-validate's settings.
+fn render_operator(
+    rootfs: &Rootfs,
+    me: &Member,
+    members: &[Member],
+    operator: &OperatorKey,
+    known_hosts: &str,
+) -> Result {
+    use std::os::unix::fs::PermissionsExt;
+    write(rootfs, render::OPERATOR_KEY, &operator.private)?;
+    std::fs::set_permissions(
+        rootfs.path(render::OPERATOR_KEY),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
+    std::fs::set_permissions(
+        rootfs.path("/root/.ssh"),
+        std::fs::Permissions::from_mode(0o700),
+    )?;
+    write(
+        rootfs,
+        &format!("{}.pub", render::OPERATOR_KEY),
+        &operator.public,
+    )?;
+    write(rootfs, "/root/.ssh/known_hosts", known_hosts)?;
+    write(
+        rootfs,
+        "/etc/okome/cluster.conf",
+        &render::validate_conf(members),
+    )?;
+    let defaults = "/etc/default/okome-validate";
+    if rootfs.path(defaults).exists() {
+        let text = render::validate_defaults(&read(rootfs, defaults)?, me, members);
+        std::fs::write(rootfs.path(defaults), text)?;
+    }
+    Ok(())
+}
+
+/// The site's admin login on a booted node: `pi` in group sudo with the
+/// operator's public key, then what okome-node's install says to do next
+/// (`dpkg-reconfigure okome-node`): it arms the shipped sshd hardening —
+/// keys only, no root login — and reloads sshd. Checked with `sshd -T`.
+fn arm_operator(node: &Node, public: &str) -> Result {
+    let user = render::OPERATOR;
+    let out = node.sh(&format!(
+        "id {user} >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo {user}
+         install -d -m 0700 -o {user} -g {user} /home/{user}/.ssh
+         printf '%s\\n' {key} > /home/{user}/.ssh/authorized_keys
+         chown {user}:{user} /home/{user}/.ssh/authorized_keys
+         chmod 0600 /home/{user}/.ssh/authorized_keys
+         timeout 60 sh -c 'until systemctl is-active -q ssh.service; do sleep 0.2; done'
+         dpkg-reconfigure okome-node 2>&1",
+        key = booted::shell_quote(public.trim())
+    ))?;
+    if !out.contains("armed the sshd hardening") || !out.contains("reloaded sshd") {
+        return Err(format!("okome-node did not arm and reload sshd: {out}").into());
+    }
+    let settings = node.sh("sshd -T")?;
+    for want in [
+        "passwordauthentication no",
+        "permitrootlogin no",
+        "authenticationmethods publickey",
+    ] {
+        if !settings.lines().any(|l| l == want) {
+            return Err(format!("sshd -T lacks {want:?} after arming").into());
+        }
+    }
     Ok(())
 }
 

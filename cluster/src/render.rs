@@ -242,6 +242,102 @@ pub fn upstream(shipped: &str, frontends: &[Member], table: &[(String, String)])
     text
 }
 
+/// The admin login a site creates on every Pi (Raspberry Pi OS's `pi`): in
+/// group sudo, the operator's public key in its authorized_keys. okome-node
+/// arms its sshd hardening (keys only, no root login) only for such a login.
+pub const OPERATOR: &str = "pi";
+/// Where the operator's private key lives on every okome node, for
+/// `sudo okome-validate --cluster` (ssh runs as root there): the
+/// `IdentityFile=` the shipped /etc/default/okome-validate suggests.
+pub const OPERATOR_KEY: &str = "/root/.ssh/okome";
+
+/// The okome nodes (what `okome-validate --cluster` asks): the frontends
+/// and the backend.
+pub fn okome_nodes(members: &[Member]) -> impl Iterator<Item = &Member> {
+    members
+        .iter()
+        .filter(|m| matches!(m.role, Role::Frontend | Role::Backend))
+}
+
+/// /etc/okome/cluster.conf for the lab, the same on every okome node: the
+/// README's site file through the address table — every node reached as
+/// the operator's login (`ssh=pi@ADDRESS`), nothing else per node. Two lab
+/// facts are waived, with their reasons: containers have no SD card, and
+/// their / is the build host's disk (node.disk and node.sd-wear are proven
+/// on fixture trees instead).
+pub fn validate_conf(members: &[Member]) -> String {
+    let orchestrator = members
+        .iter()
+        .find(|m| m.role == Role::Orchestrator)
+        .map_or_else(String::new, Member::address);
+    let mut text = format!(
+        "# /etc/okome/cluster.conf — rendered by the cluster lab (render::validate_conf)\n\
+         vip          {}\n\
+         orchestrator http://{orchestrator}:8000/health\n",
+        vip()
+    );
+    for m in okome_nodes(members) {
+        text.push_str(&format!(
+            "node {} {} {} ssh={OPERATOR}@{}\n",
+            m.name,
+            m.role,
+            m.address(),
+            m.address()
+        ));
+    }
+    text.push_str(
+        "waive node.sd-wear * 2999-12-31 lab containers have no SD card\n\
+         waive node.disk * 2999-12-31 lab containers share the build host's disk\n",
+    );
+    text
+}
+
+/// /etc/default/okome-validate of one okome node: the shipped file with
+/// the Redis URLs (the tools' `edge` user and the `operator` user, on the
+/// backend's address — loopback on the backend itself) and the operator's
+/// key for `--cluster`.
+pub fn validate_defaults(shipped: &str, me: &Member, members: &[Member]) -> String {
+    let host = if me.role == Role::Backend {
+        "127.0.0.1".to_string()
+    } else {
+        members
+            .iter()
+            .find(|m| m.role == Role::Backend)
+            .map_or_else(String::new, Member::address)
+    };
+    let table = table(members);
+    let text = set_default(
+        shipped,
+        "OKOME_VALIDATE_REDIS_URL",
+        Some(&format!("redis://edge:{REDIS_PASSWORD}@{host}:6379/0")),
+        &table,
+    );
+    let text = set_default(
+        &text,
+        "OKOME_VALIDATE_REDIS_ADMIN_URL",
+        Some(&format!("redis://operator:{REDIS_PASSWORD}@{host}:6379/0")),
+        &table,
+    );
+    set_default(
+        &text,
+        "OKOME_VALIDATE_SSH_OPTIONS",
+        Some(&format!("IdentityFile={OPERATOR_KEY} IdentitiesOnly=yes")),
+        &table,
+    )
+}
+
+/// The operator's known_hosts: each okome node's address with its own host
+/// key (`TYPE BASE64` from its `ssh_host_*_key.pub`), pinned — ssh then
+/// needs no `StrictHostKeyChecking=no`.
+pub fn known_hosts(keys: &[(String, String)]) -> String {
+    keys.iter()
+        .map(|(address, public)| {
+            let key: Vec<&str> = public.split_whitespace().take(2).collect();
+            format!("{address} {}\n", key.join(" "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +472,53 @@ mod tests {
         );
         let out = set_default(&out, "OKOME_HEALTH_NODE", Some("frontend-a"), &t);
         assert!(out.ends_with("OKOME_HEALTH_NODE=frontend-a\n"), "{out}");
+    }
+    #[test]
+    fn the_validate_file_names_every_okome_node_as_the_operator_login() {
+        let members = plan(2).unwrap();
+        let conf = validate_conf(&members);
+        assert!(conf.contains("vip          10.213.86.18\n"), "{conf}");
+        assert!(
+            conf.contains("orchestrator http://10.213.86.25:8000/health\n"),
+            "{conf}"
+        );
+        for line in [
+            "node frontend-a frontend 10.213.86.20 ssh=pi@10.213.86.20",
+            "node frontend-b frontend 10.213.86.21 ssh=pi@10.213.86.21",
+            "node backend backend 10.213.86.19 ssh=pi@10.213.86.19",
+        ] {
+            assert!(conf.lines().any(|l| l == line), "{line}: {conf}");
+        }
+        assert!(
+            !conf.contains("client") && !conf.contains("192.168."),
+            "{conf}"
+        );
+        let shipped = include_str!("../../configs/default/okome-validate");
+        let a = validate_defaults(shipped, &members[0], &members);
+        assert!(
+            a.contains(
+                "\nOKOME_VALIDATE_REDIS_URL=redis://edge:okome-lab-redis-pw@10.213.86.19:6379/0\n"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains(
+                "\nOKOME_VALIDATE_SSH_OPTIONS=IdentityFile=/root/.ssh/okome IdentitiesOnly=yes\n"
+            ),
+            "{a}"
+        );
+        let backend = members.iter().find(|m| m.name == "backend").unwrap();
+        let b = validate_defaults(shipped, backend, &members);
+        assert!(
+            b.contains("\nOKOME_VALIDATE_REDIS_ADMIN_URL=redis://operator:okome-lab-redis-pw@127.0.0.1:6379/0\n"),
+            "{b}"
+        );
+        assert_eq!(
+            known_hosts(&[(
+                "10.213.86.20".into(),
+                "ssh-ed25519 AAAAC3 root@frontend-a\n".into()
+            )]),
+            "10.213.86.20 ssh-ed25519 AAAAC3\n"
+        );
     }
 }

@@ -325,7 +325,9 @@ pub fn command() -> Command {
             .value_parser(parse_duration))
         .arg(text("ssh-option", "SSH_OPTIONS", "OPT", "Extra ssh -o option (repeatable; env: space-separated)")
             .action(ArgAction::Append).value_delimiter(' '))
-        .arg(text("remote-command", "REMOTE_COMMAND", "CMD", "What peers run").default_value("okome-validate"))
+        .arg(text("remote-command", "REMOTE_COMMAND", "CMD",
+            "What peers run (as the ssh login: sudo -n, allowed by /etc/sudoers.d/okome-validate)")
+            .default_value("sudo -n okome-validate"))
         .arg(Arg::new("color").long("color").env(env("COLOR")).value_name("WHEN")
             .value_parser(["auto", "always", "never"]).default_value("auto")
             .help("Colour in the human report"))

@@ -146,6 +146,31 @@ pub fn unit(
     }
 }
 
+/// `systemctl show` of every unit in one call (one process and one bus
+/// connection instead of one per unit): each unit's state, in the order
+/// asked (systemctl prints one blank-line-separated block per unit, an
+/// unknown unit as `LoadState=not-found`). `None` when the blocks do not
+/// line up with the units (each check then asks for its own).
+pub fn units_state(
+    config: &Config,
+    units: &[String],
+    deadline: Duration,
+) -> Option<Vec<judge::UnitState>> {
+    let mut args = vec!["show", "-p", "LoadState,ActiveState,SubState,Result"];
+    args.extend(units.iter().map(String::as_str));
+    let out = run_program(&config.programs.systemctl, &args, deadline).ok()?;
+    if !out.success {
+        return None;
+    }
+    let states: Vec<judge::UnitState> = out
+        .stdout
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(judge::parse_unit_show)
+        .collect();
+    (states.len() == units.len()).then_some(states)
+}
+
 /// /proc/meminfo under the root.
 pub fn meminfo(config: &Config) -> Result<judge::MemInfo, Internal> {
     let path = rooted(config, "/proc/meminfo");

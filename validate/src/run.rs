@@ -51,10 +51,53 @@ pub fn plan(config: &Config, role: Role) -> Vec<&'static CheckDef> {
         .collect()
 }
 
-/// Results the checks share within one round (the orchestrator is asked once).
+/// Results the checks share within one round (the orchestrator is asked
+/// once: edge.gate waits for edge.orchestrator's answer, or asks itself when
+/// it runs first).
+/// And every unit check's first attempt reads one `systemctl show` of all
+/// the planned units.
 #[derive(Default)]
 struct Memo {
-    orchestrator: Option<Result<u16, String>>,
+    orchestrator: std::sync::Mutex<Option<Result<u16, String>>>,
+    /// The planned units, and their states once asked.
+    units: Vec<String>,
+    unit_states: std::sync::Mutex<Option<Option<Vec<judge::UnitState>>>>,
+}
+
+/// The unit a `unit.*` check reads (`unit.nginx` → `nginx.service`).
+fn unit_of(id: &str) -> Option<String> {
+    let unit = id.strip_prefix("unit.")?;
+    Some(if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    })
+}
+
+impl Memo {
+    fn new(plan: &[&CheckDef]) -> Memo {
+        Memo {
+            units: plan.iter().filter_map(|c| unit_of(c.id)).collect(),
+            ..Memo::default()
+        }
+    }
+
+    /// `unit`'s state from the one call for every planned unit.
+    fn unit_state(
+        &self,
+        config: &Config,
+        unit: &str,
+        deadline: Duration,
+    ) -> Option<judge::UnitState> {
+        let mut states = self
+            .unit_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let states =
+            states.get_or_insert_with(|| probe::units_state(config, &self.units, deadline));
+        let at = self.units.iter().position(|u| u == unit)?;
+        states.as_ref()?.get(at).cloned()
+    }
 }
 
 fn skip(why: &str) -> Verdict {
@@ -66,14 +109,18 @@ fn skip(why: &str) -> Verdict {
 }
 
 /// Run one attempt of `check`.
-fn attempt(config: &Config, check: &CheckDef, memo: &mut Memo) -> Result<Verdict, Internal> {
+/// `first`: the check's first attempt of the round (a retry asks afresh).
+fn attempt(
+    config: &Config,
+    check: &CheckDef,
+    memo: &Memo,
+    first: bool,
+) -> Result<Verdict, Internal> {
     let deadline = check.deadline;
-    if let Some(unit) = check.id.strip_prefix("unit.") {
-        let unit = if unit.contains('.') {
-            unit.to_string()
-        } else {
-            format!("{unit}.service")
-        };
+    if let Some(unit) = unit_of(check.id) {
+        if first && let Some(state) = memo.unit_state(config, &unit, deadline) {
+            return Ok(judge::judge_unit(&unit, &state, check.severity));
+        }
         return probe::unit(config, &unit, check.severity, deadline);
     }
     let th = &config.thresholds;
@@ -102,10 +149,16 @@ fn attempt(config: &Config, check: &CheckDef, memo: &mut Memo) -> Result<Verdict
                     "no orchestrator URL (cluster file or --orchestrator)".into(),
                 ));
             };
-            if memo.orchestrator.is_none() || check.id == "edge.orchestrator" {
-                memo.orchestrator = Some(probe::orchestrator(url, deadline));
-            }
-            let health = memo.orchestrator.clone().expect("just set");
+            let health = {
+                let mut asked = memo
+                    .orchestrator
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if asked.is_none() || check.id == "edge.orchestrator" {
+                    *asked = Some(probe::orchestrator(url, deadline));
+                }
+                asked.clone().expect("just set")
+            };
             if check.id == "edge.orchestrator" {
                 judge::judge_orchestrator(&health)
             } else {
@@ -223,76 +276,129 @@ fn waiver_for<'a>(
         .find(|w| w.covers(id, node, today()))
 }
 
-/// Run every planned check once (with its retries), dependencies first.
+/// Run every planned check once (with its retries): every check whose
+/// dependencies are settled at once, each on its own thread (they wait on
+/// programs, sockets and the disk, not the CPU: the round takes as long as
+/// its slowest check, not their sum), then the checks that depend on them.
+/// Findings stay in catalogue order.
 fn round(config: &Config, role: Role, previous: Option<&[Finding]>) -> Vec<Finding> {
-    let mut memo = Memo::default();
-    let mut findings: Vec<Finding> = Vec::new();
-    for check in plan(config, role) {
-        let before = previous.and_then(|p| p.iter().find(|f| f.id == check.id));
-        // --wait: a check already good stays as it was.
-        if let Some(before) = before
-            && before.status.is_good()
-        {
-            findings.push(before.clone());
-            continue;
-        }
-        let attempts_before = before.map_or(0, |f| f.attempts);
-        let blocked = check.depends.iter().find_map(|dep| {
-            findings
-                .iter()
-                .find(|f| f.id == *dep && !f.status.is_good())
-                .map(|f| format!("{dep} did not pass ({})", f.status.word()))
-        });
-        if let Some(reason) = blocked {
-            findings.push(Finding {
-                attempts: attempts_before,
-                ..Finding::not_run(check.id, &config.self_name, reason)
-            });
-            continue;
-        }
-        let mut tries = 0;
-        let (status, observed, expected, elapsed) = loop {
-            tries += 1;
-            let start = Instant::now();
-            let verdict = attempt(config, check, &mut memo);
-            let elapsed = start.elapsed();
-            let (status, observed, expected) =
-                status_of(config, &config.self_name, check.id, &verdict);
-            let retry = matches!(status, Status::Fail(_)) && tries <= u32::from(check.retries);
-            if !retry {
-                break (status, observed, expected, elapsed);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+    let plan = plan(config, role);
+    let memo = Memo::new(&plan);
+    let mut done: Vec<Option<Finding>> = vec![None; plan.len()];
+    loop {
+        // A dependency outside the plan (--only) does not hold a check back.
+        let settled = |done: &[Option<Finding>], dep: &str| {
+            plan.iter()
+                .position(|c| c.id == dep)
+                .is_none_or(|at| done[at].is_some())
         };
-        findings.push(Finding {
-            id: check.id,
-            node: config.self_name.clone(),
-            status,
-            observed,
-            expected,
-            attempts: attempts_before + tries,
-            elapsed,
+        let ready: Vec<usize> = (0..plan.len())
+            .filter(|&i| done[i].is_none() && plan[i].depends.iter().all(|d| settled(&done, d)))
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        let mut to_run = Vec::new();
+        for i in ready {
+            let check = plan[i];
+            let before = previous.and_then(|p| p.iter().find(|f| f.id == check.id));
+            // --wait: a check already good stays as it was.
+            if let Some(before) = before
+                && before.status.is_good()
+            {
+                done[i] = Some(before.clone());
+                continue;
+            }
+            let attempts_before = before.map_or(0, |f| f.attempts);
+            let blocked = check.depends.iter().find_map(|dep| {
+                done.iter()
+                    .flatten()
+                    .find(|f| f.id == *dep && !f.status.is_good())
+                    .map(|f| format!("{dep} did not pass ({})", f.status.word()))
+            });
+            if let Some(reason) = blocked {
+                done[i] = Some(Finding {
+                    attempts: attempts_before,
+                    ..Finding::not_run(check.id, &config.self_name, reason)
+                });
+                continue;
+            }
+            to_run.push((i, attempts_before));
+        }
+        let memo = &memo;
+        let results: Vec<(usize, Finding)> = std::thread::scope(|scope| {
+            let jobs: Vec<_> = to_run
+                .iter()
+                .map(|&(i, attempts_before)| {
+                    let check = plan[i];
+                    scope.spawn(move || (i, run_check(config, check, attempts_before, memo)))
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|job| job.join().expect("a check panicked"))
+                .collect()
         });
+        for (i, finding) in results {
+            done[i] = Some(finding);
+        }
     }
-    findings
+    done.into_iter().flatten().collect()
 }
 
-/// Run this node's checks (with `--wait`, until green or the deadline).
+/// One check with its retries.
+fn run_check(config: &Config, check: &CheckDef, attempts_before: u32, memo: &Memo) -> Finding {
+    let mut tries = 0;
+    let (status, observed, expected, elapsed) = loop {
+        tries += 1;
+        let start = Instant::now();
+        let verdict = attempt(config, check, memo, tries == 1);
+        let elapsed = start.elapsed();
+        let (status, observed, expected) = status_of(config, &config.self_name, check.id, &verdict);
+        let retry = matches!(status, Status::Fail(_)) && tries <= u32::from(check.retries);
+        if !retry {
+            break (status, observed, expected, elapsed);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    Finding {
+        id: check.id,
+        node: config.self_name.clone(),
+        status,
+        observed,
+        expected,
+        attempts: attempts_before + tries,
+        elapsed,
+    }
+}
+
+/// Run this node's checks (with `--wait`, until green or the deadline); the
+/// facts for `--cluster` are gathered beside the first round, and again
+/// after the last when `--wait` went round more than once (they must say
+/// what holds at the end).
 pub fn run_local(config: &Config) -> NodeReport {
     let role = config.role;
     let start = Instant::now();
-    let mut findings = round(config, role, None);
+    let (mut findings, mut facts) = std::thread::scope(|scope| {
+        let facts = scope.spawn(|| facts(config, role));
+        let findings = round(config, role, None);
+        (findings, facts.join().expect("gathering facts panicked"))
+    });
+    let mut rounds = 1;
     if let Some(wait) = config.wait {
         while findings.iter().any(|f| !f.status.is_good()) && start.elapsed() < wait {
             std::thread::sleep(Duration::from_secs(2).min(wait.saturating_sub(start.elapsed())));
             findings = round(config, role, Some(&findings));
+            rounds += 1;
         }
+    }
+    if rounds > 1 {
+        facts = self::facts(config, role);
     }
     NodeReport {
         name: config.self_name.clone(),
         role,
         findings,
-        facts: facts(config, role),
+        facts,
     }
 }
 

@@ -1,11 +1,15 @@
-//! okome-validate on the cluster lab (issue 14): booted Debian nodes with the
-//! real packages (okome-validate's own .deb among them), systemd as PID 1,
-//! keepalived moving a real VIP, nginx, redis-server, fail2ban and the okome
-//! timers. `okome-validate --cluster` runs from the host; its "ssh" is a
-//! wrapper that enters the named node (nsenter into its PID 1) and runs the
-//! peer's command there — the OpenSSH transport itself is proven on loopback
-//! (tests/cluster_ssh.rs); here every check runs on a real node. Healthy →
-//! green; each injected fault → exactly the expected checks red.
+//! okome-validate on the cluster lab (issue 14, 15): booted Debian nodes
+//! with the real packages (okome-validate's own .deb among them), systemd
+//! as PID 1, keepalived moving a real VIP, nginx, redis-server, fail2ban,
+//! the okome timers — and the shipped, hardened sshd (okome-node armed it:
+//! keys only, no root login). The operator runs `okome-validate --cluster`
+//! on frontend-a as a site would (`sudo`, root there): every peer over
+//! OpenSSH as `pi` with the lab's operator key and the known_hosts pinned
+//! from each node's own host key, the peers answering through the shipped
+//! sudoers rule (`sudo -n okome-validate --local --json …`). The cluster
+//! file and settings are the lab's one rendering (okome_cluster::render::
+//! validate_conf). Healthy → green; each injected fault → exactly the
+//! expected checks red.
 //!
 //! Needs root, systemd-nspawn and the built packages, okome-validate's
 //! included (`OKOME_DEB_DIR`); ignored in a plain `cargo test`.
@@ -14,20 +18,19 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Red, r, red, run_json};
+use common::{Red, r, red};
 use okome_cluster::render::REDIS_PASSWORD;
 use okome_cluster::{Cluster, ClusterSpec};
 
 const NODES: [&str; 3] = ["frontend-a", "frontend-b", "backend"];
+/// Where the operator runs `okome-validate --cluster`.
+const OPERATOR_NODE: &str = "frontend-a";
 
 struct Lab {
     cluster: Cluster,
-    dir: tempfile::TempDir,
 }
 
 impl Lab {
@@ -40,79 +43,21 @@ impl Lab {
             "OKOME_DEB_DIR holds no okome-validate package"
         );
         let cluster = Cluster::up(&spec).expect("cluster up");
-        let dir = tempfile::Builder::new()
-            .prefix("okv-cluster-")
-            .tempdir()
-            .unwrap();
-        let lab = Lab { cluster, dir };
+        let lab = Lab { cluster };
         lab.install_binary_under_test();
-        lab.configure("");
-        lab.write_wrapper();
         lab
     }
 
-    fn address(&self, name: &str) -> String {
-        self.cluster.node(name).unwrap().address()
-    }
-
-    /// The shared cluster file and each node's /etc/default/okome-validate.
-    fn configure(&self, extra: &str) {
-        let backend = self.address("backend");
-        let mut conf = format!(
-            "vip {}\norchestrator http://{}:8000/health\n",
-            self.cluster.vip(),
-            self.address("orchestrator")
-        );
-        for name in NODES {
-            let role = if name == "backend" {
-                "backend"
-            } else {
-                "frontend"
-            };
-            conf.push_str(&format!(
-                "node {name} {role} {} ssh={name}\n",
-                self.address(name)
-            ));
-        }
-        // Containers: / is an overlay of the host's disk, no SD card to spare.
-        conf.push_str("waive node.sd-wear * 2999-12-31 lab containers have no SD card\n");
-        // ...and their / is the build host's disk, whose fill level is the
-        // host's business (node.disk's verdicts are table-tested in judge.rs;
-        // the loopback lab runs it at 100 % thresholds for the same reason).
-        conf.push_str("waive node.disk * 2999-12-31 lab containers share the build host's disk\n");
-        conf.push_str(extra);
-        let redis_host = |name: &str| {
-            if name == "backend" {
-                "127.0.0.1".to_string()
-            } else {
-                backend.clone()
-            }
-        };
-        for name in NODES {
-            let node = self.cluster.node(name).unwrap();
-            let defaults = format!(
-                "OKOME_VALIDATE_REDIS_URL=redis://edge:{REDIS_PASSWORD}@{h}:6379/0\n\
-                 OKOME_VALIDATE_REDIS_ADMIN_URL=redis://operator:{REDIS_PASSWORD}@{h}:6379/0\n",
-                h = redis_host(name)
-            );
-            node.sh(&format!(
-                "mkdir -p /etc/okome && cat > /etc/okome/cluster.conf <<'EOF'\n{conf}EOF\n\
-                 cat > /etc/default/okome-validate <<'EOF'\n{defaults}EOF\n"
-            ))
-            .unwrap();
-        }
-        fs::write(self.dir.path().join("cluster.conf"), conf).unwrap();
-    }
-
-    /// The package installed /usr/bin/okome-validate with apt; the peers run
-    /// the binary this test was built from (/usr/local/bin), so a change is
-    /// proven without rebuilding the package and the node trees.
+    /// The package installed /usr/bin/okome-validate with apt; the binary
+    /// this test was built from replaces it (the path the shipped sudoers
+    /// rule names), so a change is proven without rebuilding the package
+    /// and the node trees.
     fn install_binary_under_test(&self) {
         for name in NODES {
             let pid = self.cluster.node(name).unwrap().booted().unwrap().pid1();
             let status = Command::new("nsenter")
                 .args(["-t", &pid.to_string(), "-m", "-u", "-i", "-n", "-p", "--root", "--wd", "--"])
-                .args(["sh", "-c", "cat > /usr/local/bin/okome-validate && chmod 755 /usr/local/bin/okome-validate"])
+                .args(["sh", "-c", "cat > /usr/bin/okome-validate.new && chmod 755 /usr/bin/okome-validate.new && mv /usr/bin/okome-validate.new /usr/bin/okome-validate"])
                 .stdin(fs::File::open(common::VALIDATE).unwrap())
                 .status()
                 .unwrap();
@@ -123,53 +68,69 @@ impl Lab {
         }
     }
 
-    /// okome-validate's `--ssh`: `… DEST COMMAND` → the command inside DEST.
-    fn write_wrapper(&self) {
-        let mut map = String::new();
-        for name in NODES {
-            if let Ok(booted) = self.cluster.node(name).unwrap().booted() {
-                map.push_str(&format!("{name} {}\n", booted.pid1()));
-            }
-        }
-        fs::write(self.dir.path().join("pids"), map).unwrap();
-        let script = format!(
-            "#!/bin/bash\n# okv: ssh to a cluster-lab node = enter its namespaces\n\
-             [[ \" $* \" == *' -O exit '* ]] && exit 0\n\
-             args=(\"$@\"); n=${{#args[@]}}; cmd=${{args[n-1]}}; dest=${{args[n-2]}}\n\
-             pid=$(awk -v d=\"$dest\" '$1==d {{print $2}}' {map})\n\
-             [ -n \"$pid\" ] || {{ echo \"ssh: connect to host $dest port 22: Connection refused\" >&2; exit 255; }}\n\
-             exec nsenter -t \"$pid\" -m -u -i -n -p --root --wd -- /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c \"$cmd\"\n",
-            map = self.dir.path().join("pids").display()
-        );
-        let path = self.wrapper();
-        fs::write(&path, script).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    fn wrapper(&self) -> PathBuf {
-        self.dir.path().join("ssh")
-    }
-
-    /// `okome-validate --cluster` from the host, `--wait` for what settles.
+    /// `okome-validate --cluster --json` by the operator on frontend-a,
+    /// `--wait` for what settles.
     fn validate(&self, wait: &str) -> (i32, serde_json::Value) {
-        let mut command = Command::new(common::VALIDATE);
-        command
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .args([
-                "--cluster",
-                "--self",
-                "operator",
-                "--deadline",
-                "60s",
-                "--wait",
-                wait,
-            ])
-            .args(["--remote-command", "/usr/local/bin/okome-validate"])
-            .arg("--config")
-            .arg(self.dir.path().join("cluster.conf"))
-            .env("OKOME_VALIDATE_SSH", self.wrapper());
-        run_json(&mut command)
+        let out = self
+            .cluster
+            .validate_from(
+                OPERATOR_NODE,
+                &["--json", "--deadline", "60s", "--wait", wait],
+            )
+            .expect("running okome-validate on the operator's node");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let doc = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "okome-validate --cluster --json: {e}\nstdout: {text}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), doc)
+    }
+}
+
+/// Where a healthy `--cluster` run spends its time (printed, not asserted:
+/// `cargo xtask bench validate` measures): three runs' wall time on the
+/// operator's node, each peer's SSH round trip, and every node's slowest
+/// checks by their `elapsed_ms`.
+fn profile(lab: &Lab) {
+    for run in 1..=3 {
+        let started = std::time::Instant::now();
+        let out = lab
+            .cluster
+            .validate_from(OPERATOR_NODE, &["--json", "--deadline", "60s"])
+            .unwrap();
+        let wall = started.elapsed().as_secs_f64();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut line = format!(
+            "profile run {run}: wall {wall:.2} s (exit {:?})",
+            out.status.code()
+        );
+        for node in doc["nodes"].as_array().unwrap() {
+            let mut checks: Vec<(f64, String)> = node["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    (
+                        c["elapsed_ms"].as_f64().unwrap_or(0.0),
+                        c["id"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            checks.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let top: Vec<String> = checks
+                .iter()
+                .take(5)
+                .map(|(ms, id)| format!("{id} {ms:.0} ms"))
+                .collect();
+            line.push_str(&format!(
+                "\n  {}: {}",
+                node["name"].as_str().unwrap(),
+                top.join(", ")
+            ));
+        }
+        eprintln!("{line}");
     }
 }
 
@@ -229,6 +190,61 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
     ] {
         assert!(statuses.contains(want), "{statuses:?}");
     }
+    // The peers answered over OpenSSH (not in-process): their node.ssh.
+    let passed = common::with_status(&doc, "pass");
+    for peer in ["frontend-b", "backend"] {
+        assert!(passed.contains(&format!("{peer}:node.ssh")), "{passed:?}");
+    }
+
+    profile(&lab);
+
+    // The Redis operator's password in /etc/default/okome-validate is
+    // root's alone, on the backend too (the postinst tightened only probe's
+    // and prewarm's, and only where an okome group exists).
+    for name in NODES {
+        let mode = lab
+            .cluster
+            .node(name)
+            .unwrap()
+            .sh("stat -c '%a %U:%G' /etc/default/okome-validate")
+            .unwrap();
+        assert_eq!(mode.trim(), "600 root:root", "{name}");
+    }
+
+    // What the operator's access allows, and what it does not: root may not
+    // log in; the sudoers rule lets `pi` run the peer's exact command
+    // without a password and nothing else (no --output riding along).
+    let operator = lab.cluster.node(OPERATOR_NODE).unwrap();
+    let b = lab.cluster.node("frontend-b").unwrap().address();
+    let ssh = "ssh -o BatchMode=yes -o IdentityFile=/root/.ssh/okome -o IdentitiesOnly=yes";
+    let root_login = operator.try_sh(&format!("{ssh} root@{b} true")).unwrap();
+    assert!(!root_login.status.success(), "{root_login:?}");
+    let allowed = operator
+        .try_sh(&format!(
+            "{ssh} pi@{b} sudo -n okome-validate --local --json --self frontend-b --only node.memory"
+        ))
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&allowed.stdout).contains("\"node.memory\""),
+        "{allowed:?}"
+    );
+    let refused = operator
+        .try_sh(&format!(
+            "{ssh} pi@{b} sudo -n okome-validate --local --json --self frontend-b --output /etc/okome/x"
+        ))
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("password is required"),
+        "{refused:?}"
+    );
+    assert!(
+        !lab.cluster
+            .node("frontend-b")
+            .unwrap()
+            .succeeds("test -e /etc/okome/x")
+            .unwrap()
+    );
 
     // fail2ban dead on the backend.
     lab.cluster
@@ -374,13 +390,50 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
         "{doc:#}"
     );
 
-    // SSH to a peer refused: the powered-off backend.
+    lab.cluster
+        .node(&holder_now)
+        .unwrap()
+        .start_unit("nginx.service")
+        .unwrap();
+
+    // SSH to a peer refused: sshd stopped on the backend. One CRITICAL
+    // node.ssh naming the refusal, every check of the backend NOT_RUN,
+    // nothing else red.
+    let backend = lab.cluster.node("backend").unwrap();
+    backend.stop_unit("ssh.service").unwrap();
+    let (code, doc) = lab.validate("1s");
+    assert_eq!(
+        red(&doc),
+        set(&[r("backend", "node.ssh", "crit", "INCIDENT 4")]),
+        "{doc:#}"
+    );
+    assert_eq!(code, 1);
+    let backend_doc = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "backend")
+        .unwrap();
+    let checks = backend_doc["checks"].as_array().unwrap();
+    assert!(
+        checks[0]["observed"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{backend_doc:#}"
+    );
+    assert!(checks.len() > 5, "{backend_doc:#}");
+    for check in &checks[1..] {
+        assert_eq!(check["status"], "not_run", "{check:#}");
+    }
+    backend.start_unit("ssh.service").unwrap();
+
+    // The backend powered off: no answer at all (ConnectTimeout), the same.
     lab.cluster
         .node_mut("backend")
         .unwrap()
         .power_off()
         .unwrap();
-    lab.write_wrapper();
     let (_, doc) = lab.validate("1s");
     let got = red(&doc);
     assert!(

@@ -18,6 +18,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "keepalived",
     "fail2ban",
     "openssh-server",
+    // visudo checks the shipped sudoers rule (tests/tests/config_sudoers.rs).
+    "sudo",
     "iptables",
     "iproute2",
     "systemd",

@@ -122,6 +122,11 @@ pub const LOOPBACK_CHECKS: &str = "node.memory,node.swap,node.disk,node.sd-wear,
 
 /// An okome-validate command set up for the lab as node `role`.
 pub fn validate(lab: &Lab, role: &str) -> Command {
+    validate_only(lab, role, LOOPBACK_CHECKS)
+}
+
+/// The same, running the checks `only` names.
+pub fn validate_only(lab: &Lab, role: &str, only: &str) -> Command {
     let (edge, operator) = redis_urls(lab);
     let self_name = if role == "frontend" { NODE } else { "backend" };
     let mut command = Command::new(VALIDATE);
@@ -132,7 +137,7 @@ pub fn validate(lab: &Lab, role: &str) -> Command {
     }
     command
         .env("OKOME_ROOT", lab.root.dir())
-        .args(["--self", self_name, "--only", LOOPBACK_CHECKS])
+        .args(["--self", self_name, "--only", only])
         // The test machine's disk is shared with every other job: its use is
         // not the lab's fault (node.disk's thresholds are table-tested).
         .args(["--disk-warn", "100", "--disk-crit", "100"])

@@ -611,6 +611,8 @@ fn check_secrets(chroot: &Chroot) -> Result {
     for (file, want) in [
         ("/etc/default/okome-health-probe", "640 root:okome"),
         ("/etc/default/okome-prewarm", "640 root:okome"),
+        // The Redis operator user's password (the settings checks): root's.
+        ("/etc/default/okome-validate", "600 root:root"),
         ("/etc/redis/okome.conf", "640 root:redis"),
         ("/etc/default/okome-hit-ratio", "644 root:root"),
     ] {
