@@ -3,7 +3,8 @@
 //! real default preflight, `okome-validate --cluster`, run by okome-chaos
 //! on the node, over real OpenSSH between the nodes as the lab's operator
 //! sets it up (the admin login with its key, pinned known_hosts, the
-//! shipped sshd hardening armed, sudo rules: okome_cluster::render).
+//! shipped sshd hardening armed, sudo rules, root's ssh config naming the
+//! operator's key: okome_cluster::cluster and render).
 //! The nodes run the okome-chaos binary this test was built from
 //! (/usr/bin/okome-chaos replaced), so a change is proven without
 //! rebuilding the packages and the node trees.
@@ -77,7 +78,6 @@ impl Lab {
                 )
                 .expect("guard");
         }
-        lab.operator_ssh();
         lab
     }
 
@@ -95,24 +95,6 @@ impl Lab {
             .status()
             .expect("nsenter");
         assert!(status.success(), "installing okome-chaos on {name}");
-    }
-
-    /// The operator's access the lab renders (okome_cluster::render): the
-    /// admin login `pi` with the operator's key, pinned known_hosts, the
-    /// shipped sshd hardening armed, /etc/okome/cluster.conf naming
-    /// `ssh=pi@ADDRESS`, okome-validate's settings. okome-chaos's peer check
-    /// runs plain `ssh` (`sudo -n okome-chaos status` on the peer, the
-    /// shipped sudoers rule), so root's ssh config names the key, as an
-    /// operator's would.
-    fn operator_ssh(&self) {
-        for name in NODES {
-            self.node(name)
-                .sh(&format!(
-                    "umask 077 && printf 'IdentityFile {key}\nIdentitiesOnly yes\n' > /root/.ssh/config",
-                    key = okome_cluster::render::OPERATOR_KEY
-                ))
-                .expect("root's ssh config");
-        }
     }
 
     /// Traffic through the VIP, then prewarm on the holder and then the

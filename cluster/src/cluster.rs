@@ -881,6 +881,33 @@ fn render_operator(
         &operator.public,
     )?;
     write(rootfs, "/root/.ssh/known_hosts", known_hosts)?;
+    // Root's ssh uses the operator's key for every peer (okome-validate's
+    // settings name it too; okome-chaos's peer check runs plain ssh).
+    write(
+        rootfs,
+        "/root/.ssh/config",
+        &format!(
+            "IdentityFile {}\nIdentitiesOnly yes\n",
+            render::OPERATOR_KEY
+        ),
+    )?;
+    // Lab only: no pam_systemd in the PAM session stack. In these
+    // containers, on the loaded 2-core build machine, a login now and then
+    // hung after "session opened" — pam_systemd waiting for logind to
+    // start the user's systemd --user — until ssh's keepalive gave up
+    // ("Timeout, server not responding": node.ssh CRITICAL, the chaos
+    // preflight red). A Pi's logind does not stall like that; sshd, its
+    // hardening and the rest of the PAM stack stay as shipped.
+    let session = "/etc/pam.d/common-session";
+    if rootfs.path(session).exists() {
+        let text = read(rootfs, session)?;
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.contains("pam_systemd.so"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(rootfs.path(session), kept)?;
+    }
     write(
         rootfs,
         "/etc/okome/cluster.conf",
