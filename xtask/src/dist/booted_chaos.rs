@@ -34,7 +34,8 @@ use super::Dist;
 use super::booted::{BootedNode, Network, Rootfs, RootfsSpec};
 use crate::Result;
 
-/// What the tree preloads for an offline install.
+/// What the suite installs beside okome-chaos (its own dependencies come
+/// from the package).
 const PRELOAD: &[&str] = &[
     "nginx",
     "redis-server",
@@ -182,9 +183,13 @@ fn prepare(dist: &Dist) -> Result<Rootfs> {
     if deb.len() != 1 {
         return Err(format!("expected one okome-chaos amd64 package, found {deb:?}").into());
     }
-    let spec = RootfsSpec {
-        preload: PRELOAD.iter().map(|p| p.to_string()).collect(),
-    };
+    // What the suite installs, plus okome-chaos's own Depends and
+    // Recommends (sudo, openssh-client): apt installs those too, and the
+    // private network cannot download what the tree lacks.
+    let mut spec = RootfsSpec::for_debs(&deb)?;
+    spec.preload.extend(PRELOAD.iter().map(|p| p.to_string()));
+    spec.preload.sort();
+    spec.preload.dedup();
     let rootfs = Rootfs::unpack(&spec, NODE)?;
     rootfs.copy_in(&deb, "/root/okome-debs")?;
     std::fs::create_dir_all(rootfs.path("/etc/keepalived"))?;
