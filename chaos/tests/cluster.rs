@@ -129,7 +129,9 @@ impl Lab {
                 let node = self.node(name);
                 let seen = node
                     .try_sh(&format!(
-                        "fail2ban-client status sshd; ip -br addr; \
+                        "fail2ban-client status sshd; ip -br addr; ls -l --full-time /run/nologin; \
+                         systemctl show -p ActiveState -p ActiveEnterTimestamp -p InactiveEnterTimestamp systemd-user-sessions.service; \
+                         journalctl -b --no-pager -u systemd-user-sessions -u systemd-logind | tail -n 20; \
                          journalctl -u ssh.service -n 15 --no-pager; \
                          for p in {}; do timeout 8 ssh -v -o BatchMode=yes -o ConnectTimeout=3 {op}@$p true 2>&1 | tail -n 4; done",
                         NODES

@@ -940,6 +940,26 @@ fn arm_operator(node: &Node, public: &str) -> Result {
     if !out.contains("armed the sshd hardening") || !out.contains("reloaded sshd") {
         return Err(format!("okome-node did not arm and reload sshd: {out}").into());
     }
+    // pam_nologin refuses every login but root's while /run/nologin exists
+    // (tmpfiles writes it at boot, systemd-user-sessions removes it): the
+    // operator's first ssh must not meet it. A CI run once did, long after
+    // the boot had finished; if it comes back, say what the node shows.
+    let sessions = node.try_sh(
+        "timeout 30 sh -c 'until systemctl is-active -q systemd-user-sessions.service \
+         && [ ! -e /run/nologin ]; do sleep 0.2; done'",
+    )?;
+    if !sessions.status.success() {
+        let seen = node
+            .sh("ls -l --full-time /run/nologin /etc/nologin 2>&1; cat /run/nologin 2>&1; \
+                 systemctl show -p ActiveState -p SubState -p ActiveEnterTimestamp -p InactiveEnterTimestamp systemd-user-sessions.service; \
+                 journalctl -b --no-pager -o short-precise -u systemd-user-sessions -u systemd-tmpfiles-setup | tail -n 20")
+            .unwrap_or_default();
+        return Err(format!(
+            "logins still refused on {} (pam_nologin):\n{seen}",
+            node.name()
+        )
+        .into());
+    }
     let settings = node.sh("sshd -T")?;
     for want in [
         "passwordauthentication no",

@@ -79,7 +79,8 @@ pub struct Config {
     pub only: Vec<&'static str>,
     /// `--node`: the nodes to include with --cluster (empty: all).
     pub nodes: Vec<String>,
-    /// `--wait`: retry failing checks until green or this long passed.
+    /// `--wait`: retry failing checks, and ask unreachable peers again, until
+    /// green or this long passed.
     pub wait: Option<Duration>,
     /// This node's name.
     pub self_name: String,
@@ -287,7 +288,7 @@ pub fn command() -> Command {
             .help("With --cluster: only these nodes (repeatable)"))
         .arg(Arg::new("wait").long("wait").value_name("DURATION")
             .value_parser(parse_duration)
-            .help("Retry failing checks until all pass or DURATION passed (e.g. 2m); attempts are reported per check"))
+            .help("Retry failing checks (with --cluster: ask unreachable peers again, a Pi still booting) until all pass or DURATION passed (e.g. 2m); attempts are reported per check"))
         .arg(path("config", "CONFIG", "The shared cluster file [default: /etc/okome/cluster.conf]"))
         .arg(text("self", "SELF", "NAME", "This node's name in the cluster file [default: the host name]"))
         .arg(text("role", "ROLE", "ROLE", "This node's role: frontend, backend, other [default: from the cluster file]")

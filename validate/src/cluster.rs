@@ -10,12 +10,20 @@
 //! `ControlPersist`: otherwise a master outlives the run, on a socket whose
 //! directory the run then removes). StrictHostKeyChecking is left to ssh's
 //! default (ask, which BatchMode turns into a refusal): never `no`. A
-//! peer that does not answer by the deadline is killed (by the PID of the
-//! ssh we started) and reported once: node.ssh CRITICAL, every check it
-//! would have run NOT_RUN "node unreachable".
+//! peer that does not answer by the deadline is killed (each peer's thread
+//! kills the ssh it started, before reaping it: never a PID that may have
+//! been reused) and reported once: node.ssh CRITICAL, every check it would
+//! have run NOT_RUN "node unreachable".
+//!
+//! With `--wait`, a peer that cannot be reached is asked again until the
+//! deadline: after a deploy or a reflash a Pi is often still booting (sshd
+//! refuses, or pam_nologin closes the session while boot finishes), and
+//! "retry until green" has to include "until it answers". Its remaining
+//! wait goes along to the peer's own `--wait`.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +34,19 @@ use crate::model::{Finding, Role};
 use crate::report::{self, Report};
 use crate::run::{self, NodeReport, status_of};
 
-/// The ssh command line for one peer.
-pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> Vec<String> {
+/// Pause between two tries of a peer that could not be reached (`--wait`).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// How often a peer's thread looks whether its ssh has ended.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The ssh command line for one peer; `wait` is the peer's own `--wait`.
+pub fn ssh_args(
+    config: &Config,
+    node: &Node,
+    control_dir: &std::path::Path,
+    wait: Option<Duration>,
+) -> Vec<String> {
     let secs = config.connect_timeout.as_secs().max(1);
     let mut args: Vec<String> = [
         "-o",
@@ -64,7 +83,7 @@ pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> 
         remote.push("--only".into());
         remote.push(config.only.join(","));
     }
-    if let Some(wait) = config.wait {
+    if let Some(wait) = wait.filter(|w| !w.is_zero()) {
         remote.push("--wait".into());
         remote.push(format!("{}ms", wait.as_millis()));
     }
@@ -73,43 +92,90 @@ pub fn ssh_args(config: &Config, node: &Node, control_dir: &std::path::Path) -> 
     args
 }
 
-/// What asking one peer gave.
+/// What asking one peer gave, and how many times it was asked.
 #[derive(Debug)]
 enum PeerResult {
-    Answer(Box<NodeReport>, Duration),
-    Unreachable(String, Duration),
+    Answer(Box<NodeReport>, Duration, u32),
+    Unreachable(String, Duration, u32),
 }
 
+/// Ask one peer, again after [`RETRY_PAUSE`] while it cannot be reached and
+/// `--wait` leaves time before `deadline`.
 fn ask_peer(
     config: &Config,
     node: &Node,
-    index: usize,
     control_dir: &std::path::Path,
-    pids: &mpsc::Sender<(usize, u32)>,
+    start: Instant,
+    deadline: Instant,
 ) -> PeerResult {
-    let start = Instant::now();
-    let child = Command::new(&config.programs.ssh)
-        .args(ssh_args(config, node, control_dir))
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // The peer waits for its own checks as long as ours is left, less
+        // the base deadline its answer needs to come back.
+        let peer_wait = config.wait.map(|_| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(config.deadline)
+        });
+        let outcome = ask_once(config, node, control_dir, peer_wait, deadline);
+        let elapsed = start.elapsed();
+        match outcome {
+            Ok(report) => return PeerResult::Answer(report, elapsed, attempts),
+            Err(Failure::Deadline) => {
+                let why = format!(
+                    "no answer within the {} ms deadline",
+                    deadline.duration_since(start).as_millis()
+                );
+                return PeerResult::Unreachable(why, elapsed, attempts);
+            }
+            Err(Failure::Unreachable(why)) => {
+                let again = config.wait.is_some() && Instant::now() + RETRY_PAUSE < deadline;
+                if !again {
+                    return PeerResult::Unreachable(why, elapsed, attempts);
+                }
+                log::debug!("{}: {why}; asking again (--wait)", node.name);
+                std::thread::sleep(RETRY_PAUSE);
+            }
+        }
+    }
+}
+
+/// Why one try gave no report.
+enum Failure {
+    /// The overall deadline passed: its ssh was killed.
+    Deadline,
+    Unreachable(String),
+}
+
+/// One ssh to the peer, killed at `deadline`.
+fn ask_once(
+    config: &Config,
+    node: &Node,
+    control_dir: &std::path::Path,
+    peer_wait: Option<Duration>,
+    deadline: Instant,
+) -> Result<Box<NodeReport>, Failure> {
+    let mut child = Command::new(&config.programs.ssh)
+        .args(ssh_args(config, node, control_dir, peer_wait))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            return PeerResult::Unreachable(
-                format!("{}: {e}", config.programs.ssh),
-                start.elapsed(),
-            );
-        }
-    };
-    let _ = pids.send((index, child.id()));
-    let out = match child.wait_with_output() {
-        Ok(out) => out,
-        Err(e) => return PeerResult::Unreachable(format!("ssh: {e}"), start.elapsed()),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .spawn()
+        .map_err(|e| Failure::Unreachable(format!("{}: {e}", config.programs.ssh)))?;
+    let (status, stdout, stderr) = std::thread::scope(|scope| {
+        let stdout = drain(scope, child.stdout.take());
+        let stderr = drain(scope, child.stderr.take());
+        let status = wait_until(&mut child, deadline);
+        (
+            status,
+            stdout.join().unwrap_or_default(),
+            stderr.join().unwrap_or_default(),
+        )
+    });
+    let status = status.ok_or(Failure::Deadline)?;
+    let stdout = String::from_utf8_lossy(&stdout);
+    let stderr = String::from_utf8_lossy(&stderr);
     let last_err = stderr
         .lines()
         .rfind(|l| !l.trim().is_empty())
@@ -117,23 +183,51 @@ fn ask_peer(
         .trim()
         .to_string();
     // 255: ssh itself failed (refused, timeout, key); killed: no code.
-    if out.status.code() == Some(255) || out.status.code().is_none() || stdout.trim().is_empty() {
-        let why = if last_err.is_empty() {
-            format!("ssh {}", out.status)
+    if status.code() == Some(255) || status.code().is_none() || stdout.trim().is_empty() {
+        return Err(Failure::Unreachable(if last_err.is_empty() {
+            format!("ssh {status}")
         } else {
             last_err
-        };
-        return PeerResult::Unreachable(why, start.elapsed());
+        }));
     }
     match report::node_from_json(&stdout) {
-        Ok(report) if report.name == node.name => {
-            PeerResult::Answer(Box::new(report), start.elapsed())
+        Ok(report) if report.name == node.name => Ok(Box::new(report)),
+        Ok(report) => Err(Failure::Unreachable(format!(
+            "answered as {} (check its --self/host name)",
+            report.name
+        ))),
+        Err(e) => Err(Failure::Unreachable(format!("bad answer: {e}; {last_err}"))),
+    }
+}
+
+/// Read a child's pipe to its end on a thread of `scope` (both pipes at
+/// once: a full stderr must not stall a peer's stdout).
+fn drain<'scope, R: Read + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    pipe: Option<R>,
+) -> std::thread::ScopedJoinHandle<'scope, Vec<u8>> {
+    scope.spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
         }
-        Ok(report) => PeerResult::Unreachable(
-            format!("answered as {} (check its --self/host name)", report.name),
-            start.elapsed(),
-        ),
-        Err(e) => PeerResult::Unreachable(format!("bad answer: {e}; {last_err}"), start.elapsed()),
+        bytes
+    })
+}
+
+/// The child's exit status, or None when `deadline` came first: then it is
+/// killed and reaped here (its PID still ours until reaped).
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
 
@@ -157,7 +251,13 @@ fn ssh_finding(
 }
 
 /// The NOT_RUN findings of a node that could not be asked.
-fn unreachable_report(config: &Config, node: &Node, why: &str, elapsed: Duration) -> NodeReport {
+fn unreachable_report(
+    config: &Config,
+    node: &Node,
+    why: &str,
+    elapsed: Duration,
+    attempts: u32,
+) -> NodeReport {
     let mut findings = vec![ssh_finding(
         &node.name,
         Verdict {
@@ -165,7 +265,7 @@ fn unreachable_report(config: &Config, node: &Node, why: &str, elapsed: Duration
             observed: why.to_string(),
             expected: "answers over SSH".into(),
         },
-        1,
+        attempts,
         elapsed,
         config,
     )];
@@ -192,70 +292,39 @@ pub fn run_cluster(config: &Config) -> Report {
         .filter(|n| config.nodes.is_empty() || config.nodes.contains(&n.name))
         .collect();
     let control = tempfile_dir();
-    let (tx, rx) = mpsc::channel();
-    let (pid_tx, pid_rx) = mpsc::channel::<(usize, u32)>();
-    let deadline = config.deadline + config.wait.unwrap_or_default();
     let start = Instant::now();
+    let deadline = start + config.deadline + config.wait.unwrap_or_default();
+    let (tx, rx) = mpsc::channel();
     std::thread::scope(|scope| {
         for (index, node) in nodes.iter().enumerate() {
             if node.name == config.self_name {
                 continue;
             }
-            let (tx, pid_tx, control) = (tx.clone(), pid_tx.clone(), control.clone());
+            let (tx, control) = (tx.clone(), control.clone());
             scope.spawn(move || {
-                let _ = tx.send((index, ask_peer(config, node, index, &control, &pid_tx)));
+                let _ = tx.send((index, ask_peer(config, node, &control, start, deadline)));
             });
         }
         drop(tx);
-        drop(pid_tx);
-        let mut answers: BTreeMap<usize, PeerResult> = BTreeMap::new();
         // This node's own checks, meanwhile.
         let own = nodes
             .iter()
-            .position(|n| n.name == config.self_name)
-            .map(|_| run::run_local(config));
-        let peers = nodes.iter().filter(|n| n.name != config.self_name).count();
-        while answers.len() < peers {
-            let left = deadline.saturating_sub(start.elapsed());
-            match rx.recv_timeout(left) {
-                Ok((index, result)) => {
-                    answers.insert(index, result);
-                }
-                Err(_) => break,
-            }
+            .any(|n| n.name == config.self_name)
+            .then(|| run::run_local(config));
+        // Every peer's thread ends by the deadline (it kills its own ssh).
+        let mut answers: Vec<Option<PeerResult>> = nodes.iter().map(|_| None).collect();
+        for (index, result) in rx.iter() {
+            answers[index] = Some(result);
         }
-        // Past the deadline: kill the ssh processes we started that still run.
-        let mut killed = std::collections::BTreeSet::new();
-        for (index, pid) in pid_rx.try_iter() {
-            if answers.contains_key(&index) {
-                continue;
-            }
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            killed.insert(index);
-        }
-        // A late answer that arrived meanwhile still counts (each kept under
-        // its own index: none dropped while looking for another).
-        for (index, result) in rx.try_iter() {
-            answers.entry(index).or_insert(result);
-        }
+        let mut own = own;
         let mut reports = Vec::new();
-        for (index, node) in nodes.iter().enumerate() {
+        for (node, answer) in nodes.iter().zip(answers) {
             if node.name == config.self_name {
-                if let Some(own) = own.clone() {
-                    reports.push(own);
-                }
+                reports.extend(own.take());
                 continue;
             }
-            // Our own kill's "ssh signal: 9" is not the reason: the deadline is.
-            let result = match answers.remove(&index) {
-                Some(PeerResult::Unreachable(..)) if killed.contains(&index) => None,
-                result => result,
-            };
-            reports.push(match result {
-                Some(PeerResult::Answer(mut report, elapsed)) => {
+            reports.push(match answer {
+                Some(PeerResult::Answer(mut report, elapsed, attempts)) => {
                     let ok = Verdict {
                         level: Level::Pass,
                         observed: format!("answered in {} ms", elapsed.as_millis()),
@@ -263,17 +332,18 @@ pub fn run_cluster(config: &Config) -> Report {
                     };
                     report
                         .findings
-                        .insert(0, ssh_finding(&node.name, ok, 1, elapsed, config));
+                        .insert(0, ssh_finding(&node.name, ok, attempts, elapsed, config));
                     *report
                 }
-                Some(PeerResult::Unreachable(why, elapsed)) => {
-                    unreachable_report(config, node, &why, elapsed)
+                Some(PeerResult::Unreachable(why, elapsed, attempts)) => {
+                    unreachable_report(config, node, &why, elapsed, attempts)
                 }
                 None => unreachable_report(
                     config,
                     node,
-                    &format!("no answer within the {} ms deadline", deadline.as_millis()),
+                    "its thread gave no answer",
                     start.elapsed(),
+                    1,
                 ),
             });
         }

@@ -278,6 +278,50 @@ fn a_peer_that_never_answers_costs_the_deadline_once() {
     drop(hung);
 }
 
+/// A Pi still booting after a reflash: sshd accepts the key, then
+/// pam_nologin closes the session ("System is booting up", ssh exits 255).
+/// Without `--wait` that is node.ssh CRITICAL; with `--wait` the peer is
+/// asked again until it answers, and node.ssh says how many tries it took.
+#[test]
+fn wait_asks_a_booting_peer_again_until_it_answers() {
+    let cluster = Cluster::start();
+    let count = cluster.sshd.dir().join("backend-tries");
+    let booting = format!(
+        "case \"$*\" in *'--self backend'*)\n\
+         n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n\
+         if [ \"$n\" -lt 2 ]; then\n\
+         echo 'System is booting up. Unprivileged users are not permitted to log in yet.' >&2\n\
+         exit 255; fi;;\nesac\n",
+        count = count.display()
+    );
+    let wrapper = fs::read_to_string(cluster.wrapper()).unwrap();
+    let (shebang, rest) = wrapper.split_once('\n').unwrap();
+    fs::write(cluster.wrapper(), format!("{shebang}\n{booting}{rest}")).unwrap();
+
+    // No --wait: one try, the reason as ssh saw it.
+    let (code, doc) = run_json(&mut cluster.validate(&[]));
+    assert_eq!(
+        red(&doc),
+        set(&[r("backend", "node.ssh", "crit", "INCIDENT 4")]),
+        "{doc:#}"
+    );
+    assert_eq!(code, 1);
+    let ssh = &doc["nodes"][2]["checks"][0];
+    assert!(
+        ssh["observed"].as_str().unwrap().contains("booting up"),
+        "{ssh:#}"
+    );
+    assert_eq!(ssh["attempts"], 1, "{ssh:#}");
+
+    // --wait: asked again (one refusal left, then it answers), green.
+    let (code, doc) = run_json(&mut cluster.validate(&["--wait", "20s"]));
+    assert_eq!((code, red(&doc)), (0, BTreeSet::new()), "{doc:#}");
+    let ssh = &doc["nodes"][2]["checks"][0];
+    assert_eq!(ssh["status"], "pass", "{ssh:#}");
+    assert_eq!(ssh["attempts"], 2, "{ssh:#}");
+    assert_eq!(fs::read_to_string(&count).unwrap().trim(), "3");
+}
+
 /// Both "frontends" run on this one machine, so both see the same `ip addr`:
 /// a VIP of 127.0.0.1 is held by both (the split brain the real cluster shows
 /// when VRRP between the Pis is cut); an address no interface has is held
