@@ -395,6 +395,13 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
         .unwrap()
         .start_unit("nginx.service")
         .unwrap();
+    // Green again once keepalived's track script has seen nginx back (its
+    // rise count): till then FAULT while nginx runs is edge.vrrp's red.
+    let back = lab.cluster.node(&holder_now).unwrap();
+    okome_cluster::cluster::wait_for("keepalived out of FAULT", Duration::from_secs(30), || {
+        Ok(back.vrrp_state()? != "FAULT")
+    })
+    .unwrap();
 
     // SSH to a peer refused: sshd stopped on the backend. One CRITICAL
     // node.ssh naming the refusal, every check of the backend NOT_RUN,
@@ -570,9 +577,8 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
     ))
     .unwrap();
 
-    // The VIP held by none: keepalived stopped on both frontends. Its
-    // notify says STOP on the way out: edge.vrrp agrees (stopped, not
-    // holding) and passes; unit.keepalived says it, on each.
+    // The VIP held by none: keepalived stopped on both frontends.
+    // unit.keepalived says it, on each.
     for name in ["frontend-a", "frontend-b"] {
         lab.cluster
             .node(name)
@@ -595,11 +601,11 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
         ]),
         "{doc:#}"
     );
-    for (status, observed) in vrrp(&doc) {
-        assert_eq!(
-            (status.as_str(), observed.as_str()),
-            ("pass", "keepalived STOP, does not hold the VIP")
-        );
+    // edge.vrrp NOT_RUN behind unit.keepalived: the journal's last notify
+    // of a stopped keepalived is not always STOP (the lab saw MASTER on
+    // the frontend that had just taken over).
+    for (status, _) in vrrp(&doc) {
+        assert_eq!(status, "not_run", "{doc:#}");
     }
     assert_eq!(
         finding(&doc, "cluster", "cluster.vip-response").0,
@@ -728,6 +734,16 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
         "sed -i 's/X-OKOME-Node   $hostname/X-OKOME-Node   frontend-b/' {sites} && grep -q 'X-OKOME-Node   frontend-b' {sites} && systemctl reload nginx.service"
     ))
     .unwrap();
+    let cluster = &lab.cluster;
+    let a_url = &format!("http://{}/health", a.address());
+    let answers_as =
+        |name: &'static str| move || Ok(cluster.get_from("client", a_url, &[])?.node() == name);
+    okome_cluster::cluster::wait_for(
+        "frontend-a answering as frontend-b",
+        Duration::from_secs(30),
+        answers_as("frontend-b"),
+    )
+    .unwrap();
     let (_, doc) = lab.validate("1s");
     show("the standby's site file naming its peer", &doc);
     assert_eq!(
@@ -741,6 +757,12 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
     a.sh(&format!(
         "sed -i 's/X-OKOME-Node   frontend-b/X-OKOME-Node   $hostname/' {sites} && systemctl reload nginx.service"
     ))
+    .unwrap();
+    okome_cluster::cluster::wait_for(
+        "frontend-a answering as itself",
+        Duration::from_secs(30),
+        answers_as("frontend-a"),
+    )
     .unwrap();
 
     let (code, doc) = lab.validate("1m");
