@@ -575,13 +575,23 @@ pub fn judge_fresh(
 }
 
 /// keepalived's last reported state vs whether this node holds the VIP.
-pub fn judge_vrrp(holds_vip: bool, keepalived_state: Option<&str>) -> Verdict {
+/// `nginx_running`: whether the local nginx.service is active/running (None:
+/// unknown). FAULT is keepalived's answer to a failing track script
+/// (`okome-health-probe --check-local`, the LOCAL nginx): with nginx down
+/// that is expected (unit.nginx says it, once); with nginx running it means
+/// the track script itself fails and this frontend can never take the VIP —
+/// on both frontends, the VIP held by none while every nginx serves.
+pub fn judge_vrrp(
+    holds_vip: bool,
+    keepalived_state: Option<&str>,
+    nginx_running: Option<bool>,
+) -> Verdict {
     let held = if holds_vip {
         "holds the VIP"
     } else {
         "does not hold the VIP"
     };
-    let expected = "MASTER ⇔ holds the VIP";
+    let expected = "MASTER ⇔ holds the VIP; no FAULT while nginx runs";
     let Some(state) = keepalived_state else {
         return Verdict::new(
             Level::Skip("keepalived reported no state (journal)".into()),
@@ -590,10 +600,16 @@ pub fn judge_vrrp(holds_vip: bool, keepalived_state: Option<&str>) -> Verdict {
         );
     };
     let observed = format!("keepalived {state}, {held}");
-    if (state == "MASTER") == holds_vip {
-        Verdict::pass(observed, expected)
-    } else {
+    if (state == "MASTER") != holds_vip {
         Verdict::fail(Severity::Crit, observed, expected)
+    } else if state == "FAULT" && nginx_running == Some(true) {
+        Verdict::fail(
+            Severity::Crit,
+            format!("{observed}, while nginx runs: its track script fails"),
+            expected,
+        )
+    } else {
+        Verdict::pass(observed, expected)
     }
 }
 
@@ -1220,11 +1236,39 @@ mod tests {
 
     #[test]
     fn vrrp_state_against_ip_addr() {
-        assert_eq!(level(judge_vrrp(true, Some("MASTER"))), Level::Pass);
-        assert_eq!(level(judge_vrrp(false, Some("BACKUP"))), Level::Pass);
-        assert_eq!(level(judge_vrrp(false, Some("MASTER"))), Level::Fail(Crit));
-        assert_eq!(level(judge_vrrp(true, Some("BACKUP"))), Level::Fail(Crit));
-        assert!(matches!(level(judge_vrrp(true, None)), Level::Skip(_)));
+        let up = Some(true);
+        assert_eq!(level(judge_vrrp(true, Some("MASTER"), up)), Level::Pass);
+        assert_eq!(level(judge_vrrp(false, Some("BACKUP"), up)), Level::Pass);
+        assert_eq!(
+            level(judge_vrrp(false, Some("MASTER"), up)),
+            Level::Fail(Crit)
+        );
+        assert_eq!(
+            level(judge_vrrp(true, Some("BACKUP"), up)),
+            Level::Fail(Crit)
+        );
+        assert!(matches!(level(judge_vrrp(true, None, up)), Level::Skip(_)));
+        // Stopped (the cluster lab: keepalived's notify says STOP on its way
+        // out): agrees with not holding; unit.keepalived says it is down.
+        assert_eq!(level(judge_vrrp(false, Some("STOP"), up)), Level::Pass);
+        assert_eq!(level(judge_vrrp(true, Some("STOP"), up)), Level::Fail(Crit));
+    }
+
+    #[test]
+    fn vrrp_fault_while_nginx_runs_is_a_failing_track_script() {
+        // FAULT with nginx down: what keepalived must do (unit.nginx is red).
+        assert_eq!(
+            level(judge_vrrp(false, Some("FAULT"), Some(false))),
+            Level::Pass
+        );
+        // FAULT with nginx up: the track script fails on its own; this
+        // frontend can never take the VIP (the cluster lab: both frontends
+        // FAULT, the VIP held by none, every nginx serving).
+        let v = judge_vrrp(false, Some("FAULT"), Some(true));
+        assert_eq!(v.level, Level::Fail(Crit));
+        assert!(v.observed.contains("track script"), "{}", v.observed);
+        // nginx's state unknown: not judged on it.
+        assert_eq!(level(judge_vrrp(false, Some("FAULT"), None)), Level::Pass);
     }
 
     #[test]

@@ -376,11 +376,11 @@ pub const CATALOGUE: &[CheckDef] = &[
         group: Group::Edge,
         severity: Severity::Crit,
         applies: Applies::Frontend,
-        depends: &[],
+        depends: &["unit.keepalived"],
         deadline: ms(2000),
         retries: 0,
         incident: incident::VIP,
-        what: "keepalived's last state (journal) agrees with whether `ip addr` holds the VIP",
+        what: "keepalived's last state (journal) agrees with whether `ip addr` holds the VIP; no FAULT while nginx runs",
     },
     CheckDef {
         id: "redis.ping",

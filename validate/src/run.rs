@@ -185,7 +185,19 @@ fn attempt(
             None => skip("no vip in the cluster file"),
             Some(vip) => {
                 let holds = probe::holds_vip(config, vip, deadline)?;
-                judge::judge_vrrp(holds, probe::keepalived_state(config, deadline).as_deref())
+                let state = probe::keepalived_state(config, deadline);
+                // Asked only for a FAULT: is it the local nginx (expected)
+                // or the track script itself?
+                let nginx = if state.as_deref() == Some("FAULT") {
+                    memo.unit_state(config, "nginx.service", deadline)
+                        .or_else(|| {
+                            probe::units_state(config, &["nginx.service".into()], deadline)?.pop()
+                        })
+                        .map(|s| s.active == "active" && s.sub == "running")
+                } else {
+                    None
+                };
+                judge::judge_vrrp(holds, state.as_deref(), nginx)
             }
         },
         "redis.ping" => match &config.redis_url {
