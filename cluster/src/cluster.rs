@@ -950,10 +950,22 @@ fn arm_operator(node: &Node, public: &str) -> Result {
     )?;
     if !sessions.status.success() {
         let seen = node
-            .sh("ls -l --full-time /run/nologin /etc/nologin 2>&1; cat /run/nologin 2>&1; \
-                 systemctl show -p ActiveState -p SubState -p ActiveEnterTimestamp -p InactiveEnterTimestamp systemd-user-sessions.service; \
-                 journalctl -b --no-pager -o short-precise -u systemd-user-sessions -u systemd-tmpfiles-setup | tail -n 20")
-            .unwrap_or_default();
+            .try_sh(
+                "ls -l --full-time /run/nologin /etc/nologin; cat /run/nologin; \
+                 systemctl is-system-running; systemctl list-jobs --no-pager; \
+                 systemctl show -p ActiveState -p SubState -p ActiveEnterTimestamp \
+                 -p InactiveEnterTimestamp systemd-user-sessions.service; \
+                 journalctl -b --no-pager -o short-precise | grep -i -e user-sessions \
+                 -e tmpfiles -e nologin -e shutdown -e 'Startup finished' | tail -n 30",
+            )
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| e.to_string());
         return Err(format!(
             "logins still refused on {} (pam_nologin):\n{seen}",
             node.name()
