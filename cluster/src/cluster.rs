@@ -966,11 +966,27 @@ fn arm_operator(node: &Node, public: &str) -> Result {
                 )
             })
             .unwrap_or_else(|e| e.to_string());
-        return Err(format!(
-            "logins still refused on {} (pam_nologin):\n{seen}",
+        // Seen three times in about twenty labs, on a busy machine, never
+        // reproduced on demand: the diagnosis goes to the log, then the
+        // node gets what its boot should have done (systemd-user-sessions'
+        // start removes the file; a restart also when it is already
+        // active); still refused after that is an error.
+        eprintln!(
+            "okome-cluster: WARNING: logins refused on {} 30 s after boot (pam_nologin); \
+             restarting systemd-user-sessions. What the node showed:\n{seen}",
             node.name()
-        )
-        .into());
+        );
+        let again = node.try_sh(
+            "timeout 10 systemctl restart systemd-user-sessions.service; \
+             timeout 10 sh -c 'until [ ! -e /run/nologin ]; do sleep 0.2; done'",
+        )?;
+        if !again.status.success() {
+            return Err(format!(
+                "logins still refused on {} (pam_nologin):\n{seen}",
+                node.name()
+            )
+            .into());
+        }
     }
     let settings = node.sh("sshd -T")?;
     for want in [
