@@ -128,6 +128,19 @@ impl Node {
     pub fn try_sh(&self, script: &str) -> Result<std::process::Output> {
         self.booted()?.try_sh(script)
     }
+    /// What `script` printed on the node (stdout, then stderr), whatever
+    /// its status, or why it could not run: for diagnoses.
+    pub fn seen(&self, script: &str) -> String {
+        self.try_sh(script)
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| e.to_string())
+    }
     /// Whether `script` exits 0 on the node (not echoed: for polling).
     pub fn succeeds(&self, script: &str) -> Result<bool> {
         Ok(self
@@ -462,16 +475,7 @@ impl Cluster {
                 }
                 _ => "systemctl --failed --no-legend --plain",
             };
-            let out = node
-                .try_sh(script)
-                .map(|o| {
-                    format!(
-                        "{}{}",
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                })
-                .unwrap_or_else(|e| e.to_string());
+            let out = node.seen(script);
             text.push_str(&format!("--- {}:\n{}\n", node.name(), out.trim_end()));
         }
         text
@@ -949,23 +953,14 @@ fn arm_operator(node: &Node, public: &str) -> Result {
          && [ ! -e /run/nologin ]; do sleep 0.2; done'",
     )?;
     if !sessions.status.success() {
-        let seen = node
-            .try_sh(
-                "ls -l --full-time /run/nologin /etc/nologin; cat /run/nologin; \
+        let seen = node.seen(
+            "ls -l --full-time /run/nologin /etc/nologin; cat /run/nologin; \
                  systemctl is-system-running; systemctl list-jobs --no-pager; \
                  systemctl show -p ActiveState -p SubState -p ActiveEnterTimestamp \
                  -p InactiveEnterTimestamp systemd-user-sessions.service; \
                  journalctl -b --no-pager -o short-precise | grep -i -e user-sessions \
                  -e tmpfiles -e nologin -e shutdown -e 'Startup finished' | tail -n 30",
-            )
-            .map(|o| {
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                )
-            })
-            .unwrap_or_else(|e| e.to_string());
+        );
         // Seen three times in about twenty labs, on a busy machine, never
         // reproduced on demand: the diagnosis goes to the log, then the
         // node gets what its boot should have done (systemd-user-sessions'
