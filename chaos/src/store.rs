@@ -189,6 +189,59 @@ impl Store {
     }
 }
 
+/// What a run's journal says about its armed revert: when the transient
+/// timer was armed and when it fires, when the fault went in, who reverted
+/// and when the baseline was proven back (all ms since the epoch, the
+/// node's clock). What the proofs that a killed runner is cleaned up in
+/// time read: the booted suite, the cluster lab, `cargo xtask bench chaos`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmedRevert {
+    /// The `arm` event (written once `systemd-run` returned).
+    pub armed_ms: u64,
+    /// `armed_ms` + the run's `deadline_secs` (duration + grace): when the
+    /// armed timer fires.
+    pub deadline_ms: u64,
+    /// The first `inject` event, if the run got that far.
+    pub injected_ms: Option<u64>,
+    /// `revert-start`'s `by` ("okome-chaos run", "okome-chaos revert", …).
+    pub reverted_by: Option<String>,
+    /// The `reverted` event: the baseline proven back.
+    pub reverted_ms: Option<u64>,
+    /// Whether the revert noticed a boot since the injection.
+    pub rebooted: bool,
+}
+
+impl ArmedRevert {
+    /// From a run's journal lines ([`Store::read_journal`]); `None` when it
+    /// was never armed (or the journal lacks its `start` deadline).
+    pub fn from_journal(journal: &[Value]) -> Option<ArmedRevert> {
+        let event = |name: &str| journal.iter().find(|e| e["event"] == name);
+        let deadline_secs = event("start")?["deadline_secs"].as_u64()?;
+        let arm = event("arm")?;
+        if arm["code"] != 0 {
+            return None;
+        }
+        let armed_ms = arm["ts"].as_u64()?;
+        Some(ArmedRevert {
+            armed_ms,
+            deadline_ms: armed_ms + deadline_secs * 1000,
+            injected_ms: event("inject").and_then(|e| e["ts"].as_u64()),
+            reverted_by: event("revert-start")
+                .and_then(|e| e["by"].as_str())
+                .map(str::to_string),
+            reverted_ms: event("reverted").and_then(|e| e["ts"].as_u64()),
+            rebooted: event("rebooted").is_some(),
+        })
+    }
+
+    /// How long after the armed deadline the baseline was proven back
+    /// (negative: before it), once reverted.
+    pub fn late_ms(&self) -> Option<i64> {
+        self.reverted_ms
+            .map(|done| done as i64 - self.deadline_ms as i64)
+    }
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -206,6 +259,39 @@ pub fn rooted(path: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::plan::{Inputs, Scenario, build, test_inputs};
+
+    #[test]
+    fn armed_revert_reads_the_deadline_and_who_reverted() {
+        let lines: Vec<Value> = [
+            json!({"event": "start", "ts": 1_000, "deadline_secs": 15}),
+            json!({"event": "arm", "ts": 1_200, "code": 0}),
+            json!({"event": "inject", "ts": 1_300, "code": 0}),
+            json!({"event": "inject", "ts": 1_350, "code": 0}),
+            json!({"event": "revert-start", "ts": 16_250, "by": "okome-chaos revert"}),
+            json!({"event": "reverted", "ts": 16_400, "by": "okome-chaos revert"}),
+        ]
+        .into();
+        let armed = ArmedRevert::from_journal(&lines).unwrap();
+        assert_eq!(
+            armed,
+            ArmedRevert {
+                armed_ms: 1_200,
+                deadline_ms: 16_200,
+                injected_ms: Some(1_300),
+                reverted_by: Some("okome-chaos revert".into()),
+                reverted_ms: Some(16_400),
+                rebooted: false,
+            }
+        );
+        assert_eq!(armed.late_ms(), Some(200));
+        // Never armed (killed before, or arming failed): nothing to time.
+        assert_eq!(ArmedRevert::from_journal(&lines[..1]), None);
+        let failed = [
+            lines[0].clone(),
+            json!({"event": "arm", "ts": 1_200, "code": 1}),
+        ];
+        assert_eq!(ArmedRevert::from_journal(&failed), None);
+    }
 
     #[test]
     fn plan_journal_and_markers_round_trip() {

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
+use okome_chaos::store::ArmedRevert;
 use serde_json::Value;
 
 use super::Dist;
@@ -263,23 +264,20 @@ pub fn bench(dist: &Dist, runs: usize) -> Result {
             .trim()
         );
         if let Some(id) = &id {
-            let journal = journal(&node, id)?;
-            let armed = event(&journal, "arm").and_then(|e| e["ts"].as_u64());
-            let reverted = journal
-                .iter()
-                .find(|e| e["event"] == "reverted")
-                .and_then(|e| e["ts"].as_u64());
-            let by_itself =
-                event(&journal, "revert-start").is_some_and(|e| e["by"] == "okome-chaos run");
-            what = match (armed, reverted) {
-                _ if by_itself => "reverted by the runner itself before the kill".to_string(),
-                (Some(armed), Some(done)) => {
-                    let late = done as i64 - (armed as i64 + 5000);
+            let armed = ArmedRevert::from_journal(&journal(&node, id)?);
+            what = match armed
+                .as_ref()
+                .map(|a| (a.reverted_by.as_deref(), a.late_ms()))
+            {
+                Some((Some("okome-chaos run"), _)) => {
+                    "reverted by the runner itself before the kill".to_string()
+                }
+                Some((_, Some(late))) => {
                     late_ms.push(late);
                     format!("restored {late} ms after the armed deadline")
                 }
-                (Some(_), None) => "armed but NOT reverted".to_string(),
-                (None, _) => {
+                Some((_, None)) => "armed but NOT reverted".to_string(),
+                None => {
                     record_residue += 1;
                     "killed before arming (nothing injected)".to_string()
                 }
@@ -690,11 +688,9 @@ fn killed(node: &BootedNode, figures: &mut Vec<String>) -> Result {
         )
         .into());
     }
-    let journal_now = journal(node, &id)?;
-    let armed_ms = event(&journal_now, "arm")
-        .and_then(|e| e["ts"].as_u64())
-        .ok_or("no arm event")?;
-    let deadline_ms = armed_ms + 5_000;
+    let deadline_ms = ArmedRevert::from_journal(&journal(node, &id)?)
+        .ok_or("the run was not armed")?
+        .deadline_ms;
     let limit_ms = deadline_ms + 1_000;
     loop {
         let now_ms = SystemTime::now()
