@@ -604,8 +604,8 @@ fn start_runner(node: &Node, unit: &str, scenario: &str, extra: &str) -> String 
 /// mid-experiment (the container's init SIGKILLed, its NIC dark; its tree
 /// kept, as a Pi's card) and a boot → okome-chaos-recover.service reverts
 /// the run at boot. The lab's namespace outlives the container, so our nft
-/// table is still there after the boot (on a Pi the kernel forgets it): the
-/// recover unit must delete it. Afterwards the VIP is where it was and the
+/// table is still there when the node boots (checked; on a Pi the kernel
+/// forgets it): the recover unit must delete it. Afterwards the VIP is where it was and the
 /// cluster is green again.
 #[test]
 #[ignore = "needs root, systemd-nspawn and OKOME_DEB_DIR: run by cargo xtask dist --cluster"]
@@ -729,6 +729,18 @@ fn a_killed_runner_or_a_power_cut_leaves_no_fault_behind() {
     {
         let node = lab.cluster.node_mut(standby).expect("node");
         node.power_cut().expect("power cut");
+        // Off, and the fault still in: the lab's namespace outlives the
+        // container (on a Pi the kernel would forget the table), so the
+        // recover unit has our table to delete at boot, not just records.
+        let left = node
+            .netns()
+            .exec(&["nft", "list", "table", "inet", "okome_chaos"])
+            .expect("nft in the node's namespace");
+        assert!(
+            left.status.success(),
+            "power cut: no okome_chaos table left in {standby}'s namespace to recover from \
+             (the lab no longer keeps it): {left:?}"
+        );
         node.boot().expect("boot");
     }
     let node = lab.node(standby);

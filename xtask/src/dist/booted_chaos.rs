@@ -16,6 +16,12 @@
 //!   world-readable or naming another scenario, preflight red: refused with
 //!   exit 2 and nothing changed; `halt` disarms.
 //!
+//! The kill -9 and power-cut promises are also proven on the cluster lab
+//! (chaos/tests/cluster.rs, `a_killed_runner_or_a_power_cut_leaves_no_fault_behind`:
+//! a network fault on the standby frontend, the cluster green afterwards);
+//! both read the armed deadline from the run's journal
+//! (`okome_chaos::store::ArmedRevert`).
+//!
 //! Loopback only: the "orchestrator" the network scenarios cut off is the
 //! container's own nginx reached as 127.0.0.2:80 (the service probe uses
 //! 127.0.0.1, so it keeps answering), keepalived holds a VIP on a veth pair
