@@ -106,31 +106,12 @@ impl Lab {
         assert!(status.success(), "installing okome-chaos on {name}");
     }
 
-    /// Traffic through the VIP, then prewarm on the holder and then the
-    /// standby (which warms from the holder's plan), then `okome-validate --cluster --wait`
-    /// on `from` until green: the steady state the preflight wants.
+    /// The steady state the preflight wants (`Cluster::settle_green`:
+    /// traffic through the VIP, prewarm on the holder then the standby,
+    /// `okome-validate --cluster --wait` on `from`); red is a failure, with
+    /// what each node shows.
     fn settle_green(&self, from: &str) {
-        for path in okome_cluster::tour::HOT {
-            self.cluster.get(path).expect("traffic");
-        }
-        // The holder first: it publishes the plan the standby warms from.
-        let holder = self
-            .cluster
-            .wait_one_holder(Duration::from_secs(30))
-            .expect("one VIP holder");
-        let mut frontends = vec![holder.as_str()];
-        frontends.extend(
-            ["frontend-a", "frontend-b"]
-                .iter()
-                .filter(|n| **n != holder),
-        );
-        for name in frontends {
-            let _ = self.node(name).start_unit("okome-prewarm.service");
-        }
-        let out = self
-            .node(from)
-            .try_sh("okome-validate --cluster --wait 2m")
-            .expect("okome-validate ran");
+        let out = self.cluster.settle_green(from).expect("settling");
         if !out.status.success() {
             // What a red cluster looks like from each node: who is banned,
             // addresses, sshd's last words, a verbose login.

@@ -589,6 +589,23 @@ impl Cluster {
         self.node(from)?.booted()?.try_command(&argv)
     }
 
+    /// The steady state a chaos run's preflight wants, asked from `from`:
+    /// the hot paths through the VIP, prewarm on the holder and then the
+    /// standbys (they warm from the holder's plan), then `okome-validate
+    /// --cluster --wait 2m` on `from`; its output, green or not.
+    pub fn settle_green(&self, from: &str) -> Result<std::process::Output> {
+        for path in crate::tour::HOT {
+            self.get(path)?;
+        }
+        let holder = self.wait_one_holder(Duration::from_secs(30))?;
+        let standbys = self.frontends().filter(|n| n.name() != holder);
+        for node in std::iter::once(self.node(&holder)?).chain(standbys) {
+            let _ = node.start_unit("okome-prewarm.service");
+        }
+        self.node(from)?
+            .try_sh("okome-validate --cluster --wait 2m")
+    }
+
     /// GET `path` through the VIP from the client node.
     pub fn get(&self, path: &str) -> Result<Response> {
         self.get_from("client", &format!("http://{}{path}", self.vip()), &[])

@@ -4,6 +4,7 @@
 //! `failover`: the VIP's moves on the cluster lab).
 
 mod budgets;
+mod chaos;
 mod failover;
 mod golden_image;
 mod health_probe;
@@ -18,7 +19,7 @@ use crate::Result;
 pub fn main(args: &[String]) -> Result {
     let Some((tool, rest)) = args.split_first() else {
         return Err(
-            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image|failover|validate>".into(),
+            "usage: cargo xtask bench <hit-ratio|health-probe|prewarm|budgets|golden-image|failover|validate|chaos|chaos-reactions>".into(),
         );
     };
     match tool.as_str() {
@@ -30,13 +31,18 @@ pub fn main(args: &[String]) -> Result {
         "failover" => failover::main(rest),
         "validate" => validate::main(rest),
         // okome-chaos on a booted systemd: restore time and residue after
-        // runners SIGKILLed at random (default 20 runs).
-        "chaos" => crate::dist::chaos_bench(match rest.first() {
-            Some(n) => n
-                .parse()
-                .map_err(|_| format!("bench chaos [RUNS]: {n:?}"))?,
-            None => 20,
-        }),
+        // runners SIGKILLed at random (default 20 runs); then each scenario
+        // once on the cluster lab: time from inject to the reaction.
+        "chaos" => {
+            crate::dist::chaos_bench(match rest.first() {
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("bench chaos [RUNS]: {n:?}"))?,
+                None => 20,
+            })?;
+            chaos::main()
+        }
+        "chaos-reactions" => chaos::main(),
         _ => Err(format!("no benchmark for {tool:?} yet").into()),
     }
 }
