@@ -129,9 +129,10 @@ impl Node {
         self.booted()?.try_sh(script)
     }
     /// What `script` printed on the node (stdout, then stderr), whatever
-    /// its status, or why it could not run: for diagnoses.
+    /// its status, or why it could not run: for diagnoses. Every command of
+    /// it runs (`set +e`: one missing file must not hide the rest).
     pub fn seen(&self, script: &str) -> String {
-        self.try_sh(script)
+        self.try_sh(&format!("set +e\n{script}"))
             .map(|o| {
                 format!(
                     "{}{}",
@@ -971,7 +972,7 @@ fn arm_operator(node: &Node, public: &str) -> Result {
     )?;
     if !sessions.status.success() {
         let seen = node.seen(
-            "ls -l --full-time /run/nologin /etc/nologin; cat /run/nologin; \
+            "date; ls -l --full-time /run/nologin /etc/nologin; cat /run/nologin; \
                  systemctl is-system-running; systemctl list-jobs --no-pager; \
                  systemctl show -p ActiveState -p SubState -p ActiveEnterTimestamp \
                  -p InactiveEnterTimestamp systemd-user-sessions.service; \
