@@ -979,11 +979,13 @@ fn arm_operator(node: &Node, public: &str) -> Result {
                  journalctl -b --no-pager -o short-precise | grep -i -e user-sessions \
                  -e tmpfiles -e nologin -e shutdown -e 'Startup finished' | tail -n 30",
         );
-        // Seen three times in about twenty labs, on a busy machine, never
-        // reproduced on demand: the diagnosis goes to the log, then the
-        // node gets what its boot should have done (systemd-user-sessions'
-        // start removes the file; a restart also when it is already
-        // active); still refused after that is an error.
+        // The cause, seen on a busy machine: systemd-user-sessions failed at
+        // boot with status=219/CGROUP ("Failed to attach to cgroup", a race
+        // of systemd under nspawn), the boot ended degraded, and tmpfiles'
+        // /run/nologin stayed. The diagnosis goes to the log, then the node
+        // gets what its boot should have done (the unit's start removes the
+        // file; a restart also when it is already active); still refused
+        // after that is an error.
         eprintln!(
             "okome-cluster: WARNING: logins refused on {} 30 s after boot (pam_nologin); \
              restarting systemd-user-sessions. What the node showed:\n{seen}",
