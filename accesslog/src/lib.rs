@@ -41,7 +41,7 @@ mod record;
 pub use fields::{parse_iso8601, parse_msec, parse_seconds_ms, parse_time_local, sum_seconds_ms};
 pub use format::{
     COMBINED_LOG_FORMAT, Entry, Escape, FormatError, LogFormat, MAX_VARIABLES, Malformed,
-    OKOME_LOG_FORMAT,
+    OKOME_LOG_FORMAT, spelt_braced,
 };
 pub use okome::OkomeEntry;
 pub use reader::{

@@ -29,6 +29,20 @@ fn okome_constant_is_the_format_in_docs_design_md() {
 }
 
 #[test]
+fn the_braced_spelling_is_the_same_format_to_the_walk_but_not_the_fast_path() {
+    assert_eq!(
+        spelt_braced("$remote_addr - ${remote_user} x$a_b\"$ ok"),
+        "${remote_addr} - ${remote_user} x${a_b}\"$ ok"
+    );
+    let braced = LogFormat::from_nginx(&spelt_braced(OKOME_LOG_FORMAT)).unwrap();
+    assert!(!braced.is_okome());
+    let line = okome_line("10.0.0.1", "GET / HTTP/1.1", "curl", "HIT", "0.002");
+    let (plain, braced) = (LogFormat::okome(), braced);
+    let (a, b) = (plain.check(&line).unwrap(), braced.check(&line).unwrap());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
 fn a_clean_okome_line_yields_every_field() {
     let format = LogFormat::okome();
     let entry = format.parse(GOOD).expect("parses");

@@ -269,6 +269,18 @@ pub struct RunArgs {
     )]
     pub ssh: String,
 
+    /// An ssh -o option for asking the peers, after the tool's own
+    /// (repeatable; env: space-separated): what okome-validate's
+    /// --ssh-option says for the same peers
+    #[arg(
+        long = "ssh-option",
+        value_name = "OPT",
+        env = "OKOME_CHAOS_SSH_OPTIONS",
+        value_delimiter = ' ',
+        action = clap::ArgAction::Append
+    )]
+    pub ssh_options: Vec<String>,
+
     /// Steady-state preflight: a command that must exit 0 before anything is
     /// injected (split on blanks; empty: none)
     #[arg(
@@ -311,8 +323,8 @@ pub struct RunConfig {
     pub preflight: Vec<String>,
     /// The cluster file whose other nodes are asked first (under the root).
     pub cluster_file: PathBuf,
-    /// The ssh program.
-    pub ssh: String,
+    /// How the peers are reached.
+    pub ssh: crate::peers::Ssh,
 }
 
 /// What to do.
@@ -477,7 +489,14 @@ fn run_config(args: RunArgs) -> Result<RunConfig, String> {
             .map(str::to_string)
             .collect(),
         cluster_file: okome_common::root::rooted(&args.cluster_file),
-        ssh: args.ssh,
+        ssh: crate::peers::Ssh {
+            program: args.ssh,
+            options: args
+                .ssh_options
+                .into_iter()
+                .filter(|o| !o.is_empty())
+                .collect(),
+        },
     })
 }
 
@@ -508,6 +527,32 @@ mod tests {
         assert_eq!(run.scenario, Scenario::RedisStop);
         assert_eq!((run.duration_secs, run.grace_secs), (60, 15));
         assert_eq!(run.preflight, ["okome-validate", "--cluster"]);
+    }
+
+    #[test]
+    fn the_site_ssh_options_reach_the_peer_check() {
+        let Action::Run(run) = config(&[
+            "run",
+            "redis-stop",
+            "--ssh-option",
+            "Port=2222",
+            "--ssh-option",
+            "IdentityFile=/etc/okome/id_ed25519",
+        ])
+        .unwrap()
+        .action
+        else {
+            panic!()
+        };
+        assert_eq!(run.ssh.program, "ssh");
+        assert_eq!(
+            run.ssh.options,
+            ["Port=2222", "IdentityFile=/etc/okome/id_ed25519"]
+        );
+        let Action::Run(run) = config(&["run", "redis-stop"]).unwrap().action else {
+            panic!()
+        };
+        assert!(run.ssh.options.is_empty());
     }
 
     #[test]

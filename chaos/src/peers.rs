@@ -71,13 +71,23 @@ pub fn parse(text: &str, me: &str) -> Result<Vec<Peer>, String> {
     Ok(peers)
 }
 
+/// How the peers are reached: the ssh program, and the site's own `-o`
+/// options (an identity file, a port, a jump host: what okome-validate's
+/// `--ssh-option` carries), read after ours, so they cannot take
+/// `BatchMode` away (ssh keeps the first value it reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssh {
+    pub program: String,
+    pub options: Vec<String>,
+}
+
 /// The command that asks `peer` for its chaos state.
-pub fn status_argv(ssh: &str, peer: &Peer) -> Vec<String> {
-    [
+pub fn status_argv(ssh: &Ssh, peer: &Peer) -> Vec<String> {
+    let mut argv: Vec<String> = [
         "timeout",
         "--kill-after=2",
         &PEER_DEADLINE_SECS.to_string(),
-        ssh,
+        &ssh.program,
         "-o",
         "BatchMode=yes",
         "-o",
@@ -86,13 +96,19 @@ pub fn status_argv(ssh: &str, peer: &Peer) -> Vec<String> {
         "ControlMaster=no",
         "-o",
         "ControlPath=none",
-        &peer.dest,
-        // The peer's login is the admin (okome-node's sshd allows no root
-        // login); the shipped sudoers rule lets it run exactly this.
-        "sudo -n okome-chaos status",
     ]
     .map(String::from)
-    .to_vec()
+    .to_vec();
+    for option in &ssh.options {
+        argv.extend(["-o".to_string(), option.clone()]);
+    }
+    argv.extend([
+        peer.dest.clone(),
+        // The peer's login is the admin (okome-node's sshd allows no root
+        // login); the shipped sudoers rule lets it run exactly this.
+        "sudo -n okome-chaos status".to_string(),
+    ]);
+    argv
 }
 
 /// What a peer's answer means for this run: `Ok` when it is idle.
@@ -136,7 +152,7 @@ pub fn check(
     host: &mut dyn Host,
     file: &Path,
     me: &str,
-    ssh: &str,
+    ssh: &Ssh,
 ) -> Result<Value, (Value, String)> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
@@ -223,9 +239,21 @@ mod tests {
     #[test]
     fn only_an_idle_peer_lets_the_run_go_on() {
         let peer = &parse(FILE, "frontend-a").unwrap()[0];
-        let argv = status_argv("ssh", peer);
-        assert_eq!(argv[..3], ["timeout", "--kill-after=2", "15"]);
-        assert!(argv.contains(&"BatchMode=yes".to_string()));
+        let ssh = Ssh {
+            program: "ssh".into(),
+            options: vec!["Port=2222".into(), "BatchMode=no".into()],
+        };
+        let argv = status_argv(&ssh, peer);
+        assert_eq!(argv[..4], ["timeout", "--kill-after=2", "15", "ssh"]);
+        // The site's options come after ours: ssh keeps the first value, so
+        // BatchMode stays on.
+        let batch = argv.iter().position(|a| a == "BatchMode=yes").unwrap();
+        let port = argv.iter().position(|a| a == "Port=2222").unwrap();
+        let theirs = argv.iter().position(|a| a == "BatchMode=no").unwrap();
+        assert!(
+            batch < port && port < theirs && argv[port - 1] == "-o",
+            "{argv:?}"
+        );
         assert_eq!(
             argv[argv.len() - 2..],
             ["10.213.86.21", "sudo -n okome-chaos status"]

@@ -928,6 +928,27 @@ mod tests {
         }
     }
 
+    /// A store under `dir`, its boot marker beside it.
+    fn store_in(dir: &Path) -> Store {
+        Store {
+            dir: dir.join("chaos"),
+            boot_dir: dir.join("boot"),
+        }
+    }
+
+    impl Fake {
+        /// A host whose ruleset is `ruleset`, with Redis up or down, and
+        /// peers idle.
+        fn new(ruleset: &str, redis_active: bool) -> Fake {
+            Fake {
+                ran: Vec::new(),
+                redis_active,
+                ruleset: ruleset.into(),
+                peer: (0, ""),
+            }
+        }
+    }
+
     fn stored_run(store: &Store, ruleset: &str) -> Plan {
         store.ensure().unwrap();
         let run_dir = store.run_dir("r1");
@@ -945,17 +966,9 @@ mod tests {
     #[test]
     fn a_revert_runs_once_and_then_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: dir.path().join("chaos"),
-            boot_dir: dir.path().join("boot"),
-        };
+        let store = store_in(dir.path());
         stored_run(&store, "table inet f2b-table {\n}\n");
-        let mut host = Fake {
-            ran: Vec::new(),
-            redis_active: false,
-            ruleset: "table inet f2b-table {\n}\n".into(),
-            peer: (0, ""),
-        };
+        let mut host = Fake::new("table inet f2b-table {\n}\n", false);
         assert_eq!(
             revert_one(&store, &mut host, "r1", "test").unwrap(),
             Reverted::Now
@@ -1079,19 +1092,11 @@ mod tests {
     #[test]
     fn a_ban_fail2ban_adds_during_the_run_is_journaled_not_residue() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: dir.path().join("chaos"),
-            boot_dir: dir.path().join("boot"),
-        };
+        let store = store_in(dir.path());
         let before = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t}\n}\n";
         stored_run(&store, before);
         let banned = "table inet f2b-table {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t\telements = { 10.213.99.2 }\n\t}\n}\n";
-        let mut host = Fake {
-            ran: Vec::new(),
-            redis_active: false,
-            ruleset: banned.into(),
-            peer: (0, ""),
-        };
+        let mut host = Fake::new(banned, false);
         assert_eq!(
             revert_one(&store, &mut host, "r1", "test").unwrap(),
             Reverted::Now
@@ -1111,18 +1116,10 @@ mod tests {
     #[test]
     fn a_foreign_rule_deleted_during_the_run_fails_the_revert() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: dir.path().join("chaos"),
-            boot_dir: dir.path().join("boot"),
-        };
+        let store = store_in(dir.path());
         let before = "table ip site {\n\tchain input {\n\t\tip saddr 10.0.0.1 drop\n\t}\n}\n";
         stored_run(&store, before);
-        let mut host = Fake {
-            ran: Vec::new(),
-            redis_active: true,
-            ruleset: "table ip site {\n\tchain input {\n\t}\n}\n".into(),
-            peer: (0, ""),
-        };
+        let mut host = Fake::new("table ip site {\n\tchain input {\n\t}\n}\n", true);
         match revert_one(&store, &mut host, "r1", "test").unwrap() {
             Reverted::Failed(why) => assert!(why.contains("ip saddr 10.0.0.1 drop"), "{why}"),
             other => panic!("{other:?}"),
@@ -1132,19 +1129,11 @@ mod tests {
     #[test]
     fn a_foreign_change_to_the_ruleset_fails_the_revert_loudly() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: dir.path().join("chaos"),
-            boot_dir: dir.path().join("boot"),
-        };
+        let store = store_in(dir.path());
         stored_run(&store, "table inet f2b-table {\n}\n");
         // Our table left behind (a revert step that did nothing): the
         // baseline is not back, the run stays unreverted.
-        let mut host = Fake {
-            ran: Vec::new(),
-            redis_active: true,
-            ruleset: "table inet okome_chaos {\n}\n".into(),
-            peer: (0, ""),
-        };
+        let mut host = Fake::new("table inet okome_chaos {\n}\n", true);
         match revert_one(&store, &mut host, "r1", "test").unwrap() {
             Reverted::Failed(why) => assert!(why.contains("okome_chaos"), "{why}"),
             other => panic!("{other:?}"),

@@ -964,8 +964,7 @@ fn arm_operator(node: &Node, public: &str) -> Result {
     }
     // pam_nologin refuses every login but root's while /run/nologin exists
     // (tmpfiles writes it at boot, systemd-user-sessions removes it): the
-    // operator's first ssh must not meet it. A CI run once did, long after
-    // the boot had finished; if it comes back, say what the node shows.
+    // operator's first ssh must not meet it.
     let sessions = node.try_sh(
         "timeout 30 sh -c 'until systemctl is-active -q systemd-user-sessions.service \
          && [ ! -e /run/nologin ]; do sleep 0.2; done'",
@@ -979,29 +978,14 @@ fn arm_operator(node: &Node, public: &str) -> Result {
                  journalctl -b --no-pager -o short-precise | grep -i -e user-sessions \
                  -e tmpfiles -e nologin -e shutdown -e 'Startup finished' | tail -n 30",
         );
-        // The cause, seen on a busy machine: systemd-user-sessions failed at
-        // boot with status=219/CGROUP ("Failed to attach to cgroup", a race
-        // of systemd under nspawn), the boot ended degraded, and tmpfiles'
-        // /run/nologin stayed. The diagnosis goes to the log, then the node
-        // gets what its boot should have done (the unit's start removes the
-        // file; a restart also when it is already active); still refused
-        // after that is an error.
-        eprintln!(
-            "okome-cluster: WARNING: logins refused on {} 30 s after boot (pam_nologin); \
-             restarting systemd-user-sessions. What the node showed:\n{seen}",
+        // The cause seen so far (systemd-user-sessions lost its cgroup race
+        // at boot) is healed by the boot wait (`BootedNode::wait_until_booted`);
+        // anything else is an error, with what the node shows.
+        return Err(format!(
+            "logins refused on {} 30 s after boot (pam_nologin):\n{seen}",
             node.name()
-        );
-        let again = node.try_sh(
-            "timeout 10 systemctl restart systemd-user-sessions.service; \
-             timeout 10 sh -c 'until [ ! -e /run/nologin ]; do sleep 0.2; done'",
-        )?;
-        if !again.status.success() {
-            return Err(format!(
-                "logins still refused on {} (pam_nologin):\n{seen}",
-                node.name()
-            )
-            .into());
-        }
+        )
+        .into());
     }
     let settings = node.sh("sshd -T")?;
     for want in [

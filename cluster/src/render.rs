@@ -346,6 +346,28 @@ mod tests {
     const BACKUP: &str = include_str!("../../configs/keepalived/keepalived-backup.conf");
     const UPSTREAM: &str = include_str!("../../configs/nginx-frontend/upstream.conf");
 
+    /// The frontends of a lab of `n`, and its address table.
+    fn frontends_of(n: usize) -> (Vec<Member>, Vec<(String, String)>) {
+        let members = plan(n).unwrap();
+        let t = table(&members);
+        let frontends = members
+            .into_iter()
+            .filter(|m| m.role == Role::Frontend)
+            .collect();
+        (frontends, t)
+    }
+
+    /// The addresses in a keepalived config's `unicast_peer` block.
+    fn unicast_peers(text: &str) -> Vec<&str> {
+        let block = text.split("unicast_peer {").nth(1).unwrap();
+        block
+            .split('}')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect()
+    }
+
     #[test]
     fn the_table_maps_every_shipped_address_and_keeps_the_last_octet() {
         let members = plan(2).unwrap();
@@ -362,13 +384,7 @@ mod tests {
 
     #[test]
     fn no_site_address_is_left_in_any_rendered_file() {
-        let members = plan(2).unwrap();
-        let t = table(&members);
-        let frontends: Vec<Member> = members
-            .iter()
-            .filter(|m| m.role == Role::Frontend)
-            .cloned()
-            .collect();
+        let (frontends, t) = frontends_of(2);
         for text in [
             keepalived(MASTER, BACKUP, 0, &frontends, &t),
             keepalived(MASTER, BACKUP, 1, &frontends, &t),
@@ -380,13 +396,7 @@ mod tests {
 
     #[test]
     fn two_frontends_are_the_shipped_pair_with_only_addresses_changed() {
-        let members = plan(2).unwrap();
-        let t = table(&members);
-        let frontends: Vec<Member> = members
-            .iter()
-            .filter(|m| m.role == Role::Frontend)
-            .cloned()
-            .collect();
+        let (frontends, t) = frontends_of(2);
         assert_eq!(
             keepalived(MASTER, BACKUP, 0, &frontends, &t),
             substitute(MASTER, &t)
@@ -400,40 +410,14 @@ mod tests {
 
     #[test]
     fn a_third_frontend_gets_its_own_address_every_peer_and_a_lower_priority() {
-        let members = plan(3).unwrap();
-        let t = table(&members);
-        let frontends: Vec<Member> = members
-            .iter()
-            .filter(|m| m.role == Role::Frontend)
-            .cloned()
-            .collect();
+        let (frontends, t) = frontends_of(3);
         let c = keepalived(MASTER, BACKUP, 2, &frontends, &t);
         assert!(c.contains("router_id okome-frontend-c\n"), "{c}");
         assert!(c.contains("priority 90\n"), "{c}");
         assert!(c.contains("unicast_src_ip 10.213.86.22\n"), "{c}");
-        let peers = c
-            .split("unicast_peer {")
-            .nth(1)
-            .unwrap()
-            .split('}')
-            .next()
-            .unwrap();
-        assert_eq!(
-            peers.split_whitespace().collect::<Vec<_>>(),
-            ["10.213.86.20", "10.213.86.21"]
-        );
+        assert_eq!(unicast_peers(&c), ["10.213.86.20", "10.213.86.21"]);
         let a = keepalived(MASTER, BACKUP, 0, &frontends, &t);
-        let peers = a
-            .split("unicast_peer {")
-            .nth(1)
-            .unwrap()
-            .split('}')
-            .next()
-            .unwrap();
-        assert_eq!(
-            peers.split_whitespace().collect::<Vec<_>>(),
-            ["10.213.86.21", "10.213.86.22"]
-        );
+        assert_eq!(unicast_peers(&a), ["10.213.86.21", "10.213.86.22"]);
         assert!(a.contains("priority 150\n") && a.contains("nopreempt"));
         let up = upstream(UPSTREAM, &frontends, &t);
         assert!(up.contains("10.213.86.22    1;"), "{up}");
@@ -445,13 +429,7 @@ mod tests {
     #[test]
     fn every_rendered_frontend_starts_backup_and_never_preempts() {
         for n in 2..=MAX_FRONTENDS {
-            let members = plan(n).unwrap();
-            let t = table(&members);
-            let frontends: Vec<Member> = members
-                .iter()
-                .filter(|m| m.role == Role::Frontend)
-                .cloned()
-                .collect();
+            let (frontends, t) = frontends_of(n);
             for (i, me) in frontends.iter().enumerate() {
                 let text = keepalived(MASTER, BACKUP, i, &frontends, &t);
                 let lines: Vec<&str> = text.lines().map(str::trim).collect();

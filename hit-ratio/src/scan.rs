@@ -528,19 +528,7 @@ mod tests {
     /// not the text the okome fast path recognises, so every line goes
     /// through the generic walk, as a site's own pasted format does.
     fn braced_okome() -> LogFormat {
-        let braced = okome_accesslog::OKOME_LOG_FORMAT
-            .split('$')
-            .enumerate()
-            .map(|(k, piece)| match k {
-                0 => piece.to_string(),
-                _ => {
-                    let name = piece
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .unwrap_or(piece.len());
-                    format!("${{{}}}{}", &piece[..name], &piece[name..])
-                }
-            })
-            .collect::<String>();
+        let braced = okome_accesslog::spelt_braced(okome_accesslog::OKOME_LOG_FORMAT);
         let format = LogFormat::from_nginx(&format!("'{braced}'")).expect("compiles");
         assert!(!format.is_okome(), "the fast path would take {braced}");
         format

@@ -265,6 +265,15 @@ mod tests {
         out
     }
 
+    /// What logrotate's `copytruncate` does to the live file.
+    fn truncate(path: &Path) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+    }
+
     fn append(path: &Path, text: &str) {
         std::fs::OpenOptions::new()
             .create(true)
@@ -346,11 +355,7 @@ mod tests {
         let log = dir.path().join("access.log");
         append(&log, "aaaa\nbbbb\n");
         let first = plan(&log, None, 1 << 20).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .unwrap();
+        truncate(&log);
         append(&log, "c\n");
         let second = plan(&log, Some(&first.pos), 1 << 20).unwrap();
         assert_eq!(second.start, Start::Truncated);
@@ -363,11 +368,7 @@ mod tests {
         let log = dir.path().join("access.log");
         append(&log, "first-generation\n");
         let first = plan(&log, None, 1 << 20).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&log)
-            .unwrap();
+        truncate(&log);
         append(&log, "second-generation-x\nmore\n");
         let second = plan(&log, Some(&first.pos), 1 << 20).unwrap();
         assert_eq!(second.start, Start::Replaced);

@@ -307,7 +307,7 @@ pub fn run_cluster(config: &Config) -> Report {
         }
         drop(tx);
         // This node's own checks, meanwhile.
-        let own = nodes
+        let mut own = nodes
             .iter()
             .any(|n| n.name == config.self_name)
             .then(|| run::run_local(config));
@@ -316,7 +316,6 @@ pub fn run_cluster(config: &Config) -> Report {
         for (index, result) in rx.iter() {
             answers[index] = Some(result);
         }
-        let mut own = own;
         let mut reports = Vec::new();
         for (node, answer) in nodes.iter().zip(answers) {
             if node.name == config.self_name {

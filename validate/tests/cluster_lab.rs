@@ -34,6 +34,19 @@ struct Lab {
 }
 
 impl Lab {
+    /// The two frontends' nodes.
+    fn frontends(&self) -> [&okome_cluster::Node; 2] {
+        ["frontend-a", "frontend-b"].map(|name| self.cluster.node(name).unwrap())
+    }
+
+    /// Wait until neither frontend holds the VIP.
+    fn wait_no_holder(&self) {
+        okome_cluster::cluster::wait_for("no VIP holder", Duration::from_secs(30), || {
+            Ok(self.cluster.vip_holders()?.is_empty())
+        })
+        .unwrap();
+    }
+
     fn up() -> Lab {
         let spec = ClusterSpec::from_env(2).expect("OKOME_DEB_DIR with the packages");
         assert!(
@@ -354,8 +367,7 @@ fn the_cluster_lab_green_then_each_fault_exactly() {
         .unwrap();
     node.start_unit("okome-health-probe.timer").unwrap();
     // The gates reopen after the probes' rise count.
-    for name in ["frontend-a", "frontend-b"] {
-        let frontend = lab.cluster.node(name).unwrap();
+    for frontend in lab.frontends() {
         okome_cluster::cluster::wait_for("the gate reopened", Duration::from_secs(90), || {
             Ok(!frontend.succeeds("test -e /run/okome/orchestrator.down")?)
         })
@@ -579,17 +591,10 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
 
     // The VIP held by none: keepalived stopped on both frontends.
     // unit.keepalived says it, on each.
-    for name in ["frontend-a", "frontend-b"] {
-        lab.cluster
-            .node(name)
-            .unwrap()
-            .stop_unit("keepalived.service")
-            .unwrap();
+    for node in lab.frontends() {
+        node.stop_unit("keepalived.service").unwrap();
     }
-    okome_cluster::cluster::wait_for("no VIP holder", Duration::from_secs(30), || {
-        Ok(lab.cluster.vip_holders()?.is_empty())
-    })
-    .unwrap();
+    lab.wait_no_holder();
     let (_, doc) = lab.validate("1s");
     show("keepalived stopped on both", &doc);
     assert_eq!(
@@ -611,12 +616,8 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
         finding(&doc, "cluster", "cluster.vip-response").0,
         "not_run"
     );
-    for name in ["frontend-a", "frontend-b"] {
-        lab.cluster
-            .node(name)
-            .unwrap()
-            .start_unit("keepalived.service")
-            .unwrap();
+    for node in lab.frontends() {
+        node.start_unit("keepalived.service").unwrap();
     }
     holder(&lab);
 
@@ -629,19 +630,14 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
     let status_location = "allow 127.0.0.1;";
     let moved = "deny  127.0.0.1;";
     let sites = "/etc/nginx/sites-available/okome-frontend.conf";
-    for name in ["frontend-a", "frontend-b"] {
-        lab.cluster
-            .node(name)
-            .unwrap()
+    for node in lab.frontends() {
+        node
             .sh(&format!(
                 "sed -i 's|{status_location}|{moved}|' {sites} && grep -qF '{moved}' {sites} && systemctl reload nginx.service"
             ))
             .unwrap();
     }
-    okome_cluster::cluster::wait_for("no VIP holder", Duration::from_secs(30), || {
-        Ok(lab.cluster.vip_holders()?.is_empty())
-    })
-    .unwrap();
+    lab.wait_no_holder();
     let (_, doc) = lab.validate("1s");
     show("track script failing on both", &doc);
     assert_eq!(
@@ -659,14 +655,11 @@ fn the_cluster_lab_vip_none_header_mismatch_stale_probe() {
             "keepalived FAULT, does not hold the VIP, while nginx runs: its track script fails"
         );
     }
-    for name in ["frontend-a", "frontend-b"] {
-        lab.cluster
-            .node(name)
-            .unwrap()
-            .sh(&format!(
-                "sed -i 's|{moved}|{status_location}|' {sites} && systemctl reload nginx.service"
-            ))
-            .unwrap();
+    for node in lab.frontends() {
+        node.sh(&format!(
+            "sed -i 's|{moved}|{status_location}|' {sites} && systemctl reload nginx.service"
+        ))
+        .unwrap();
     }
     let now = holder(&lab);
 

@@ -24,6 +24,44 @@ fn fake(dir: &Path, name: &str, out: &str) -> PathBuf {
     path
 }
 
+/// The frontend's checks `only` (after the loopback ones), with each of
+/// `fakes` — a program's name and what it prints — as a stand-in on its
+/// `--NAME` path; fails on any error of the tool's own.
+fn run_with(
+    lab: &okome_lab::lab::Lab,
+    dir: &Path,
+    only: &str,
+    fakes: &[(&str, String)],
+) -> (BTreeSet<Red>, serde_json::Value) {
+    let mut command = validate_only(lab, "frontend", &format!("{LOOPBACK_CHECKS},{only}"));
+    command.args(["--role", "frontend"]);
+    for (name, out) in fakes {
+        command.arg(format!("--{name}")).arg(fake(dir, name, out));
+    }
+    let (_, doc) = run_json(&mut command);
+    assert!(with_status(&doc, "error").is_empty(), "own errors: {doc:#}");
+    (red(&doc), doc)
+}
+
+/// The interfaces `ip` shows, with the VIP on eth0 or not.
+fn addresses(with_vip: bool) -> String {
+    let mut text = "1: lo    inet 127.0.0.1/8 scope host lo\n\
+                    2: eth0    inet 10.213.255.20/24 scope global eth0"
+        .to_string();
+    if with_vip {
+        text.push_str(&format!("\n2: eth0    inet {VIP}/32 scope global eth0"));
+    }
+    text
+}
+
+/// keepalived's last notify line, as its journal holds it.
+fn notify(state: &str) -> String {
+    format!("okome-keepalived: INSTANCE OKOME_VIP {state}")
+}
+
+/// `node.throttle` and `edge.vrrp` with a stand-in `vcgencmd` saying
+/// `throttled`, `ip` with or without the VIP, and keepalived's last notify
+/// line `keepalived`.
 fn run(
     lab: &okome_lab::lab::Lab,
     dir: &Path,
@@ -31,33 +69,16 @@ fn run(
     ip_has_vip: bool,
     keepalived: &str,
 ) -> (BTreeSet<Red>, serde_json::Value) {
-    let vcgencmd = fake(dir, "vcgencmd", &format!("throttled={throttled}"));
-    let addr = if ip_has_vip {
-        format!(
-            "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.213.255.20/24 scope global eth0\n2: eth0    inet {VIP}/32 scope global eth0"
-        )
-    } else {
-        "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.213.255.20/24 scope global eth0".into()
-    };
-    let ip = fake(dir, "ip", &addr);
-    let journalctl = fake(
+    run_with(
+        lab,
         dir,
-        "journalctl",
-        &format!("okome-keepalived: INSTANCE OKOME_VIP {keepalived}"),
-    );
-    let only = format!("{LOOPBACK_CHECKS},edge.vrrp");
-    let mut command = validate_only(lab, "frontend", &only);
-    command
-        .args(["--role", "frontend"])
-        .arg("--vcgencmd")
-        .arg(vcgencmd)
-        .arg("--ip")
-        .arg(ip)
-        .arg("--journalctl")
-        .arg(journalctl);
-    let (_, doc) = run_json(&mut command);
-    assert!(with_status(&doc, "error").is_empty(), "own errors: {doc:#}");
-    (red(&doc), doc)
+        "edge.vrrp",
+        &[
+            ("vcgencmd", format!("throttled={throttled}")),
+            ("ip", addresses(ip_has_vip)),
+            ("journalctl", notify(keepalived)),
+        ],
+    )
 }
 
 #[test]
@@ -237,37 +258,22 @@ fn run_keepalived(
     lab: &okome_lab::lab::Lab,
     dir: &Path,
     unit: &str,
-    notify: &str,
+    notify_state: &str,
 ) -> (BTreeSet<Red>, serde_json::Value) {
     let (active, sub) = unit.split_once('/').unwrap();
-    let systemctl = fake(
+    run_with(
+        lab,
         dir,
-        "systemctl",
-        &format!("LoadState=loaded\nActiveState={active}\nSubState={sub}\nResult=success"),
-    );
-    let ip = fake(
-        dir,
-        "ip",
-        "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet 10.213.255.20/24 scope global eth0",
-    );
-    let journalctl = fake(
-        dir,
-        "journalctl",
-        &format!("okome-keepalived: INSTANCE OKOME_VIP {notify}"),
-    );
-    let only = format!("{LOOPBACK_CHECKS},unit.keepalived,edge.vrrp");
-    let mut command = validate_only(lab, "frontend", &only);
-    command
-        .args(["--role", "frontend"])
-        .arg("--systemctl")
-        .arg(systemctl)
-        .arg("--ip")
-        .arg(ip)
-        .arg("--journalctl")
-        .arg(journalctl);
-    let (_, doc) = run_json(&mut command);
-    assert!(with_status(&doc, "error").is_empty(), "own errors: {doc:#}");
-    (red(&doc), doc)
+        "unit.keepalived,edge.vrrp",
+        &[
+            (
+                "systemctl",
+                format!("LoadState=loaded\nActiveState={active}\nSubState={sub}\nResult=success"),
+            ),
+            ("ip", addresses(false)),
+            ("journalctl", notify(notify_state)),
+        ],
+    )
 }
 
 /// Seen on the cluster lab: keepalived stopped on both frontends, and on

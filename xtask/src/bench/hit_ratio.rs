@@ -51,19 +51,7 @@ const GENERIC: &str = "okome-hit-ratio -j1 --log-format (generic)";
 /// Refused if the fast path would take it after all (the row would then
 /// time the wrong path).
 fn generic_spelling() -> Result<String> {
-    let braced: String = okome_accesslog::OKOME_LOG_FORMAT
-        .split('$')
-        .enumerate()
-        .map(|(k, piece)| match k {
-            0 => piece.to_string(),
-            _ => {
-                let name = piece
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(piece.len());
-                format!("${{{}}}{}", &piece[..name], &piece[name..])
-            }
-        })
-        .collect();
+    let braced = okome_accesslog::spelt_braced(okome_accesslog::OKOME_LOG_FORMAT);
     let quoted = format!("'{braced}'");
     match okome_accesslog::LogFormat::from_nginx(&quoted) {
         Ok(format) if !format.is_okome() => Ok(quoted),
