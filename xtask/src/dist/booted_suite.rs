@@ -134,7 +134,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Stub).serve_forever()
 const SANDBOX_PROBE: &str = r#"say() { echo "sandbox: $*"; }
 say "user=$(id -un)"
 say "capabilities=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" { printf "%s%s", sep, $2; sep = "/" }' /proc/self/status)"
-for dir in /run/lock /run/okome; do
+for dir in /run/lock /run/okome /run/okome/metrics; do
     if touch "$dir/okome-sandbox-test" 2>/dev/null; then
         rm -f "$dir/okome-sandbox-test"; say "write $dir=yes"
     else
@@ -238,7 +238,7 @@ fn frontend(
         timers_active(&node),
     );
     findings.check(
-        "each okome service's sandbox: user okome, /run read-only but /run/okome",
+        "each okome service's sandbox: user okome, /run read-only but /run/okome (root: only /run/okome/metrics)",
         sandboxes(&node),
     );
 
@@ -781,12 +781,16 @@ fn sandboxes(node: &BootedNode) -> Result {
         let unit = format!("{}.service", tool.package);
         // Its registry user (root only where the registry says why), no
         // capability effective or even in the bounding set, and the one
-        // writable run directory.
+        // writable run directory: /run/okome for the okome user; for root
+        // without capabilities only the textfile directory (group okome,
+        // 0775), not the okome user's gate and state.
+        let as_root = tool.service_user() == "root";
         let expected = [
             format!("user={}", tool.service_user()),
             "capabilities=0000000000000000/0000000000000000".to_string(),
             "write /run/lock=no".to_string(),
-            "write /run/okome=yes".to_string(),
+            format!("write /run/okome={}", if as_root { "no" } else { "yes" }),
+            "write /run/okome/metrics=yes".to_string(),
         ];
         let dropin = format!("/run/systemd/system/{unit}.d/zz-okome-sandbox-test.conf");
         node.sh(&format!(
