@@ -332,6 +332,21 @@ fn one_run_at_a_time_behind_a_green_preflight() {
         backend.active_state("redis-server.service").unwrap(),
         "active"
     );
+    // The backend's only okome tools are okome-chaos and okome-validate:
+    // their packages ship the okome tmpfiles entry, so /run/okome/metrics
+    // is there (okome:okome) and the run's textfile lands in it. Before,
+    // the run said "metrics not written: /run/okome/metrics".
+    assert!(
+        !text.contains("metrics not written"),
+        "redis-stop on the backend:\n{text}"
+    );
+    let metrics = backend
+        .sh("stat -c '%U:%G' /run/okome/metrics && cat /run/okome/metrics/okome-chaos.prom")
+        .expect("the backend's okome-chaos textfile");
+    assert!(
+        metrics.starts_with("okome:okome\n") && metrics.contains("okome_chaos_runs_total{"),
+        "the backend's /run/okome/metrics:\n{metrics}"
+    );
 
     // disk-pressure on frontend-b. Its cache gets a filesystem of its own,
     // as on a Pi with a cache partition (the lab's / is the build host's

@@ -216,38 +216,59 @@ fn service_problems(tool: &str, service: &str, period: &str) -> Vec<String> {
     want("Type", "oneshot");
     want("EnvironmentFile", &format!("-/etc/default/{tool}"));
     want("ProtectSystem", "strict");
+    // `-`: a missing /run/okome does not keep the unit from starting (the
+    // tool then says what it could not write).
     if !runs_as_root(tool) {
-        want("ReadWritePaths", "/run/okome");
+        want("ReadWritePaths", "-/run/okome");
     }
     want("NoNewPrivileges", "yes");
-    want("RuntimeDirectoryPreserve", "yes");
+    // /run/okome belongs to the tmpfiles entry (okome:okome; metrics 0775).
+    // A unit's RuntimeDirectory= is chowned (recursively) to the unit's user
+    // and chmodded on every start: a root unit hands the shared tree to root,
+    // and an okome unit's mode would take the group's write bit back.
+    for key in [
+        "RuntimeDirectory",
+        "RuntimeDirectoryMode",
+        "RuntimeDirectoryPreserve",
+    ] {
+        if let Some(value) = get(key) {
+            problems.push(format!(
+                "{key}={value:?}: /run/okome is okome.tmpfiles.conf's, no unit's"
+            ));
+        }
+    }
     if runs_as_root(tool) {
-        // Root may write only /run/okome, plus what `nginx -t` reopens.
+        // Root without capabilities may write only the textfile directory
+        // (group okome, 0775), plus what `nginx -t` reopens.
         let writable = get("ReadWritePaths").unwrap_or_default();
         let extra: Vec<&str> = writable
             .split_whitespace()
             .filter(|p| {
-                *p != "/run/okome"
+                *p != "-/run/okome/metrics"
                     && !p.starts_with("-/var/log/nginx")
                     && !p.starts_with("-/var/lib/nginx")
             })
             .collect();
-        if !writable.split_whitespace().any(|p| p == "/run/okome") || !extra.is_empty() {
+        if !writable
+            .split_whitespace()
+            .any(|p| p == "-/run/okome/metrics")
+            || !extra.is_empty()
+        {
             problems.push(format!(
-                "ReadWritePaths={writable:?}, want /run/okome (and nginx's log and state)"
+                "ReadWritePaths={writable:?}, want -/run/okome/metrics (and nginx's log and state)"
+            ));
+        }
+        let groups = get("SupplementaryGroups").unwrap_or_default();
+        if !groups.split_whitespace().any(|g| g == "okome") {
+            problems.push(format!(
+                "SupplementaryGroups={groups:?}: root without capabilities writes \
+                 /run/okome/metrics (okome:okome 0775) only as group okome"
             ));
         }
     }
     let exec = get("ExecStart").unwrap_or_default();
     if exec.split_whitespace().next() != Some(format!("/usr/bin/{tool}").as_str()) {
         problems.push(format!("ExecStart={exec:?} must run /usr/bin/{tool}"));
-    }
-    if !get("RuntimeDirectory")
-        .unwrap_or_default()
-        .split_whitespace()
-        .any(|d| d == "okome")
-    {
-        problems.push("RuntimeDirectory must include okome".into());
     }
     match get("User").as_deref() {
         None | Some("root") | Some("0") if runs_as_root(tool) => {
@@ -342,12 +363,12 @@ fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
         &[
             ("TimeoutStartSec=4s", "TimeoutStartSec=30s"),
             (
-                "RuntimeDirectoryPreserve=yes",
-                "RuntimeDirectoryPreserve=no",
+                "UMask=0022",
+                "UMask=0022\nRuntimeDirectory=okome okome/metrics",
             ),
             (
-                "ReadWritePaths=/run/okome",
-                "ReadWritePaths=/run/okome /var",
+                "ReadWritePaths=-/run/okome",
+                "ReadWritePaths=-/run/okome /var",
             ),
         ],
     );
@@ -362,6 +383,20 @@ fn services_are_sandboxed_oneshots_with_state_kept_in_run() {
         "{problems:?}"
     );
     let validate = read(&shipped("systemd/okome-validate.service"));
+    // The defect a booted frontend showed: root's RuntimeDirectory= took
+    // /run/okome from the okome user on every validate run.
+    let runtime_dir = render(
+        &validate,
+        &[(
+            "UMask=0022",
+            "RuntimeDirectory=okome okome/metrics\nRuntimeDirectoryPreserve=yes\nUMask=0022",
+        )],
+    );
+    let problems = service_problems("okome-validate", &runtime_dir, "5min");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let no_group = render(&validate, &[("SupplementaryGroups=okome\n", "")]);
+    let problems = service_problems("okome-validate", &no_group, "5min");
+    assert_eq!(problems.len(), 1, "{problems:?}");
     let powerful = render(
         &validate,
         &[(
@@ -500,11 +535,15 @@ fn sysusers_and_tmpfiles_create_the_okome_user_and_run_okome() {
     let uid: u32 = fields[2].parse().expect("uid");
     assert!(uid > 0 && uid < 1000, "a system user: {okome}");
     assert!(fields[6].ends_with("nologin"), "no login shell: {okome}");
-    for dir in ["run/okome", "run/okome/metrics"] {
+    let gid: u32 = fields[3].parse().expect("gid");
+    // The metrics directory is group-writable: okome-validate (root without
+    // capabilities, SupplementaryGroups=okome) writes its textfile there.
+    for (dir, mode) in [("run/okome", 0o755), ("run/okome/metrics", 0o775)] {
         let meta = fs::metadata(root.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
         assert!(meta.is_dir(), "{dir}");
         assert_eq!(meta.uid(), uid, "{dir} owned by okome");
-        assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{dir}");
+        assert_eq!(meta.gid(), gid, "{dir} group okome");
+        assert_eq!(meta.permissions().mode() & 0o7777, mode, "{dir}");
     }
     // The units run as that user (but the stated root exceptions).
     for tool in timed().filter(|tool| !runs_as_root(tool)) {
@@ -527,6 +566,68 @@ fn sysusers_and_tmpfiles_create_the_okome_user_and_run_okome() {
         "{}",
         describe(&command, &output)
     );
+}
+
+/// Whether `cargo_toml` enables okome-common's `metrics` feature: the tool
+/// writes a textfile under /run/okome/metrics.
+fn writes_textfiles(cargo_toml: &str) -> bool {
+    cargo_toml
+        .lines()
+        .any(|l| l.starts_with("okome-common") && l.contains("\"metrics\""))
+}
+
+/// The sysusers/tmpfiles asset lines a tool package must carry (named after
+/// the package: the shared postinst runs `systemd-sysusers "$pkg.conf"` and
+/// `systemd-tmpfiles --create "$pkg.conf"`).
+fn missing_run_okome_assets(package: &str, cargo_toml: &str) -> Vec<String> {
+    [
+        format!(
+            "[\"../configs/systemd/okome.sysusers.conf\", \"usr/lib/sysusers.d/{package}.conf\", \"644\"]"
+        ),
+        format!(
+            "[\"../configs/systemd/okome.tmpfiles.conf\", \"usr/lib/tmpfiles.d/{package}.conf\", \"644\"]"
+        ),
+    ]
+    .into_iter()
+    .filter(|asset| !cargo_toml.contains(asset.as_str()))
+    .collect()
+}
+
+/// Every package whose tool writes under /run/okome ships the entries that
+/// make it (and the okome user) at install and at boot, so a node with only
+/// some of them (a backend: okome-validate and okome-chaos) has the
+/// directory too. The backend's okome-chaos once logged "metrics not
+/// written: /run/okome/metrics".
+#[test]
+fn every_package_writing_run_okome_ships_sysusers_and_tmpfiles() {
+    let mut writers = Vec::new();
+    for tool in okome_testkit::tools::TOOLS {
+        let manifest = okome_testkit::workspace_root()
+            .join(tool.dir())
+            .join("Cargo.toml");
+        let text = read(&manifest);
+        if !writes_textfiles(&text) {
+            continue;
+        }
+        writers.push(tool.package);
+        assert_eq!(
+            missing_run_okome_assets(tool.package, &text),
+            Vec::<String>::new(),
+            "{}",
+            manifest.display()
+        );
+    }
+    for expected in ["okome-health-probe", "okome-validate", "okome-chaos"] {
+        assert!(writers.contains(&expected), "{writers:?}");
+    }
+    // The check can fail: okome-chaos's manifest without the tmpfiles entry.
+    let chaos = read(&okome_testkit::workspace_root().join("chaos/Cargo.toml"));
+    let without: String = chaos
+        .lines()
+        .filter(|l| !l.contains("okome.tmpfiles.conf"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(missing_run_okome_assets("okome-chaos", &without).len(), 1);
 }
 
 /// Debian's node_exporter unit plus our drop-in, in a unit search path of our own.

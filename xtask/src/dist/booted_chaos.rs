@@ -131,6 +131,10 @@ pub fn run(dist: &Dist) -> Result {
         );
     }
     findings.check(
+        "the runs wrote /run/okome/metrics/okome-chaos.prom (the package's tmpfiles entry)",
+        textfile(&node),
+    );
+    findings.check(
         "SIGTERM mid-run: the runner reverts at once, verdict aborted (exit 2)",
         terminated(&node),
     );
@@ -148,6 +152,10 @@ pub fn run(dist: &Dist) -> Result {
             findings.check(
                 "reboot mid-experiment: the recover unit cleans up at boot",
                 after_reboot(&node, &id),
+            );
+            findings.check(
+                "after a reboot /run/okome/metrics is back and the recover unit's textfile in it",
+                textfile(&node),
             );
         }
         Err(error) => findings.check("reboot mid-experiment: run started", Err(error)),
@@ -605,6 +613,27 @@ fn scenario_round_trip(node: &BootedNode, scenario: &str, figures: &mut Vec<Stri
     }
     let again = snapshot(node)?.replace(&format!("{id}\n"), "");
     same(&before, &again, "revert twice")
+}
+
+/// okome-chaos alone on a node (as on a backend, whose only okome tools are
+/// okome-chaos and okome-validate) still has /run/okome/metrics: its package
+/// ships the okome sysusers and tmpfiles entries, so the directory is there
+/// from the install and from boot (okome:okome, 0775), and the textfile the
+/// runner and the recover unit write is in it. Without them the backend's
+/// runs logged "metrics not written: /run/okome/metrics".
+fn textfile(node: &BootedNode) -> Result {
+    const PROM: &str = "/run/okome/metrics/okome-chaos.prom";
+    let owner = node
+        .try_sh("stat -c '%U:%G %a' /run/okome/metrics 2>&1")
+        .map(|o| text(&o))?;
+    if owner.trim() != "okome:okome 775" {
+        return Err(format!("/run/okome/metrics: {}", owner.trim()).into());
+    }
+    let prom = node.try_sh(&format!("cat {PROM} 2>&1"))?;
+    if !prom.status.success() || !text(&prom).contains("okome_chaos_runs_total") {
+        return Err(format!("{PROM}: {}", text(&prom)).into());
+    }
+    Ok(())
 }
 
 /// Start a run as a transient unit (so it can be SIGKILLed like any

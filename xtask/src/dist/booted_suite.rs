@@ -134,7 +134,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Stub).serve_forever()
 const SANDBOX_PROBE: &str = r#"say() { echo "sandbox: $*"; }
 say "user=$(id -un)"
 say "capabilities=$(awk '$1 == "CapEff:" || $1 == "CapBnd:" { printf "%s%s", sep, $2; sep = "/" }' /proc/self/status)"
-for dir in /run/lock /run/okome; do
+for dir in /run/lock /run/okome /run/okome/metrics; do
     if touch "$dir/okome-sandbox-test" 2>/dev/null; then
         rm -f "$dir/okome-sandbox-test"; say "write $dir=yes"
     else
@@ -238,7 +238,7 @@ fn frontend(
         timers_active(&node),
     );
     findings.check(
-        "each okome service's sandbox: user okome, /run read-only but /run/okome",
+        "each okome service's sandbox: user okome, /run read-only but /run/okome (root: only /run/okome/metrics)",
         sandboxes(&node),
     );
 
@@ -275,6 +275,10 @@ fn frontend(
     findings.check(
         "hit-ratio's timer: next run 5 min after the last, within its random delay",
         next_elapse(&node, "okome-hit-ratio"),
+    );
+    findings.check(
+        "okome-validate (root) leaves /run/okome okome:okome; the probe runs after it",
+        validate_keeps_run_okome(&node),
     );
 
     // --- Upgrade to revision 2, then reboot ---
@@ -777,12 +781,16 @@ fn sandboxes(node: &BootedNode) -> Result {
         let unit = format!("{}.service", tool.package);
         // Its registry user (root only where the registry says why), no
         // capability effective or even in the bounding set, and the one
-        // writable run directory.
+        // writable run directory: /run/okome for the okome user; for root
+        // without capabilities only the textfile directory (group okome,
+        // 0775), not the okome user's gate and state.
+        let as_root = tool.service_user() == "root";
         let expected = [
             format!("user={}", tool.service_user()),
             "capabilities=0000000000000000/0000000000000000".to_string(),
             "write /run/lock=no".to_string(),
-            "write /run/okome=yes".to_string(),
+            format!("write /run/okome={}", if as_root { "no" } else { "yes" }),
+            "write /run/okome/metrics=yes".to_string(),
         ];
         let dropin = format!("/run/systemd/system/{unit}.d/zz-okome-sandbox-test.conf");
         node.sh(&format!(
@@ -1042,6 +1050,83 @@ fn hit_ratio(node: &BootedNode) -> Result {
         return Err(format!("{FILE} has no okome_ metric:\n{text}").into());
     }
     Ok(())
+}
+
+/// okome-validate runs as root, the probe as okome, and both write under
+/// /run/okome. A root unit's `RuntimeDirectory=okome` would chown the shared
+/// tree to root on every start (systemd chowns a unit's runtime directories
+/// to its user), and a probe run overlapping it could not write its gate or
+/// textfile. After a probe run and then a validate run (the probe's timer
+/// stopped meanwhile, so it cannot chown the tree back before the look),
+/// /run/okome and /run/okome/metrics are still okome:okome, validate wrote
+/// its textfile, and the next probe run succeeds and writes its own.
+fn validate_keeps_run_okome(node: &BootedNode) -> Result {
+    const PROBE_PROM: &str = "/run/okome/metrics/okome-health-probe.prom";
+    const VALIDATE_PROM: &str = "/run/okome/metrics/okome-validate.prom";
+    node.sh("systemctl stop okome-health-probe.timer")?;
+    let checked = (|| -> Result {
+        let since = SystemTime::now() - Duration::from_secs(1);
+        let probe = |what: &str| -> Result {
+            let run = node.try_sh("systemctl start okome-health-probe.service")?;
+            if run.status.success() {
+                return Ok(());
+            }
+            let journal = node.journal("okome-health-probe.service", since)?;
+            Err(format!("okome-health-probe.service failed {what}:\n{journal}").into())
+        };
+        probe("before okome-validate")?;
+        node.sh(&format!("rm -f {VALIDATE_PROM}"))?;
+        // A oneshot: `systemctl start` returns once the run has finished.
+        // Its checks may fail here (exit 1, SuccessExitStatus=1): the
+        // textfile is the point, so the result is printed, not judged.
+        let run = node.try_sh("systemctl start okome-validate.service")?;
+        eprintln!(
+            "xtask booted: okome-validate.service ran: {} ({})",
+            run.status,
+            node.show("okome-validate.service", &["Result"])?.join(" ")
+        );
+        let mut problems = Vec::new();
+        let owners = node.sh("stat -c '%n %U:%G %a' /run/okome /run/okome/metrics")?;
+        for line in owners.lines() {
+            if line.split_whitespace().nth(1) != Some("okome:okome") {
+                problems.push(format!("after okome-validate: {line}"));
+            }
+        }
+        if node
+            .try_sh(&format!("test -s {VALIDATE_PROM}"))?
+            .status
+            .success()
+        {
+            let owner = node.sh(&format!("stat -c '%U:%G' {VALIDATE_PROM}"))?;
+            eprintln!("xtask booted: {VALIDATE_PROM}: {}", owner.trim());
+        } else {
+            let journal = node.journal("okome-validate.service", since)?;
+            problems.push(format!(
+                "okome-validate wrote no {VALIDATE_PROM}; its journal:\n{}",
+                super::chroot::tail(journal.as_bytes())
+            ));
+        }
+        node.sh(&format!("rm -f {PROBE_PROM}"))?;
+        match probe("after okome-validate") {
+            Ok(()) => {
+                let owner = node.try_sh(&format!("stat -c '%U' {PROBE_PROM}"))?;
+                let owner = String::from_utf8_lossy(&owner.stdout).trim().to_string();
+                if owner != "okome" {
+                    problems.push(format!(
+                        "the probe's run after okome-validate left {PROBE_PROM} owned by {owner:?}"
+                    ));
+                }
+            }
+            Err(error) => problems.push(error.to_string()),
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; ").into())
+        }
+    })();
+    node.sh("systemctl start okome-health-probe.timer")?;
+    checked
 }
 
 /// Right after `tool`'s service ran, systemd's next elapse of its timer is
