@@ -672,11 +672,17 @@ pub fn wait_for(what: &str, deadline: Duration, mut probe: impl FnMut() -> Resul
     }
 }
 
-/// The stub orchestrator on its node: 200 everywhere with `Cache-Control:
-/// public, max-age=600` (`?max_age=N` sets N), `/health` 200 `ok`; each
-/// request logged with its Host and User-Agent. A hang is `SIGSTOP` to its
-/// unit: the kernel still accepts connections, nothing answers.
-const STUB: &str = r#"import http.server, urllib.parse
+/// The stub orchestrator listening on `listen` (port 8000): 200 everywhere
+/// with `Cache-Control: public, max-age=600` (`?max_age=N` sets N),
+/// `/health` 200 `ok` (503 while `/run/okome-stub/down` exists); each
+/// request logged to `/run/okome-stub/requests.log` with its Host and
+/// User-Agent. A hang is `SIGSTOP` to its unit: the kernel still accepts
+/// connections, nothing answers. The cluster lab's orchestrator node and
+/// the booted suite's frontend (on loopback) run it.
+pub fn stub_orchestrator(listen: &str) -> String {
+    format!(
+        r#"import http.server, os, urllib.parse
+DOWN = "/run/okome-stub/down"
 LOG = "/run/okome-stub/requests.log"
 class Stub(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -687,7 +693,8 @@ class Stub(http.server.BaseHTTPRequestHandler):
             log.write("%s %s host=%s ua=%s\n" % (self.command, self.path, self.headers.get("Host"), self.headers.get("User-Agent")))
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/health":
-            code, body, cache = 200, b"ok\n", "no-store"
+            code, body = (503, b"down\n") if os.path.exists(DOWN) else (200, b"ok\n")
+            cache = "no-store"
         else:
             age = urllib.parse.parse_qs(url.query).get("max_age", ["600"])[0]
             code, body, cache = 200, ("stub " + self.path + "\n").encode(), "public, max-age=" + age
@@ -700,8 +707,10 @@ class Stub(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8000), Stub).serve_forever()
-"#;
+http.server.ThreadingHTTPServer(("{listen}", 8000), Stub).serve_forever()
+"#
+    )
+}
 
 /// The stub's unit on the orchestrator node.
 pub const STUB_UNIT: &str = "okome-stub-orchestrator.service";
@@ -795,7 +804,11 @@ fn render_node(rootfs: &Rootfs, me: &Member, members: &[Member]) -> Result {
             std::fs::write(rootfs.path(conf), text)?;
         }
         Role::Orchestrator => {
-            write(rootfs, "/usr/local/lib/okome-lab/stub.py", STUB)?;
+            write(
+                rootfs,
+                "/usr/local/lib/okome-lab/stub.py",
+                &stub_orchestrator("0.0.0.0"),
+            )?;
             write(
                 rootfs,
                 &format!("/etc/systemd/system/{STUB_UNIT}"),

@@ -96,36 +96,6 @@ use super::booted::NODE_EXPORTER;
 /// exists only on the container's own `lo` (private network).
 const INTRUDER: &str = "10.213.99.2";
 
-/// The stub orchestrator: 200 everywhere, except /health while
-/// /run/okome-stub/down exists; each request logged with its User-Agent.
-const STUB: &str = r#"import http.server, os
-DOWN = "/run/okome-stub/down"
-LOG = "/run/okome-stub/requests.log"
-class Stub(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self): self.answer(True)
-    def do_HEAD(self): self.answer(False)
-    def answer(self, with_body):
-        with open(LOG, "a") as log:
-            log.write("%s %s ua=%s\n" % (self.command, self.path, self.headers.get("User-Agent")))
-        if self.path.startswith("/health"):
-            code, body = (503, b"down\n") if os.path.exists(DOWN) else (200, b"ok\n")
-            cache = "no-store"
-        else:
-            code, body = 200, ("stub " + self.path + "\n").encode()
-            cache = "public, max-age=600"
-        self.send_response(code)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", cache)
-        self.end_headers()
-        if with_body:
-            self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Stub).serve_forever()
-"#;
-
 /// Run in each okome service's own sandbox in place of the tool (a runtime
 /// drop-in swaps ExecStart only): what the sandbox lets a process do.
 /// /run/lock is world-writable (1777): only `ProtectSystem=strict` keeps
@@ -187,7 +157,10 @@ fn frontend(
         std::fs::read(ENV_CASES)?,
     )?;
     std::fs::create_dir_all(rootfs.path("/usr/local/lib/okome-test"))?;
-    std::fs::write(rootfs.path("/usr/local/lib/okome-test/stub.py"), STUB)?;
+    std::fs::write(
+        rootfs.path("/usr/local/lib/okome-test/stub.py"),
+        okome_cluster::cluster::stub_orchestrator("127.0.0.1"),
+    )?;
     std::fs::write(
         rootfs.path("/usr/local/lib/okome-test/sandbox.sh"),
         SANDBOX_PROBE,
