@@ -593,6 +593,22 @@ fn start_runner(node: &Node, unit: &str, scenario: &str, extra: &str) -> String 
         .expect("the run's directory")
 }
 
+/// Nothing of ours is left on `node` after `what`: no okome_chaos table,
+/// and `okome-chaos status` clean.
+fn assert_no_fault_left(node: &Node, what: &str) {
+    assert!(
+        !node
+            .succeeds("nft list table inet okome_chaos >/dev/null")
+            .unwrap(),
+        "{what}: our table is still there"
+    );
+    assert!(
+        node.succeeds("okome-chaos status").unwrap(),
+        "{what}: status not clean:\n{}",
+        node.seen("okome-chaos status")
+    );
+}
+
 /// Item 7 of issue 16 on the cluster lab, on the standby frontend (the VIP
 /// holder keeps serving): `kill -9` of the runner right after it injected
 /// → the revert it armed restores the node by the armed deadline + 1 s,
@@ -695,17 +711,7 @@ fn a_killed_runner_or_a_power_cut_leaves_no_fault_behind() {
         "kill -9: the armed revert restored the node {late} ms after its deadline, \
          more than the promised 1 s: {armed:?}"
     );
-    assert!(
-        !node
-            .succeeds("nft list table inet okome_chaos >/dev/null")
-            .unwrap(),
-        "kill -9: our table is still there"
-    );
-    assert!(
-        node.succeeds("okome-chaos status").unwrap(),
-        "kill -9: status not clean:\n{}",
-        node.seen("okome-chaos status")
-    );
+    assert_no_fault_left(node, "kill -9");
     // The run's own directory is the one expected difference.
     let after = fingerprint(node).replace(&format!("/var/lib/okome/chaos/{id}\n"), "");
     assert_eq!(
@@ -760,17 +766,7 @@ fn a_killed_runner_or_a_power_cut_leaves_no_fault_behind() {
         armed.rebooted && armed.reverted_by.as_deref() == Some("okome-chaos revert"),
         "power cut: the run's journal does not say it was reverted after the boot: {armed:?}"
     );
-    assert!(
-        !node
-            .succeeds("nft list table inet okome_chaos >/dev/null")
-            .unwrap(),
-        "power cut: our table survived the boot"
-    );
-    assert!(
-        node.succeeds("okome-chaos status").unwrap(),
-        "power cut: status not clean:\n{}",
-        node.seen("okome-chaos status")
-    );
+    assert_no_fault_left(node, "power cut");
 
     // The cluster is usable: the VIP stayed put (nopreempt), green again.
     assert_eq!(
