@@ -681,18 +681,19 @@ impl BootedNode {
                 continue;
             }
             let again = self.try_command(&["timeout", "30", "systemctl", "restart", &unit])?;
-            let active = again.status.success()
-                && self
-                    .try_command(&["systemctl", "is-active", "-q", &unit])?
+            // Not `is-active`: a oneshot that ran to success is inactive.
+            let healed = again.status.success()
+                && !self
+                    .try_command(&["systemctl", "is-failed", "-q", &unit])?
                     .status
                     .success();
             eprintln!(
                 "okome-cluster: WARNING: {unit} failed at boot on node {} \
                  (status=219/CGROUP, systemd under nspawn); started again: {}",
                 self.label,
-                if active { "active" } else { "still failed" }
+                if healed { "ok" } else { "still failed" }
             );
-            if active {
+            if healed {
                 self.healed_at_boot.push(unit);
             } else {
                 self.failed_at_boot.push(unit);
