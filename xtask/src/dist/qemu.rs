@@ -169,17 +169,9 @@ fn executables(json_lines: &str) -> Result<Vec<PathBuf>> {
 /// failed tests' panics are in stdout); so is a run that reports no test.
 fn run_libtest(command: &mut Command) -> Result<u64> {
     eprintln!("+ {}", describe(command));
-    let out = cmd::finished(command)?;
+    // libtest says which test failed on stdout.
+    let out = verdict_of(command, &[0])?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}\n{stdout}{}",
-            describe(command),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
     let passed: u64 = stdout
         .lines()
         .filter_map(|line| line.strip_prefix("test result: ok. "))
